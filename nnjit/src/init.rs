@@ -1,0 +1,1 @@
+//! Initializers (being written).
