@@ -1,1 +1,377 @@
-//! Benchmark support for nnjit.
+//! Benchmark support for nnjit: the shapes, the seeded problems and the contenders (nnjit's
+//! entries and the Rust libraries a user would otherwise call for a Dense forward), shared by
+//! the Criterion benchmark (`benches/dense.rs`) and the report binary (`src/bin/report.rs`).
+//!
+//! Every contender computes `y = x·W + b` for `x` `(N, D)`, `W` `(D, F)`, `b` `(F)`, into an
+//! output it owns (preallocated where the library allows it). The peers run single-threaded
+//! (faer `Par::Seq`, gemm `Parallelism::None`, candle via `RAYON_NUM_THREADS=1`, ndarray and
+//! nalgebra use matrixmultiply without threading), so the comparison is kernel against kernel.
+
+pub mod probe;
+
+use std::hint::black_box;
+
+use nnjit::kernel::{best_isa, dense, Activation, FixedDense, Isa, PackedDense};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The benchmarked shapes `(N, D, F)`.
+pub const SHAPES: [(usize, usize, usize); 10] = [
+    (1, 3, 4),
+    (1, 16, 16),
+    (1, 64, 64),
+    (1, 256, 256),
+    (1, 1024, 1024),
+    (8, 128, 128),
+    (32, 256, 256),
+    (64, 512, 512),
+    (128, 1024, 1024),
+    (256, 784, 128),
+];
+
+/// Makes the peers single-threaded. Call before any contender runs.
+pub fn single_threaded() {
+    // Read by candle (and rayon) when they size their thread pools.
+    std::env::set_var("RAYON_NUM_THREADS", "1");
+}
+
+/// One seeded Dense problem.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    /// Rows.
+    pub n: usize,
+    /// Input features.
+    pub d: usize,
+    /// Output features.
+    pub f: usize,
+    /// `(n, d)` row-major.
+    pub x: Vec<f32>,
+    /// `(d, f)` row-major.
+    pub w: Vec<f32>,
+    /// `(f)`.
+    pub b: Vec<f32>,
+}
+
+impl Problem {
+    /// Uniform `[-1, 1)` data from a seed derived from the shape.
+    pub fn new(n: usize, d: usize, f: usize) -> Problem {
+        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed ^ ((n as u64) << 32) ^ ((d as u64) << 16) ^ f as u64);
+        let mut gen = |len: usize| (0..len).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect::<Vec<f32>>();
+        let x = gen(n * d);
+        let w = gen(d * f);
+        let b = gen(f);
+        Problem { n, d, f, x, w, b }
+    }
+
+    /// `2·N·D·F`.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.n * self.d * self.f) as f64
+    }
+
+    /// Bytes of `W`, `b`, `x` and `y` (f32).
+    pub fn bytes(&self) -> f64 {
+        4.0 * (self.d * self.f + self.f + self.n * self.d + self.n * self.f) as f64
+    }
+
+    /// Bytes of `W` alone.
+    pub fn w_bytes(&self) -> f64 {
+        4.0 * (self.d * self.f) as f64
+    }
+
+    /// `N×D×F` label.
+    pub fn label(&self) -> String {
+        format!("{}x{}x{}", self.n, self.d, self.f)
+    }
+}
+
+type RunFn = Box<dyn FnMut(Option<&mut Vec<f32>>)>;
+
+/// A library's way of computing the Dense forward, with its setup (packing, conversions)
+/// already done.
+pub struct Contender {
+    /// Display name.
+    pub name: String,
+    /// Whether it follows Flax's arithmetic contract bit for bit.
+    pub exact: bool,
+    run: RunFn,
+}
+
+impl Contender {
+    fn new(name: impl Into<String>, exact: bool, run: impl FnMut(Option<&mut Vec<f32>>) + 'static) -> Self {
+        Contender { name: name.into(), exact, run: Box::new(run) }
+    }
+
+    /// One forward.
+    #[inline]
+    pub fn run(&mut self) {
+        (self.run)(None)
+    }
+
+    /// One forward, returning `y` row-major.
+    pub fn output(&mut self) -> Vec<f32> {
+        let mut v = Vec::new();
+        (self.run)(Some(&mut v));
+        v
+    }
+}
+
+/// Name of the main nnjit contender, which ratios are computed against.
+pub const OURS: &str = "nnjit PackedDense";
+
+/// Every contender for `p`. `extra_isas` adds nnjit's PackedDense on each other available
+/// SIMD path.
+pub fn contenders(p: &Problem, extra_isas: bool) -> Vec<Contender> {
+    let mut out = Vec::new();
+    let (n, d, f) = (p.n, p.d, p.f);
+    let isa = best_isa();
+
+    // ---- nnjit ------------------------------------------------------------------------
+    {
+        let layer = PackedDense::new(isa, &p.w, Some(&p.b), d, f).expect("pack");
+        let x = p.x.clone();
+        let mut y = vec![0.0f32; n * f];
+        out.push(Contender::new(OURS, true, move |o| {
+            layer.apply(black_box(&x), n, &mut y, Activation::Identity).unwrap();
+            black_box(&mut y);
+            if let Some(o) = o {
+                o.clone_from(&y);
+            }
+        }));
+    }
+    if extra_isas {
+        for other in Isa::all_available() {
+            if other == isa || other == Isa::Scalar {
+                continue;
+            }
+            let layer = PackedDense::new(other, &p.w, Some(&p.b), d, f).expect("pack");
+            let x = p.x.clone();
+            let mut y = vec![0.0f32; n * f];
+            out.push(Contender::new(format!("{OURS} ({other})"), true, move |o| {
+                layer.apply(black_box(&x), n, &mut y, Activation::Identity).unwrap();
+                black_box(&mut y);
+                if let Some(o) = o {
+                    o.clone_from(&y);
+                }
+            }));
+        }
+    }
+    if let Some(c) = fixed(p) {
+        out.push(c);
+    }
+    {
+        let (x, w, b) = (p.x.clone(), p.w.clone(), p.b.clone());
+        let mut y = vec![0.0f32; n * f];
+        out.push(Contender::new("nnjit dense (unpacked)", true, move |o| {
+            dense(isa, black_box(&x), &w, Some(&b), &mut y, n, d, f, Activation::Identity).unwrap();
+            black_box(&mut y);
+            if let Some(o) = o {
+                o.clone_from(&y);
+            }
+        }));
+    }
+
+    // ---- LEAD: module-level APIs --------------------------------------------------------
+    // Rows for `nn::Dense` apply and the lifted `JitDense` apply go here, in the same form:
+    //     out.push(Contender::new("nnjit nn::Dense apply", true, move |o| { ... }));
+    //     out.push(Contender::new("nnjit JitDense apply", true, move |o| { ... }));
+    // (bind the parameters outside the closure; inside, one forward of `p.x`, and copy the
+    // output into `o` when it is `Some`).
+    // ---------------------------------------------------------------------------------------
+
+    // ---- peers ----------------------------------------------------------------------------
+    out.push(ndarray_contender(p));
+    out.push(nalgebra_dmatrix(p));
+    if let Some(c) = nalgebra_smatrix(p) {
+        out.push(c);
+    }
+    out.push(faer_contender(p));
+    out.push(gemm_contender(p));
+    out.push(candle_contender(p));
+    out
+}
+
+fn fixed(p: &Problem) -> Option<Contender> {
+    fn make<const D: usize, const F: usize>(p: &Problem) -> Contender {
+        let layer = FixedDense::<D, F>::new(best_isa(), &p.w, Some(&p.b)).expect("bind");
+        let x: [f32; D] = p.x[..D].try_into().unwrap();
+        Contender::new("nnjit FixedDense", true, move |o| {
+            let y = layer.apply(black_box(&x));
+            black_box(&y);
+            if let Some(o) = o {
+                *o = y.to_vec();
+            }
+        })
+    }
+    match (p.n, p.d, p.f) {
+        (1, 3, 4) => Some(make::<3, 4>(p)),
+        (1, 16, 16) => Some(make::<16, 16>(p)),
+        (1, 64, 64) => Some(make::<64, 64>(p)),
+        _ => None,
+    }
+}
+
+fn ndarray_contender(p: &Problem) -> Contender {
+    use ndarray::{linalg::general_mat_mul, Array1, Array2};
+    let x = Array2::from_shape_vec((p.n, p.d), p.x.clone()).unwrap();
+    let w = Array2::from_shape_vec((p.d, p.f), p.w.clone()).unwrap();
+    let b = Array1::from_vec(p.b.clone());
+    let mut y = Array2::<f32>::zeros((p.n, p.f));
+    Contender::new("ndarray dot + bias", false, move |o| {
+        general_mat_mul(1.0, black_box(&x), &w, 0.0, &mut y);
+        y += &b;
+        black_box(&mut y);
+        if let Some(o) = o {
+            *o = y.iter().copied().collect();
+        }
+    })
+}
+
+fn nalgebra_dmatrix(p: &Problem) -> Contender {
+    use nalgebra::DMatrix;
+    let x = DMatrix::from_row_slice(p.n, p.d, &p.x);
+    let w = DMatrix::from_row_slice(p.d, p.f, &p.w);
+    let b = p.b.clone();
+    let mut y = DMatrix::<f32>::zeros(p.n, p.f);
+    Contender::new("nalgebra DMatrix", false, move |o| {
+        y.gemm(1.0, black_box(&x), &w, 0.0);
+        for (mut col, &bj) in y.column_iter_mut().zip(&b) {
+            col.add_scalar_mut(bj);
+        }
+        black_box(&mut y);
+        if let Some(o) = o {
+            *o = y.transpose().iter().copied().collect();
+        }
+    })
+}
+
+fn nalgebra_smatrix(p: &Problem) -> Option<Contender> {
+    macro_rules! make {
+        ($d:literal, $f:literal) => {{
+            use nalgebra::SMatrix;
+            let x = SMatrix::<f32, 1, $d>::from_row_slice(&p.x);
+            let w = SMatrix::<f32, $d, $f>::from_row_slice(&p.w);
+            let b = SMatrix::<f32, 1, $f>::from_row_slice(&p.b);
+            // Boxed so that the 64×64 case does not sit in the closure by value on the stack.
+            let w = Box::new(w);
+            Some(Contender::new("nalgebra SMatrix", false, move |o| {
+                let y = black_box(&x) * &*w + b;
+                black_box(&y);
+                if let Some(o) = o {
+                    *o = y.iter().copied().collect();
+                }
+            }))
+        }};
+    }
+    match (p.n, p.d, p.f) {
+        (1, 3, 4) => make!(3, 4),
+        (1, 16, 16) => make!(16, 16),
+        (1, 64, 64) => make!(64, 64),
+        _ => None,
+    }
+}
+
+fn faer_contender(p: &Problem) -> Contender {
+    use faer::{linalg::matmul::matmul, Accum, Mat, Par};
+    let (n, d, f) = (p.n, p.d, p.f);
+    let x = Mat::<f32>::from_fn(n, d, |i, k| p.x[i * d + k]);
+    let w = Mat::<f32>::from_fn(d, f, |k, j| p.w[k * f + j]);
+    let b = p.b.clone();
+    let mut y = Mat::<f32>::zeros(n, f);
+    Contender::new("faer matmul", false, move |o| {
+        for (j, &bj) in b.iter().enumerate() {
+            y.col_mut(j).fill(bj);
+        }
+        matmul(&mut y, Accum::Add, black_box(&x), &w, 1.0, Par::Seq);
+        black_box(&mut y);
+        if let Some(o) = o {
+            *o = (0..n).flat_map(|i| (0..f).map(move |j| (i, j))).map(|(i, j)| y[(i, j)]).collect();
+        }
+    })
+}
+
+fn gemm_contender(p: &Problem) -> Contender {
+    let (n, d, f) = (p.n, p.d, p.f);
+    let (x, w, b) = (p.x.clone(), p.w.clone(), p.b.clone());
+    let mut y = vec![0.0f32; n * f];
+    Contender::new("gemm crate", false, move |o| {
+        for row in y.chunks_exact_mut(f) {
+            row.copy_from_slice(&b);
+        }
+        let x = black_box(&x);
+        // SAFETY: row-major (n, d), (d, f) and (n, f) buffers of exactly those sizes, with
+        // column stride 1 and row strides d, f, f; `y` does not alias the inputs.
+        unsafe {
+            gemm::gemm(
+                n,
+                f,
+                d,
+                y.as_mut_ptr(),
+                1,
+                f as isize,
+                true,
+                x.as_ptr(),
+                1,
+                d as isize,
+                w.as_ptr(),
+                1,
+                f as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
+        black_box(&mut y);
+        if let Some(o) = o {
+            o.clone_from(&y);
+        }
+    })
+}
+
+fn candle_contender(p: &Problem) -> Contender {
+    use candle_core::{Device, Tensor};
+    let dev = Device::Cpu;
+    let x = Tensor::from_slice(&p.x, (p.n, p.d), &dev).unwrap();
+    let w = Tensor::from_slice(&p.w, (p.d, p.f), &dev).unwrap();
+    let b = Tensor::from_slice(&p.b, p.f, &dev).unwrap();
+    Contender::new("candle matmul + bias", false, move |o| {
+        let y = black_box(&x).matmul(&w).unwrap().broadcast_add(&b).unwrap();
+        black_box(&y);
+        if let Some(o) = o {
+            *o = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        }
+    })
+}
+
+/// Largest `|a - b| / (1 + |b|)` over two outputs (∞ if the lengths differ).
+pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f64 {
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter().zip(b).map(|(&x, &y)| ((x - y).abs() / (1.0 + y.abs())) as f64).fold(0.0, f64::max)
+}
+
+/// Checks every contender against nnjit's reference: bit-exact ones bit for bit, peers within
+/// a float32 rounding tolerance. Returns a description of the first mismatch.
+pub fn verify(p: &Problem, cs: &mut [Contender]) -> Result<(), String> {
+    let mut want = vec![0.0f32; p.n * p.f];
+    nnjit::kernel::reference::dense_reference(&p.x, &p.w, Some(&p.b), &mut want, p.n, p.d, p.f, Activation::Identity)
+        .map_err(|e| e.to_string())?;
+    for c in cs.iter_mut() {
+        let got = c.output();
+        if c.exact {
+            let same = got.len() == want.len() && got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            if !same {
+                return Err(format!("{} on {}: not bit-identical to the reference", c.name, p.label()));
+            }
+        } else {
+            let e = max_rel_diff(&got, &want);
+            if e > 1e-3 {
+                return Err(format!("{} on {}: relative error {e:e}", c.name, p.label()));
+            }
+        }
+    }
+    Ok(())
+}

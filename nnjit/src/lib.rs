@@ -1,12 +1,93 @@
-//! nnjit: Flax linen's module system and its `nn.jit` lift, in Rust.
+//! # nnjit
+//!
+//! Flax linen's module system and its `nn.jit` lifted transform, in Rust, with Flax's numbers:
+//! the same parameters bit for bit from the same seed, and one reference arithmetic order for
+//! `Dense` on every CPU. The "compilation" is done by rustc: `#[nn::jit]` turns a module struct
+//! into a lifted twin whose forward pass runs through shape-specialized kernels.
+//!
+//! ```
+//! use nnjit::nn::{self, Module};
+//!
+//! // Flax: JitDense = nn.jit(nn.Dense); model = JitDense(features=4)
+//! let model = nn::JitDense::new(4);
+//! let x = ndarray::array![1.0f32, 2.0, 3.0];
+//! let params = model.init(nn::PRNGKey(0), &x)?;          // == nn::Dense::new(4).init(...)
+//! let y = model.apply(&params, &x)?;
+//! assert_eq!(y.shape(), &[4]);
+//! assert_eq!(y, nn::Dense::new(4).apply(&params, &x)?); // lifted == plain, bit for bit
+//! # Ok::<(), nnjit::Error>(())
+//! ```
+//!
+//! `use nnjit::nn;` is the Rust twin of `import flax.linen as nn`.
 #![warn(missing_docs)]
 
 extern crate self as nnjit;
 
 pub mod alloc;
 pub mod error;
+pub mod forward;
 pub mod init;
+pub mod jit;
 pub mod kernel;
+pub mod layers;
+pub mod module;
 pub mod random;
+pub mod scope;
+pub mod variables;
 
 pub use error::{Error, Result};
+pub use forward::{nn_jit_forward, nn_jit_forward_with, ForwardOptions, ForwardResult};
+pub use variables::Variables;
+
+/// Re-export of the ndarray version nnjit uses (inputs, outputs and variables are ndarrays).
+pub use ndarray;
+
+/// The `nn` namespace: `use nnjit::nn;` then `nn::Dense`, `nn::Module`, `nn::PRNGKey(0)`,
+/// `#[nn::jit]`, like `import flax.linen as nn`.
+pub mod nn {
+    pub use crate::init as initializers;
+    pub use crate::jit::Lifted;
+    pub use crate::layers::activation::{
+        elu, gelu, gelu_exact, identity, leaky_relu, log_softmax, relu, relu6, sigmoid, silu, softmax, softplus,
+        tanh,
+    };
+    pub use crate::layers::batch_norm::BatchNorm;
+    pub use crate::layers::dense::{Dense, JitDense};
+    pub use crate::layers::dropout::Dropout;
+    pub use crate::module::{AsInput, Module};
+    pub use crate::random::{Key, PRNGKey};
+    pub use crate::scope::{Mutable, Rngs, Scope};
+    pub use crate::variables::Variables;
+
+    /// Lifts a module struct (Flax's `nn.jit`): keeps the struct and generates `Jit{Name}`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// #[nn::jit]
+    /// #[derive(Debug, Clone)]
+    /// pub struct Mlp { pub hidden: usize, pub out: usize }
+    ///
+    /// impl Module for Mlp {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         let h = nn::relu(&s.call(&nn::Dense::new(self.hidden), x)?);
+    ///         s.call(&nn::Dense::new(self.out), &h)
+    ///     }
+    /// }
+    ///
+    /// let x = ndarray::array![[0.5f32, -1.0, 2.0]];
+    /// let model = JitMlp { hidden: 16, out: 2 };                 // same fields as Mlp
+    /// let vars = model.init(nn::PRNGKey(0), &x)?;
+    /// assert!(vars.bits_eq(&Mlp { hidden: 16, out: 2 }.init(nn::PRNGKey(0), &x)?));
+    /// let y = model.apply(&vars, &x)?;                            // packed once for this shape
+    /// assert_eq!(y, Mlp { hidden: 16, out: 2 }.apply(&vars, &x)?);
+    /// assert_eq!(nn::Lifted::cache_size(&model), 1);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    ///
+    /// Arguments (all optional): `name = FastMlp` (the generated type's name, default
+    /// `Jit{Name}`), `variables = ["params", ...]` and `rngs = ["dropout", ...]` (Flax's filters
+    /// of what crosses the boundary). See [`crate::jit`] for how Flax's options map.
+    pub use nnjit_macros::jit;
+}

@@ -1,0 +1,260 @@
+//! Dense forward: nnjit against its peers, with this machine's roofline.
+//!
+//! `cargo run --release -p nnjit-bench --bin report [-- --quick]`
+//!
+//! Probes the single-core FMA peak and the cache bandwidths, times every contender of
+//! `nnjit_bench::contenders` at every shape (median of several samples), prints a table with
+//! each peer's time relative to nnjit's `PackedDense` and each time relative to the roofline
+//! bound, and writes `bench/results/dense.csv` and `bench/results/dense.svg`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nnjit_bench::probe::{median_ns, Machine};
+use nnjit_bench::{contenders, single_threaded, verify, Problem, OURS, SHAPES};
+
+struct Row {
+    shape: String,
+    n: usize,
+    d: usize,
+    f: usize,
+    name: String,
+    exact: bool,
+    ns: f64,
+    ratio: f64,
+    bound_ns: f64,
+    chain_ns: f64,
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    single_threaded();
+    let (sample, samples) = if quick { (Duration::from_millis(5), 5) } else { (Duration::from_millis(20), 11) };
+
+    let m = Machine::probe();
+    println!("nnjit Dense benchmark — single core, nnjit path: {}", nnjit::kernel::best_isa());
+    println!(
+        "machine: FMA peak {:.1} GFLOP/s ({}), FMA latency {:.2} ns; caches L1 {} KiB, L2 {} KiB, L3 {} MiB",
+        m.peak_flops / 1e9,
+        m.isa,
+        m.fma_latency * 1e9,
+        m.caches[0] >> 10,
+        m.caches[1] >> 10,
+        m.caches[2] >> 20
+    );
+    println!(
+        "read bandwidth GB/s: L1 {:.0}, L2 {:.0}, L3 {:.0}, DRAM {:.0}",
+        m.bandwidth[0] / 1e9,
+        m.bandwidth[1] / 1e9,
+        m.bandwidth[2] / 1e9,
+        m.bandwidth[3] / 1e9
+    );
+    println!();
+
+    let mut rows: Vec<Row> = Vec::new();
+    for &(n, d, f) in &SHAPES {
+        let p = Problem::new(n, d, f);
+        let mut cs = contenders(&p, true);
+        if let Err(e) = verify(&p, &mut cs) {
+            eprintln!("verification failed: {e}");
+            std::process::exit(1);
+        }
+        let bound = m.bound_ns(&p);
+        let chain = m.chain_ns(&p);
+        let level = ["L1", "L2", "L3", "DRAM"][m.level_of(p.w_bytes())];
+        println!(
+            "{:>14}  W {:>7.1} KiB in {level:<4}  roofline bound {:>10.1} ns   FMA-chain bound {:>8.1} ns",
+            p.label(),
+            p.w_bytes() / 1024.0,
+            bound,
+            chain
+        );
+        let mut timed: Vec<(String, bool, f64)> = Vec::new();
+        for c in cs.iter_mut() {
+            let ns = median_ns(|| c.run(), sample, samples);
+            timed.push((c.name.clone(), c.exact, ns));
+        }
+        let ours = timed.iter().find(|t| t.0 == OURS).map(|t| t.2).unwrap_or(f64::NAN);
+        println!("    {:<34} {:>12} {:>9} {:>9}", "contender", "median ns", "/ ours", "/ bound");
+        for (name, exact, ns) in timed {
+            println!(
+                "    {:<34} {:>12.1} {:>8.2}x {:>8.2}x{}",
+                name,
+                ns,
+                ns / ours,
+                ns / bound,
+                if exact { "" } else { "   (not Flax-exact)" }
+            );
+            rows.push(Row {
+                shape: p.label(),
+                n,
+                d,
+                f,
+                name,
+                exact,
+                ns,
+                ratio: ns / ours,
+                bound_ns: bound,
+                chain_ns: chain,
+            });
+        }
+        println!();
+    }
+
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("cannot create {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    let mut csv = String::from("shape,n,d,f,contender,flax_exact,median_ns,ratio_to_nnjit,bound_ns,ratio_to_bound,chain_bound_ns\n");
+    for r in &rows {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},\"{}\",{},{:.1},{:.3},{:.1},{:.3},{:.1}",
+            r.shape,
+            r.n,
+            r.d,
+            r.f,
+            r.name,
+            r.exact,
+            r.ns,
+            r.ratio,
+            r.bound_ns,
+            r.ns / r.bound_ns,
+            r.chain_ns
+        );
+    }
+    write(&dir.join("dense.csv"), &csv);
+    write(&dir.join("dense.svg"), &svg(&rows, &m));
+}
+
+fn write(path: &std::path::Path, s: &str) {
+    match std::fs::write(path, s) {
+        Ok(()) => println!("wrote {}", path.display()),
+        Err(e) => {
+            eprintln!("cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Grouped bars per shape: each contender's median time relative to the roofline bound
+/// (log scale), so 1× is the machine's limit.
+fn svg(rows: &[Row], m: &Machine) -> String {
+    const PALETTE: [&str; 12] = [
+        "#1b9e77", "#66c2a5", "#0d5c46", "#a6d854", "#d95f02", "#7570b3", "#e7298a", "#e6ab02", "#a6761d",
+        "#666666", "#1f78b4", "#fb9a99",
+    ];
+    let mut names: Vec<&str> = Vec::new();
+    for r in rows {
+        if !names.contains(&r.name.as_str()) {
+            names.push(&r.name);
+        }
+    }
+    let mut shapes: Vec<&str> = Vec::new();
+    for r in rows {
+        if !shapes.contains(&r.shape.as_str()) {
+            shapes.push(&r.shape);
+        }
+    }
+    let bar = 9.0;
+    let group_w = bar * names.len() as f64 + 14.0;
+    let (left, top, plot_h) = (70.0, 60.0, 360.0);
+    let width = left + group_w * shapes.len() as f64 + 20.0;
+    let legend_h = 18.0 * names.len().div_ceil(3) as f64;
+    let height = top + plot_h + 90.0 + legend_h;
+    let ratios: Vec<f64> = rows.iter().map(|r| r.ns / r.bound_ns).filter(|v| v.is_finite() && *v > 0.0).collect();
+    let max = ratios.iter().cloned().fold(1.0f64, f64::max);
+    let decades = max.log10().ceil().max(1.0);
+    let y_of = |ratio: f64| top + plot_h - (ratio.max(1.0).log10() / decades) * plot_h;
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{left}" y="22" font-size="15" font-weight="bold">Dense forward y = xW + b, single core: time / roofline bound (log scale; lower is better)</text>"#
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="{left}" y="40" fill="#444">peak {:.0} GFLOP/s ({}), bandwidth L1/L2/L3/DRAM {:.0}/{:.0}/{:.0}/{:.0} GB/s; nnjit path {}</text>"##,
+        m.peak_flops / 1e9,
+        m.isa,
+        m.bandwidth[0] / 1e9,
+        m.bandwidth[1] / 1e9,
+        m.bandwidth[2] / 1e9,
+        m.bandwidth[3] / 1e9,
+        nnjit::kernel::best_isa()
+    );
+    for dec in 0..=decades as i32 {
+        let v = 10f64.powi(dec);
+        let y = y_of(v);
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" x2="{:.0}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.0}" y="{:.1}" text-anchor="end">{}×</text>"##,
+            width - 20.0,
+            left - 6.0,
+            y + 4.0,
+            v
+        );
+    }
+    for (gi, shape) in shapes.iter().enumerate() {
+        let gx = left + gi as f64 * group_w + 7.0;
+        for (ni, name) in names.iter().enumerate() {
+            if let Some(r) = rows.iter().find(|r| r.shape == *shape && r.name == *name) {
+                let ratio = r.ns / r.bound_ns;
+                let y = y_of(ratio);
+                let x = gx + ni as f64 * bar;
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {:.1} ns, {:.2}× bound, {:.2}× nnjit</title></rect>"#,
+                    bar - 1.0,
+                    (top + plot_h - y).max(0.5),
+                    PALETTE[ni % PALETTE.len()],
+                    esc(name),
+                    shape,
+                    r.ns,
+                    ratio,
+                    r.ratio
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{shape}</text>"#,
+            gx + bar * names.len() as f64 / 2.0,
+            top + plot_h + 16.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        r##"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.0}" stroke="#000"/><line x1="{left}" x2="{:.0}" y1="{:.0}" y2="{:.0}" stroke="#000"/>"##,
+        top + plot_h,
+        width - 20.0,
+        top + plot_h,
+        top + plot_h
+    );
+    for (ni, name) in names.iter().enumerate() {
+        let x = left + (ni % 3) as f64 * 300.0;
+        let y = top + plot_h + 44.0 + (ni / 3) as f64 * 18.0;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x:.0}" y="{:.0}" width="12" height="12" fill="{}"/><text x="{:.0}" y="{:.0}">{}</text>"#,
+            y - 10.0,
+            PALETTE[ni % PALETTE.len()],
+            x + 17.0,
+            y,
+            esc(name)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}

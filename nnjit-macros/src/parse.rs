@@ -1,0 +1,131 @@
+//! Parsing and validation: attribute arguments and the item, into a small model.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprArray, ExprLit, Ident, Item, ItemStruct, Lit, LitStr, Meta, Token};
+
+/// The attribute's arguments.
+#[derive(Default)]
+pub struct Args {
+    /// `name = JitFoo`: the generated type's name.
+    pub name: Option<Ident>,
+    /// `variables = ["params", ...]`: collections that cross the boundary.
+    pub variables: Option<Vec<LitStr>>,
+    /// `rngs = ["dropout", ...]`: RNG streams that cross the boundary.
+    pub rngs: Option<Vec<LitStr>>,
+}
+
+const KNOWN: &str = "expected one of `name = Ident`, `variables = [\"...\"]`, `rngs = [\"...\"]`";
+
+fn push(errors: &mut Option<syn::Error>, e: syn::Error) {
+    match errors {
+        Some(all) => all.combine(e),
+        None => *errors = Some(e),
+    }
+}
+
+fn string_list(expr: &Expr) -> syn::Result<Vec<LitStr>> {
+    let Expr::Array(ExprArray { elems, .. }) = expr else {
+        return Err(syn::Error::new(expr.span(), "expected a list of strings, e.g. [\"params\"]"));
+    };
+    elems
+        .iter()
+        .map(|e| match e {
+            Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) if !s.value().is_empty() => Ok(s.clone()),
+            other => Err(syn::Error::new(other.span(), "expected a non-empty string literal")),
+        })
+        .collect()
+}
+
+/// Parses `name = X, variables = [..], rngs = [..]`, reporting every problem at once.
+pub fn args(tokens: TokenStream) -> syn::Result<Args> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
+    let mut out = Args::default();
+    let mut errors = None;
+    for meta in metas {
+        let Meta::NameValue(nv) = &meta else {
+            push(&mut errors, syn::Error::new(meta.span(), format!("unknown argument: {KNOWN}")));
+            continue;
+        };
+        let key = nv.path.get_ident().map(Ident::to_string).unwrap_or_default();
+        let dup = |what: &str| syn::Error::new(nv.path.span(), format!("duplicate argument `{what}`"));
+        match key.as_str() {
+            "name" => {
+                if out.name.is_some() {
+                    push(&mut errors, dup("name"));
+                    continue;
+                }
+                match &nv.value {
+                    Expr::Path(p) if p.path.get_ident().is_some() => {
+                        out.name = p.path.get_ident().cloned();
+                    }
+                    other => push(&mut errors, syn::Error::new(other.span(), "expected a type name, e.g. `name = FastMlp`")),
+                }
+            }
+            "variables" | "rngs" => {
+                let slot = if key == "variables" { &mut out.variables } else { &mut out.rngs };
+                if slot.is_some() {
+                    push(&mut errors, dup(&key));
+                    continue;
+                }
+                match string_list(&nv.value) {
+                    Ok(list) => *slot = Some(list),
+                    Err(e) => push(&mut errors, e),
+                }
+            }
+            _ => push(&mut errors, syn::Error::new(nv.path.span(), format!("unknown argument `{}`: {KNOWN}", path_text(&nv.path)))),
+        }
+    }
+    match errors {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+fn path_text(p: &syn::Path) -> String {
+    p.segments.iter().map(|s| s.ident.to_string()).collect::<Vec<_>>().join("::")
+}
+
+/// The item the attribute was placed on, if it is a struct (named, tuple or unit).
+pub fn module_struct(item: &Item) -> syn::Result<&ItemStruct> {
+    let (span, what): (Span, &str) = match item {
+        Item::Struct(s) => {
+            if let Some(attr) = s.attrs.iter().find(|a| a.path().is_ident("repr") && repr_has(a, "packed")) {
+                return Err(syn::Error::new(attr.span(), "#[nn::jit] does not support #[repr(packed)] module structs"));
+            }
+            return Ok(s);
+        }
+        Item::Enum(e) => (e.enum_token.span, "an enum"),
+        Item::Union(u) => (u.union_token.span, "a union"),
+        Item::Fn(f) => (f.sig.fn_token.span, "a function; Flax's nn.jit of a function is jax.jit"),
+        Item::Const(c) => (c.const_token.span, "a value (a const); lift the module type instead"),
+        Item::Static(s) => (s.static_token.span, "a value (a static); lift the module type instead"),
+        Item::Impl(i) => (i.impl_token.span, "an impl block; put it on the module struct"),
+        Item::Type(t) => (t.type_token.span, "a type alias; put it on the module struct"),
+        other => (other.span(), "this item"),
+    };
+    Err(syn::Error::new(span, format!("#[nn::jit] applies to a module struct, not to {what}")))
+}
+
+fn repr_has(attr: &syn::Attribute, word: &str) -> bool {
+    let mut found = false;
+    let _ = attr.parse_nested_meta(|m| {
+        if m.path.is_ident(word) {
+            found = true;
+        }
+        if m.input.peek(syn::token::Paren) {
+            let _content;
+            syn::parenthesized!(_content in m.input);
+        }
+        Ok(())
+    });
+    found
+}
+
+/// Whether the struct already has a layout `#[repr]` that makes two identical field lists
+/// lay out identically (`C` or `transparent`).
+pub fn has_stable_repr(s: &ItemStruct) -> bool {
+    s.attrs.iter().filter(|a| a.path().is_ident("repr")).any(|a| repr_has(a, "C") || repr_has(a, "transparent"))
+}

@@ -1,0 +1,63 @@
+//! The canonical exercise, `nn_jit_forward(seed, x, features)`: build the jitted Dense, init
+//! with `PRNGKey(seed)` and `x`, apply, return the flattened output.
+
+use ndarray::ArrayD;
+
+use crate::error::Result;
+use crate::jit::Lifted;
+use crate::layers::dense::{Dense, JitDense};
+use crate::module::{AsInput, Module};
+use crate::random::PRNGKey;
+
+/// How [`nn_jit_forward_with`] builds and initializes the Dense.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForwardOptions {
+    /// Use the plain `Dense` instead of the lifted `JitDense` (same numbers, slower).
+    pub unjitted: bool,
+    /// Derive the parameters as Flax's `nn.jit(nn.Dense)` does (forked RNGs), instead of as the
+    /// plain module does.
+    pub flax_jit_rngs: bool,
+}
+
+/// What [`nn_jit_forward_with`] computed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForwardResult {
+    /// The output, shape `x.shape[:-1] + (features,)`.
+    pub output: ArrayD<f32>,
+    /// The kernel, shape `(D, features)`.
+    pub kernel: ArrayD<f32>,
+    /// The bias, shape `(features,)`.
+    pub bias: ArrayD<f32>,
+}
+
+/// Flax's `nn.jit(nn.Dense)(features).init(PRNGKey(seed), x)` then `apply`, flattened.
+///
+/// Parameters equal the plain `nn.Dense`'s (see [`ForwardOptions::flax_jit_rngs`] for Flax's
+/// jitted derivation); the output is in the reference arithmetic order on every CPU.
+///
+/// ```
+/// let y = nnjit::nn_jit_forward(0, &[1.0, 2.0, 3.0], 4)?;
+/// assert_eq!(y.len(), 4);
+/// assert!(nnjit::nn_jit_forward(0, &[1.0, 2.0, 3.0], 0).is_err()); // features = 0
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub fn nn_jit_forward(seed: i64, x: &[f32], features: usize) -> Result<Vec<f32>> {
+    let r = nn_jit_forward_with(seed, x, features, ForwardOptions::default())?;
+    Ok(r.output.iter().copied().collect())
+}
+
+/// [`nn_jit_forward`] for inputs of any rank, with options, returning the parameters too.
+pub fn nn_jit_forward_with(seed: i64, x: impl AsInput, features: usize, opts: ForwardOptions) -> Result<ForwardResult> {
+    let x = x.as_input()?;
+    let lifted = JitDense::new(features);
+    let vars = if opts.flax_jit_rngs {
+        lifted.init_flax_jit(PRNGKey(seed), &x)?
+    } else if opts.unjitted {
+        Dense::new(features).init(PRNGKey(seed), &x)?
+    } else {
+        lifted.init(PRNGKey(seed), &x)?
+    };
+    let output = if opts.unjitted { Dense::new(features).apply(&vars, &x)? } else { lifted.apply(&vars, &x)? };
+    let get = |p: &str| vars.get(p).cloned().expect("Dense init creates params/kernel and params/bias");
+    Ok(ForwardResult { output, kernel: get("params/kernel"), bias: get("params/bias") })
+}

@@ -1,0 +1,117 @@
+//! The per-shape cache of a lifted type: "compile once per input shape, then reuse".
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::error::Result;
+use crate::kernel::{best_isa, PackedDense};
+use crate::variables::Leaf;
+
+/// Bound parameters of one Dense call site: packed once per parameter version.
+#[derive(Debug)]
+struct Slot {
+    kernel_version: u64,
+    bias_version: Option<u64>,
+    packed: Arc<PackedDense>,
+}
+
+/// What a lifted module prepared for one input shape: for each Dense call site, in call order,
+/// the parameters packed into the kernel's layout and the kernel chosen for its shape.
+#[derive(Debug, Default)]
+pub struct ShapePlan {
+    slots: RwLock<Vec<Option<Slot>>>,
+    packs: AtomicUsize,
+}
+
+impl ShapePlan {
+    /// The packed kernel of call site `index` for these parameters, packing it if the site is new
+    /// or its parameters changed (their version ids differ).
+    pub(crate) fn packed(&self, index: usize, kernel: &Leaf, bias: Option<&Leaf>) -> Result<Arc<PackedDense>> {
+        let bias_version = bias.map(Leaf::version);
+        {
+            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(Some(s)) = slots.get(index) {
+                if s.kernel_version == kernel.version() && s.bias_version == bias_version {
+                    return Ok(Arc::clone(&s.packed));
+                }
+            }
+        }
+        let k = kernel.array().as_standard_layout();
+        let b = bias.map(|b| b.array().as_standard_layout());
+        let shape = kernel.array().shape();
+        let packed = Arc::new(PackedDense::new(
+            best_isa(),
+            k.as_slice().expect("standard layout"),
+            b.as_ref().map(|b| b.as_slice().expect("standard layout")),
+            shape[0],
+            shape[1],
+        )?);
+        self.packs.fetch_add(1, Ordering::Relaxed);
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        if slots.len() <= index {
+            slots.resize_with(index + 1, || None);
+        }
+        slots[index] = Some(Slot { kernel_version: kernel.version(), bias_version, packed: Arc::clone(&packed) });
+        Ok(packed)
+    }
+
+    /// How many times parameters were packed for this shape (once per call site and
+    /// parameter version).
+    #[must_use]
+    pub fn pack_count(&self) -> usize {
+        self.packs.load(Ordering::Relaxed)
+    }
+}
+
+/// The cache of one lifted type: one [`ShapePlan`] per input shape, like the cache of a
+/// `jax.jit`-compiled function.
+#[derive(Debug, Default)]
+pub struct JitCache {
+    plans: RwLock<Vec<(&'static str, Vec<usize>, Arc<ShapePlan>)>>,
+    prepared: AtomicUsize,
+}
+
+impl JitCache {
+    /// An empty cache (usable in a `static`).
+    #[must_use]
+    pub const fn new() -> Self {
+        JitCache { plans: RwLock::new(Vec::new()), prepared: AtomicUsize::new(0) }
+    }
+
+    /// The plan of `shape` for type `ty`, prepared (once) if new.
+    pub fn plan(&self, ty: &'static str, shape: &[usize]) -> Arc<ShapePlan> {
+        let find = |plans: &Vec<(&'static str, Vec<usize>, Arc<ShapePlan>)>| {
+            plans.iter().find(|(t, s, _)| *t == ty && s == shape).map(|(_, _, p)| Arc::clone(p))
+        };
+        if let Some(p) = find(&self.plans.read().unwrap_or_else(|e| e.into_inner())) {
+            return p;
+        }
+        let mut plans = self.plans.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = find(&plans) {
+            return p; // another thread prepared it meanwhile
+        }
+        let p = Arc::new(ShapePlan::default());
+        plans.push((ty, shape.to_vec(), Arc::clone(&p)));
+        self.prepared.fetch_add(1, Ordering::Relaxed);
+        p
+    }
+
+    /// Number of input shapes prepared so far (JAX: `f._cache_size()`).
+    #[must_use]
+    pub fn size(&self) -> usize {
+        self.prepared.load(Ordering::Relaxed)
+    }
+
+    /// The plan of an already prepared shape, without preparing one.
+    #[must_use]
+    pub fn get(&self, ty: &'static str, shape: &[usize]) -> Option<Arc<ShapePlan>> {
+        let plans = self.plans.read().unwrap_or_else(|e| e.into_inner());
+        plans.iter().find(|(t, s, _)| *t == ty && s == shape).map(|(_, _, p)| Arc::clone(p))
+    }
+
+    /// Forgets every prepared shape (JAX: `jax.clear_caches()`).
+    pub fn clear(&self) {
+        self.plans.write().unwrap_or_else(|e| e.into_inner()).clear();
+        self.prepared.store(0, Ordering::Relaxed);
+    }
+}

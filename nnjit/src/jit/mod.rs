@@ -1,0 +1,24 @@
+//! Runtime support for lifted modules (`#[nn::jit]`): the per-shape cache, parameters bound and
+//! packed once, and the options of the lift.
+//!
+//! # How Flax's `nn.jit` maps to nnjit
+//! | Flax `nn.jit(...)` | nnjit |
+//! |---|---|
+//! | `JitM = nn.jit(M)` (a new class) | `#[nn::jit] struct M {..}` generates `JitM` with the same fields |
+//! | compile once per input shape, then reuse | [`JitCache`]: a plan per input shape, prepared on first call ([`Lifted::cache_size`]) |
+//! | traced params become XLA buffers | parameters packed once per version into kernel layout ([`crate::kernel::PackedDense`]) |
+//! | `variables=` / `rngs=` filters | `#[nn::jit(variables = ["params"], rngs = ["dropout"])]` |
+//! | `static_argnums` | module fields are static; `JitDense::bind_fixed::<D, F>` makes shapes const generics |
+//! | `donate_argnums` | [`Lifted::apply_into`] writes into the caller's buffer |
+//! | `methods=` | the lifted method is `Module::call` (nnjit modules have one forward) |
+//! | fork of the RNGs before the call | off by default (init equals the plain module); opt in with [`Lifted::init_flax_jit`] |
+
+mod cache;
+mod dense;
+pub use dense::BoundDense;
+mod lift;
+
+pub use cache::{JitCache, ShapePlan};
+pub use lift::{lifted_call, LiftOptions, Lifted};
+
+pub(crate) use lift::LiftCtx;

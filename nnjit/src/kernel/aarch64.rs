@@ -1,0 +1,156 @@
+//! AArch64 NEON microkernels (`float32x4_t`, 4 lanes, 32 registers).
+//!
+//! Compiled only on `aarch64`. `fmla` (`vfmaq_f32`) is a fused multiply-add with one
+//! rounding, so the chains are the same as on every other path. Tails (fewer than 4 columns)
+//! go through a small stack buffer: NEON has no masked loads or stores.
+//!
+//! Tile plans: one row → 8 vectors (32 columns, 8 chains); more rows → 6 rows × 4 vectors
+//! (24 accumulators + 4 weight vectors + 1 broadcast = 29 of 32 registers).
+
+use core::arch::aarch64::*;
+
+use super::simd::{
+    drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, Tile,
+    TileFn,
+};
+
+/// NEON.
+pub(crate) struct Neon;
+
+impl Simd for Neon {
+    type V = float32x4_t;
+    const L: usize = 4;
+
+    #[inline(always)]
+    fn plan(n: usize) -> (usize, usize) {
+        if n == 1 {
+            (8, 1)
+        } else {
+            (4, 6)
+        }
+    }
+
+    fn tile_fn(mr: usize, nv: usize, ld: bool, st: bool) -> Option<TileFn> {
+        tile_table!(tile_neon, mr, nv, ld, st;
+            1 x 1, 2 x 1, 3 x 1, 4 x 1, 5 x 1, 6 x 1,
+            1 x 2, 2 x 2, 3 x 2, 4 x 2, 5 x 2, 6 x 2,
+            1 x 3, 2 x 3, 3 x 3, 4 x 3, 5 x 3, 6 x 3,
+            1 x 4, 2 x 4, 3 x 4, 4 x 4, 5 x 4, 6 x 4,
+            1 x 5, 1 x 6, 1 x 7, 1 x 8)
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> float32x4_t {
+        // SAFETY: NEON available (trait contract).
+        unsafe { vdupq_n_f32(0.0) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> float32x4_t {
+        // SAFETY: `p` valid for 4 reads (trait contract); ld1 has no alignment requirement
+        // beyond that of f32.
+        unsafe { vld1q_f32(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_part(p: *const f32, rem: usize) -> float32x4_t {
+        let mut tmp = [0.0f32; 4];
+        // SAFETY: `p` valid for `rem` <= 4 reads (trait contract); `tmp` is a local of 4
+        // floats that cannot overlap it.
+        unsafe {
+            core::ptr::copy_nonoverlapping(p, tmp.as_mut_ptr(), rem.min(4));
+            vld1q_f32(tmp.as_ptr())
+        }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> float32x4_t {
+        // SAFETY: `p` valid for one read (trait contract).
+        unsafe { vld1q_dup_f32(p) }
+    }
+    #[inline(always)]
+    unsafe fn fma(acc: float32x4_t, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON available. fmla: acc + a·b, one rounding.
+        unsafe { vfmaq_f32(acc, a, b) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON available.
+        unsafe { vaddq_f32(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn relu(a: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON available. fcmgt-based `<` is false for NaN and for -0.0 < 0.0, so
+        // the bit select keeps `a` there.
+        unsafe {
+            let z = vdupq_n_f32(0.0);
+            vbslq_f32(vcltq_f32(a, z), z, a)
+        }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: float32x4_t) {
+        // SAFETY: `p` valid for 4 writes (trait contract).
+        unsafe { vst1q_f32(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn store_part(p: *mut f32, v: float32x4_t, rem: usize) {
+        let mut tmp = [0.0f32; 4];
+        // SAFETY: `tmp` holds 4 floats; `p` is valid for `rem` <= 4 writes (trait contract)
+        // and cannot overlap the local `tmp`.
+        unsafe {
+            vst1q_f32(tmp.as_mut_ptr(), v);
+            core::ptr::copy_nonoverlapping(tmp.as_ptr(), p, rem.min(4));
+        }
+    }
+}
+
+/// NEON microkernel trampoline.
+///
+/// # Safety
+/// NEON available and `t` as required by [`tile_body`].
+#[target_feature(enable = "neon")]
+unsafe fn tile_neon<const MR: usize, const NV: usize, const LD: bool, const ST: bool>(t: &Tile) {
+    // SAFETY: forwarded contract; this function is compiled with NEON.
+    unsafe { tile_body::<Neon, MR, NV, LD, ST>(t) }
+}
+
+/// NEON driver.
+///
+/// # Safety
+/// NEON available and `g` satisfies the [`Geometry`] invariants for 4 lanes.
+pub(crate) unsafe fn drive_neon(g: &Geometry) {
+    // SAFETY: forwarded contract.
+    unsafe { drive::<Neon>(g) }
+}
+
+/// NEON single-tile row kernel trampoline.
+///
+/// # Safety
+/// The instruction set available and the arguments as required by [`small_body`].
+#[target_feature(enable = "neon")]
+unsafe fn small_tramp_neon<const NV: usize, const ST: bool, const RELU: bool>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    d: usize,
+    rem: usize,
+) {
+    // SAFETY: forwarded contract; compiled with the instruction set.
+    unsafe { small_body::<Neon, NV, ST, RELU>(w, bias, x, y, d, rem) }
+}
+
+small_table!(small_neon, small_tramp_neon; 1 2 3 4 5 6 7 8);
+
+/// NEON single-row kernel for a `D → F` shape.
+///
+/// # Safety
+/// NEON available and the arguments as required by [`fixed_body`] (4-lane panels).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn fixed_neon<const D: usize, const F: usize>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    relu: bool,
+) {
+    // SAFETY: forwarded contract; the table covers (1, 1..=8).
+    unsafe { fixed_body::<Neon, D, F, 8>(w, bias, x, y, relu) }
+}

@@ -1,0 +1,95 @@
+//! [`FixedDense`]: the const-generic entry for shapes known at compile time.
+
+use super::isa::{self, Isa};
+use super::pack::PackedDense;
+use super::simd::FixedFn;
+use super::Activation;
+use crate::error::Result;
+
+/// A Dense layer `D → F` whose shape is known at compile time: parameters bound once,
+/// arrays in and out, no heap allocation per call.
+///
+/// The single-row kernel is monomorphised for `D` and `F` and chosen (as a function pointer)
+/// at construction, so the column tiling is resolved at compile time and small contractions
+/// are fully unrolled. Bits are identical to [`dense`](super::dense) and
+/// [`reference::dense_reference`](super::reference::dense_reference).
+///
+/// ```
+/// use nnjit::kernel::{best_isa, Activation, FixedDense};
+/// let w = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // (D=2, F=3), row-major
+/// let layer = FixedDense::<2, 3>::new(best_isa(), &w, Some(&[0.5, -100.0, 0.0]))?;
+/// assert_eq!(layer.apply(&[1.0, 1.0]), [5.5, -93.0, 9.0]);
+/// assert_eq!(layer.apply_act(&[1.0, 1.0], Activation::Relu), [5.5, 0.0, 9.0]);
+/// assert_eq!(layer.apply_batch(&[[1.0, 1.0], [2.0, 0.0]]), [[5.5, -93.0, 9.0], [2.5, -96.0, 6.0]]);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct FixedDense<const D: usize, const F: usize> {
+    packed: PackedDense,
+    single: FixedFn,
+}
+
+impl<const D: usize, const F: usize> FixedDense<D, F> {
+    /// Binds `w` (row-major `(D, F)`) and `bias` (`F`) for `isa`.
+    ///
+    /// Errors ([`Error::InvalidArgument`](crate::Error::InvalidArgument)) if `isa` is not
+    /// available or `w.len() != D·F` or `bias.len() != F`.
+    pub fn new(isa: Isa, w: &[f32], bias: Option<&[f32]>) -> Result<Self> {
+        let single = isa::fixed_kernel::<D, F>(isa)?;
+        let packed = PackedDense::new(isa, w, bias, D, F)?;
+        Ok(FixedDense { packed, single })
+    }
+
+    /// The path the parameters were bound for.
+    pub fn isa(&self) -> Isa {
+        self.packed.isa()
+    }
+
+    /// The same parameters as a [`PackedDense`] (runtime batch size).
+    pub fn packed(&self) -> &PackedDense {
+        &self.packed
+    }
+
+    /// `x·W + b` for one row.
+    #[inline]
+    pub fn apply(&self, x: &[f32; D]) -> [f32; F] {
+        self.apply_act(x, Activation::Identity)
+    }
+
+    /// `act(x·W + b)` for one row.
+    #[inline]
+    pub fn apply_act(&self, x: &[f32; D], act: Activation) -> [f32; F] {
+        let mut y = [0.0f32; F];
+        // SAFETY: `single` is the D → F kernel of `self.isa()`, checked available in `new`;
+        // `packed` holds that ISA's layout for exactly D × F (and F bias floats, or null);
+        // `x` has D floats, `y` is a local of F floats.
+        unsafe {
+            (self.single)(
+                self.packed.packed_w(),
+                self.packed.packed_bias(),
+                x.as_ptr(),
+                y.as_mut_ptr(),
+                act == Activation::Relu,
+            )
+        };
+        y
+    }
+
+    /// `x·W + b` for `N` rows.
+    #[inline]
+    pub fn apply_batch<const N: usize>(&self, x: &[[f32; D]; N]) -> [[f32; F]; N] {
+        self.apply_batch_act(x, Activation::Identity)
+    }
+
+    /// `act(x·W + b)` for `N` rows.
+    #[inline]
+    pub fn apply_batch_act<const N: usize>(&self, x: &[[f32; D]; N], act: Activation) -> [[f32; F]; N] {
+        let mut y = [[0.0f32; F]; N];
+        // SAFETY: nested arrays are contiguous, so `x` is N·D floats and `y` N·F floats,
+        // row-major; `y` is a local.
+        unsafe {
+            self.packed.run(x.as_ptr().cast(), N, y.as_mut_ptr().cast(), act == Activation::Relu)
+        };
+        y
+    }
+}

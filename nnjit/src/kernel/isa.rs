@@ -1,0 +1,186 @@
+//! Instruction-set detection, and the one place that maps an [`Isa`] to its code.
+//!
+//! Detection uses `is_x86_feature_detected!` / `is_aarch64_feature_detected!` at run time
+//! (never compile-time assumptions), so a binary built for baseline x86-64 uses AVX-512 where
+//! the CPU has it and AVX2 or scalar code elsewhere — including under valgrind, which hides
+//! AVX-512 from CPUID.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use super::reference;
+use super::simd::{DriveFn, FixedFn, SmallFn};
+use crate::error::{Error, Result};
+
+/// A code path of the Dense kernels, named after the instruction set it uses.
+///
+/// Every path produces the same bits (see the [module docs](super)).
+///
+/// ```
+/// use nnjit::kernel::{best_isa, Isa};
+/// assert!(Isa::Scalar.is_available());
+/// assert!(best_isa().is_available());
+/// assert!(Isa::all_available().contains(&best_isa()));
+/// assert_eq!(Isa::from_name("AVX512"), Some(Isa::Avx512));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable scalar code ([`f32::mul_add`]); always available.
+    Scalar,
+    /// x86-64 AVX2 + FMA, 8 lanes.
+    Avx2,
+    /// x86-64 AVX-512F, 16 lanes, masked tails.
+    Avx512,
+    /// AArch64 NEON (Advanced SIMD), 4 lanes.
+    Neon,
+}
+
+impl Isa {
+    /// Every path, in order of preference from least to most specific.
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+
+    /// Lower-case name: `scalar`, `avx2`, `avx512` or `neon` (the values of `NNJIT_ISA`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Parses a [`name`](Isa::name), ignoring ASCII case and surrounding whitespace.
+    pub fn from_name(s: &str) -> Option<Isa> {
+        let s = s.trim();
+        Isa::ALL.into_iter().find(|isa| isa.name().eq_ignore_ascii_case(s))
+    }
+
+    /// Whether this path can run on this CPU (detected at run time).
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Every path available on this CPU, [`Isa::Scalar`] first.
+    pub fn all_available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|isa| isa.is_available()).collect()
+    }
+
+    /// Lanes per vector, which is also the column-panel width of [`PackedDense`](super::PackedDense)
+    /// (1 for the scalar path, which keeps row-major weights).
+    pub fn lanes(self) -> usize {
+        match self {
+            Isa::Scalar => 1,
+            Isa::Avx2 => 8,
+            Isa::Avx512 => 16,
+            Isa::Neon => 4,
+        }
+    }
+
+    /// The fastest available path, ignoring `NNJIT_ISA`.
+    pub fn detect() -> Isa {
+        [Isa::Avx512, Isa::Avx2, Isa::Neon]
+            .into_iter()
+            .find(|isa| isa.is_available())
+            .unwrap_or(Isa::Scalar)
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The path used when none is named: [`Isa::detect`], unless the environment variable
+/// `NNJIT_ISA` (`scalar`, `avx2`, `avx512` or `neon`) names an available one. Unknown or
+/// unavailable values are ignored. Decided on the first call and cached for the process.
+///
+/// ```
+/// let isa = nnjit::kernel::best_isa();
+/// assert_eq!(isa, nnjit::kernel::best_isa()); // cached
+/// ```
+pub fn best_isa() -> Isa {
+    static BEST: OnceLock<Isa> = OnceLock::new();
+    *BEST.get_or_init(|| {
+        std::env::var("NNJIT_ISA")
+            .ok()
+            .and_then(|v| Isa::from_name(&v))
+            .filter(|isa| isa.is_available())
+            .unwrap_or_else(Isa::detect)
+    })
+}
+
+fn unavailable(isa: Isa) -> Error {
+    Error::invalid("", format!("the {isa} kernels are not available on this CPU"))
+}
+
+/// The whole-problem driver of `isa`, or an error if it cannot run here.
+pub(crate) fn driver(isa: Isa) -> Result<DriveFn> {
+    if !isa.is_available() {
+        return Err(unavailable(isa));
+    }
+    match isa {
+        Isa::Scalar => Ok(reference::drive_scalar as DriveFn),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Ok(super::x86::drive256 as DriveFn),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Ok(super::x86::drive512 as DriveFn),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Ok(super::aarch64::drive_neon as DriveFn),
+        #[allow(unreachable_patterns)]
+        _ => Err(unavailable(isa)),
+    }
+}
+
+/// The single-row kernel of `isa` for the compile-time shape `D → F`.
+pub(crate) fn fixed_kernel<const D: usize, const F: usize>(isa: Isa) -> Result<FixedFn> {
+    if !isa.is_available() {
+        return Err(unavailable(isa));
+    }
+    match isa {
+        Isa::Scalar => Ok(reference::fixed_scalar::<D, F> as FixedFn),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Ok(super::x86::fixed256::<D, F> as FixedFn),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Ok(super::x86::fixed512::<D, F> as FixedFn),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Ok(super::aarch64::fixed_neon::<D, F> as FixedFn),
+        #[allow(unreachable_patterns)]
+        _ => Err(unavailable(isa)),
+    }
+}
+
+/// The single-tile row kernels `[identity, relu]` of `isa` for `f` packed columns, if `f`
+/// fits one single-row tile (at most 8 vectors) and `isa` is a SIMD path that is available.
+pub(crate) fn small_kernels(isa: Isa, f: usize) -> Option<[SmallFn; 2]> {
+    let l = isa.lanes();
+    if !isa.is_available() || l == 1 || f == 0 || f > 8 * l {
+        return None;
+    }
+    let nv = f.div_ceil(l);
+    let st = f % l != 0;
+    let pick = |table: fn(usize, bool, bool) -> Option<SmallFn>| Some([table(nv, st, false)?, table(nv, st, true)?]);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => pick(super::x86::small256),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => pick(super::x86::small512),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => pick(super::aarch64::small_neon),
+        #[allow(unreachable_patterns)]
+        _ => {
+            let _ = pick;
+            None
+        }
+    }
+}

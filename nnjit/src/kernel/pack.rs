@@ -1,0 +1,231 @@
+//! Weight packing and [`PackedDense`].
+//!
+//! SIMD paths store `W` as column panels one vector wide (`L` = 16 for AVX-512, 8 for AVX2,
+//! 4 for NEON): panel `p` holds columns `p·L .. p·L+L` for every `k`, `k`-major, in one
+//! contiguous, 64-byte aligned block, zero-padded past column `F`. A register tile of `NV`
+//! vectors reads `NV` panels as sequential streams, and the padding makes every weight and
+//! bias load a full vector (only the last vector's store is partial). The scalar path keeps
+//! the weights row-major.
+
+use std::fmt;
+
+use super::isa::{self, Isa};
+use super::simd::{DriveFn, Geometry, SmallFn};
+use super::{check_len, Activation};
+use crate::alloc::try_with_capacity;
+use crate::error::{Error, Result};
+
+/// 64 bytes of f32, 64-byte aligned: the allocation unit of packed weights.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Align64([f32; 16]);
+
+/// A zero-initialised, 64-byte aligned f32 buffer, allocated fallibly.
+#[derive(Clone)]
+pub(crate) struct AlignedBuf {
+    chunks: Vec<Align64>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// `len` zeros, or [`Error::Allocation`] if the memory cannot be had.
+    pub(crate) fn zeroed(what: &str, len: usize) -> Result<Self> {
+        let n = len.div_ceil(16);
+        let mut chunks = try_with_capacity::<Align64>(what, n)?;
+        chunks.resize(n, Align64([0.0; 16]));
+        Ok(AlignedBuf { chunks, len })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const f32 {
+        self.chunks.as_ptr().cast()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        // SAFETY: `Align64` is `repr(C)` around `[f32; 16]` with size 64 = 16·4 (no padding),
+        // so `chunks` is `16·chunks.len() >= len` initialised, contiguous f32.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len) }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+        // SAFETY: as in `as_slice`, through the unique borrow of `chunks`.
+        unsafe { std::slice::from_raw_parts_mut(self.chunks.as_mut_ptr().cast(), self.len) }
+    }
+}
+
+/// Dense weights (and bias) repacked once for one [`Isa`], for repeated applies.
+///
+/// This is the form the "lifted" (`nn.jit`-style) path binds its parameters in: `new` checks
+/// the shapes, packs the weights into 64-byte aligned column panels of the ISA's vector
+/// width and picks the kernel; [`apply`](PackedDense::apply) only checks lengths and calls
+/// it — no allocation, no feature detection per call. Results are bit-identical to
+/// [`dense`](super::dense) and to [`reference::dense_reference`](super::reference::dense_reference).
+///
+/// ```
+/// use nnjit::kernel::{best_isa, Activation, PackedDense};
+/// // W is (D=2, F=3), row-major.
+/// let w = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let b = [0.5f32, -100.0, 0.0];
+/// let layer = PackedDense::new(best_isa(), &w, Some(&b), 2, 3)?;
+/// let x = [1.0f32, 1.0, 2.0, 0.0]; // two rows
+/// let mut y = [0.0f32; 6];
+/// layer.apply(&x, 2, &mut y, Activation::Relu)?;
+/// assert_eq!(y, [5.5, 0.0, 9.0, 2.5, 0.0, 6.0]);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct PackedDense {
+    isa: Isa,
+    d: usize,
+    f: usize,
+    w: AlignedBuf,
+    bias: Option<AlignedBuf>,
+    ldw: usize,
+    wv: usize,
+    drive: DriveFn,
+    /// One-row kernels `[identity, relu]` when `F` fits one tile.
+    small: Option<[SmallFn; 2]>,
+    /// Lanes of the last vector (for `small`).
+    rem: usize,
+}
+
+impl fmt::Debug for PackedDense {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PackedDense")
+            .field("isa", &self.isa)
+            .field("d", &self.d)
+            .field("f", &self.f)
+            .field("bias", &self.bias.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PackedDense {
+    /// Packs `w` (row-major `(d, f)`) and `bias` (`f`) for `isa`.
+    ///
+    /// Errors: [`Error::InvalidArgument`] if `isa` is not available or a length does not
+    /// match; [`Error::SizeOverflow`] / [`Error::Allocation`] if the packed buffer cannot be
+    /// sized or allocated.
+    pub fn new(isa: Isa, w: &[f32], bias: Option<&[f32]>, d: usize, f: usize) -> Result<Self> {
+        let drive = isa::driver(isa)?;
+        check_len("w", w.len(), d, f)?;
+        if let Some(b) = bias {
+            check_len("bias", b.len(), 1, f)?;
+        }
+        // Every output row has f floats: f itself must be a possible f32 length.
+        crate::alloc::checked_len("Dense output row", &[f])?;
+        let l = isa.lanes();
+        let panels = f.div_ceil(l);
+        let overflow = || Error::SizeOverflow { what: "packed Dense kernel".into(), shape: vec![d, f] };
+        let padded = panels.checked_mul(l).ok_or_else(overflow)?;
+        let len = crate::alloc::checked_len("packed Dense kernel", &[padded, d]).map_err(|_| overflow())?;
+        let mut wbuf = AlignedBuf::zeroed("packed Dense kernel", len)?;
+        let (ldw, wv) = if l == 1 { (f, 1) } else { (l, d * l) };
+        {
+            let dst = wbuf.as_mut_slice();
+            if l == 1 {
+                dst.copy_from_slice(w);
+            } else {
+                for p in 0..panels {
+                    let c0 = p * l;
+                    let cols = (f - c0).min(l);
+                    for k in 0..d {
+                        let at = p * d * l + k * l;
+                        dst[at..at + cols].copy_from_slice(&w[k * f + c0..k * f + c0 + cols]);
+                    }
+                }
+            }
+        }
+        let bias = match bias {
+            Some(b) => {
+                let mut buf = AlignedBuf::zeroed("packed Dense bias", padded)?;
+                buf.as_mut_slice()[..f].copy_from_slice(b);
+                Some(buf)
+            }
+            None => None,
+        };
+        let small = isa::small_kernels(isa, f);
+        let rem = if f == 0 { l } else { f - (panels - 1) * l };
+        Ok(PackedDense { isa, d, f, w: wbuf, bias, ldw, wv, drive, small, rem })
+    }
+
+    /// Input features `D`.
+    pub fn d(&self) -> usize {
+        self.d
+    }
+
+    /// Output features `F`.
+    pub fn f(&self) -> usize {
+        self.f
+    }
+
+    /// The path the weights were packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Whether a bias is added.
+    pub fn has_bias(&self) -> bool {
+        self.bias.is_some()
+    }
+
+    /// `y = act(x·W + b)` for `n` rows: `x` is row-major `(n, D)`, `y` row-major `(n, F)`.
+    ///
+    /// Allocates nothing. Errors ([`Error::InvalidArgument`]) only on length mismatches.
+    pub fn apply(&self, x: &[f32], n: usize, y: &mut [f32], act: Activation) -> Result<()> {
+        check_len("x", x.len(), n, self.d)?;
+        check_len("y", y.len(), n, self.f)?;
+        // SAFETY: lengths checked above; `y` is a unique borrow so it overlaps nothing.
+        unsafe { self.run(x.as_ptr(), n, y.as_mut_ptr(), act == Activation::Relu) };
+        Ok(())
+    }
+
+    /// The weights in packed order (panels, or row-major for the scalar path).
+    pub(crate) fn packed_w(&self) -> *const f32 {
+        self.w.as_ptr()
+    }
+
+    /// The padded bias, or null.
+    pub(crate) fn packed_bias(&self) -> *const f32 {
+        self.bias.as_ref().map_or(std::ptr::null(), |b| b.as_ptr())
+    }
+
+    /// # Safety
+    /// `x` valid for `n·D` reads, `y` valid for `n·F` writes and overlapping neither `x` nor
+    /// this object.
+    pub(crate) unsafe fn run(&self, x: *const f32, n: usize, y: *mut f32, relu: bool) {
+        if n == 1 {
+            if let Some(small) = &self.small {
+                // SAFETY: `small` was chosen in `new` for `self.isa` (available) and `self.f`
+                // (one tile whose last vector has `self.rem` lanes); the panels and bias are
+                // that ISA's padded layout for `self.d × self.f`; `x`/`y` per the caller.
+                unsafe {
+                    small[relu as usize](self.packed_w(), self.packed_bias(), x, y, self.d, self.rem)
+                };
+                return;
+            }
+        }
+        let g = Geometry {
+            n,
+            d: self.d,
+            f: self.f,
+            x,
+            w: self.packed_w(),
+            ldw: self.ldw,
+            wv: self.wv,
+            bias: self.packed_bias(),
+            padded: true,
+            y,
+            relu,
+        };
+        // SAFETY: `drive` belongs to `self.isa`, checked available in `new`; the panels and the
+        // bias were laid out for its lane count with padding, `x`/`y` per the caller.
+        unsafe { (self.drive)(&g) }
+    }
+
+    /// The raw packed weights (for tests and debugging).
+    #[cfg(test)]
+    pub(crate) fn packed_slice(&self) -> &[f32] {
+        self.w.as_slice()
+    }
+}

@@ -1,0 +1,469 @@
+//! The ISA-independent part of the SIMD kernels: the register-tiled microkernel, the driver
+//! that covers an output matrix with tiles, and the const-generic single-row kernel behind
+//! [`FixedDense`](super::FixedDense).
+//!
+//! Each instruction set (modules `x86`, `aarch64`) implements [`Simd`]
+//! with `#[inline(always)]` wrappers around its intrinsics and instantiates [`tile_body`] and
+//! [`fixed_body`] inside functions compiled with `#[target_feature]`, so that every intrinsic is
+//! inlined into code built for that instruction set.
+//!
+//! # Arithmetic
+//! One SIMD lane holds one output column of one row: lane `c` of accumulator `(r, v)` is the
+//! running FMA chain of output `(row r, column v·L + c)`. The contraction over `k` runs in
+//! increasing order, one fused multiply-add per step, starting from `+0.0`; the bias is added
+//! once afterwards and the activation applied last. No lane ever mixes two `k` terms other
+//! than through that chain, so every path produces the bits of
+//! `reference::dense_reference`.
+
+use std::ptr;
+
+/// A microkernel instantiation: computes one tile described by a [`Tile`].
+pub(crate) type TileFn = unsafe fn(&Tile);
+
+/// A whole-problem driver for one instruction set.
+pub(crate) type DriveFn = unsafe fn(&Geometry);
+
+
+
+/// A single-row kernel for a compile-time shape: `(w, bias, x, y, relu)`, with `w` and `bias`
+/// in the packed layout of the instruction set (see [`Geometry`]).
+pub(crate) type FixedFn = unsafe fn(*const f32, *const f32, *const f32, *mut f32, bool);
+
+/// A whole Dense problem `y = act(x·W + b)` in raw-pointer form.
+///
+/// Layout of the weights, with `L` the lane count of the instruction set (1 for the scalar
+/// path): element `W[k, j]` lives at `w + (j / L)·wv + k·ldw + j % L`. Row-major `(D, F)`
+/// weights are `ldw = F, wv = L`; packed column panels are `ldw = L, wv = D·L`.
+///
+/// # Invariants (the callers' obligations, relied upon by every driver)
+/// - `x` is valid for reads of `n·d` floats (row-major `(n, d)`),
+/// - every `W[k, j]`, `k < d`, `j < f` is valid for reads at the address above; if `padded`,
+///   so is every `j < round_up(f, L)`,
+/// - `bias` is null or valid for reads of `f` floats (`round_up(f, L)` if `padded`),
+/// - `y` is valid for writes of `n·f` floats (row-major `(n, f)`) and overlaps none of the
+///   inputs,
+/// - the instruction set of the driver is available on this CPU.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geometry {
+    pub n: usize,
+    pub d: usize,
+    pub f: usize,
+    pub x: *const f32,
+    pub w: *const f32,
+    pub ldw: usize,
+    pub wv: usize,
+    pub bias: *const f32,
+    pub padded: bool,
+    pub y: *mut f32,
+    pub relu: bool,
+}
+
+/// One register tile: `MR` rows × `NV` vectors of `L` columns, over the whole contraction.
+///
+/// `x`, `w`, `bias` and `y` point at the tile's first row/column; the strides are those of
+/// [`Geometry`] (`ldx = d`, `ldy = f`). `rem` (1..=L) is the number of valid lanes of the
+/// last vector when the tile is partial.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tile {
+    pub k: usize,
+    pub x: *const f32,
+    pub ldx: usize,
+    pub w: *const f32,
+    pub ldw: usize,
+    pub wv: usize,
+    pub bias: *const f32,
+    pub y: *mut f32,
+    pub ldy: usize,
+    pub rem: usize,
+    pub relu: bool,
+}
+
+/// The primitive operations of one SIMD instruction set.
+///
+/// Every method is `#[inline(always)]` in the implementations and is only ever reached from
+/// a function compiled with the instruction set's `#[target_feature]`, itself only called
+/// after the feature was detected at run time.
+pub(crate) trait Simd {
+    /// A vector of `L` f32 lanes.
+    type V: Copy;
+    /// Lanes per vector.
+    const L: usize;
+
+    /// Tile plan for `n` rows: `(vectors per column tile, rows per tile)`.
+    /// Every `(mr, nv)` with `mr <= rows`, `nv <= vectors` must be in [`Simd::tile_fn`].
+    fn plan(n: usize) -> (usize, usize);
+
+    /// The microkernel for `mr × nv` with partial last-vector loads (`ld`) and/or stores
+    /// (`st`), or `None` if that instantiation does not exist.
+    fn tile_fn(mr: usize, nv: usize, ld: bool, st: bool) -> Option<TileFn>;
+
+    /// All lanes `+0.0`.
+    ///
+    /// # Safety
+    /// The instruction set must be available.
+    unsafe fn zero() -> Self::V;
+    /// Loads `L` floats.
+    ///
+    /// # Safety
+    /// `p` valid for reads of `L` floats; instruction set available.
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// Loads the first `rem` (1..=L) floats, the other lanes `+0.0`.
+    ///
+    /// # Safety
+    /// `p` valid for reads of `rem` floats; instruction set available.
+    unsafe fn load_part(p: *const f32, rem: usize) -> Self::V;
+    /// Broadcasts `*p` to every lane.
+    ///
+    /// # Safety
+    /// `p` valid for reads of one float; instruction set available.
+    unsafe fn splat(p: *const f32) -> Self::V;
+    /// `acc + a·b` with a single rounding, lane by lane.
+    ///
+    /// # Safety
+    /// Instruction set available.
+    unsafe fn fma(acc: Self::V, a: Self::V, b: Self::V) -> Self::V;
+    /// `a + b`, lane by lane.
+    ///
+    /// # Safety
+    /// Instruction set available.
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// `if a < 0 { 0 } else { a }` with an ordered compare: NaN and `-0.0` pass through.
+    ///
+    /// # Safety
+    /// Instruction set available.
+    unsafe fn relu(a: Self::V) -> Self::V;
+    /// Stores `L` floats.
+    ///
+    /// # Safety
+    /// `p` valid for writes of `L` floats; instruction set available.
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// Stores the first `rem` (1..=L) lanes.
+    ///
+    /// # Safety
+    /// `p` valid for writes of `rem` floats; instruction set available.
+    unsafe fn store_part(p: *mut f32, v: Self::V, rem: usize);
+}
+
+/// Generates [`Simd::tile_fn`]: a `match` from `(mr, nv, ld, st)` to the instantiations of
+/// the trampoline `$tramp::<MR, NV, LD, ST>` for the listed `MR x NV` pairs.
+macro_rules! tile_table {
+    ($tramp:ident, $mr:expr, $nv:expr, $ld:expr, $st:expr; $($m:literal x $n:literal),* $(,)?) => {
+        match ($mr, $nv, $ld, $st) {
+            $(
+                ($m, $n, false, false) => Some($tramp::<$m, $n, false, false> as TileFn),
+                ($m, $n, false, true) => Some($tramp::<$m, $n, false, true> as TileFn),
+                ($m, $n, true, true) => Some($tramp::<$m, $n, true, true> as TileFn),
+            )*
+            _ => None,
+        }
+    };
+}
+pub(crate) use tile_table;
+
+/// The microkernel: `MR × NV` accumulators in registers, one FMA per `(row, vector, k)`.
+///
+/// `LD`: the last vector's weights and bias are loaded partially (`t.rem` lanes; unpadded
+/// row-major weights). `ST`: the last vector is stored partially.
+///
+/// # Safety
+/// `t` describes a tile of a problem satisfying the [`Geometry`] invariants: rows
+/// `0..MR` of `x`/`y` and columns `0..(NV-1)·L + rem` of `w`/`bias`/`y` (relative to the
+/// tile's pointers) are in bounds (columns up to `NV·L` for loads when `!LD`, for stores when
+/// `!ST`), and `S`'s instruction set is available.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+pub(crate) unsafe fn tile_body<
+    S: Simd,
+    const MR: usize,
+    const NV: usize,
+    const LD: bool,
+    const ST: bool,
+>(
+    t: &Tile,
+) {
+    // SAFETY: instruction set available (caller's contract).
+    let zero = unsafe { S::zero() };
+    let mut acc = [[zero; NV]; MR];
+    for kk in 0..t.k {
+        let wk = t.w.wrapping_add(kk * t.ldw);
+        let mut wv = [zero; NV];
+        for v in 0..NV {
+            let p = wk.wrapping_add(v * t.wv);
+            // SAFETY: `p` is W[kk, v·L] of the tile: in bounds for L floats (padded panels or
+            // a full vector), or for `rem` floats when this is the partial last vector (`LD`).
+            wv[v] = unsafe {
+                if LD && v + 1 == NV {
+                    S::load_part(p, t.rem)
+                } else {
+                    S::load(p)
+                }
+            };
+        }
+        for r in 0..MR {
+            // SAFETY: x[r, kk] with r < MR rows of the tile and kk < d: in bounds.
+            let xb = unsafe { S::splat(t.x.wrapping_add(r * t.ldx + kk)) };
+            for v in 0..NV {
+                // SAFETY: instruction set available.
+                acc[r][v] = unsafe { S::fma(acc[r][v], xb, wv[v]) };
+            }
+        }
+    }
+    let has_bias = !t.bias.is_null();
+    for r in 0..MR {
+        let yr = t.y.wrapping_add(r * t.ldy);
+        for v in 0..NV {
+            let last = v + 1 == NV;
+            let mut a = acc[r][v];
+            if has_bias {
+                let bp = t.bias.wrapping_add(v * S::L);
+                // SAFETY: bias columns of vector v: in bounds for L floats, or `rem` when
+                // partial and unpadded (`LD`); instruction set available.
+                a = unsafe {
+                    let b = if LD && last { S::load_part(bp, t.rem) } else { S::load(bp) };
+                    S::add(a, b)
+                };
+            }
+            if t.relu {
+                // SAFETY: instruction set available.
+                a = unsafe { S::relu(a) };
+            }
+            let yp = yr.wrapping_add(v * S::L);
+            // SAFETY: y[r, v·L ..] is in bounds for L floats, or `rem` floats when this is
+            // the partial last vector (`ST`).
+            unsafe {
+                if ST && last {
+                    S::store_part(yp, a, t.rem)
+                } else {
+                    S::store(yp, a)
+                }
+            }
+        }
+    }
+}
+
+/// Runs one tile with `f`, or, if that instantiation does not exist, as `mr·nv` tiles of one
+/// row and one vector (each output's chain is independent, so the bits are the same).
+///
+/// # Safety
+/// As [`tile_body`] for an `mr × nv` tile with partial flags `ld`/`st`.
+#[inline(always)]
+unsafe fn run_tile<S: Simd>(f: Option<TileFn>, t: &Tile, mr: usize, nv: usize, ld: bool, st: bool) {
+    match f {
+        // SAFETY: forwarded contract.
+        Some(f) => unsafe { f(t) },
+        // SAFETY: forwarded contract.
+        None => unsafe { split_tile::<S>(t, mr, nv, ld, st) },
+    }
+}
+
+/// [`run_tile`] without an instantiation: `mr·nv` tiles of one row and one vector.
+///
+/// # Safety
+/// As [`tile_body`] for an `mr × nv` tile with partial flags `ld`/`st`.
+#[cold]
+#[inline(never)]
+unsafe fn split_tile<S: Simd>(t: &Tile, mr: usize, nv: usize, ld: bool, st: bool) {
+    for r in 0..mr {
+        for v in 0..nv {
+            let last = v + 1 == nv;
+            let (ldv, stv) = (ld && last, st && last);
+            let sub = Tile {
+                x: t.x.wrapping_add(r * t.ldx),
+                w: t.w.wrapping_add(v * t.wv),
+                bias: if t.bias.is_null() { ptr::null() } else { t.bias.wrapping_add(v * S::L) },
+                y: t.y.wrapping_add(r * t.ldy + v * S::L),
+                rem: if stv { t.rem } else { S::L },
+                ..*t
+            };
+            match S::tile_fn(1, 1, ldv, stv) {
+                // SAFETY: a sub-tile of the caller's tile, so in bounds by its contract.
+                Some(f) => unsafe { f(&sub) },
+                // SAFETY: as above.
+                None => unsafe { tile_scalar(&sub, S::L, if stv { sub.rem } else { S::L }) },
+            }
+        }
+    }
+}
+
+/// Last-resort scalar version of a one-row, one-vector tile with `cols` valid columns.
+///
+/// # Safety
+/// As [`tile_body`] for a `1 × 1` tile with `cols` valid columns.
+unsafe fn tile_scalar(t: &Tile, lanes: usize, cols: usize) {
+    debug_assert!(cols <= lanes);
+    for c in 0..cols {
+        let mut acc = 0.0f32;
+        for kk in 0..t.k {
+            // SAFETY: x[0, kk] and W[kk, c] of the tile are in bounds (caller's contract).
+            acc = unsafe { (*t.x.wrapping_add(kk)).mul_add(*t.w.wrapping_add(kk * t.ldw + c), acc) };
+        }
+        if !t.bias.is_null() {
+            // SAFETY: bias column c is in bounds.
+            acc += unsafe { *t.bias.wrapping_add(c) };
+        }
+        if t.relu && acc < 0.0 {
+            acc = 0.0;
+        }
+        // SAFETY: y[0, c] is in bounds.
+        unsafe { *t.y.wrapping_add(c) = acc };
+    }
+}
+
+/// Covers the `(n, f)` output with tiles: column tiles outside (so a tile's weights are
+/// reused from cache by every row block), row blocks inside.
+///
+/// # Safety
+/// `g` satisfies the [`Geometry`] invariants for `S::L` lanes.
+pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
+    let l = S::L;
+    if g.n == 0 || g.f == 0 {
+        return;
+    }
+    let (nvmax, mrmax) = S::plan(g.n);
+    let mut j = 0;
+    while j < g.f {
+        let cols = (g.f - j).min(nvmax * l);
+        let nv = cols.div_ceil(l);
+        let rem = cols - (nv - 1) * l;
+        let st = rem != l;
+        let ld = st && !g.padded;
+        let mut t = Tile {
+            k: g.d,
+            x: g.x,
+            ldx: g.d,
+            w: g.w.wrapping_add((j / l) * g.wv),
+            ldw: g.ldw,
+            wv: g.wv,
+            bias: if g.bias.is_null() { ptr::null() } else { g.bias.wrapping_add(j) },
+            y: g.y,
+            ldy: g.f,
+            rem,
+            relu: g.relu,
+        };
+        let mr = mrmax.min(g.n);
+        let full = S::tile_fn(mr, nv, ld, st);
+        let mut i = 0;
+        while i + mr <= g.n {
+            t.x = g.x.wrapping_add(i * g.d);
+            t.y = g.y.wrapping_add(i * g.f + j);
+            // SAFETY: rows i..i+mr <= n and columns j..j+cols <= f (padded: up to nv·L within
+            // the padded panels); the Geometry invariants give the bounds.
+            unsafe { run_tile::<S>(full, &t, mr, nv, ld, st) };
+            i += mr;
+        }
+        if i < g.n {
+            let m = g.n - i;
+            t.x = g.x.wrapping_add(i * g.d);
+            t.y = g.y.wrapping_add(i * g.f + j);
+            // SAFETY: as above with rows i..n.
+            unsafe { run_tile::<S>(S::tile_fn(m, nv, ld, st), &t, m, nv, ld, st) };
+        }
+        j += cols;
+    }
+}
+
+/// A single-tile, single-row kernel (`F <= 8` vectors) on packed panels:
+/// `(w, bias, x, y, d, rem)`, with `rem` the lanes of the last vector. Chosen at construction
+/// by `PackedDense` so that `apply` with one row is one indirect call into fully inlined code.
+pub(crate) type SmallFn = unsafe fn(*const f32, *const f32, *const f32, *mut f32, usize, usize);
+
+/// Generates the table of [`SmallFn`]s of one instruction set: `$name(nv, st, relu)` returns
+/// the instantiation `$tramp::<NV, ST, RELU>` for the listed `nv`.
+macro_rules! small_table {
+    ($name:ident, $tramp:ident; $($n:literal)*) => {
+        /// The single-tile row kernel for `nv` vectors (partial store: `st`).
+        pub(crate) fn $name(nv: usize, st: bool, relu: bool) -> Option<SmallFn> {
+            match (nv, st, relu) {
+                $(
+                    ($n, false, false) => Some($tramp::<$n, false, false> as SmallFn),
+                    ($n, false, true) => Some($tramp::<$n, false, true> as SmallFn),
+                    ($n, true, false) => Some($tramp::<$n, true, false> as SmallFn),
+                    ($n, true, true) => Some($tramp::<$n, true, true> as SmallFn),
+                )*
+                _ => None,
+            }
+        }
+    };
+}
+pub(crate) use small_table;
+
+/// Body of a [`SmallFn`]: one tile of one row and `NV` vectors over packed panels.
+///
+/// # Safety
+/// `w`/`bias` are packed panels (`ldw = L`, `wv = d·L`, padded) of a `d × f` weight with
+/// `f = (NV-1)·L + rem`, `1 <= rem <= L` (`rem == L` unless `ST`), and its bias or null; `x`
+/// valid for `d` reads, `y` for `f` writes; the instruction set is available.
+#[inline(always)]
+pub(crate) unsafe fn small_body<S: Simd, const NV: usize, const ST: bool, const RELU: bool>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    d: usize,
+    rem: usize,
+) {
+    let t = Tile { k: d, x, ldx: d, w, ldw: S::L, wv: d * S::L, bias, y, ldy: 0, rem, relu: RELU };
+    // SAFETY: one row, columns 0..f of the padded panels (caller's contract).
+    unsafe { tile_body::<S, 1, NV, false, ST>(&t) }
+}
+
+/// The single-row kernel for a compile-time shape `D → F` on packed panels: column tiles of
+/// `NVMAX` vectors, then one partial tile. With `D` and `F` constants and everything inlined,
+/// rustc/LLVM resolve the tiling at compile time and unroll the contraction for small `D`.
+///
+/// # Safety
+/// `w`/`bias` are the packed panels (`ldw = L`, `wv = D·L`, padded) of a `D × F` weight and
+/// its bias (or null), `x` is valid for `D` reads, `y` for `F` writes, the instruction set
+/// is available, and `S::tile_fn` covers `(1, 1..=NVMAX)`.
+#[inline(always)]
+pub(crate) unsafe fn fixed_body<S: Simd, const D: usize, const F: usize, const NVMAX: usize>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    relu: bool,
+) {
+    let l = S::L;
+    let tile_cols = NVMAX * l;
+    let full = F / tile_cols;
+    let mut t = Tile { k: D, x, ldx: D, w, ldw: l, wv: D * l, bias, y, ldy: F, rem: l, relu };
+    let tile_at = |t: &mut Tile, j: usize| {
+        t.w = w.wrapping_add((j / l) * D * l);
+        t.bias = if bias.is_null() { ptr::null() } else { bias.wrapping_add(j) };
+        t.y = y.wrapping_add(j);
+    };
+    for i in 0..full {
+        tile_at(&mut t, i * tile_cols);
+        // SAFETY: columns i·tile_cols .. +tile_cols <= F, all within the padded panels.
+        unsafe { tile_body::<S, 1, NVMAX, false, false>(&t) };
+    }
+    let j = full * tile_cols;
+    let cols = F - j;
+    if cols == 0 {
+        return;
+    }
+    tile_at(&mut t, j);
+    let nv = cols.div_ceil(l);
+    t.rem = cols - (nv - 1) * l;
+    let st = t.rem != l;
+    macro_rules! rem_tile {
+        ($($n:literal)*) => {
+            match (nv, st) {
+                $(
+                    // SAFETY: columns j..F within the padded panels; partial store when `st`.
+                    ($n, false) => unsafe { tile_body::<S, 1, $n, false, false>(&t) },
+                    // SAFETY: as above.
+                    ($n, true) => unsafe { tile_body::<S, 1, $n, false, true>(&t) },
+                )*
+                // SAFETY: as above (any shape the table lacks is split into 1x1 tiles).
+                _ => unsafe { run_tile::<S>(None, &t, 1, nv, false, st) },
+            }
+        };
+    }
+    if NVMAX >= 8 {
+        rem_tile!(1 2 3 4 5 6 7);
+    } else {
+        // SAFETY: as above.
+        unsafe { run_tile::<S>(S::tile_fn(1, nv, false, st), &t, 1, nv, false, st) };
+    }
+}

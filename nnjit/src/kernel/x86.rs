@@ -1,0 +1,352 @@
+//! x86-64 microkernels: AVX-512F (`__m512`, 16 lanes, 32 registers, masked tails) and
+//! AVX2+FMA (`__m256`, 8 lanes, 16 registers).
+//!
+//! The `#[inline(always)]` [`Simd`] methods below are only ever inlined into the
+//! `#[target_feature]` trampolines of this file, which module `isa` hands out only after
+//! `is_x86_feature_detected!` confirmed the features (so valgrind, which hides AVX-512, gets
+//! the AVX2 path).
+//!
+//! Tile plans (accumulators per tile):
+//! - AVX-512: one row → 8 vectors (128 columns, 8 independent chains); more rows → 6 rows ×
+//!   4 vectors (24 zmm accumulators + 4 weight vectors + 1 broadcast = 29 of 32 registers).
+//! - AVX2: one row → 8 vectors (64 columns); two rows → 2 × 4; more → 6 rows × 2 vectors
+//!   (12 ymm accumulators + 2 + 1 = 15 of 16 registers).
+
+use core::arch::x86_64::*;
+
+use super::simd::{
+    drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, Tile,
+    TileFn,
+};
+
+/// AVX-512F.
+pub(crate) struct Avx512;
+
+/// The all-ones mask of the first `rem` (1..=16) lanes.
+#[inline(always)]
+fn mask16(rem: usize) -> __mmask16 {
+    debug_assert!((1..=16).contains(&rem));
+    ((1u32 << rem) - 1) as __mmask16
+}
+
+impl Simd for Avx512 {
+    type V = __m512;
+    const L: usize = 16;
+
+    #[inline(always)]
+    fn plan(n: usize) -> (usize, usize) {
+        if n == 1 {
+            (8, 1)
+        } else {
+            (4, 6)
+        }
+    }
+
+    fn tile_fn(mr: usize, nv: usize, ld: bool, st: bool) -> Option<TileFn> {
+        tile_table!(tile512, mr, nv, ld, st;
+            1 x 1, 2 x 1, 3 x 1, 4 x 1, 5 x 1, 6 x 1,
+            1 x 2, 2 x 2, 3 x 2, 4 x 2, 5 x 2, 6 x 2,
+            1 x 3, 2 x 3, 3 x 3, 4 x 3, 5 x 3, 6 x 3,
+            1 x 4, 2 x 4, 3 x 4, 4 x 4, 5 x 4, 6 x 4,
+            1 x 5, 1 x 6, 1 x 7, 1 x 8)
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> __m512 {
+        // SAFETY: AVX-512F available (trait contract).
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m512 {
+        // SAFETY: `p` valid for 16 reads (trait contract); unaligned load.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_part(p: *const f32, rem: usize) -> __m512 {
+        // SAFETY: masked-off lanes are not accessed (AVX-512 fault suppression); the first
+        // `rem` floats are valid (trait contract).
+        unsafe { _mm512_maskz_loadu_ps(mask16(rem), p) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m512 {
+        // SAFETY: `p` valid for one read (trait contract).
+        unsafe { _mm512_set1_ps(*p) }
+    }
+    #[inline(always)]
+    unsafe fn fma(acc: __m512, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F available. vfmadd: a·b + acc, one rounding.
+        unsafe { _mm512_fmadd_ps(a, b, acc) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F available.
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn relu(a: __m512) -> __m512 {
+        // SAFETY: AVX-512F available. Ordered, non-signalling `<`: false for NaN and -0.0.
+        unsafe {
+            let z = _mm512_setzero_ps();
+            let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, z);
+            _mm512_mask_mov_ps(a, neg, z)
+        }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        // Two 256-bit stores rather than one 512-bit store: loads of the result that follow
+        // soon (a caller copying the output, the next layer) can be forwarded from them,
+        // while a zmm store stalls narrower loads on some CPUs (e.g. AMD Zen 4).
+        // SAFETY: `p` valid for 16 writes (trait contract); AVX-512F available.
+        unsafe {
+            _mm256_storeu_ps(p, _mm512_castps512_ps256(v));
+            _mm256_storeu_ps(p.add(8), hi256(v));
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_part(p: *mut f32, v: __m512, rem: usize) {
+        // Plain stores of 8/4/2/1 lanes rather than a masked store (which cannot be
+        // forwarded to later loads on some CPUs).
+        // SAFETY: writes exactly the first `rem` <= 16 floats at `p`, which are valid (trait
+        // contract); AVX-512F available.
+        unsafe {
+            if rem >= 16 {
+                Self::store(p, v);
+                return;
+            }
+            let (p, lo) = if rem & 8 != 0 {
+                _mm256_storeu_ps(p, _mm512_castps512_ps256(v));
+                (p.add(8), hi256(v))
+            } else {
+                (p, _mm512_castps512_ps256(v))
+            };
+            store_tail8(p, lo, rem & 7);
+        }
+    }
+}
+
+/// The upper 8 lanes of `v`.
+#[inline(always)]
+unsafe fn hi256(v: __m512) -> __m256 {
+    // SAFETY: AVX-512F available (callers' contract).
+    unsafe { _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))) }
+}
+
+/// Stores the first `rem` (0..=7) lanes of `v` with plain 4/2/1-lane stores.
+///
+/// # Safety
+/// `p` valid for `rem` writes; AVX available.
+#[inline(always)]
+unsafe fn store_tail8(p: *mut f32, v: __m256, rem: usize) {
+    // SAFETY: each branch writes lanes below `rem` only, within the caller's bound.
+    unsafe {
+        let (p, v) = if rem & 4 != 0 {
+            _mm_storeu_ps(p, _mm256_castps256_ps128(v));
+            (p.add(4), _mm256_extractf128_ps::<1>(v))
+        } else {
+            (p, _mm256_castps256_ps128(v))
+        };
+        let (p, v) = if rem & 2 != 0 {
+            _mm_storel_epi64(p.cast(), _mm_castps_si128(v)); // unaligned 8-byte store
+            (p.add(2), _mm_movehl_ps(v, v))
+        } else {
+            (p, v)
+        };
+        if rem & 1 != 0 {
+            _mm_store_ss(p, v);
+        }
+    }
+}
+
+/// AVX-512 microkernel trampoline.
+///
+/// # Safety
+/// AVX-512F available and `t` as required by [`tile_body`].
+#[target_feature(enable = "avx512f")]
+unsafe fn tile512<const MR: usize, const NV: usize, const LD: bool, const ST: bool>(t: &Tile) {
+    // SAFETY: forwarded contract; this function is compiled with AVX-512F.
+    unsafe { tile_body::<Avx512, MR, NV, LD, ST>(t) }
+}
+
+/// AVX-512 driver.
+///
+/// # Safety
+/// AVX-512F available and `g` satisfies the [`Geometry`] invariants for 16 lanes.
+pub(crate) unsafe fn drive512(g: &Geometry) {
+    // SAFETY: forwarded contract.
+    unsafe { drive::<Avx512>(g) }
+}
+
+/// AVX-512 single-tile row kernel trampoline.
+///
+/// # Safety
+/// The instruction set available and the arguments as required by [`small_body`].
+#[target_feature(enable = "avx512f")]
+unsafe fn small_tramp512<const NV: usize, const ST: bool, const RELU: bool>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    d: usize,
+    rem: usize,
+) {
+    // SAFETY: forwarded contract; compiled with the instruction set.
+    unsafe { small_body::<Avx512, NV, ST, RELU>(w, bias, x, y, d, rem) }
+}
+
+small_table!(small512, small_tramp512; 1 2 3 4 5 6 7 8);
+
+/// AVX-512 single-row kernel for a `D → F` shape.
+///
+/// # Safety
+/// AVX-512F available and the arguments as required by [`fixed_body`] (16-lane panels).
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn fixed512<const D: usize, const F: usize>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    relu: bool,
+) {
+    // SAFETY: forwarded contract; the table covers (1, 1..=8).
+    unsafe { fixed_body::<Avx512, D, F, 8>(w, bias, x, y, relu) }
+}
+
+/// AVX2 + FMA.
+pub(crate) struct Avx2;
+
+impl Simd for Avx2 {
+    type V = __m256;
+    const L: usize = 8;
+
+    #[inline(always)]
+    fn plan(n: usize) -> (usize, usize) {
+        match n {
+            1 => (8, 1),
+            2 => (4, 2),
+            _ => (2, 6),
+        }
+    }
+
+    fn tile_fn(mr: usize, nv: usize, ld: bool, st: bool) -> Option<TileFn> {
+        tile_table!(tile256, mr, nv, ld, st;
+            1 x 1, 2 x 1, 3 x 1, 4 x 1, 5 x 1, 6 x 1,
+            1 x 2, 2 x 2, 3 x 2, 4 x 2, 5 x 2, 6 x 2,
+            1 x 3, 2 x 3, 1 x 4, 2 x 4,
+            1 x 5, 1 x 6, 1 x 7, 1 x 8)
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> __m256 {
+        // SAFETY: AVX available (trait contract).
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m256 {
+        // SAFETY: `p` valid for 8 reads (trait contract); unaligned load.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_part(p: *const f32, rem: usize) -> __m256 {
+        // SAFETY: vmaskmovps does not access masked-off lanes (no fault, no read); the first
+        // `rem` floats are valid (trait contract). AVX2 available.
+        unsafe {
+            let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let m = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem as i32), idx);
+            _mm256_maskload_ps(p, m)
+        }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m256 {
+        // SAFETY: `p` valid and aligned for one f32 read (trait contract).
+        unsafe { _mm256_broadcast_ss(&*p) }
+    }
+    #[inline(always)]
+    unsafe fn fma(acc: __m256, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: FMA available. vfmadd: a·b + acc, one rounding.
+        unsafe { _mm256_fmadd_ps(a, b, acc) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX available.
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn relu(a: __m256) -> __m256 {
+        // SAFETY: AVX available. Ordered, non-signalling `<`: false for NaN and -0.0, so
+        // the blend keeps `a` there.
+        unsafe {
+            let z = _mm256_setzero_ps();
+            _mm256_blendv_ps(a, z, _mm256_cmp_ps::<_CMP_LT_OQ>(a, z))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        // SAFETY: `p` valid for 8 writes (trait contract).
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn store_part(p: *mut f32, v: __m256, rem: usize) {
+        // SAFETY: `p` valid for `rem` <= 8 writes (trait contract); AVX available.
+        unsafe {
+            if rem >= 8 {
+                _mm256_storeu_ps(p, v);
+            } else {
+                store_tail8(p, v, rem);
+            }
+        }
+    }
+}
+
+/// AVX2 microkernel trampoline.
+///
+/// # Safety
+/// AVX2 and FMA available and `t` as required by [`tile_body`].
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile256<const MR: usize, const NV: usize, const LD: bool, const ST: bool>(t: &Tile) {
+    // SAFETY: forwarded contract; this function is compiled with AVX2 and FMA.
+    unsafe { tile_body::<Avx2, MR, NV, LD, ST>(t) }
+}
+
+/// AVX2 driver.
+///
+/// # Safety
+/// AVX2 and FMA available and `g` satisfies the [`Geometry`] invariants for 8 lanes.
+pub(crate) unsafe fn drive256(g: &Geometry) {
+    // SAFETY: forwarded contract.
+    unsafe { drive::<Avx2>(g) }
+}
+
+/// AVX2 single-tile row kernel trampoline.
+///
+/// # Safety
+/// The instruction set available and the arguments as required by [`small_body`].
+#[target_feature(enable = "avx2,fma")]
+unsafe fn small_tramp256<const NV: usize, const ST: bool, const RELU: bool>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    d: usize,
+    rem: usize,
+) {
+    // SAFETY: forwarded contract; compiled with the instruction set.
+    unsafe { small_body::<Avx2, NV, ST, RELU>(w, bias, x, y, d, rem) }
+}
+
+small_table!(small256, small_tramp256; 1 2 3 4 5 6 7 8);
+
+/// AVX2 single-row kernel for a `D → F` shape.
+///
+/// # Safety
+/// AVX2 and FMA available and the arguments as required by [`fixed_body`] (8-lane panels).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn fixed256<const D: usize, const F: usize>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    relu: bool,
+) {
+    // SAFETY: forwarded contract; the table covers (1, 1..=8).
+    unsafe { fixed_body::<Avx2, D, F, 8>(w, bias, x, y, relu) }
+}

@@ -1,0 +1,177 @@
+//! Activation functions with `jax.nn`'s definitions (elementwise unless noted).
+
+use ndarray::{Array, ArrayBase, Axis, Data, Dimension};
+
+/// The scalar rule of [`relu`]: negative values become `+0.0`; NaN and `-0.0` pass through
+/// (the same rule the fused kernels use, so fused and unfused results agree bit for bit).
+#[inline]
+#[must_use]
+pub fn relu_scalar(v: f32) -> f32 {
+    if v < 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+macro_rules! elementwise {
+    ($($(#[$doc:meta])* $name:ident = |$v:ident| $body:expr;)*) => {$(
+        $(#[$doc])*
+        #[must_use]
+        pub fn $name<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>) -> Array<f32, D> {
+            x.mapv(|$v: f32| $body)
+        }
+    )*};
+}
+
+elementwise! {
+    /// `max(x, 0)` (`nn.relu`).
+    ///
+    /// ```
+    /// assert_eq!(nnjit::nn::relu(&ndarray::array![-1.0f32, 2.0]), ndarray::array![0.0, 2.0]);
+    /// ```
+    relu = |v| relu_scalar(v);
+    /// `1 / (1 + exp(-x))` (`nn.sigmoid`).
+    sigmoid = |v| 1.0 / (1.0 + (-v).exp());
+    /// `tanh(x)` (`nn.tanh`).
+    tanh = |v| v.tanh();
+    /// `x · sigmoid(x)` (`nn.silu` / `nn.swish`).
+    silu = |v| v * (1.0 / (1.0 + (-v).exp()));
+    /// Gaussian error linear unit, tanh approximation (`nn.gelu`, `approximate=True`, Flax's default).
+    gelu = |v| {
+        let c = (2.0f64 / std::f64::consts::PI).sqrt() as f32;
+        v * (0.5 * (1.0 + (c * (v + 0.044715 * (v * v * v))).tanh()))
+    };
+    /// `log(1 + exp(x))`, computed stably (`nn.softplus`).
+    softplus = |v| v.max(0.0) + (-v.abs()).exp().ln_1p();
+    /// `x` if `x > 0` else `exp(x) - 1` (`nn.elu`, alpha 1).
+    elu = |v| if v > 0.0 { v } else { v.exp_m1() };
+    /// `x` if `x >= 0` else `0.01 · x` (`nn.leaky_relu`).
+    leaky_relu = |v| if v >= 0.0 { v } else { 0.01 * v };
+    /// `min(max(x, 0), 6)` (`nn.relu6`).
+    relu6 = |v| relu_scalar(v).min(6.0);
+    /// Identity.
+    identity = |v| v;
+}
+
+/// Exact GELU, `x · (1 + erf(x/√2)) / 2` (`nn.gelu(approximate=False)`).
+#[must_use]
+pub fn gelu_exact<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>) -> Array<f32, D> {
+    x.mapv(|v| {
+        let e = libm_erf(f64::from(v) / std::f64::consts::SQRT_2);
+        (f64::from(v) * (e + 1.0) / 2.0) as f32
+    })
+}
+
+// erf via the complementary series (Abramowitz–Stegun 7.1.26 is too coarse; use a
+// high-precision rational approximation in f64, then round once).
+fn libm_erf(x: f64) -> f64 {
+    // W. J. Cody's rational approximations are overkill here; erf in f64 via its Taylor series
+    // near 0 and the continued fraction of erfc further out gives < 1e-15 relative error.
+    let ax = x.abs();
+    let r = if ax < 2.5 {
+        let mut sum = ax;
+        let mut term = ax;
+        let x2 = ax * ax;
+        let mut n = 0.0;
+        loop {
+            n += 1.0;
+            term *= -x2 / n;
+            let add = term / (2.0 * n + 1.0);
+            sum += add;
+            if add.abs() <= 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc(x) = exp(-x²)/√π · 1/(x + 1/2/(x + 1/(x + 3/2/(x + ...))))
+        let mut f = 0.0;
+        for k in (1..60).rev() {
+            f = (k as f64 / 2.0) / (ax + f);
+        }
+        1.0 - (-ax * ax).exp() / std::f64::consts::PI.sqrt() / (ax + f)
+    };
+    r.copysign(x)
+}
+
+fn along_last<S: Data<Elem = f32>, D: Dimension>(
+    x: &ArrayBase<S, D>,
+    f: impl Fn(ndarray::ArrayViewMut1<f32>),
+) -> Array<f32, D> {
+    let mut y = x.to_owned();
+    if y.ndim() == 0 {
+        return y;
+    }
+    let axis = Axis(y.ndim() - 1);
+    for lane in y.lanes_mut(axis) {
+        f(lane);
+    }
+    y
+}
+
+/// Softmax over the last axis, `exp(x - max) / sum(exp(x - max))` (`nn.softmax`).
+///
+/// ```
+/// let p = nnjit::nn::softmax(&ndarray::array![1.0f32, 1.0]);
+/// assert_eq!(p, ndarray::array![0.5, 0.5]);
+/// ```
+#[must_use]
+pub fn softmax<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>) -> Array<f32, D> {
+    along_last(x, |mut l| {
+        let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        l.mapv_inplace(|v| (v - m).exp());
+        let s: f32 = l.iter().sum();
+        l.mapv_inplace(|v| v / s);
+    })
+}
+
+/// Log-softmax over the last axis, `x - max - log(sum(exp(x - max)))` (`nn.log_softmax`).
+#[must_use]
+pub fn log_softmax<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>) -> Array<f32, D> {
+    along_last(x, |mut l| {
+        let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        l.mapv_inplace(|v| v - m);
+        let s: f32 = l.iter().map(|v| v.exp()).sum();
+        let ls = s.ln();
+        l.mapv_inplace(|v| v - ls);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn relu_keeps_nan_and_negative_zero() {
+        let y = relu(&array![f32::NAN, -0.0, -1.0, 1.5, f32::NEG_INFINITY]);
+        assert!(y[0].is_nan());
+        assert_eq!(y[1].to_bits(), (-0.0f32).to_bits());
+        assert_eq!(y[2], 0.0);
+        assert_eq!(y[3], 1.5);
+        assert_eq!(y[4], 0.0);
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one() {
+        let p = softmax(&array![[1.0f32, 2.0, 3.0], [0.0, 0.0, 0.0]]);
+        for row in p.rows() {
+            assert!((row.sum() - 1.0).abs() < 1e-6);
+        }
+        let l = log_softmax(&array![1.0f32, 2.0, 3.0]);
+        assert!((l.mapv(f32::exp).sum() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gelu_variants_close() {
+        let x = array![-3.0f32, -1.0, 0.0, 0.5, 2.0];
+        let a = gelu(&x);
+        let e = gelu_exact(&x);
+        for (a, e) in a.iter().zip(e.iter()) {
+            assert!((a - e).abs() < 1e-3, "{a} {e}");
+        }
+        assert!((libm_erf(1.0) - 0.842_700_792_949_714_9).abs() < 1e-15);
+        assert!((libm_erf(3.0) - 0.999_977_909_503_001_4).abs() < 1e-15);
+    }
+}

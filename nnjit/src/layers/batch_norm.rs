@@ -1,0 +1,158 @@
+//! `BatchNorm` (Flax's `nn.BatchNorm`): normalizes over all axes but the last, keeps running
+//! statistics in the `batch_stats` collection.
+
+use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, IxDyn};
+
+use crate::error::{Error, Result};
+use crate::init::{self, Initializer};
+use crate::module::{feature_dim, Module};
+use crate::scope::Scope;
+
+/// Batch normalization over the last (feature) axis.
+///
+/// Variables: `batch_stats/{mean,var}` (zeros, ones) and `params/{scale,bias}` (ones, zeros).
+/// With `use_running_average = false` the batch statistics are used (Flax's fast variance,
+/// `var = max(0, E[x²] − E[x]²)`) and, when `batch_stats` is mutable and not initializing,
+/// the running statistics become `momentum·old + (1 − momentum)·batch`.
+///
+/// ```
+/// use nnjit::nn::{self, Module, Mutable, Rngs};
+///
+/// let x = ndarray::array![[1.0f32, 2.0], [3.0, 6.0]];
+/// let bn = nn::BatchNorm::new().use_running_average(false).momentum(0.9);
+/// let vars = bn.init(nn::PRNGKey(0), &x)?;
+/// let (y, updates) = bn.apply_with(&vars, &x, Rngs::none(), Mutable::only(["batch_stats"]))?;
+/// assert_eq!(y.shape(), &[2, 2]);
+/// let mean = updates.get("batch_stats/mean").unwrap();
+/// assert!((mean[0] - 0.2).abs() < 1e-6); // 0.9·0 + 0.1·2
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct BatchNorm {
+    /// Use the running statistics instead of the batch's (evaluation mode).
+    pub use_running_average: bool,
+    /// Decay of the running statistics (Flax default 0.99).
+    pub momentum: f64,
+    /// Added to the variance (Flax default 1e-5).
+    pub epsilon: f64,
+    /// Learn a bias (default `true`).
+    pub use_bias: bool,
+    /// Learn a scale (default `true`).
+    pub use_scale: bool,
+    /// Initializer of `bias` (default zeros).
+    pub bias_init: Initializer,
+    /// Initializer of `scale` (default ones).
+    pub scale_init: Initializer,
+}
+
+impl Default for BatchNorm {
+    fn default() -> Self {
+        BatchNorm::new()
+    }
+}
+
+impl BatchNorm {
+    /// Flax's defaults (`use_running_average = false`, momentum 0.99, epsilon 1e-5).
+    pub fn new() -> Self {
+        BatchNorm {
+            use_running_average: false,
+            momentum: 0.99,
+            epsilon: 1e-5,
+            use_bias: true,
+            use_scale: true,
+            bias_init: init::zeros(),
+            scale_init: init::ones(),
+        }
+    }
+
+    /// Sets `use_running_average`.
+    pub fn use_running_average(mut self, v: bool) -> Self {
+        self.use_running_average = v;
+        self
+    }
+
+    /// Sets `momentum`.
+    pub fn momentum(mut self, v: f64) -> Self {
+        self.momentum = v;
+        self
+    }
+
+    /// Sets `epsilon`.
+    pub fn epsilon(mut self, v: f64) -> Self {
+        self.epsilon = v;
+        self
+    }
+}
+
+fn vector(a: &ArrayD<f32>) -> ndarray::ArrayView1<'_, f32> {
+    a.view().into_dimensionality::<Ix1>().expect("shape checked by the scope")
+}
+
+impl Module for BatchNorm {
+    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+        let c = feature_dim(|| s.path(), &x)?;
+        if !(self.epsilon >= 0.0 && self.momentum.is_finite()) {
+            return Err(Error::invalid(s.path(), "BatchNorm needs epsilon >= 0 and a finite momentum"));
+        }
+        let zeros = || crate::alloc::try_filled("batch_stats", c, 0.0).map(|v| ArrayD::from_shape_vec(IxDyn(&[c]), v).expect("len c"));
+        let ones = || crate::alloc::try_filled("batch_stats", c, 1.0).map(|v| ArrayD::from_shape_vec(IxDyn(&[c]), v).expect("len c"));
+        let ra_mean = s.variable("batch_stats", "mean", &[c], zeros)?;
+        let ra_var = s.variable("batch_stats", "var", &[c], ones)?;
+        let rows = x.to_shape((x.len() / c, c)).map_err(|e| Error::invalid(s.path(), e.to_string()))?;
+        let (mean, var) = if self.use_running_average {
+            (vector(ra_mean.array()).to_owned(), vector(ra_var.array()).to_owned())
+        } else {
+            if rows.nrows() == 0 {
+                return Err(Error::InputShape {
+                    path: s.path(),
+                    expected: "at least one row to compute batch statistics".into(),
+                    found: x.shape().to_vec(),
+                });
+            }
+            // Sequential f32 sums over the batch, then a true division (jnp.mean).
+            let n = rows.nrows() as f32;
+            let mut sum = ndarray::Array1::<f32>::zeros(c);
+            let mut sum2 = ndarray::Array1::<f32>::zeros(c);
+            for row in rows.axis_iter(Axis(0)) {
+                for ((s1, s2), &v) in sum.iter_mut().zip(sum2.iter_mut()).zip(row.iter()) {
+                    *s1 += v;
+                    *s2 += v * v;
+                }
+            }
+            let mean = sum.mapv(|v| v / n);
+            let mean2 = sum2.mapv(|v| v / n);
+            let var = ndarray::Zip::from(&mean).and(&mean2).map_collect(|&m, &m2| (m2 - m * m).max(0.0));
+            if !s.is_initializing() {
+                // As in Flax, training with an immutable `batch_stats` is an error.
+                let m = self.momentum as f32;
+                let one_minus = (1.0 - self.momentum) as f32;
+                let new_mean = ndarray::Zip::from(vector(ra_mean.array())).and(&mean).map_collect(|&r, &b| m * r + one_minus * b);
+                let new_var = ndarray::Zip::from(vector(ra_var.array())).and(&var).map_collect(|&r, &b| m * r + one_minus * b);
+                s.put_variable("batch_stats", "mean", new_mean.into_dyn())?;
+                s.put_variable("batch_stats", "var", new_var.into_dyn())?;
+            }
+            (mean, var)
+        };
+        let eps = self.epsilon as f32;
+        let mut mul = var.mapv(|v| 1.0 / (v + eps).sqrt());
+        if self.use_scale {
+            let scale = s.param("scale", &self.scale_init, &[c])?;
+            mul = mul * vector(scale.array());
+        }
+        let bias = if self.use_bias { Some(s.param("bias", &self.bias_init, &[c])?.into_owned()) } else { None };
+        let mut y = x.to_owned();
+        {
+            let mut yr = y.view_mut().into_shape_with_order((rows.nrows(), c)).map_err(|e| Error::invalid(s.path(), e.to_string()))?;
+            for mut row in yr.axis_iter_mut(Axis(0)) {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = (*v - mean[j]) * mul[j];
+                }
+                if let Some(b) = &bias {
+                    row += &vector(b.array());
+                }
+            }
+        }
+        Ok(y)
+    }
+}

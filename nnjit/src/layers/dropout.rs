@@ -1,0 +1,70 @@
+//! `Dropout` (Flax's `nn.Dropout`): zeroes a random fraction of the input while training.
+
+use ndarray::{ArrayD, ArrayViewD};
+
+use crate::error::{Error, Result};
+use crate::module::Module;
+use crate::random;
+use crate::scope::Scope;
+
+/// Randomly zeroes inputs with probability `rate` and scales the rest by `1 / (1 − rate)`.
+///
+/// The mask is `bernoulli(make_rng("dropout"), 1 − rate, x.shape)`, exactly as Flax draws it,
+/// so the same keys give the same mask. `deterministic` (or `rate == 0`) returns the input;
+/// `rate == 1` returns zeros.
+///
+/// ```
+/// use nnjit::nn::{self, Module, Mutable, Rngs};
+///
+/// let x = ndarray::Array1::<f32>::ones(1000);
+/// let drop = nn::Dropout::new(0.5);
+/// let vars = nnjit::Variables::new();
+/// let rngs = Rngs::none().with("dropout", nn::PRNGKey(7));
+/// let (y, _) = drop.apply_with(&vars, &x, rngs, Mutable::Nothing)?;
+/// let kept = y.iter().filter(|v| **v == 2.0).count();
+/// assert!(kept > 400 && kept < 600);
+/// // Without a `dropout` stream (and no `params` to fall back to) it is an error:
+/// assert!(drop.apply(&vars, &x).is_err());
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Dropout {
+    /// Probability of zeroing an element, in `[0, 1]`.
+    pub rate: f64,
+    /// Return the input unchanged (evaluation mode).
+    pub deterministic: bool,
+    /// The RNG stream the mask is drawn from (default `dropout`).
+    pub rng_collection: String,
+}
+
+impl Dropout {
+    /// `Dropout(rate)`, not deterministic, drawing from the `dropout` stream.
+    pub fn new(rate: f64) -> Self {
+        Dropout { rate, deterministic: false, rng_collection: "dropout".into() }
+    }
+
+    /// Sets `deterministic`.
+    pub fn deterministic(mut self, v: bool) -> Self {
+        self.deterministic = v;
+        self
+    }
+}
+
+impl Module for Dropout {
+    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+        if !(0.0..=1.0).contains(&self.rate) {
+            return Err(Error::invalid(s.path(), format!("Dropout rate must be in [0, 1], got {}", self.rate)));
+        }
+        if self.rate == 0.0 || self.deterministic {
+            return Ok(x.to_owned());
+        }
+        if self.rate == 1.0 {
+            return Ok(ArrayD::zeros(x.raw_dim()));
+        }
+        let keep = (1.0 - self.rate) as f32;
+        let key = s.make_rng(&self.rng_collection)?;
+        let mask = random::bernoulli(key, keep, x.shape())?;
+        Ok(ndarray::Zip::from(&x).and(&mask).map_collect(|&v, &m| if m { v / keep } else { 0.0 }))
+    }
+}

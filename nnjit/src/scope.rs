@@ -1,0 +1,501 @@
+//! The scope a module runs in: Flax's `param`, `variable`, `make_rng` and child scopes.
+//!
+//! A scope is a position in the module tree (`/Dense_0`) plus the call's shared state (the
+//! variables read or created, the mutable collections, the RNG streams and their counters).
+//! RNG derivation reproduces Flax exactly: a stream key seen from scope `/a/b` is
+//! `fold_in_static(root, ["a", "b", counter])`, one SHA-1 over the suffix (`flax/core/scope.py`).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ndarray::ArrayD;
+
+use crate::error::{Error, Result};
+use crate::init::Initializer;
+use crate::jit::LiftCtx;
+use crate::random::flax::{fold_in_static, SuffixPart};
+use crate::random::Key;
+use crate::variables::{Dict, Leaf, Node, Variables};
+
+/// Named RNG streams for `init`/`apply` (Flax's `rngs={'params': key, 'dropout': key}`).
+///
+/// ```
+/// use nnjit::nn;
+/// let rngs = nn::Rngs::new(nn::PRNGKey(0)).with("dropout", nn::PRNGKey(1));
+/// assert_eq!(rngs.get("dropout"), Some(nn::PRNGKey(1)));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rngs {
+    streams: Vec<(String, Key)>,
+}
+
+impl Rngs {
+    /// Only a `params` stream (what Flax makes of `init(key, x)`).
+    #[must_use]
+    pub fn new(params: Key) -> Self {
+        Rngs::none().with("params", params)
+    }
+
+    /// No streams at all (what `apply` uses by default).
+    #[must_use]
+    pub fn none() -> Self {
+        Rngs::default()
+    }
+
+    /// Adds (or replaces) the stream `name`.
+    #[must_use]
+    pub fn with(mut self, name: impl Into<String>, key: Key) -> Self {
+        let name = name.into();
+        match self.streams.iter_mut().find(|(n, _)| *n == name) {
+            Some(s) => s.1 = key,
+            None => self.streams.push((name, key)),
+        }
+        self
+    }
+
+    /// The root key of stream `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<Key> {
+        self.streams.iter().find(|(n, _)| n == name).map(|(_, k)| *k)
+    }
+
+    /// Stream names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.streams.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Keeps only the streams `keep` says yes to (used by lifts that filter RNG streams).
+    #[must_use]
+    pub fn filtered(&self, keep: impl Fn(&str) -> bool) -> Self {
+        Rngs { streams: self.streams.iter().filter(|(n, _)| keep(n)).cloned().collect() }
+    }
+}
+
+impl From<Key> for Rngs {
+    fn from(key: Key) -> Self {
+        Rngs::new(key)
+    }
+}
+
+impl<S: Into<String>, const N: usize> From<[(S, Key); N]> for Rngs {
+    fn from(streams: [(S, Key); N]) -> Self {
+        streams.into_iter().fold(Rngs::none(), |r, (n, k)| r.with(n, k))
+    }
+}
+
+/// Which collections a call may write (Flax's `mutable=`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Mutable {
+    /// None (`mutable=False`, the default of `apply`).
+    #[default]
+    Nothing,
+    /// All collections (`mutable=True`, what `init` uses).
+    All,
+    /// These collections (`mutable=['batch_stats']`).
+    Only(Vec<String>),
+}
+
+impl Mutable {
+    /// Whether `collection` may be written.
+    #[must_use]
+    pub fn allows(&self, collection: &str) -> bool {
+        match self {
+            Mutable::Nothing => false,
+            Mutable::All => true,
+            Mutable::Only(c) => c.iter().any(|c| c == collection),
+        }
+    }
+
+    /// `Mutable::Only` of the given names.
+    #[must_use]
+    pub fn only<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
+        Mutable::Only(names.into_iter().map(Into::into).collect())
+    }
+}
+
+/// Whether a call creates variables (`init`) or reads them (`apply`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Variables are created by their initializers.
+    Init,
+    /// Variables are read from the given tree.
+    Apply,
+}
+
+/// The state one `init`/`apply` call shares between all its scopes.
+pub(crate) struct Frame<'v> {
+    pub(crate) mode: Mode,
+    pub(crate) input: Option<&'v Variables>,
+    pub(crate) out: Variables,
+    pub(crate) mutable: Mutable,
+    pub(crate) rngs: Rngs,
+    counters: HashMap<(String, String), u32>,
+    pub(crate) lift: Option<LiftCtx<'v>>,
+    /// Flax's `nn.jit` RNG derivation requested (lifted types fork the RNGs).
+    pub(crate) flax_jit_rngs: bool,
+    /// Collections visible inside a lift that filters them.
+    pub(crate) visible: Option<&'static [&'static str]>,
+}
+
+impl<'v> Frame<'v> {
+    pub(crate) fn new(mode: Mode, input: Option<&'v Variables>, rngs: Rngs, mutable: Mutable) -> Self {
+        Frame {
+            mode,
+            input,
+            out: Variables::new(),
+            mutable,
+            rngs,
+            counters: HashMap::new(),
+            lift: None,
+            flax_jit_rngs: false,
+            visible: None,
+        }
+    }
+}
+
+/// A segment name: automatic (`Dense_0`, built without allocating) or explicit.
+#[derive(Clone, Debug)]
+enum Name {
+    Auto(&'static str, u32),
+    Given(Arc<str>),
+}
+
+impl Name {
+    fn matches(&self, key: &str) -> bool {
+        match self {
+            Name::Given(n) => **n == *key,
+            Name::Auto(base, i) => key
+                .strip_prefix(base)
+                .and_then(|r| r.strip_prefix('_'))
+                .is_some_and(|r| r.parse::<u32>().ok() == Some(*i) && !r.starts_with('+')),
+        }
+    }
+
+    fn to_string_owned(&self) -> String {
+        match self {
+            Name::Given(n) => n.to_string(),
+            Name::Auto(b, i) => format!("{b}_{i}"),
+        }
+    }
+}
+
+/// A node of the scope path, linked to its parent (no allocation per child).
+#[derive(Clone, Copy)]
+struct PathNode<'a> {
+    parent: Option<&'a PathNode<'a>>,
+    name: Option<&'a Name>,
+}
+
+impl PathNode<'_> {
+    fn segments(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut node = Some(self);
+        while let Some(n) = node {
+            if let Some(name) = n.name {
+                out.push(name.to_string_owned());
+            }
+            node = n.parent;
+        }
+        out.reverse();
+        out
+    }
+
+    fn depth(&self) -> usize {
+        self.parent.map_or(0, |p| p.depth() + 1)
+    }
+
+    /// The dict at this path inside `root` (a collection), if present.
+    fn resolve<'d>(&self, root: &'d Dict) -> Option<&'d Dict> {
+        match (self.parent, self.name) {
+            (Some(p), Some(name)) => {
+                let parent = p.resolve(root)?;
+                parent.iter().find(|(k, _)| name.matches(k)).and_then(|(_, n)| match n {
+                    Node::Dict(d) => Some(d),
+                    Node::Leaf(_) => None,
+                })
+            }
+            _ => Some(root),
+        }
+    }
+}
+
+/// RNG bases replaced by a fork (Flax's `fork_rngs`, used by `nn.jit`'s derivation).
+#[derive(Clone, Debug)]
+struct RngFork {
+    keys: Vec<(String, Key)>,
+    depth: usize,
+}
+
+/// Where a module runs: its path, variables, RNG streams and children.
+///
+/// Modules receive a `&mut Scope` in [`Module::call`](crate::module::Module::call) and use
+/// [`param`](Scope::param), [`variable`](Scope::variable), [`make_rng`](Scope::make_rng) and
+/// [`call`](Scope::call) (a child module with Flax's automatic name, `Dense_0`, `Dense_1`, ...).
+pub struct Scope<'c, 'v> {
+    frame: &'c mut Frame<'v>,
+    node: PathNode<'c>,
+    fork: Option<Arc<RngFork>>,
+    auto_names: Vec<(&'static str, u32)>,
+}
+
+impl<'c, 'v> Scope<'c, 'v> {
+    pub(crate) fn root(frame: &'c mut Frame<'v>) -> Self {
+        Scope { frame, node: PathNode { parent: None, name: None }, fork: None, auto_names: Vec::new() }
+    }
+
+    /// The `/`-joined path of this scope (`/Dense_0`; `/` at the top).
+    #[must_use]
+    pub fn path(&self) -> String {
+        let segs = self.node.segments();
+        if segs.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", segs.join("/"))
+        }
+    }
+
+    fn var_path(&self, name: &str) -> String {
+        format!("{}/{name}", self.path())
+    }
+
+    /// Whether this call creates variables (Flax's `is_initializing()`).
+    #[must_use]
+    pub fn is_initializing(&self) -> bool {
+        self.frame.mode == Mode::Init
+    }
+
+    /// Whether `collection` may be written in this call.
+    #[must_use]
+    pub fn is_mutable_collection(&self, collection: &str) -> bool {
+        self.visible(collection) && self.frame.mutable.allows(collection)
+    }
+
+    /// Whether stream `name` (or the `params` fallback Flax uses) is available.
+    #[must_use]
+    pub fn has_rng(&self, name: &str) -> bool {
+        self.frame.rngs.get(name).is_some()
+    }
+
+    /// Support for lifted modules in this call, if any.
+    pub(crate) fn lift_ctx(&mut self) -> Option<&mut LiftCtx<'v>> {
+        self.frame.lift.as_mut()
+    }
+
+    pub(crate) fn frame(&self) -> &Frame<'v> {
+        self.frame
+    }
+
+    pub(crate) fn frame_mut(&mut self) -> &mut Frame<'v> {
+        self.frame
+    }
+
+    fn visible(&self, collection: &str) -> bool {
+        self.frame.visible.is_none_or(|v| v.contains(&collection))
+    }
+
+    fn read_leaf(&self, collection: &str, name: &str) -> Option<Cow<'v, Leaf>> {
+        if !self.visible(collection) {
+            return None;
+        }
+        // Values written in this call win (a mutable collection read after an update).
+        if let Some(d) = self.frame.out.collection(collection).and_then(|c| self.node.resolve(c)) {
+            if let Some(l) = d.leaf(name) {
+                return Some(Cow::Owned(l.clone()));
+            }
+        }
+        let input: &'v Variables = self.frame.input?;
+        let dict = self.node.resolve(input.collection(collection)?)?;
+        dict.leaf(name).map(Cow::Borrowed)
+    }
+
+    fn write_leaf(&mut self, collection: &str, name: &str, leaf: Leaf) {
+        let segs = self.node.segments();
+        let mut dict = self.frame.out.collection_mut_or_insert(collection);
+        for s in &segs {
+            dict = dict.dict_mut_or_insert(s);
+        }
+        dict.insert(name, Node::Leaf(leaf));
+    }
+
+    fn check_shape(&self, collection: &str, name: &str, leaf: &Leaf, shape: &[usize]) -> Result<()> {
+        if leaf.array().shape() == shape {
+            Ok(())
+        } else {
+            Err(Error::VariableShape {
+                collection: collection.to_string(),
+                path: self.var_path(name),
+                expected: shape.to_vec(),
+                found: leaf.array().shape().to_vec(),
+            })
+        }
+    }
+
+    /// A parameter (collection `params`): created by `init(make_rng("params"), shape)` while
+    /// initializing, otherwise read and checked against `shape` (Flax's `self.param`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// struct Scale;
+    /// impl Module for Scale {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         let w = s.param("w", &nn::initializers::ones(), &[])?;
+    ///         Ok(&x * w.array().first().copied().unwrap_or(1.0))
+    ///     }
+    /// }
+    /// let vars = Scale.init(nn::PRNGKey(0), &ndarray::array![2.0f32])?;
+    /// assert_eq!(vars.get("params/w").unwrap().shape(), &[] as &[usize]);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn param(&mut self, name: &str, init: &Initializer, shape: &[usize]) -> Result<Cow<'v, Leaf>> {
+        if let Some(leaf) = self.read_leaf("params", name) {
+            self.check_shape("params", name, &leaf, shape)?;
+            return Ok(leaf);
+        }
+        if !self.is_mutable_collection("params") {
+            return Err(Error::MissingVariable { collection: "params".into(), path: self.var_path(name) });
+        }
+        let key = self.make_rng("params")?;
+        let array = init.init(key, shape)?;
+        let leaf = Leaf::new(array);
+        self.check_shape("params", name, &leaf, shape)?;
+        self.write_leaf("params", name, leaf.clone());
+        Ok(Cow::Owned(leaf))
+    }
+
+    /// A variable of any collection (Flax's `self.variable(col, name, init_fn)`): read if it
+    /// exists, otherwise created with `init` when the collection is mutable.
+    pub fn variable(
+        &mut self,
+        collection: &str,
+        name: &str,
+        shape: &[usize],
+        init: impl FnOnce() -> Result<ArrayD<f32>>,
+    ) -> Result<Cow<'v, Leaf>> {
+        if let Some(leaf) = self.read_leaf(collection, name) {
+            self.check_shape(collection, name, &leaf, shape)?;
+            return Ok(leaf);
+        }
+        if !self.is_mutable_collection(collection) {
+            return Err(Error::MissingVariable { collection: collection.into(), path: self.var_path(name) });
+        }
+        let leaf = Leaf::new(init()?);
+        self.check_shape(collection, name, &leaf, shape)?;
+        self.write_leaf(collection, name, leaf.clone());
+        Ok(Cow::Owned(leaf))
+    }
+
+    /// Whether the variable exists (written in this call or given to `apply`).
+    #[must_use]
+    pub fn has_variable(&self, collection: &str, name: &str) -> bool {
+        self.read_leaf(collection, name).is_some()
+    }
+
+    /// Writes a variable (Flax's `variable.value = ...`); an error if the collection is not
+    /// mutable in this call.
+    pub fn put_variable(&mut self, collection: &str, name: &str, value: ArrayD<f32>) -> Result<()> {
+        if !self.is_mutable_collection(collection) {
+            return Err(Error::ImmutableCollection { collection: collection.into(), path: self.var_path(name) });
+        }
+        self.write_leaf(collection, name, Leaf::new(value));
+        Ok(())
+    }
+
+    /// A fresh key from stream `stream` (Flax's `make_rng`): the scope's counter for the stream
+    /// goes up by one and the key is `fold_in_static(root, path ++ [counter])`. A missing stream
+    /// falls back to `params` as in Flax; if that is missing too, [`Error::MissingRng`].
+    pub fn make_rng(&mut self, stream: &str) -> Result<Key> {
+        let stream = if self.has_rng(stream) {
+            stream
+        } else if self.has_rng("params") {
+            "params"
+        } else {
+            return Err(Error::MissingRng { stream: stream.into(), path: self.path() });
+        };
+        let (base, from) = match self.fork.as_deref().and_then(|f| {
+            f.keys.iter().find(|(n, _)| n == stream).map(|(_, k)| (*k, f.depth))
+        }) {
+            Some(b) => b,
+            None => (self.frame.rngs.get(stream).expect("checked by has_rng above"), 0),
+        };
+        let path = self.path();
+        let counter = self.frame.counters.entry((path, stream.to_string())).or_insert(0);
+        *counter += 1;
+        let count = *counter;
+        let segs = self.node.segments();
+        let mut parts: Vec<SuffixPart> = segs[from.min(segs.len())..].iter().map(|s| SuffixPart::Name(s)).collect();
+        parts.push(SuffixPart::Index(u64::from(count)));
+        Ok(fold_in_static(base, &parts))
+    }
+
+    /// Flax's `fork_rngs` as `nn.jit` does it: every stream draws one key here, which becomes the
+    /// stream's new base for this scope and its children (counters keep running).
+    pub fn fork_rngs(&mut self) -> Result<()> {
+        let names: Vec<String> = self.frame.rngs.names().map(str::to_string).collect();
+        let mut keys = Vec::with_capacity(names.len());
+        for n in names {
+            let k = self.make_rng(&n)?;
+            keys.push((n, k));
+        }
+        self.fork = Some(Arc::new(RngFork { keys, depth: self.node.depth() }));
+        Ok(())
+    }
+
+    fn auto_index(&mut self, base: &'static str) -> u32 {
+        match self.auto_names.iter_mut().find(|(b, _)| *b == base) {
+            Some((_, i)) => {
+                *i += 1;
+                *i
+            }
+            None => {
+                self.auto_names.push((base, 0));
+                0
+            }
+        }
+    }
+
+    /// Runs `module` as a child with Flax's automatic name (`{TypeName}_{index}`, counted per
+    /// type name in this scope), like instantiating and calling a submodule in `@nn.compact`.
+    pub fn call<M: crate::module::Module + ?Sized>(
+        &mut self,
+        module: &M,
+        x: impl crate::module::AsInput,
+    ) -> Result<ArrayD<f32>> {
+        let index = self.auto_index(module.type_name());
+        let name = Name::Auto(module.type_name(), index);
+        self.run_child(&name, module, x)
+    }
+
+    /// Runs `module` as a child named `name` (Flax's `name=` argument); calling twice with the
+    /// same name shares the child's variables, as reusing a submodule does in Flax.
+    pub fn call_named<M: crate::module::Module + ?Sized>(
+        &mut self,
+        name: &str,
+        module: &M,
+        x: impl crate::module::AsInput,
+    ) -> Result<ArrayD<f32>> {
+        if name.is_empty() || name.contains('/') {
+            return Err(Error::invalid(self.path(), format!("invalid submodule name \"{name}\"")));
+        }
+        let name = Name::Given(Arc::from(name));
+        self.run_child(&name, module, x)
+    }
+
+    fn run_child<M: crate::module::Module + ?Sized>(
+        &mut self,
+        name: &Name,
+        module: &M,
+        x: impl crate::module::AsInput,
+    ) -> Result<ArrayD<f32>> {
+        let x = x.as_input()?;
+        let mut child = Scope {
+            frame: &mut *self.frame,
+            node: PathNode { parent: Some(&self.node), name: Some(name) },
+            fork: self.fork.clone(),
+            auto_names: Vec::new(),
+        };
+        module.call(&mut child, x)
+    }
+}

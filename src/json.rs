@@ -1,0 +1,201 @@
+//! A small JSON reader for nested arrays of numbers (with Python's `NaN`, `Infinity`,
+//! `-Infinity`), and number formatting that round-trips float32 exactly.
+
+use std::fmt::Write as _;
+
+/// A nested array of numbers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A number.
+    Num(f64),
+    /// An array.
+    List(Vec<Value>),
+}
+
+/// Nesting deeper than this is rejected (keeps recursion bounded on hostile input).
+const MAX_DEPTH: usize = 64;
+
+struct Reader<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Reader<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn err(&self, what: &str) -> String {
+        format!("{what} at byte {}", self.i)
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, String> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("arrays nested too deeply"));
+        }
+        self.ws();
+        match self.s.get(self.i) {
+            Some(b'[') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Value::List(items));
+                }
+                loop {
+                    items.push(self.value(depth + 1)?);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Value::List(items));
+                        }
+                        _ => return Err(self.err("expected ',' or ']'")),
+                    }
+                }
+            }
+            Some(_) => self.number(),
+            None => Err(self.err("unexpected end of input")),
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, String> {
+        let start = self.i;
+        while self.i < self.s.len() && matches!(self.s[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z' | b'A'..=b'Z') {
+            self.i += 1;
+        }
+        let tok = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("invalid text"))?;
+        let v = match tok {
+            "NaN" => f64::NAN,
+            "Infinity" => f64::INFINITY,
+            "-Infinity" => f64::NEG_INFINITY,
+            _ if tok.bytes().all(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')) && !tok.is_empty() => {
+                tok.parse::<f64>().map_err(|_| format!("invalid number \"{tok}\""))?
+            }
+            _ => return Err(format!("expected a number, found \"{}\"", if tok.is_empty() { "?" } else { tok })),
+        };
+        Ok(Value::Num(v))
+    }
+}
+
+/// Parses one JSON value made of arrays and numbers.
+pub fn parse(text: &str) -> Result<Value, String> {
+    let mut r = Reader { s: text.as_bytes(), i: 0 };
+    let v = r.value(0)?;
+    r.ws();
+    if r.i != r.s.len() {
+        return Err(r.err("trailing characters"));
+    }
+    Ok(v)
+}
+
+/// A 1-D or 2-D array of numbers as `(shape, row-major f32 values)`; ragged or empty input is
+/// an error.
+pub fn parse_matrix(text: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
+    match parse(text)? {
+        Value::Num(_) => Err("expected an array, e.g. [1, 2, 3] or [[1, 2], [3, 4]]".into()),
+        Value::List(items) if items.is_empty() => Err("the input array is empty".into()),
+        Value::List(items) => {
+            if items.iter().all(|v| matches!(v, Value::Num(_))) {
+                let xs = items.iter().map(|v| if let Value::Num(n) = v { *n as f32 } else { 0.0 }).collect::<Vec<_>>();
+                return Ok((vec![xs.len()], xs));
+            }
+            let mut width = None;
+            let mut xs = Vec::new();
+            for (r, row) in items.iter().enumerate() {
+                let Value::List(row) = row else {
+                    return Err(format!("row {r} is a number; mix of numbers and arrays"));
+                };
+                if row.is_empty() {
+                    return Err(format!("row {r} is empty"));
+                }
+                if *width.get_or_insert(row.len()) != row.len() {
+                    return Err(format!("ragged input: row {r} has {} values, row 0 has {}", row.len(), width.unwrap_or(0)));
+                }
+                for v in row {
+                    match v {
+                        Value::Num(n) => xs.push(*n as f32),
+                        Value::List(_) => return Err("only 1-D or 2-D arrays are accepted".into()),
+                    }
+                }
+            }
+            Ok((vec![items.len(), width.unwrap_or(0)], xs))
+        }
+    }
+}
+
+/// One float32 as JSON text that parses back to the same bits (the exact double value; NaN and
+/// infinities as Python's json writes them).
+#[must_use]
+pub fn float(v: f32) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+    } else {
+        let s = format!("{}", f64::from(v));
+        if s.contains(['.', 'e', 'E']) { s } else { format!("{s}.0") }
+    }
+}
+
+/// A JSON array of float32 values.
+#[must_use]
+pub fn floats<'a>(vs: impl IntoIterator<Item = &'a f32>) -> String {
+    let mut s = String::from("[");
+    for (i, v) in vs.into_iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&float(*v));
+    }
+    s.push(']');
+    s
+}
+
+/// A JSON array of integers.
+#[must_use]
+pub fn ints(vs: &[usize]) -> String {
+    let mut s = String::from("[");
+    for (i, v) in vs.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        let _ = write!(s, "{v}");
+    }
+    s.push(']');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_vectors_matrices_and_rejects_bad_input() {
+        assert_eq!(parse_matrix("[1,2,3]").unwrap(), (vec![3], vec![1.0, 2.0, 3.0]));
+        assert_eq!(parse_matrix(" [[1, 2], [3,4e0]] ").unwrap(), (vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]));
+        let (_, v) = parse_matrix("[NaN, Infinity, -Infinity, -0.0]").unwrap();
+        assert!(v[0].is_nan() && v[1] == f32::INFINITY && v[2] == f32::NEG_INFINITY);
+        assert_eq!(v[3].to_bits(), (-0.0f32).to_bits());
+        for bad in ["", "[]", "[[1],[2,3]]", "[1,[2]]", "[[[1]]]", "[1,]", "[1 2]", "[x]", "3", "[1]]", "[[]]", "[--1]"] {
+            assert!(parse_matrix(bad).is_err(), "{bad}");
+        }
+        let deep = "[".repeat(10_000);
+        assert!(parse(&deep).is_err());
+    }
+
+    #[test]
+    fn floats_round_trip() {
+        for v in [0.1f32, -1.2027218, 3.0, -0.0, f32::MIN_POSITIVE, f32::MAX, 1e-45, 16777217.0] {
+            let s = float(v);
+            let back = s.parse::<f64>().unwrap() as f32;
+            assert_eq!(back.to_bits(), v.to_bits(), "{s}");
+        }
+        assert_eq!(float(f32::NAN), "NaN");
+        assert_eq!(floats(&[1.0, 2.5]), "[1.0, 2.5]");
+    }
+}
