@@ -60,26 +60,25 @@ pub fn lift(args: &Args, s: &ItemStruct) -> TokenStream {
          parameters packed once per input shape (see `nnjit::jit::Lifted`)."
     );
     let module = quote!(::nnjit::nn::Module);
-    let where_module = match where_g {
-        Some(w) => quote!(#w, #orig #ty_g: #module),
-        None => quote!(where #orig #ty_g: #module),
-    };
-    // A spanned check, so a struct without `impl Module` is reported at its name.
-    let assert_module = quote_spanned! {orig.span()=>
-        const _: () = {
-            fn __nnjit_assert_module #impl_g () #where_module {}
-        };
-    };
+    // `where <original>: Module`, spanned at the struct's name so a struct that does not
+    // implement Module is reported there.
+    let mut with_module = generics.clone();
+    let module_at_name = quote_spanned!(orig.span()=> ::nnjit::nn::Module);
+    with_module.make_where_clause().predicates.push(syn::parse_quote_spanned!(orig.span()=> #orig #ty_g: #module_at_name));
+    let where_module = &with_module.where_clause;
+    // Impl headers spanned at the name too: an unsatisfied bound is reported at the struct.
+    let lifted_impl_head = quote_spanned!(orig.span()=> impl #impl_g ::nnjit::jit::Lifted for #jit #ty_g #where_module);
+    let module_impl_head = quote_spanned!(orig.span()=> impl #impl_g #module for #jit #ty_g #where_module);
     let params = &generics.params;
-    let lt = generics.lt_token;
-    let gt = generics.gt_token;
-    let wc = &generics.where_clause;
+    let (lt, gt, wc) = (generics.lt_token, generics.gt_token, &generics.where_clause);
     let twin = match &s.fields {
         syn::Fields::Named(_) => quote!(#vis struct #jit #lt #params #gt #wc #fields),
         _ => quote!(#vis struct #jit #lt #params #gt #fields #wc #semi),
     };
     let mut original = s.clone();
-    original.attrs.insert(0, syn::parse_quote!(#repr));
+    if !parse::has_stable_repr(s) {
+        original.attrs.insert(0, syn::parse_quote!(#[repr(C)]));
+    }
     let original = original.into_token_stream();
     quote! {
         #original
@@ -88,8 +87,6 @@ pub fn lift(args: &Args, s: &ItemStruct) -> TokenStream {
         #(#attrs)*
         #repr
         #twin
-
-        #assert_module
 
         impl #impl_g ::core::convert::From<#orig #ty_g> for #jit #ty_g #where_g {
             fn from(m: #orig #ty_g) -> Self {
@@ -105,7 +102,7 @@ pub fn lift(args: &Args, s: &ItemStruct) -> TokenStream {
             }
         }
 
-        impl #impl_g ::nnjit::jit::Lifted for #jit #ty_g #where_module {
+        #lifted_impl_head {
             type Original = #orig #ty_g;
             const OPTIONS: ::nnjit::jit::LiftOptions = ::nnjit::jit::LiftOptions {
                 variables: #variables,
@@ -129,7 +126,7 @@ pub fn lift(args: &Args, s: &ItemStruct) -> TokenStream {
             }
         }
 
-        impl #impl_g #module for #jit #ty_g #where_module {
+        #module_impl_head {
             fn call(
                 &self,
                 scope: &mut ::nnjit::nn::Scope<'_, '_>,
@@ -141,5 +138,57 @@ pub fn lift(args: &Args, s: &ItemStruct) -> TokenStream {
                 #module::type_name(::nnjit::jit::Lifted::original(self))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expansion snapshots: `tests/expanded/*.rs` show exactly what the macro generates for
+    //! each input in `CASES`. Set `NNJIT_BLESS=1` to rewrite them after an intended change.
+
+    use super::jit;
+    use quote::quote;
+
+    const CASES: &[(&str, &str, &str)] = &[
+        ("mlp", "", "#[derive(Debug, Clone)] pub struct Mlp { pub hidden: usize, pub out: usize }"),
+        (
+            "generic_named",
+            "name = FastWrap, rngs = [\"dropout\"]",
+            "/// Runs `inner`.\npub(crate) struct Wrap<'a, M: Module> where M: Clone, { inner: &'a M }",
+        ),
+        ("tuple", "variables = [\"params\"]", "#[repr(C)] struct Pair(pub usize, usize);"),
+    ];
+
+    fn pretty(tokens: proc_macro2::TokenStream) -> String {
+        let file: syn::File = syn::parse2(tokens).expect("the expansion parses as a file");
+        prettyplease::unparse(&file)
+    }
+
+    #[test]
+    fn expansions_match_snapshots() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expanded");
+        let bless = std::env::var_os("NNJIT_BLESS").is_some();
+        for (name, args, item) in CASES {
+            let out = pretty(jit(args.parse().unwrap(), item.parse().unwrap()));
+            let text = format!("// Expansion of #[nn::jit({args})] on:\n// {}\n\n{out}", item.replace('\n', "\n// "));
+            let path = dir.join(format!("{name}.rs"));
+            if bless {
+                std::fs::write(&path, &text).unwrap();
+            } else {
+                let want = std::fs::read_to_string(&path).unwrap_or_default();
+                assert_eq!(text, want, "{name}: expansion changed (NNJIT_BLESS=1 to accept)");
+            }
+        }
+    }
+
+    #[test]
+    fn errors_keep_the_original_item() {
+        let out = jit(quote!(bogus = 1), quote!(pub struct M { pub a: usize }));
+        let s = out.to_string();
+        assert!(s.contains("pub struct M"), "{s}");
+        assert!(s.contains("compile_error"), "{s}");
+        assert!(!s.contains("JitM"), "{s}");
+        let out = jit(quote!(), quote!(enum E { A }));
+        assert!(out.to_string().contains("enum E"));
     }
 }

@@ -92,8 +92,8 @@ fn path_text(p: &syn::Path) -> String {
 pub fn module_struct(item: &Item) -> syn::Result<&ItemStruct> {
     let (span, what): (Span, &str) = match item {
         Item::Struct(s) => {
-            if let Some(attr) = s.attrs.iter().find(|a| a.path().is_ident("repr") && repr_has(a, "packed")) {
-                return Err(syn::Error::new(attr.span(), "#[nn::jit] does not support #[repr(packed)] module structs"));
+            if let Some(span) = s.attrs.iter().filter(|a| a.path().is_ident("repr")).find_map(|a| repr_word(a, "packed")) {
+                return Err(syn::Error::new(span, "#[nn::jit] does not support #[repr(packed)] module structs"));
             }
             return Ok(s);
         }
@@ -110,10 +110,15 @@ pub fn module_struct(item: &Item) -> syn::Result<&ItemStruct> {
 }
 
 fn repr_has(attr: &syn::Attribute, word: &str) -> bool {
-    let mut found = false;
+    repr_word(attr, word).is_some()
+}
+
+/// The span of `word` inside `#[repr(...)]`, if present.
+fn repr_word(attr: &syn::Attribute, word: &str) -> Option<Span> {
+    let mut found = None;
     let _ = attr.parse_nested_meta(|m| {
         if m.path.is_ident(word) {
-            found = true;
+            found = Some(m.path.span());
         }
         if m.input.peek(syn::token::Paren) {
             let _content;

@@ -63,6 +63,12 @@ pub(crate) struct Geometry {
 /// `x`, `w`, `bias` and `y` point at the tile's first row/column; the strides are those of
 /// [`Geometry`] (`ldx = d`, `ldy = f`). `rem` (1..=L) is the number of valid lanes of the
 /// last vector when the tile is partial.
+///
+/// A tile may also cover only a block of the contraction (`x` and `w` then point at its
+/// first `k`): with `acc_in` the accumulators start from the values in `y` (the chain so far)
+/// instead of `+0.0`, and without `epi` the raw accumulators are stored, without bias or
+/// activation. An f32 store and reload is exact, so a chain cut into consecutive blocks this
+/// way is the same chain.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tile {
     pub k: usize,
@@ -76,6 +82,8 @@ pub(crate) struct Tile {
     pub ldy: usize,
     pub rem: usize,
     pub relu: bool,
+    pub acc_in: bool,
+    pub epi: bool,
 }
 
 /// The primitive operations of one SIMD instruction set.
@@ -184,6 +192,22 @@ pub(crate) unsafe fn tile_body<
     // SAFETY: instruction set available (caller's contract).
     let zero = unsafe { S::zero() };
     let mut acc = [[zero; NV]; MR];
+    if t.acc_in {
+        for r in 0..MR {
+            for v in 0..NV {
+                let p = t.y.wrapping_add(r * t.ldy + v * S::L);
+                // SAFETY: y[r, v·L ..] is in bounds for L floats, or `rem` floats when this is
+                // the partial last vector (`ST`), like the stores below.
+                acc[r][v] = unsafe {
+                    if ST && v + 1 == NV {
+                        S::load_part(p, t.rem)
+                    } else {
+                        S::load(p)
+                    }
+                };
+            }
+        }
+    }
     for kk in 0..t.k {
         let wk = t.w.wrapping_add(kk * t.ldw);
         let mut wv = [zero; NV];
@@ -214,7 +238,7 @@ pub(crate) unsafe fn tile_body<
         for v in 0..NV {
             let last = v + 1 == NV;
             let mut a = acc[r][v];
-            if has_bias {
+            if t.epi && has_bias {
                 let bp = t.bias.wrapping_add(v * S::L);
                 // SAFETY: bias columns of vector v: in bounds for L floats, or `rem` when
                 // partial and unpadded (`LD`); instruction set available.
@@ -223,7 +247,7 @@ pub(crate) unsafe fn tile_body<
                     S::add(a, b)
                 };
             }
-            if t.relu {
+            if t.epi && t.relu {
                 // SAFETY: instruction set available.
                 a = unsafe { S::relu(a) };
             }
@@ -292,16 +316,17 @@ unsafe fn split_tile<S: Simd>(t: &Tile, mr: usize, nv: usize, ld: bool, st: bool
 unsafe fn tile_scalar(t: &Tile, lanes: usize, cols: usize) {
     debug_assert!(cols <= lanes);
     for c in 0..cols {
-        let mut acc = 0.0f32;
+        // SAFETY: y[0, c] is in bounds (caller's contract).
+        let mut acc = if t.acc_in { unsafe { *t.y.wrapping_add(c) } } else { 0.0f32 };
         for kk in 0..t.k {
             // SAFETY: x[0, kk] and W[kk, c] of the tile are in bounds (caller's contract).
             acc = unsafe { (*t.x.wrapping_add(kk)).mul_add(*t.w.wrapping_add(kk * t.ldw + c), acc) };
         }
-        if !t.bias.is_null() {
+        if t.epi && !t.bias.is_null() {
             // SAFETY: bias column c is in bounds.
             acc += unsafe { *t.bias.wrapping_add(c) };
         }
-        if t.relu && acc < 0.0 {
+        if t.epi && t.relu && acc < 0.0 {
             acc = 0.0;
         }
         // SAFETY: y[0, c] is in bounds.
@@ -317,6 +342,11 @@ unsafe fn tile_scalar(t: &Tile, lanes: usize, cols: usize) {
 pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
     let l = S::L;
     if g.n == 0 || g.f == 0 {
+        return;
+    }
+    if g.n == 1 && !g.padded && g.f > 2 * S::plan(1).0 * l && g.d >= 2 * ROW_KB {
+        // SAFETY: forwarded contract.
+        unsafe { drive_row_kblocked::<S>(g) };
         return;
     }
     let (nvmax, mrmax) = S::plan(g.n);
@@ -339,6 +369,8 @@ pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
             ldy: g.f,
             rem,
             relu: g.relu,
+            acc_in: false,
+            epi: true,
         };
         let mr = mrmax.min(g.n);
         let full = S::tile_fn(mr, nv, ld, st);
@@ -359,6 +391,68 @@ pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
             unsafe { run_tile::<S>(S::tile_fn(m, nv, ld, st), &t, m, nv, ld, st) };
         }
         j += cols;
+    }
+}
+
+/// Contraction block of [`drive_row_kblocked`].
+const ROW_KB: usize = 8;
+
+/// One row of wide row-major (unpacked) weights: blocks of [`ROW_KB`] consecutive `k`
+/// outside, column tiles inside, each output's chain carried in `y` between blocks (see
+/// [`Tile`]). The weights are then read row after row, as a few sequential streams, instead
+/// of one tile-wide column strip per page — which hardware prefetchers do not follow.
+///
+/// # Safety
+/// `g.n == 1`, `g.d >= 1`, and `g` satisfies the [`Geometry`] invariants for `S::L` lanes.
+unsafe fn drive_row_kblocked<S: Simd>(g: &Geometry) {
+    let l = S::L;
+    let (nvmax, _) = S::plan(1);
+    let tile_cols = nvmax * l;
+    let nfull = g.f / tile_cols;
+    let cols = g.f - nfull * tile_cols;
+    let last_nv = cols.div_ceil(l);
+    let rem = if cols == 0 { l } else { cols - (last_nv - 1) * l };
+    let st = rem != l;
+    let ld = st && !g.padded;
+    let full = S::tile_fn(1, nvmax, false, false);
+    let last = S::tile_fn(1, last_nv.max(1), ld, st);
+    let mut k0 = 0;
+    while k0 < g.d {
+        let kb = ROW_KB.min(g.d - k0);
+        let mut t = Tile {
+            k: kb,
+            x: g.x.wrapping_add(k0),
+            ldx: g.d,
+            w: g.w,
+            ldw: g.ldw,
+            wv: g.wv,
+            bias: g.bias,
+            y: g.y,
+            ldy: g.f,
+            rem: l,
+            relu: g.relu,
+            acc_in: k0 > 0,
+            epi: k0 + kb == g.d,
+        };
+        for i in 0..nfull {
+            let j = i * tile_cols;
+            t.w = g.w.wrapping_add((j / l) * g.wv + k0 * g.ldw);
+            t.bias = if g.bias.is_null() { ptr::null() } else { g.bias.wrapping_add(j) };
+            t.y = g.y.wrapping_add(j);
+            // SAFETY: columns j..j+tile_cols <= f, rows k0..k0+kb <= d of W, x[0, k0..k0+kb],
+            // y[0, j..] (read back only after the block before wrote it).
+            unsafe { run_tile::<S>(full, &t, 1, nvmax, false, false) };
+        }
+        if last_nv > 0 {
+            let j = nfull * tile_cols;
+            t.w = g.w.wrapping_add((j / l) * g.wv + k0 * g.ldw);
+            t.bias = if g.bias.is_null() { ptr::null() } else { g.bias.wrapping_add(j) };
+            t.y = g.y.wrapping_add(j);
+            t.rem = rem;
+            // SAFETY: as above for the last columns j..f, partial when `st`/`ld`.
+            unsafe { run_tile::<S>(last, &t, 1, last_nv, ld, st) };
+        }
+        k0 += kb;
     }
 }
 
@@ -402,7 +496,21 @@ pub(crate) unsafe fn small_body<S: Simd, const NV: usize, const ST: bool, const 
     d: usize,
     rem: usize,
 ) {
-    let t = Tile { k: d, x, ldx: d, w, ldw: S::L, wv: d * S::L, bias, y, ldy: 0, rem, relu: RELU };
+    let t = Tile {
+        k: d,
+        x,
+        ldx: d,
+        w,
+        ldw: S::L,
+        wv: d * S::L,
+        bias,
+        y,
+        ldy: 0,
+        rem,
+        relu: RELU,
+        acc_in: false,
+        epi: true,
+    };
     // SAFETY: one row, columns 0..f of the padded panels (caller's contract).
     unsafe { tile_body::<S, 1, NV, false, ST>(&t) }
 }
@@ -426,7 +534,21 @@ pub(crate) unsafe fn fixed_body<S: Simd, const D: usize, const F: usize, const N
     let l = S::L;
     let tile_cols = NVMAX * l;
     let full = F / tile_cols;
-    let mut t = Tile { k: D, x, ldx: D, w, ldw: l, wv: D * l, bias, y, ldy: F, rem: l, relu };
+    let mut t = Tile {
+        k: D,
+        x,
+        ldx: D,
+        w,
+        ldw: l,
+        wv: D * l,
+        bias,
+        y,
+        ldy: F,
+        rem: l,
+        relu,
+        acc_in: false,
+        epi: true,
+    };
     let tile_at = |t: &mut Tile, j: usize| {
         t.w = w.wrapping_add((j / l) * D * l);
         t.bias = if bias.is_null() { ptr::null() } else { bias.wrapping_add(j) };

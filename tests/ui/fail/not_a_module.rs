@@ -1,0 +1,12 @@
+use nnjit::nn;
+
+// A struct that does not implement nn::Module cannot be lifted.
+#[nn::jit]
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub hidden: usize,
+}
+
+fn main() {
+    let _ = JitConfig { hidden: 3 };
+}

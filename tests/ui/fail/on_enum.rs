@@ -1,0 +1,8 @@
+use nnjit::nn;
+
+#[nn::jit]
+pub enum Layer {
+    Dense(usize),
+}
+
+fn main() {}

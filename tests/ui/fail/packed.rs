@@ -1,0 +1,9 @@
+use nnjit::nn;
+
+#[nn::jit]
+#[repr(packed)]
+pub struct Tight {
+    pub features: usize,
+}
+
+fn main() {}

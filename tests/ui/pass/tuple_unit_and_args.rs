@@ -1,0 +1,34 @@
+//! Tuple and unit structs lift too; `name =`, `variables =` and `rngs =` are accepted.
+use nnjit::ndarray::{ArrayD, ArrayViewD};
+use nnjit::nn::{self, Module, Scope};
+
+#[nn::jit]
+#[derive(Debug, Clone)]
+pub struct Pair(pub usize, usize);
+
+impl Module for Pair {
+    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+        let h = s.call(&nn::Dense::new(self.0), x)?;
+        s.call(&nn::Dense::new(self.1), &h)
+    }
+}
+
+#[nn::jit(name = FastRelu, variables = ["params"], rngs = ["params", "dropout"])]
+#[derive(Debug, Clone, Copy, Default)]
+struct Relu;
+
+impl Module for Relu {
+    fn call(&self, _: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+        Ok(nn::relu(&x))
+    }
+}
+
+fn main() {
+    let x = [1.0f32, -2.0];
+    let m = JitPair(3, 1);
+    let vars = m.init(nn::PRNGKey(1), &x).unwrap();
+    assert_eq!(Pair::from(m.clone()).apply(&vars, &x).unwrap(), m.apply(&vars, &x).unwrap());
+    let y = FastRelu.apply(&nnjit::Variables::new(), &x).unwrap();
+    assert_eq!(y.as_slice().unwrap(), &[1.0, 0.0]);
+    let _: Relu = FastRelu.into();
+}
