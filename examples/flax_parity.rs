@@ -17,7 +17,8 @@ fn run(args: &[String]) -> Result<String, String> {
             other => return Err(format!("unknown argument \"{other}\"")),
         }
     }
-    let path = cases.unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden_modules_public.json").into());
+    let path =
+        cases.unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden_modules_public.json").into());
     let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let result = nnjit_suite::parity::run_file(&text)?;
     let n = result["cases"].as_array().map_or(0, Vec::len);

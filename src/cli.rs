@@ -72,7 +72,8 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<Args, String> {
             }
             "--features" => {
                 let v = value("--features")?;
-                a.features = v.trim().parse().map_err(|_| format!("--features must be a positive integer, got \"{v}\""))?;
+                a.features =
+                    v.trim().parse().map_err(|_| format!("--features must be a positive integer, got \"{v}\""))?;
                 if a.features == 0 {
                     return Err("--features must be at least 1".into());
                 }
@@ -133,7 +134,10 @@ mod tests {
         let a = parse_args::<&str>(&[]).unwrap();
         assert_eq!(a, Args::default());
         let a = parse_args(&["--seed", "-5", "--features=7", "--x", "[[1,2],[3,4]]", "--json", "--unjitted"]).unwrap();
-        assert_eq!((a.seed, a.features, a.x_shape.clone(), a.json, a.options.unjitted), (-5, 7, vec![2, 2], true, true));
+        assert_eq!(
+            (a.seed, a.features, a.x_shape.clone(), a.json, a.options.unjitted),
+            (-5, 7, vec![2, 2], true, true)
+        );
         let a = parse_args(&["--seed", "9223372036854775807"]).unwrap();
         assert_eq!(a.seed, i64::MAX);
     }

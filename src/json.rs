@@ -65,7 +65,9 @@ impl Reader<'_> {
 
     fn number(&mut self) -> Result<Value, String> {
         let start = self.i;
-        while self.i < self.s.len() && matches!(self.s[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z' | b'A'..=b'Z') {
+        while self.i < self.s.len()
+            && matches!(self.s[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'a'..=b'z' | b'A'..=b'Z')
+        {
             self.i += 1;
         }
         let tok = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("invalid text"))?;
@@ -73,7 +75,9 @@ impl Reader<'_> {
             "NaN" => f64::NAN,
             "Infinity" => f64::INFINITY,
             "-Infinity" => f64::NEG_INFINITY,
-            _ if tok.bytes().all(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')) && !tok.is_empty() => {
+            _ if tok.bytes().all(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                && !tok.is_empty() =>
+            {
                 tok.parse::<f64>().map_err(|_| format!("invalid number \"{tok}\""))?
             }
             _ => return Err(format!("expected a number, found \"{}\"", if tok.is_empty() { "?" } else { tok })),
@@ -114,7 +118,11 @@ pub fn parse_matrix(text: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
                     return Err(format!("row {r} is empty"));
                 }
                 if *width.get_or_insert(row.len()) != row.len() {
-                    return Err(format!("ragged input: row {r} has {} values, row 0 has {}", row.len(), width.unwrap_or(0)));
+                    return Err(format!(
+                        "ragged input: row {r} has {} values, row 0 has {}",
+                        row.len(),
+                        width.unwrap_or(0)
+                    ));
                 }
                 for v in row {
                     match v {
@@ -135,10 +143,18 @@ pub fn float(v: f32) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else {
         let s = format!("{}", f64::from(v));
-        if s.contains(['.', 'e', 'E']) { s } else { format!("{s}.0") }
+        if s.contains(['.', 'e', 'E']) {
+            s
+        } else {
+            format!("{s}.0")
+        }
     }
 }
 
@@ -181,7 +197,8 @@ mod tests {
         let (_, v) = parse_matrix("[NaN, Infinity, -Infinity, -0.0]").unwrap();
         assert!(v[0].is_nan() && v[1] == f32::INFINITY && v[2] == f32::NEG_INFINITY);
         assert_eq!(v[3].to_bits(), (-0.0f32).to_bits());
-        for bad in ["", "[]", "[[1],[2,3]]", "[1,[2]]", "[[[1]]]", "[1,]", "[1 2]", "[x]", "3", "[1]]", "[[]]", "[--1]"] {
+        for bad in ["", "[]", "[[1],[2,3]]", "[1,[2]]", "[[[1]]]", "[1,]", "[1 2]", "[x]", "3", "[1]]", "[[]]", "[--1]"]
+        {
             assert!(parse_matrix(bad).is_err(), "{bad}");
         }
         let deep = "[".repeat(10_000);

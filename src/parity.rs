@@ -76,8 +76,7 @@ fn bn_side<M: Module>(eval: &M, train: &M, case: &Value, x: &ArrayD<f32>) -> Res
     let vars = eval.init(init_rngs, x).map_err(|e| e.to_string())?;
     let y_eval = eval.apply(&vars, x).map_err(|e| e.to_string())?;
     let drop = Rngs::none().with("dropout", PRNGKey(int(case, "apply_dropout_seed")?));
-    let (y_train, upd) =
-        train.apply_with(&vars, x, drop, Mutable::only(["batch_stats"])).map_err(|e| e.to_string())?;
+    let (y_train, upd) = train.apply_with(&vars, x, drop, Mutable::only(["batch_stats"])).map_err(|e| e.to_string())?;
     let stats = upd.collection("batch_stats").map_or(json!({}), dict);
     Ok(json!({
         "variables": tree(&vars),

@@ -15,7 +15,12 @@ fn bits(case: &Value, key: &str) -> Vec<u32> {
         .as_array()
         .unwrap_or_else(|| panic!("{key}"))
         .iter()
-        .map(|v| v.as_u64().map(|b| b as u32).or_else(|| v.as_str().map(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap())).unwrap())
+        .map(|v| {
+            v.as_u64()
+                .map(|b| b as u32)
+                .or_else(|| v.as_str().map(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()))
+                .unwrap()
+        })
         .collect()
 }
 
@@ -110,7 +115,10 @@ fn every_golden_case_matches_flax() {
         let y = nnjit::nn_jit_forward(seed(case), &xs, f).unwrap();
         let k: Vec<f32> = plain.get("params/kernel").unwrap().iter().copied().collect();
         let want = reference(&xs, &k, &vec![0.0; f], d, f);
-        assert_eq!(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
     }
     let exact = exact_plain + exact_jit;
     eprintln!("outputs bit-identical to Flax: {exact}/{outputs} (the rest within rounding bounds)");
@@ -141,12 +149,18 @@ fn traced_intermediates_match() {
         let (d, f) = (case["D"].as_u64().unwrap() as usize, case["F"].as_u64().unwrap() as usize);
         // Walk the trace generically: every `*_bits` array whose key names a quantity we can
         // recompute is checked in the random module's own tests; here, check the kernels.
-        for (key_field, kernel_field) in [("kernel_key_dense", "kernel_dense_bits"), ("kernel_key_jit", "kernel_bits")] {
+        for (key_field, kernel_field) in [("kernel_key_dense", "kernel_dense_bits"), ("kernel_key_jit", "kernel_bits")]
+        {
             let words: Vec<u32> = case[key_field]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|w| w.as_str().map(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()).or_else(|| w.as_u64().map(|v| v as u32)).unwrap())
+                .map(|w| {
+                    w.as_str()
+                        .map(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).unwrap())
+                        .or_else(|| w.as_u64().map(|v| v as u32))
+                        .unwrap()
+                })
                 .collect();
             let key = nn::Key::from_words([words[0], words[1]]);
             let k = nn::initializers::lecun_normal().init(key, &[d, f]).unwrap();

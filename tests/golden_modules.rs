@@ -73,7 +73,10 @@ fn composite_modules_match_flax() {
             check(key, compare(key, &plain[*key], &case[*key], tol, &mut worst));
         }
         if case["model"] == "MlpBnDrop" {
-            check("batch_stats", compare("", &plain["updated_batch_stats"], &case["updated_batch_stats"], tol, &mut worst));
+            check(
+                "batch_stats",
+                compare("", &plain["updated_batch_stats"], &case["updated_batch_stats"], tol, &mut worst),
+            );
         }
         assert_eq!(plain["output_shape"], case["output_shape"], "case {i}");
         // Lifted == plain, exactly (same JSON, every float printed exactly).

@@ -40,7 +40,7 @@ fn property_lifted_equals_plain_over_random_shapes_and_seeds() {
         let rows = x.to_shape((x.len() / d, d)).unwrap();
         let y_rows = y2.to_shape((y2.len() / f, f)).unwrap();
         for (r, row) in rows.outer_iter().enumerate() {
-            let yr = lifted.apply(&v1, &row).unwrap();
+            let yr = lifted.apply(&v1, row).unwrap();
             assert!(yr.iter().zip(y_rows.row(r)).all(|(a, b)| a.to_bits() == b.to_bits()));
         }
         // Composite.
@@ -90,24 +90,24 @@ impl Module for Probe {
 fn compiles_once_per_shape_then_reuses() {
     let m = JitProbe { features: 3 };
     let x = [1.0f32, 2.0];
-    let vars = m.init(nn::PRNGKey(0), &x).unwrap();
+    let vars = m.init(nn::PRNGKey(0), x).unwrap();
     assert_eq!(m.cache_size(), 0, "init prepares nothing");
-    let y = m.apply(&vars, &x).unwrap();
+    let y = m.apply(&vars, x).unwrap();
     assert_eq!(m.cache_size(), 1);
     let plan = JitProbe::jit_cache().get(std::any::type_name::<JitProbe>(), &[2]).unwrap();
     assert_eq!(plan.pack_count(), 1);
     for _ in 0..5 {
-        assert_eq!(m.apply(&vars, &x).unwrap(), y);
+        assert_eq!(m.apply(&vars, x).unwrap(), y);
     }
     assert_eq!(m.cache_size(), 1, "a repeated shape reuses");
     assert_eq!(plan.pack_count(), 1, "parameters packed once");
-    m.apply(&vars, &nnjit::ndarray::Array2::<f32>::ones((4, 2))).unwrap();
+    m.apply(&vars, nnjit::ndarray::Array2::<f32>::ones((4, 2))).unwrap();
     assert_eq!(m.cache_size(), 2, "a new shape prepares once");
     // New parameter values (a new version) are packed again; the old plan never serves them.
     let mut v2 = vars.clone();
     v2.get_mut("params/Dense_0/kernel").unwrap()[[0, 0]] = 10.0;
-    let y2 = m.apply(&v2, &x).unwrap();
-    assert_eq!(y2, Probe { features: 3 }.apply(&v2, &x).unwrap());
+    let y2 = m.apply(&v2, x).unwrap();
+    assert_eq!(y2, Probe { features: 3 }.apply(&v2, x).unwrap());
     assert_ne!(y2, y);
     assert_eq!(plan.pack_count(), 2);
     assert_eq!(m.cache_size(), 2);
@@ -200,9 +200,9 @@ fn conversions_and_flax_rng_opt_in() {
     let x = [0.5f32, -1.0, 2.0];
     // Flax's nn.jit derivation gives other params than the plain init (a documented gotcha);
     // ours are equal by default.
-    let plain = m.init(nn::PRNGKey(0), &x).unwrap();
-    assert!(plain.bits_eq(&j.init(nn::PRNGKey(0), &x).unwrap()));
-    let flax = j.init_flax_jit(nn::PRNGKey(0), &x).unwrap();
+    let plain = m.init(nn::PRNGKey(0), x).unwrap();
+    assert!(plain.bits_eq(&j.init(nn::PRNGKey(0), x).unwrap()));
+    let flax = j.init_flax_jit(nn::PRNGKey(0), x).unwrap();
     assert!(!plain.bits_eq(&flax));
     assert_eq!(plain.shapes(), flax.shapes());
 }
@@ -234,8 +234,8 @@ fn lift_filters_rngs_and_collections() {
     let x = [1.0f32; 8];
     let v = Variables::new();
     let rngs = Rngs::none().with("dropout", nn::PRNGKey(1));
-    assert!(DropOnly { rate: 0.5 }.apply_with(&v, &x, rngs.clone(), Mutable::Nothing).is_ok());
-    let e = NoDropoutRngs { rate: 0.5 }.apply_with(&v, &x, rngs, Mutable::Nothing).unwrap_err();
+    assert!(DropOnly { rate: 0.5 }.apply_with(&v, x, rngs.clone(), Mutable::Nothing).is_ok());
+    let e = NoDropoutRngs { rate: 0.5 }.apply_with(&v, x, rngs, Mutable::Nothing).unwrap_err();
     assert!(matches!(e, nnjit::Error::MissingRng { .. }), "{e:?}");
     let xb = nnjit::ndarray::array![[1.0f32, 2.0]];
     let vars = BnParamsOnly.init(nn::PRNGKey(0), &xb).unwrap();

@@ -64,7 +64,10 @@ pub fn lift(args: &Args, s: &ItemStruct) -> TokenStream {
     // implement Module is reported there.
     let mut with_module = generics.clone();
     let module_at_name = quote_spanned!(orig.span()=> ::nnjit::nn::Module);
-    with_module.make_where_clause().predicates.push(syn::parse_quote_spanned!(orig.span()=> #orig #ty_g: #module_at_name));
+    with_module
+        .make_where_clause()
+        .predicates
+        .push(syn::parse_quote_spanned!(orig.span()=> #orig #ty_g: #module_at_name));
     let where_module = &with_module.where_clause;
     // Impl headers spanned at the name too: an unsatisfied bound is reported at the struct.
     let lifted_impl_head = quote_spanned!(orig.span()=> impl #impl_g ::nnjit::jit::Lifted for #jit #ty_g #where_module);
@@ -183,12 +186,26 @@ mod tests {
 
     #[test]
     fn errors_keep_the_original_item() {
-        let out = jit(quote!(bogus = 1), quote!(pub struct M { pub a: usize }));
+        let out = jit(
+            quote!(bogus = 1),
+            quote!(
+                pub struct M {
+                    pub a: usize,
+                }
+            ),
+        );
         let s = out.to_string();
         assert!(s.contains("pub struct M"), "{s}");
         assert!(s.contains("compile_error"), "{s}");
         assert!(!s.contains("JitM"), "{s}");
-        let out = jit(quote!(), quote!(enum E { A }));
+        let out = jit(
+            quote!(),
+            quote!(
+                enum E {
+                    A,
+                }
+            ),
+        );
         assert!(out.to_string().contains("enum E"));
     }
 }

@@ -1,7 +1,7 @@
 //! `#[nn::jit]`: the attribute behind nnjit's lift. Use it through `nnjit::nn::jit`.
 //!
-//! The macro parses the item into a small model ([`parse`]), validates it, and emits the
-//! lifted twin ([`expand`]); every mistake is a `syn::Error` spanned at the user's code, and the
+//! The macro parses the item into a small model (`parse.rs`), validates it, and emits the
+//! lifted twin (`expand.rs`); every mistake is a `syn::Error` spanned at the user's code, and the
 //! original item is always emitted too, so one mistake gives one message.
 
 use proc_macro::TokenStream;

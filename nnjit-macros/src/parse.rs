@@ -61,7 +61,9 @@ pub fn args(tokens: TokenStream) -> syn::Result<Args> {
                     Expr::Path(p) if p.path.get_ident().is_some() => {
                         out.name = p.path.get_ident().cloned();
                     }
-                    other => push(&mut errors, syn::Error::new(other.span(), "expected a type name, e.g. `name = FastMlp`")),
+                    other => {
+                        push(&mut errors, syn::Error::new(other.span(), "expected a type name, e.g. `name = FastMlp`"))
+                    }
                 }
             }
             "variables" | "rngs" => {
@@ -75,7 +77,10 @@ pub fn args(tokens: TokenStream) -> syn::Result<Args> {
                     Err(e) => push(&mut errors, e),
                 }
             }
-            _ => push(&mut errors, syn::Error::new(nv.path.span(), format!("unknown argument `{}`: {KNOWN}", path_text(&nv.path)))),
+            _ => push(
+                &mut errors,
+                syn::Error::new(nv.path.span(), format!("unknown argument `{}`: {KNOWN}", path_text(&nv.path))),
+            ),
         }
     }
     match errors {
@@ -92,7 +97,9 @@ fn path_text(p: &syn::Path) -> String {
 pub fn module_struct(item: &Item) -> syn::Result<&ItemStruct> {
     let (span, what): (Span, &str) = match item {
         Item::Struct(s) => {
-            if let Some(span) = s.attrs.iter().filter(|a| a.path().is_ident("repr")).find_map(|a| repr_word(a, "packed")) {
+            if let Some(span) =
+                s.attrs.iter().filter(|a| a.path().is_ident("repr")).find_map(|a| repr_word(a, "packed"))
+            {
                 return Err(syn::Error::new(span, "#[nn::jit] does not support #[repr(packed)] module structs"));
             }
             return Ok(s);

@@ -147,11 +147,9 @@ impl fmt::Display for Error {
                  (ScopeParamNotFoundError)",
                 at(path)
             ),
-            Error::UnusedVariable { collection, path } => write!(
-                f,
-                "variable \"{}\" in collection \"{collection}\" was not used by the module",
-                at(path)
-            ),
+            Error::UnusedVariable { collection, path } => {
+                write!(f, "variable \"{}\" in collection \"{collection}\" was not used by the module", at(path))
+            }
             Error::ImmutableCollection { collection, path } => write!(
                 f,
                 "cannot update variable \"{}\" in collection \"{collection}\": the collection \
@@ -164,12 +162,9 @@ impl fmt::Display for Error {
                  (InvalidRngError)",
                 at(path)
             ),
-            Error::InputShape { path, expected, found } => write!(
-                f,
-                "module \"{}\" expected an input with {expected} but got shape {}",
-                at(path),
-                shape(found)
-            ),
+            Error::InputShape { path, expected, found } => {
+                write!(f, "module \"{}\" expected an input with {expected} but got shape {}", at(path), shape(found))
+            }
             Error::InvalidArgument { path, message } => {
                 if path.is_empty() {
                     write!(f, "invalid argument: {message}")

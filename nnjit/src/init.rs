@@ -15,7 +15,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ndarray::{ArrayD, IxDyn};
 
@@ -302,7 +302,13 @@ fn named_variance_scaling(
 /// assert_eq!(k[[2, 3]].to_bits(), 0xBEA4_E8CD);
 /// ```
 pub fn lecun_normal() -> Initializer {
-    named_variance_scaling("lecun_normal", 1.0, FanMode::FanIn, Distribution::TruncatedNormal, -2, -1)
+    // Dense's default: built once, then shared (modules are rebuilt on every compact call).
+    static CACHED: OnceLock<Initializer> = OnceLock::new();
+    CACHED
+        .get_or_init(|| {
+            named_variance_scaling("lecun_normal", 1.0, FanMode::FanIn, Distribution::TruncatedNormal, -2, -1)
+        })
+        .clone()
 }
 
 /// `lecun_uniform()`: `variance_scaling(1.0, "fan_in", "uniform")`.
@@ -429,7 +435,8 @@ pub fn truncated_normal_bounds(stddev: f32, lower: f32, upper: f32) -> Initializ
 /// assert_eq!(zeros().init(PRNGKey(0), &[2, 3]).unwrap().sum(), 0.0);
 /// ```
 pub fn zeros() -> Initializer {
-    Initializer::new("zeros", |_key, shape| filled("zeros", shape, 0.0))
+    static CACHED: OnceLock<Initializer> = OnceLock::new();
+    CACHED.get_or_init(|| Initializer::new("zeros", |_key, shape| filled("zeros", shape, 0.0))).clone()
 }
 
 /// Flax's `zeros_init()`: same as [`zeros`].
@@ -445,7 +452,8 @@ pub fn zeros_init() -> Initializer {
 /// assert_eq!(ones().init(PRNGKey(0), &[4]).unwrap().sum(), 4.0);
 /// ```
 pub fn ones() -> Initializer {
-    Initializer::new("ones", |_key, shape| filled("ones", shape, 1.0))
+    static CACHED: OnceLock<Initializer> = OnceLock::new();
+    CACHED.get_or_init(|| Initializer::new("ones", |_key, shape| filled("ones", shape, 1.0))).clone()
 }
 
 /// Flax's `ones_init()`: same as [`ones`].

@@ -48,8 +48,7 @@ pub mod nn {
     pub use crate::init as initializers;
     pub use crate::jit::Lifted;
     pub use crate::layers::activation::{
-        elu, gelu, gelu_exact, identity, leaky_relu, log_softmax, relu, relu6, sigmoid, silu, softmax, softplus,
-        tanh,
+        elu, gelu, gelu_exact, identity, leaky_relu, log_softmax, relu, relu6, sigmoid, silu, softmax, softplus, tanh,
     };
     pub use crate::layers::batch_norm::BatchNorm;
     pub use crate::layers::dense::{Dense, JitDense};
@@ -91,3 +90,8 @@ pub mod nn {
     /// of what crosses the boundary). See [`crate::jit`] for how Flax's options map.
     pub use nnjit_macros::jit;
 }
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -1,6 +1,6 @@
 //! The `Module` trait: Flax linen's `init`/`apply` over a compact-style `call`.
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD};
 
 use crate::error::{Error, Result};
 use crate::scope::{Frame, Mode, Mutable, Rngs, Scope};
@@ -21,7 +21,7 @@ impl<S: ndarray::Data<Elem = f32>, D: ndarray::Dimension> AsInput for ndarray::A
 
 impl AsInput for [f32] {
     fn as_input(&self) -> Result<ArrayViewD<'_, f32>> {
-        Ok(ArrayViewD::from_shape(IxDyn(&[self.len()]), self).expect("a slice is a valid 1-D view"))
+        Ok(ndarray::ArrayView1::from(self).into_dyn())
     }
 }
 

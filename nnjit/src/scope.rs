@@ -6,7 +6,6 @@
 //! `fold_in_static(root, ["a", "b", counter])`, one SHA-1 over the suffix (`flax/core/scope.py`).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use ndarray::ArrayD;
@@ -130,7 +129,7 @@ pub(crate) struct Frame<'v> {
     pub(crate) out: Variables,
     pub(crate) mutable: Mutable,
     pub(crate) rngs: Rngs,
-    counters: HashMap<(String, String), u32>,
+    counters: Vec<(String, String, u32)>,
     pub(crate) lift: Option<LiftCtx<'v>>,
     /// Flax's `nn.jit` RNG derivation requested (lifted types fork the RNGs).
     pub(crate) flax_jit_rngs: bool,
@@ -143,10 +142,10 @@ impl<'v> Frame<'v> {
         Frame {
             mode,
             input,
-            out: Variables::new(),
+            out: Variables::untracked(),
             mutable,
             rngs,
-            counters: HashMap::new(),
+            counters: Vec::new(),
             lift: None,
             flax_jit_rngs: false,
             visible: None,
@@ -155,8 +154,8 @@ impl<'v> Frame<'v> {
 }
 
 /// A segment name: automatic (`Dense_0`, built without allocating) or explicit.
-#[derive(Clone, Debug)]
-enum Name {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Name {
     Auto(&'static str, u32),
     Given(Arc<str>),
 }
@@ -182,7 +181,7 @@ impl Name {
 
 /// A node of the scope path, linked to its parent (no allocation per child).
 #[derive(Clone, Copy)]
-struct PathNode<'a> {
+pub(crate) struct PathNode<'a> {
     parent: Option<&'a PathNode<'a>>,
     name: Option<&'a Name>,
 }
@@ -199,6 +198,36 @@ impl PathNode<'_> {
         }
         out.reverse();
         out
+    }
+
+    /// The names from the root down to this node.
+    pub(crate) fn names(&self) -> Vec<Name> {
+        let mut out = Vec::new();
+        let mut node = Some(self);
+        while let Some(n) = node {
+            if let Some(name) = n.name {
+                out.push(name.clone());
+            }
+            node = n.parent;
+        }
+        out.reverse();
+        out
+    }
+
+    /// Whether this path is exactly `names` (root first), without allocating.
+    pub(crate) fn is(&self, names: &[Name]) -> bool {
+        let mut node = Some(self);
+        let mut rest = names;
+        while let Some(n) = node {
+            if let Some(name) = n.name {
+                match rest.split_last() {
+                    Some((last, init)) if last == name => rest = init,
+                    _ => return false,
+                }
+            }
+            node = n.parent;
+        }
+        rest.is_empty()
     }
 
     fn depth(&self) -> usize {
@@ -234,7 +263,7 @@ struct RngFork {
 /// [`call`](Scope::call) (a child module with Flax's automatic name, `Dense_0`, `Dense_1`, ...).
 pub struct Scope<'c, 'v> {
     frame: &'c mut Frame<'v>,
-    node: PathNode<'c>,
+    pub(crate) node: PathNode<'c>,
     fork: Option<Arc<RngFork>>,
     auto_names: Vec<(&'static str, u32)>,
 }
@@ -277,11 +306,6 @@ impl<'c, 'v> Scope<'c, 'v> {
         self.frame.rngs.get(name).is_some()
     }
 
-    /// Support for lifted modules in this call, if any.
-    pub(crate) fn lift_ctx(&mut self) -> Option<&mut LiftCtx<'v>> {
-        self.frame.lift.as_mut()
-    }
-
     pub(crate) fn frame(&self) -> &Frame<'v> {
         self.frame
     }
@@ -299,10 +323,13 @@ impl<'c, 'v> Scope<'c, 'v> {
             return None;
         }
         // Values written in this call win (a mutable collection read after an update).
-        if let Some(d) = self.frame.out.collection(collection).and_then(|c| self.node.resolve(c)) {
-            if let Some(l) = d.leaf(name) {
-                return Some(Cow::Owned(l.clone()));
-            }
+        let written = if self.frame.out.is_empty() {
+            None
+        } else {
+            self.frame.out.collection(collection).and_then(|c| self.node.resolve(c)).and_then(|d| d.leaf(name))
+        };
+        if let Some(l) = written {
+            return Some(Cow::Owned(l.clone()));
         }
         let input: &'v Variables = self.frame.input?;
         let dict = self.node.resolve(input.collection(collection)?)?;
@@ -414,16 +441,25 @@ impl<'c, 'v> Scope<'c, 'v> {
         } else {
             return Err(Error::MissingRng { stream: stream.into(), path: self.path() });
         };
-        let (base, from) = match self.fork.as_deref().and_then(|f| {
-            f.keys.iter().find(|(n, _)| n == stream).map(|(_, k)| (*k, f.depth))
-        }) {
+        let (base, from) = match self
+            .fork
+            .as_deref()
+            .and_then(|f| f.keys.iter().find(|(n, _)| n == stream).map(|(_, k)| (*k, f.depth)))
+        {
             Some(b) => b,
             None => (self.frame.rngs.get(stream).expect("checked by has_rng above"), 0),
         };
         let path = self.path();
-        let counter = self.frame.counters.entry((path, stream.to_string())).or_insert(0);
-        *counter += 1;
-        let count = *counter;
+        let counters = &mut self.frame.counters;
+        let pos = match counters.iter().position(|(p, s, _)| *p == path && s == stream) {
+            Some(i) => i,
+            None => {
+                counters.push((path, stream.to_string(), 0));
+                counters.len() - 1
+            }
+        };
+        counters[pos].2 += 1;
+        let count = counters[pos].2;
         let segs = self.node.segments();
         let mut parts: Vec<SuffixPart> = segs[from.min(segs.len())..].iter().map(|s| SuffixPart::Name(s)).collect();
         parts.push(SuffixPart::Index(u64::from(count)));

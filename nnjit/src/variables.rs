@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD};
 
@@ -18,9 +19,12 @@ fn next_version() -> u64 {
 }
 
 /// One array of a [`Variables`] tree, with a version id that identifies its contents.
+///
+/// The array is shared (`Arc`) and copied on write, like JAX's immutable arrays: cloning a
+/// leaf or a whole [`Variables`] tree copies no array data.
 #[derive(Clone)]
 pub struct Leaf {
-    array: ArrayD<f32>,
+    array: Arc<ArrayD<f32>>,
     version: u64,
 }
 
@@ -28,7 +32,7 @@ impl Leaf {
     /// Wraps an array as a new leaf (a fresh version id).
     #[must_use]
     pub fn new(array: ArrayD<f32>) -> Self {
-        Leaf { array, version: next_version() }
+        Leaf { array: Arc::new(array), version: next_version() }
     }
 
     /// The array.
@@ -40,7 +44,13 @@ impl Leaf {
     /// The array, mutably; the leaf gets a new version id.
     pub fn array_mut(&mut self) -> &mut ArrayD<f32> {
         self.version = next_version();
-        &mut self.array
+        Arc::make_mut(&mut self.array)
+    }
+
+    /// The array, taken out of the leaf (copied only if it is shared).
+    #[must_use]
+    pub fn into_array(self) -> ArrayD<f32> {
+        Arc::try_unwrap(self.array).unwrap_or_else(|a| (*a).clone())
     }
 
     /// The version id: equal ids imply equal contents (clones share the id).
@@ -214,9 +224,23 @@ impl Dict {
 /// println!("{vars}"); // a shape summary
 /// # Ok::<(), nnjit::Error>(())
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Variables {
     root: Dict,
+    /// Changes on every mutation; clones share it (equal ids imply equal contents).
+    generation: u64,
+}
+
+impl Default for Variables {
+    fn default() -> Self {
+        Variables { root: Dict::new(), generation: next_version() }
+    }
+}
+
+impl PartialEq for Variables {
+    fn eq(&self, other: &Self) -> bool {
+        self.root == other.root
+    }
 }
 
 impl Variables {
@@ -224,6 +248,23 @@ impl Variables {
     #[must_use]
     pub fn new() -> Self {
         Variables::default()
+    }
+
+    /// An id of the current contents: it changes whenever the tree is mutated, and clones
+    /// share it. Lifted modules use it to reuse parameters bound for the same variables.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// An empty tree whose generation is assigned on first mutation (scratch trees of a call
+    /// that usually stay empty).
+    pub(crate) fn untracked() -> Self {
+        Variables { root: Dict::new(), generation: 0 }
+    }
+
+    fn touch(&mut self) {
+        self.generation = next_version();
     }
 
     /// The collections as one dict (`{"params": {...}, "batch_stats": {...}}`).
@@ -235,7 +276,7 @@ impl Variables {
     /// Builds variables from a dict whose top-level keys are collections.
     #[must_use]
     pub fn from_dict(root: Dict) -> Self {
-        Variables { root }
+        Variables { root, generation: next_version() }
     }
 
     /// The collection `name`, if present.
@@ -251,6 +292,7 @@ impl Variables {
 
     /// Removes a whole collection, returning it.
     pub fn remove_collection(&mut self, name: &str) -> Option<Dict> {
+        self.touch();
         match self.root.remove(name)? {
             Node::Dict(d) => Some(d),
             Node::Leaf(_) => None,
@@ -259,11 +301,13 @@ impl Variables {
 
     /// The collection `name`, created empty if missing.
     pub fn collection_mut_or_insert(&mut self, name: &str) -> &mut Dict {
+        self.touch();
         self.root.dict_mut_or_insert(name)
     }
 
     /// Inserts or replaces the collection `name`.
     pub fn insert_collection(&mut self, name: impl Into<String>, dict: Dict) {
+        self.touch();
         self.root.insert(name, Node::Dict(dict));
     }
 
@@ -297,6 +341,7 @@ impl Variables {
 
     /// The array at `path`, mutably (its version id changes).
     pub fn get_mut(&mut self, path: &str) -> Option<&mut ArrayD<f32>> {
+        self.touch();
         let mut segs = path.split('/').filter(|s| !s.is_empty()).peekable();
         let mut dict = &mut self.root;
         while let Some(seg) = segs.next() {
@@ -322,12 +367,10 @@ impl Variables {
     pub fn insert(&mut self, path: &str, array: ArrayD<f32>) -> Result<()> {
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         if segs.len() < 2 {
-            return Err(Error::invalid(
-                "",
-                format!("variable path \"{path}\" must name a collection and a variable"),
-            ));
+            return Err(Error::invalid("", format!("variable path \"{path}\" must name a collection and a variable")));
         }
         let (name, dirs) = segs.split_last().expect("checked above: at least two segments");
+        self.touch();
         let mut dict = &mut self.root;
         for d in dirs {
             dict = dict.dict_mut_or_insert(d);
@@ -364,6 +407,7 @@ impl Variables {
     /// Copies every collection of `other` into `self`, replacing same-named collections
     /// (what Flax users write as `{**variables, **updates}`).
     pub fn merge(&mut self, other: Variables) {
+        self.touch();
         for (k, n) in other.root.entries {
             self.root.insert(k, n);
         }
@@ -426,7 +470,11 @@ mod tests {
         assert_ne!(v.leaf("params/Dense_0/kernel").unwrap().version(), before);
         assert_ne!(v, c);
         assert!(v.insert("kernel", arr(&[1], 0.0)).is_err());
-        assert_eq!(v.num_elements(), 12 + 4 + 4 + 4);
+        let g = v.generation();
+        assert_eq!(v.clone().generation(), g);
+        v.insert("params/x", arr(&[1], 0.0)).unwrap();
+        assert_ne!(v.generation(), g);
+        assert_eq!(v.num_elements(), 12 + 4 + 4 + 4 + 1);
         assert!(v.to_string().contains("params/Dense_0/kernel"));
     }
 

@@ -107,7 +107,9 @@ fn main() {
         eprintln!("cannot create {}: {e}", dir.display());
         std::process::exit(1);
     }
-    let mut csv = String::from("shape,n,d,f,contender,flax_exact,median_ns,ratio_to_nnjit,bound_ns,ratio_to_bound,chain_bound_ns\n");
+    let mut csv = String::from(
+        "shape,n,d,f,contender,flax_exact,median_ns,ratio_to_nnjit,bound_ns,ratio_to_bound,chain_bound_ns\n",
+    );
     for r in &rows {
         let _ = writeln!(
             csv,
@@ -147,8 +149,8 @@ fn esc(s: &str) -> String {
 /// (log scale), so 1× is the machine's limit.
 fn svg(rows: &[Row], m: &Machine) -> String {
     const PALETTE: [&str; 12] = [
-        "#1b9e77", "#66c2a5", "#0d5c46", "#a6d854", "#d95f02", "#7570b3", "#e7298a", "#e6ab02", "#a6761d",
-        "#666666", "#1f78b4", "#fb9a99",
+        "#1b9e77", "#66c2a5", "#0d5c46", "#a6d854", "#d95f02", "#7570b3", "#e7298a", "#e6ab02", "#a6761d", "#666666",
+        "#1f78b4", "#fb9a99",
     ];
     let mut names: Vec<&str> = Vec::new();
     for r in rows {

@@ -5,11 +5,17 @@ use std::sync::{Arc, RwLock};
 
 use crate::error::Result;
 use crate::kernel::{best_isa, PackedDense};
+use crate::scope::{Name, PathNode};
 use crate::variables::Leaf;
 
 /// Bound parameters of one Dense call site: packed once per parameter version.
 #[derive(Debug)]
 struct Slot {
+    /// Scope path of the call site and the variables it was bound for: a later call with the
+    /// same variables at the same path reuses the packed kernel without looking anything up.
+    path: Vec<Name>,
+    generation: u64,
+    dims: (usize, usize, bool),
     kernel_version: u64,
     bias_version: Option<u64>,
     packed: Arc<PackedDense>,
@@ -24,34 +30,73 @@ pub struct ShapePlan {
 }
 
 impl ShapePlan {
-    /// The packed kernel of call site `index` for these parameters, packing it if the site is new
-    /// or its parameters changed (their version ids differ).
-    pub(crate) fn packed(&self, index: usize, kernel: &Leaf, bias: Option<&Leaf>) -> Result<Arc<PackedDense>> {
-        let bias_version = bias.map(Leaf::version);
-        {
-            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(Some(s)) = slots.get(index) {
-                if s.kernel_version == kernel.version() && s.bias_version == bias_version {
-                    return Ok(Arc::clone(&s.packed));
-                }
+    /// The packed kernel of call site `index` if it was bound for the same variables
+    /// (`generation`), path and dims: no lookups, no checks beyond these comparisons.
+    pub(crate) fn lookup(
+        &self,
+        index: usize,
+        generation: u64,
+        path: &PathNode<'_>,
+        dims: (usize, usize, bool),
+    ) -> Option<Arc<PackedDense>> {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        match slots.get(index) {
+            Some(Some(s)) if s.generation == generation && s.dims == dims && path.is(&s.path) => {
+                Some(Arc::clone(&s.packed))
             }
+            _ => None,
         }
-        let k = kernel.array().as_standard_layout();
-        let b = bias.map(|b| b.array().as_standard_layout());
-        let shape = kernel.array().shape();
-        let packed = Arc::new(PackedDense::new(
-            best_isa(),
-            k.as_slice().expect("standard layout"),
-            b.as_ref().map(|b| b.as_slice().expect("standard layout")),
-            shape[0],
-            shape[1],
-        )?);
-        self.packs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Binds call site `index` to these (already shape-checked) parameters, packing them only
+    /// if they are new or changed (their version ids differ).
+    pub(crate) fn bind(
+        &self,
+        index: usize,
+        generation: u64,
+        path: &PathNode<'_>,
+        dims: (usize, usize, bool),
+        kernel: &Leaf,
+        bias: Option<&Leaf>,
+    ) -> Result<Arc<PackedDense>> {
+        let bias_version = bias.map(Leaf::version);
+        let reuse = {
+            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+            match slots.get(index) {
+                Some(Some(s)) if s.kernel_version == kernel.version() && s.bias_version == bias_version => {
+                    Some(Arc::clone(&s.packed))
+                }
+                _ => None,
+            }
+        };
+        let packed = match reuse {
+            Some(p) => p,
+            None => {
+                let k = kernel.array().as_standard_layout();
+                let b = bias.map(|b| b.array().as_standard_layout());
+                let p = Arc::new(PackedDense::new(
+                    best_isa(),
+                    k.as_slice().expect("standard layout"),
+                    b.as_ref().map(|b| b.as_slice().expect("standard layout")),
+                    dims.0,
+                    dims.1,
+                )?);
+                self.packs.fetch_add(1, Ordering::Relaxed);
+                p
+            }
+        };
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         if slots.len() <= index {
             slots.resize_with(index + 1, || None);
         }
-        slots[index] = Some(Slot { kernel_version: kernel.version(), bias_version, packed: Arc::clone(&packed) });
+        slots[index] = Some(Slot {
+            path: path.names(),
+            generation,
+            dims,
+            kernel_version: kernel.version(),
+            bias_version,
+            packed: Arc::clone(&packed),
+        });
         Ok(packed)
     }
 
@@ -63,11 +108,14 @@ impl ShapePlan {
     }
 }
 
+/// A prepared shape: (type name, input shape, plan).
+type PlanEntry = (&'static str, Vec<usize>, Arc<ShapePlan>);
+
 /// The cache of one lifted type: one [`ShapePlan`] per input shape, like the cache of a
 /// `jax.jit`-compiled function.
 #[derive(Debug, Default)]
 pub struct JitCache {
-    plans: RwLock<Vec<(&'static str, Vec<usize>, Arc<ShapePlan>)>>,
+    plans: RwLock<Vec<PlanEntry>>,
     prepared: AtomicUsize,
 }
 
@@ -80,7 +128,7 @@ impl JitCache {
 
     /// The plan of `shape` for type `ty`, prepared (once) if new.
     pub fn plan(&self, ty: &'static str, shape: &[usize]) -> Arc<ShapePlan> {
-        let find = |plans: &Vec<(&'static str, Vec<usize>, Arc<ShapePlan>)>| {
+        let find = |plans: &Vec<PlanEntry>| {
             plans.iter().find(|(t, s, _)| *t == ty && s == shape).map(|(_, _, p)| Arc::clone(p))
         };
         if let Some(p) = find(&self.plans.read().unwrap_or_else(|e| e.into_inner())) {

@@ -2,16 +2,15 @@
 
 use std::sync::Arc;
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD};
 
-use crate::alloc::try_filled;
 use crate::error::{Error, Result};
 use crate::jit::cache::{JitCache, ShapePlan};
 use crate::kernel::Activation;
-use crate::layers::dense::output_shape;
+use crate::layers::dense::{with_output, Dense};
 use crate::module::{AsInput, Module};
 use crate::scope::{Frame, Mode, Mutable, Rngs, Scope};
-use crate::variables::{Leaf, Variables};
+use crate::variables::Variables;
 
 /// Options of a lift, set with the attribute's arguments
 /// (`#[nn::jit(variables = ["params"], rngs = ["dropout"])]`): Flax's `variables=` and `rngs=`
@@ -31,25 +30,38 @@ pub(crate) struct LiftCtx<'v> {
     _vars: std::marker::PhantomData<&'v ()>,
 }
 
-impl LiftCtx<'_> {
-    /// A Dense call site inside the lifted body: parameters packed once per version, the
-    /// shape-specialized kernel chosen when packing.
-    pub(crate) fn dense(
+impl Scope<'_, '_> {
+    /// A Dense call site inside a lifted apply (`None` outside one): the packed kernel bound
+    /// for these variables and this path is reused without any lookup; otherwise the
+    /// parameters are read, checked and bound (packed only if their version changed).
+    pub(crate) fn lifted_dense(
         &mut self,
+        dense: &Dense,
         x: &ArrayViewD<'_, f32>,
-        kernel: &Leaf,
-        bias: Option<&Leaf>,
-        act: Activation,
-    ) -> Result<ArrayD<f32>> {
-        let index = self.cursor;
-        self.cursor += 1;
-        let packed = self.plan.packed(index, kernel, bias)?;
-        let (shape, len) = output_shape(x, packed.f())?;
-        let n = x.len() / packed.d();
-        let x = x.as_standard_layout();
-        let mut y = try_filled("Dense output", len, 0.0)?;
-        packed.apply(x.as_slice().expect("standard layout"), n, &mut y, act)?;
-        Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("length computed from this shape"))
+        d: usize,
+    ) -> Option<Result<ArrayD<f32>>> {
+        let generation = self.frame().input?.generation();
+        let (plan, index) = {
+            let ctx = self.frame_mut().lift.as_mut()?;
+            ctx.cursor += 1;
+            (Arc::clone(&ctx.plan), ctx.cursor - 1)
+        };
+        let dims = (d, dense.features, dense.use_bias);
+        let fast =
+            if self.is_mutable_collection("params") { None } else { plan.lookup(index, generation, &self.node, dims) };
+        let packed = match fast {
+            Some(p) => p,
+            None => {
+                let bound = dense
+                    .params(self, d)
+                    .and_then(|(k, b)| plan.bind(index, generation, &self.node, dims, &k, b.as_deref()));
+                match bound {
+                    Ok(p) => p,
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        };
+        Some(with_output(x, packed.f(), |xs, n, y| packed.apply(xs, n, y, Activation::Identity)))
     }
 }
 

@@ -6,12 +6,15 @@ use super::simd::FixedFn;
 use super::Activation;
 use crate::error::Result;
 
+/// Largest `D` for which [`FixedDense::apply`] runs the fully unrolled kernel.
+const UNROLL_MAX_D: usize = 16;
+
 /// A Dense layer `D → F` whose shape is known at compile time: parameters bound once,
 /// arrays in and out, no heap allocation per call.
 ///
 /// The single-row kernel is monomorphised for `D` and `F` and chosen (as a function pointer)
 /// at construction, so the column tiling is resolved at compile time and small contractions
-/// are fully unrolled. Bits are identical to [`dense`](super::dense) and
+/// (`D <= 16`) are fully unrolled; longer ones use the [`PackedDense`] row kernel. Bits are identical to [`dense`](super::dense) and
 /// [`reference::dense_reference`](super::reference::dense_reference).
 ///
 /// ```
@@ -60,6 +63,13 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
     #[inline]
     pub fn apply_act(&self, x: &[f32; D], act: Activation) -> [f32; F] {
         let mut y = [0.0f32; F];
+        if D > UNROLL_MAX_D {
+            // Long contractions: the packed kernel's loop overlaps consecutive calls better
+            // than a fully unrolled chain (measured), and the call overhead is amortised.
+            // SAFETY: `x` has D floats, `y` is a local of F floats.
+            unsafe { self.packed.run(x.as_ptr(), 1, y.as_mut_ptr(), act == Activation::Relu) };
+            return y;
+        }
         // SAFETY: `single` is the D → F kernel of `self.isa()`, checked available in `new`;
         // `packed` holds that ISA's layout for exactly D × F (and F bias floats, or null);
         // `x` has D floats, `y` is a local of F floats.
@@ -87,9 +97,7 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
         let mut y = [[0.0f32; F]; N];
         // SAFETY: nested arrays are contiguous, so `x` is N·D floats and `y` N·F floats,
         // row-major; `y` is a local.
-        unsafe {
-            self.packed.run(x.as_ptr().cast(), N, y.as_mut_ptr().cast(), act == Activation::Relu)
-        };
+        unsafe { self.packed.run(x.as_ptr().cast(), N, y.as_mut_ptr().cast(), act == Activation::Relu) };
         y
     }
 }

@@ -81,10 +81,9 @@ pub(crate) fn check_len(what: &str, len: usize, rows: usize, cols: usize) -> Res
 #[inline(never)]
 fn len_error(what: &str, len: usize, rows: usize, cols: usize) -> Error {
     match rows.checked_mul(cols) {
-        Some(need) => Error::invalid(
-            "",
-            format!("Dense kernel: `{what}` has {len} elements, expected {rows} x {cols} = {need}"),
-        ),
+        Some(need) => {
+            Error::invalid("", format!("Dense kernel: `{what}` has {len} elements, expected {rows} x {cols} = {need}"))
+        }
         None => Error::invalid("", format!("Dense kernel: `{what}` of shape ({rows}, {cols}) overflows usize")),
     }
 }

@@ -199,9 +199,7 @@ impl PackedDense {
                 // SAFETY: `small` was chosen in `new` for `self.isa` (available) and `self.f`
                 // (one tile whose last vector has `self.rem` lanes); the panels and bias are
                 // that ISA's padded layout for `self.d × self.f`; `x`/`y` per the caller.
-                unsafe {
-                    small[relu as usize](self.packed_w(), self.packed_bias(), x, y, self.d, self.rem)
-                };
+                unsafe { small[relu as usize](self.packed_w(), self.packed_bias(), x, y, self.d, self.rem) };
                 return;
             }
         }

@@ -23,8 +23,6 @@ pub(crate) type TileFn = unsafe fn(&Tile);
 /// A whole-problem driver for one instruction set.
 pub(crate) type DriveFn = unsafe fn(&Geometry);
 
-
-
 /// A single-row kernel for a compile-time shape: `(w, bias, x, y, relu)`, with `w` and `bias`
 /// in the packed layout of the instruction set (see [`Geometry`]).
 pub(crate) type FixedFn = unsafe fn(*const f32, *const f32, *const f32, *mut f32, bool);
@@ -145,6 +143,11 @@ pub(crate) trait Simd {
     /// # Safety
     /// `p` valid for writes of `L` floats; instruction set available.
     unsafe fn store(p: *mut f32, v: Self::V);
+    /// [`drive_row_kblocked`] compiled for this instruction set.
+    ///
+    /// # Safety
+    /// As [`drive_row_kblocked`].
+    unsafe fn row_kblocked(g: &Geometry);
     /// Stores the first `rem` (1..=L) lanes.
     ///
     /// # Safety
@@ -180,15 +183,7 @@ pub(crate) use tile_table;
 /// `!ST`), and `S`'s instruction set is available.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-pub(crate) unsafe fn tile_body<
-    S: Simd,
-    const MR: usize,
-    const NV: usize,
-    const LD: bool,
-    const ST: bool,
->(
-    t: &Tile,
-) {
+pub(crate) unsafe fn tile_body<S: Simd, const MR: usize, const NV: usize, const LD: bool, const ST: bool>(t: &Tile) {
     // SAFETY: instruction set available (caller's contract).
     let zero = unsafe { S::zero() };
     let mut acc = [[zero; NV]; MR];
@@ -346,7 +341,7 @@ pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
     }
     if g.n == 1 && !g.padded && g.f > 2 * S::plan(1).0 * l && g.d >= 2 * ROW_KB {
         // SAFETY: forwarded contract.
-        unsafe { drive_row_kblocked::<S>(g) };
+        unsafe { S::row_kblocked(g) };
         return;
     }
     let (nvmax, mrmax) = S::plan(g.n);
@@ -398,23 +393,25 @@ pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
 const ROW_KB: usize = 8;
 
 /// One row of wide row-major (unpacked) weights: blocks of [`ROW_KB`] consecutive `k`
-/// outside, column tiles inside, each output's chain carried in `y` between blocks (see
-/// [`Tile`]). The weights are then read row after row, as a few sequential streams, instead
-/// of one tile-wide column strip per page — which hardware prefetchers do not follow.
+/// outside, column tiles of 8 vectors inside, each output's chain carried in `y` between
+/// blocks (see [`Tile`]). The weights are then read a few whole rows at a time — sequential
+/// memory — instead of one tile-wide column strip per page, which hardware prefetchers do
+/// not follow. Inlined into a `#[target_feature]` trampoline of each instruction set.
 ///
 /// # Safety
-/// `g.n == 1`, `g.d >= 1`, and `g` satisfies the [`Geometry`] invariants for `S::L` lanes.
-unsafe fn drive_row_kblocked<S: Simd>(g: &Geometry) {
+/// `g.n == 1`, and `g` satisfies the [`Geometry`] invariants for `S::L` lanes; the
+/// instruction set is available and `S::tile_fn` covers `(1, 1..=8)`.
+#[inline(always)]
+pub(crate) unsafe fn drive_row_kblocked<S: Simd>(g: &Geometry) {
+    const NV: usize = 8;
     let l = S::L;
-    let (nvmax, _) = S::plan(1);
-    let tile_cols = nvmax * l;
+    let tile_cols = NV * l;
     let nfull = g.f / tile_cols;
     let cols = g.f - nfull * tile_cols;
     let last_nv = cols.div_ceil(l);
     let rem = if cols == 0 { l } else { cols - (last_nv - 1) * l };
     let st = rem != l;
     let ld = st && !g.padded;
-    let full = S::tile_fn(1, nvmax, false, false);
     let last = S::tile_fn(1, last_nv.max(1), ld, st);
     let mut k0 = 0;
     while k0 < g.d {
@@ -441,7 +438,7 @@ unsafe fn drive_row_kblocked<S: Simd>(g: &Geometry) {
             t.y = g.y.wrapping_add(j);
             // SAFETY: columns j..j+tile_cols <= f, rows k0..k0+kb <= d of W, x[0, k0..k0+kb],
             // y[0, j..] (read back only after the block before wrote it).
-            unsafe { run_tile::<S>(full, &t, 1, nvmax, false, false) };
+            unsafe { tile_body::<S, 1, NV, false, false>(&t) };
         }
         if last_nv > 0 {
             let j = nfull * tile_cols;
@@ -534,21 +531,7 @@ pub(crate) unsafe fn fixed_body<S: Simd, const D: usize, const F: usize, const N
     let l = S::L;
     let tile_cols = NVMAX * l;
     let full = F / tile_cols;
-    let mut t = Tile {
-        k: D,
-        x,
-        ldx: D,
-        w,
-        ldw: l,
-        wv: D * l,
-        bias,
-        y,
-        ldy: F,
-        rem: l,
-        relu,
-        acc_in: false,
-        epi: true,
-    };
+    let mut t = Tile { k: D, x, ldx: D, w, ldw: l, wv: D * l, bias, y, ldy: F, rem: l, relu, acc_in: false, epi: true };
     let tile_at = |t: &mut Tile, j: usize| {
         t.w = w.wrapping_add((j / l) * D * l);
         t.bias = if bias.is_null() { ptr::null() } else { bias.wrapping_add(j) };

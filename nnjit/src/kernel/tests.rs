@@ -47,7 +47,13 @@ fn same(a: f32, b: f32) -> bool {
 fn assert_same(got: &[f32], want: &[f32], ctx: &dyn Fn() -> String) {
     assert_eq!(got.len(), want.len(), "{}", ctx());
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!(same(g, w), "{}: element {i}: got {g:e} ({:08X}), want {w:e} ({:08X})", ctx(), g.to_bits(), w.to_bits());
+        assert!(
+            same(g, w),
+            "{}: element {i}: got {g:e} ({:08X}), want {w:e} ({:08X})",
+            ctx(),
+            g.to_bits(),
+            w.to_bits()
+        );
     }
 }
 
@@ -77,14 +83,7 @@ impl Case {
     }
 
     fn name(&self, isa: Isa, entry: &str) -> String {
-        format!(
-            "{entry} on {isa}: n={} d={} f={} bias={} act={:?}",
-            self.n,
-            self.d,
-            self.f,
-            self.b.is_some(),
-            self.act
-        )
+        format!("{entry} on {isa}: n={} d={} f={} bias={} act={:?}", self.n, self.d, self.f, self.b.is_some(), self.act)
     }
 
     /// `dense` and `PackedDense` on every available path.
@@ -125,7 +124,7 @@ fn paths_available() {
 #[test]
 fn mul_add_is_fused() {
     let a = 1.0f32 + f32::EPSILON; // 1 + 2^-23
-    // a·a = 1 + 2^-22 + 2^-46 exactly; fused: (a·a - (1 + 2^-22)) = 2^-46, unfused: 0.
+                                   // a·a = 1 + 2^-22 + 2^-46 exactly; fused: (a·a - (1 + 2^-22)) = 2^-46, unfused: 0.
     assert_eq!(a.mul_add(a, -(1.0 + 2.0 * f32::EPSILON)), 2.0f32.powi(-46));
 }
 
@@ -375,7 +374,13 @@ fn panel_layout() {
         for (i, &v) in s.iter().enumerate() {
             let (panel, k, c) = (i / (d * l), (i / l) % d, i % l);
             let j = panel * l + c;
-            let want = if l == 1 { w[i] } else if j < f { w[k * f + j] } else { 0.0 };
+            let want = if l == 1 {
+                w[i]
+            } else if j < f {
+                w[k * f + j]
+            } else {
+                0.0
+            };
             assert_eq!(v, want, "{isa} at {i}");
         }
     }
@@ -387,7 +392,12 @@ fn check_fixed<const D: usize, const F: usize>() {
     let b = data(&mut rng, F, false);
     let xs = data(&mut rng, 17 * D, true);
     for isa in Isa::all_available() {
-        for (bias, act) in [(None, Activation::Identity), (Some(&b[..]), Activation::Relu), (Some(&b[..]), Activation::Identity), (None, Activation::Relu)] {
+        for (bias, act) in [
+            (None, Activation::Identity),
+            (Some(&b[..]), Activation::Relu),
+            (Some(&b[..]), Activation::Identity),
+            (None, Activation::Relu),
+        ] {
             let fx = FixedDense::<D, F>::new(isa, &w, bias).unwrap();
             let mut want = vec![0.0f32; 17 * F];
             dense_reference(&xs, &w, bias, &mut want, 17, D, F, act).unwrap();
@@ -439,7 +449,9 @@ fn fixed_dense() {
 #[test]
 fn best_isa_env_override_parses() {
     // The override itself is read once per process; check the parser it relies on.
-    for (s, want) in [("scalar", Some(Isa::Scalar)), ("AVX512", Some(Isa::Avx512)), ("neon\n", Some(Isa::Neon)), ("", None)] {
+    for (s, want) in
+        [("scalar", Some(Isa::Scalar)), ("AVX512", Some(Isa::Avx512)), ("neon\n", Some(Isa::Neon)), ("", None)]
+    {
         assert_eq!(Isa::from_name(s), want);
     }
 }

@@ -95,8 +95,14 @@ impl Module for BatchNorm {
         if !(self.epsilon >= 0.0 && self.momentum.is_finite()) {
             return Err(Error::invalid(s.path(), "BatchNorm needs epsilon >= 0 and a finite momentum"));
         }
-        let zeros = || crate::alloc::try_filled("batch_stats", c, 0.0).map(|v| ArrayD::from_shape_vec(IxDyn(&[c]), v).expect("len c"));
-        let ones = || crate::alloc::try_filled("batch_stats", c, 1.0).map(|v| ArrayD::from_shape_vec(IxDyn(&[c]), v).expect("len c"));
+        let zeros = || {
+            crate::alloc::try_filled("batch_stats", c, 0.0)
+                .map(|v| ArrayD::from_shape_vec(IxDyn(&[c]), v).expect("len c"))
+        };
+        let ones = || {
+            crate::alloc::try_filled("batch_stats", c, 1.0)
+                .map(|v| ArrayD::from_shape_vec(IxDyn(&[c]), v).expect("len c"))
+        };
         let ra_mean = s.variable("batch_stats", "mean", &[c], zeros)?;
         let ra_var = s.variable("batch_stats", "var", &[c], ones)?;
         let rows = x.to_shape((x.len() / c, c)).map_err(|e| Error::invalid(s.path(), e.to_string()))?;
@@ -127,8 +133,10 @@ impl Module for BatchNorm {
                 // As in Flax, training with an immutable `batch_stats` is an error.
                 let m = self.momentum as f32;
                 let one_minus = (1.0 - self.momentum) as f32;
-                let new_mean = ndarray::Zip::from(vector(ra_mean.array())).and(&mean).map_collect(|&r, &b| m * r + one_minus * b);
-                let new_var = ndarray::Zip::from(vector(ra_var.array())).and(&var).map_collect(|&r, &b| m * r + one_minus * b);
+                let new_mean =
+                    ndarray::Zip::from(vector(ra_mean.array())).and(&mean).map_collect(|&r, &b| m * r + one_minus * b);
+                let new_var =
+                    ndarray::Zip::from(vector(ra_var.array())).and(&var).map_collect(|&r, &b| m * r + one_minus * b);
                 s.put_variable("batch_stats", "mean", new_mean.into_dyn())?;
                 s.put_variable("batch_stats", "var", new_var.into_dyn())?;
             }
@@ -143,7 +151,10 @@ impl Module for BatchNorm {
         let bias = if self.use_bias { Some(s.param("bias", &self.bias_init, &[c])?.into_owned()) } else { None };
         let mut y = x.to_owned();
         {
-            let mut yr = y.view_mut().into_shape_with_order((rows.nrows(), c)).map_err(|e| Error::invalid(s.path(), e.to_string()))?;
+            let mut yr = y
+                .view_mut()
+                .into_shape_with_order((rows.nrows(), c))
+                .map_err(|e| Error::invalid(s.path(), e.to_string()))?;
             for mut row in yr.axis_iter_mut(Axis(0)) {
                 for (j, v) in row.iter_mut().enumerate() {
                     *v = (*v - mean[j]) * mul[j];

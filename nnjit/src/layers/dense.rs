@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, Dimension};
 
 use crate::alloc::{checked_len, try_filled};
 use crate::error::{Error, Result};
@@ -70,11 +70,7 @@ impl Dense {
     }
 
     /// Reads (or, while initializing, creates) the parameters for input width `d`.
-    pub(crate) fn params<'v>(
-        &self,
-        s: &mut Scope<'_, 'v>,
-        d: usize,
-    ) -> Result<(Cow<'v, Leaf>, Option<Cow<'v, Leaf>>)> {
+    pub(crate) fn params<'v>(&self, s: &mut Scope<'_, 'v>, d: usize) -> Result<(Cow<'v, Leaf>, Option<Cow<'v, Leaf>>)> {
         if self.features == 0 {
             return Err(Error::invalid(s.path(), "Dense features must be at least 1, got 0"));
         }
@@ -87,23 +83,40 @@ impl Dense {
 impl Module for Dense {
     fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
         let d = feature_dim(|| s.path(), &x)?;
-        let (kernel, bias) = self.params(s, d)?;
-        let bias = bias.as_deref();
-        if let Some(lift) = s.lift_ctx() {
-            return lift.dense(&x, &kernel, bias, Activation::Identity);
+        if let Some(lifted) = s.lifted_dense(self, &x, d) {
+            return lifted;
         }
-        dense_forward(&x, kernel.array(), bias.map(Leaf::array), Activation::Identity)
+        let (kernel, bias) = self.params(s, d)?;
+        dense_forward(&x, kernel.array(), bias.as_deref().map(Leaf::array), Activation::Identity)
     }
 }
 
-/// The output shape of a Dense: `x.shape[:-1] + (f,)`, with its element count checked.
-pub(crate) fn output_shape(x: &ArrayViewD<'_, f32>, f: usize) -> Result<(Vec<usize>, usize)> {
-    let mut shape = x.shape().to_vec();
-    if let Some(last) = shape.last_mut() {
-        *last = f;
-    }
-    let len = checked_len("Dense output", &shape)?;
-    Ok((shape, len))
+/// Runs `run(x, n, y)` over `x` as `n` contiguous rows and wraps `y` as the output array of
+/// shape `x.shape[:-1] + (f,)`. `x` must have rank ≥ 1.
+pub(crate) fn with_output(
+    x: &ArrayViewD<'_, f32>,
+    f: usize,
+    run: impl FnOnce(&[f32], usize, &mut [f32]) -> Result<()>,
+) -> Result<ArrayD<f32>> {
+    let mut dim = x.raw_dim();
+    let last = dim.ndim() - 1;
+    let d = dim[last];
+    dim[last] = f;
+    let len = checked_len("Dense output", dim.slice())?;
+    let n = x.len().checked_div(d).unwrap_or(0);
+    let contiguous;
+    let xs = match x.as_slice() {
+        Some(s) => s,
+        None => {
+            contiguous = x.as_standard_layout();
+            contiguous.as_slice().expect("standard layout is contiguous")
+        }
+    };
+    let mut y = try_filled("Dense output", len, 0.0)?;
+    run(xs, n, &mut y)?;
+    // SAFETY: `y` holds exactly `len` = product of `dim` elements (checked above, no overflow),
+    // and the default C-order strides of `dim` address exactly those elements.
+    Ok(unsafe { ArrayD::from_shape_vec_unchecked(dim, y) })
 }
 
 /// `act(x · kernel + bias)` for `x` of any rank ≥ 1, with the unpacked kernel of the best ISA.
@@ -113,24 +126,24 @@ pub(crate) fn dense_forward(
     bias: Option<&ArrayD<f32>>,
     act: Activation,
 ) -> Result<ArrayD<f32>> {
-    let d = kernel.shape()[0];
-    let f = kernel.shape()[1];
-    let (shape, len) = output_shape(x, f)?;
-    let n = if d == 0 { 0 } else { x.len() / d };
-    let x = x.as_standard_layout();
-    let w = kernel.as_standard_layout();
-    let b = bias.map(|b| b.as_standard_layout());
-    let mut y = try_filled("Dense output", len, 0.0)?;
-    kernel::dense(
-        kernel::best_isa(),
-        x.as_slice().expect("standard layout is contiguous"),
-        w.as_slice().expect("standard layout is contiguous"),
-        b.as_ref().map(|b| b.as_slice().expect("standard layout is contiguous")),
-        &mut y,
-        n,
-        d,
-        f,
-        act,
-    )?;
-    Ok(ArrayD::from_shape_vec(IxDyn(&shape), y).expect("length computed from this shape"))
+    let (d, f) = (kernel.shape()[0], kernel.shape()[1]);
+    let (w_std, b_std);
+    let w = match kernel.as_slice() {
+        Some(w) => w,
+        None => {
+            w_std = kernel.as_standard_layout();
+            w_std.as_slice().expect("standard layout is contiguous")
+        }
+    };
+    let b = match bias {
+        Some(b) => Some(match b.as_slice() {
+            Some(b) => b,
+            None => {
+                b_std = b.as_standard_layout();
+                b_std.as_slice().expect("standard layout is contiguous")
+            }
+        }),
+        None => None,
+    };
+    with_output(x, f, |xs, n, y| kernel::dense(kernel::best_isa(), xs, w, b, y, n, d, f, act))
 }
