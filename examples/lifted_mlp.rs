@@ -49,7 +49,7 @@ fn main() -> nnjit::Result<()> {
 
     let vars = plain.init(nn::PRNGKey(0), &x)?;
     assert!(vars.bits_eq(&lifted.init(nn::PRNGKey(0), &x)?), "lifted init == plain init");
-    println!("variables:\n{vars}\n");
+    println!("{}\n", lifted.tabulate(nn::PRNGKey(0), &x)?);
 
     let y_plain = plain.apply(&vars, &x)?;
     let y_lifted = lifted.apply(&vars, &x)?;

@@ -265,3 +265,20 @@ fn bound_and_const_generic_entries_match_apply() {
     m.apply_into(&vars, &x, &mut out2).unwrap();
     assert_eq!(out2, out.to_vec());
 }
+
+#[test]
+fn tabulate_lists_every_module_path() {
+    let m = MlpBnDrop { hidden: 5, out: 2, rate: 0.5, train: false };
+    let x = nnjit::ndarray::Array2::<f32>::ones((4, 3));
+    let t = m.tabulate(nn::PRNGKey(0), &x).unwrap();
+    let paths: Vec<&str> = t.rows().iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["", "Dense_0", "BatchNorm_0", "Dropout_0", "Dense_1"]);
+    assert_eq!(t.rows()[1].output, [4, 5]);
+    assert_eq!(t.rows()[1].variables.len(), 2);
+    assert_eq!(t.total("params"), 3 * 5 + 5 + 5 + 5 + 5 * 2 + 2);
+    assert_eq!(t.total("batch_stats"), 10);
+    let text = t.to_string();
+    assert!(text.contains("BatchNorm_0") && text.contains("batch_stats/mean (5,) 5"), "{text}");
+    // The lifted twin tabulates the same way.
+    assert_eq!(JitMlpBnDrop::from(m).tabulate(nn::PRNGKey(0), &x).unwrap().rows()[1..], t.rows()[1..]);
+}

@@ -33,6 +33,7 @@ pub mod layers;
 pub mod module;
 pub mod random;
 pub mod scope;
+pub mod summary;
 pub mod variables;
 
 pub use error::{Error, Result};

@@ -102,6 +102,15 @@ pub trait Module {
         Ok((y, frame.out))
     }
 
+    /// A Flax-style summary (`Module.tabulate`): the initializing call with one row per module
+    /// path (input/output shapes, the variables each module owns) and totals per collection.
+    fn tabulate(&self, rngs: impl Into<Rngs>, x: impl AsInput) -> Result<crate::summary::Summary>
+    where
+        Self: Sized,
+    {
+        crate::summary::tabulate(self, rngs.into(), x)
+    }
+
     /// The forward pass with `variables` (Flax's `apply(variables, x)`): no RNG streams, no
     /// mutable collections.
     fn apply(&self, variables: &Variables, x: impl AsInput) -> Result<ArrayD<f32>>
@@ -134,6 +143,9 @@ pub trait Module {
 
 pub(crate) fn run<M: Module + ?Sized>(m: &M, frame: &mut Frame<'_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
     let mut scope = Scope::root(frame);
+    if scope.frame().trace.is_some() {
+        return scope.traced_call(m, x);
+    }
     m.call(&mut scope, x)
 }
 

@@ -135,6 +135,8 @@ pub(crate) struct Frame<'v> {
     pub(crate) flax_jit_rngs: bool,
     /// Collections visible inside a lift that filters them.
     pub(crate) visible: Option<&'static [&'static str]>,
+    /// Module calls recorded for `tabulate`.
+    pub(crate) trace: Option<crate::summary::Trace>,
 }
 
 impl<'v> Frame<'v> {
@@ -149,6 +151,7 @@ impl<'v> Frame<'v> {
             lift: None,
             flax_jit_rngs: false,
             visible: None,
+            trace: None,
         }
     }
 }
@@ -479,6 +482,30 @@ impl<'c, 'v> Scope<'c, 'v> {
         Ok(())
     }
 
+    /// Runs `module` here, recording the call for `tabulate`.
+    pub(crate) fn traced_call<M: crate::module::Module + ?Sized>(
+        &mut self,
+        module: &M,
+        x: ndarray::ArrayViewD<'_, f32>,
+    ) -> Result<ArrayD<f32>> {
+        let row = crate::summary::Row {
+            path: self.path().trim_start_matches('/').to_string(),
+            module: module.type_name().to_string(),
+            input: x.shape().to_vec(),
+            output: Vec::new(),
+            variables: Vec::new(),
+        };
+        let index = self.frame.trace.as_ref().map_or(0, |t| t.rows.len());
+        if let Some(t) = self.frame.trace.as_mut() {
+            t.rows.push(row);
+        }
+        let y = module.call(self, x)?;
+        if let Some(r) = self.frame.trace.as_mut().and_then(|t| t.rows.get_mut(index)) {
+            r.output = y.shape().to_vec();
+        }
+        Ok(y)
+    }
+
     fn auto_index(&mut self, base: &'static str) -> u32 {
         match self.auto_names.iter_mut().find(|(b, _)| *b == base) {
             Some((_, i)) => {
@@ -532,6 +559,9 @@ impl<'c, 'v> Scope<'c, 'v> {
             fork: self.fork.clone(),
             auto_names: Vec::new(),
         };
+        if child.frame.trace.is_some() {
+            return child.traced_call(module, x);
+        }
         module.call(&mut child, x)
     }
 }

@@ -339,7 +339,7 @@ pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
     if g.n == 0 || g.f == 0 {
         return;
     }
-    if g.n == 1 && !g.padded && g.f > 2 * S::plan(1).0 * l && g.d >= 2 * ROW_KB {
+    if g.n == 1 && !g.padded && g.f > 2 * S::plan(1).0 * l && g.d >= 2 * ROW_KB && g.d * g.f >= ROW_KB_MIN_W {
         // SAFETY: forwarded contract.
         unsafe { S::row_kblocked(g) };
         return;
@@ -390,7 +390,11 @@ pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
 }
 
 /// Contraction block of [`drive_row_kblocked`].
-const ROW_KB: usize = 8;
+const ROW_KB: usize = 4;
+
+/// Weights (elements) from which [`drive_row_kblocked`] is used: past a typical L2, where
+/// they stream from L3 or DRAM (in L2, plain column tiles are as fast).
+const ROW_KB_MIN_W: usize = 1 << 18;
 
 /// One row of wide row-major (unpacked) weights: blocks of [`ROW_KB`] consecutive `k`
 /// outside, column tiles of 8 vectors inside, each output's chain carried in `y` between

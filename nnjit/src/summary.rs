@@ -1,0 +1,122 @@
+//! `tabulate`: Flax's `Module.tabulate`, one row per module path with input/output shapes and
+//! the variables each module owns, plus totals.
+
+use std::fmt;
+
+use crate::error::Result;
+use crate::module::{AsInput, Module};
+use crate::scope::{Frame, Mode, Mutable, Rngs};
+use crate::variables::Variables;
+
+/// One module call seen while tabulating.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Module path (`""` for the top module, `Dense_0`, `Block_1/Dense_0`, ...).
+    pub path: String,
+    /// Module type name (`Dense`).
+    pub module: String,
+    /// Input shape.
+    pub input: Vec<usize>,
+    /// Output shape (empty until the call returns; stays empty if it failed).
+    pub output: Vec<usize>,
+    /// Variables owned directly by this module: (collection, name, shape).
+    pub variables: Vec<(String, String, Vec<usize>)>,
+}
+
+/// What [`Module::tabulate`] returns; `Display` prints it as a table.
+///
+/// ```
+/// use nnjit::nn::{self, Module};
+/// let table = nn::Dense::new(4).tabulate(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+/// assert_eq!(table.rows()[0].module, "Dense");
+/// assert_eq!(table.total("params"), 16);
+/// println!("{table}");
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    rows: Vec<Row>,
+    totals: Vec<(String, usize)>,
+}
+
+impl Summary {
+    /// One row per module call, in call order.
+    #[must_use]
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// Total number of elements of collection `collection` (0 if absent).
+    #[must_use]
+    pub fn total(&self, collection: &str) -> usize {
+        self.totals.iter().find(|(c, _)| c == collection).map_or(0, |(_, n)| *n)
+    }
+}
+
+/// A call being recorded (the scope pushes one per module call while tabulating).
+pub(crate) struct Trace {
+    pub(crate) rows: Vec<Row>,
+}
+
+fn shape(s: &[usize]) -> String {
+    let d: Vec<String> = s.iter().map(|v| v.to_string()).collect();
+    if s.len() == 1 {
+        format!("({},)", d[0])
+    } else {
+        format!("({})", d.join(", "))
+    }
+}
+
+pub(crate) fn tabulate<M: Module + ?Sized>(m: &M, rngs: Rngs, x: impl AsInput) -> Result<Summary> {
+    let x = x.as_input()?;
+    let mut frame = Frame::new(Mode::Init, None, rngs, Mutable::All);
+    frame.trace = Some(Trace { rows: Vec::new() });
+    crate::module::run(m, &mut frame, x)?;
+    let vars: Variables = std::mem::take(&mut frame.out);
+    let mut rows = frame.trace.take().map(|t| t.rows).unwrap_or_default();
+    for (path, leaf) in vars.leaves() {
+        let mut segs: Vec<&str> = path.split('/').collect();
+        let name = segs.pop().unwrap_or_default().to_string();
+        let collection = segs.remove(0).to_string();
+        let owner = segs.join("/");
+        if let Some(row) = rows.iter_mut().find(|r| r.path == owner) {
+            row.variables.push((collection, name, leaf.array().shape().to_vec()));
+        }
+    }
+    let mut totals: Vec<(String, usize)> = Vec::new();
+    for (path, leaf) in vars.leaves() {
+        let collection = path.split('/').next().unwrap_or_default().to_string();
+        match totals.iter_mut().find(|(c, _)| *c == collection) {
+            Some((_, n)) => *n += leaf.array().len(),
+            None => totals.push((collection, leaf.array().len())),
+        }
+    }
+    Ok(Summary { rows, totals })
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header = ["path", "module", "inputs", "outputs", "variables"];
+        let mut table: Vec<[String; 5]> = vec![header.map(String::from)];
+        for r in &self.rows {
+            let vars: Vec<String> = r
+                .variables
+                .iter()
+                .map(|(c, n, s)| format!("{c}/{n} {} {}", shape(s), s.iter().product::<usize>()))
+                .collect();
+            let path = if r.path.is_empty() { "/".to_string() } else { r.path.clone() };
+            table.push([path, r.module.clone(), shape(&r.input), shape(&r.output), vars.join(", ")]);
+        }
+        let widths: Vec<usize> = (0..5).map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0)).collect();
+        for (i, row) in table.iter().enumerate() {
+            let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:w$}")).collect();
+            writeln!(f, "{}", line.join(" | ").trim_end())?;
+            if i == 0 {
+                let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+                writeln!(f, "{}", rule.join("-+-"))?;
+            }
+        }
+        let totals: Vec<String> = self.totals.iter().map(|(c, n)| format!("{c}: {n} ({} bytes)", n * 4)).collect();
+        write!(f, "total {}", if totals.is_empty() { "no variables".to_string() } else { totals.join(", ") })
+    }
+}
