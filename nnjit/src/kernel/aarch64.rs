@@ -10,8 +10,7 @@
 use core::arch::aarch64::*;
 
 use super::simd::{
-    drive, drive_row_kblocked, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn,
-    Tile, TileFn,
+    drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, Tile, TileFn,
 };
 
 /// NEON.
@@ -109,16 +108,6 @@ impl Simd for Neon {
 unsafe fn tile_neon<const MR: usize, const NV: usize, const LD: bool, const ST: bool>(t: &Tile) {
     // SAFETY: forwarded contract; this function is compiled with NEON.
     unsafe { tile_body::<Neon, MR, NV, LD, ST>(t) }
-}
-
-/// NEON k-blocked single-row driver for unpacked weights.
-///
-/// # Safety
-/// As [`drive_row_kblocked`], with the instruction set available.
-#[target_feature(enable = "neon")]
-unsafe fn row_kb_neon(g: &Geometry) {
-    // SAFETY: forwarded contract; compiled with the instruction set.
-    unsafe { drive_row_kblocked::<Neon>(g) }
 }
 
 /// NEON driver.

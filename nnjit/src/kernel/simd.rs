@@ -143,11 +143,6 @@ pub(crate) trait Simd {
     /// # Safety
     /// `p` valid for writes of `L` floats; instruction set available.
     unsafe fn store(p: *mut f32, v: Self::V);
-    /// [`drive_row_kblocked`] compiled for this instruction set.
-    ///
-    /// # Safety
-    /// As [`drive_row_kblocked`].
-    unsafe fn row_kblocked(g: &Geometry);
     /// Stores the first `rem` (1..=L) lanes.
     ///
     /// # Safety
@@ -339,9 +334,9 @@ pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
     if g.n == 0 || g.f == 0 {
         return;
     }
-    if g.n == 1 && !g.padded && g.f > 2 * S::plan(1).0 * l && g.d >= 2 * ROW_KB && g.d * g.f >= ROW_KB_MIN_W {
-        // SAFETY: forwarded contract.
-        unsafe { S::row_kblocked(g) };
+    if !g.padded && g.n <= KBLOCK_MAX_N && g.d >= 2 * ROW_KB && g.d * g.f >= KBLOCK_MIN_W {
+        // SAFETY: forwarded contract; one row block.
+        unsafe { drive_kblocked::<S>(g) };
         return;
     }
     let (nvmax, mrmax) = S::plan(g.n);
@@ -389,34 +384,39 @@ pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
     }
 }
 
-/// Contraction block of [`drive_row_kblocked`].
+/// Contraction block of [`drive_kblocked`].
 const ROW_KB: usize = 4;
 
-/// Weights (elements) from which [`drive_row_kblocked`] is used: past a typical L2, where
+/// Weights (elements) from which [`drive_kblocked`] is used: past a typical L2, where
 /// they stream from L3 or DRAM (in L2, plain column tiles are as fast).
-const ROW_KB_MIN_W: usize = 1 << 18;
+const KBLOCK_MIN_W: usize = 1 << 18;
 
-/// One row of wide row-major (unpacked) weights: blocks of [`ROW_KB`] consecutive `k`
-/// outside, column tiles of 8 vectors inside, each output's chain carried in `y` between
-/// blocks (see [`Tile`]). The weights are then read a few whole rows at a time — sequential
-/// memory — instead of one tile-wide column strip per page, which hardware prefetchers do
-/// not follow. Inlined into a `#[target_feature]` trampoline of each instruction set.
+/// Rows up to which [`drive_kblocked`] is used (measured: it gains for 1–2 rows; with
+/// more, the extra accumulator traffic costs more than the better weight streaming gains).
+const KBLOCK_MAX_N: usize = 2;
+
+/// A few rows (at most one row block) of large row-major (unpacked) weights: blocks of
+/// [`ROW_KB`] consecutive `k` outside, column tiles inside, each output's chain carried in
+/// `y` between blocks (see [`Tile`]). The weights are then read a few whole rows at a time —
+/// sequential memory — instead of one tile-wide column strip per page, which hardware
+/// prefetchers do not follow.
 ///
 /// # Safety
-/// `g.n == 1`, and `g` satisfies the [`Geometry`] invariants for `S::L` lanes; the
-/// instruction set is available and `S::tile_fn` covers `(1, 1..=8)`.
-#[inline(always)]
-pub(crate) unsafe fn drive_row_kblocked<S: Simd>(g: &Geometry) {
-    const NV: usize = 8;
+/// `1 <= g.n <= S::plan(g.n).1` (one row block), and `g` satisfies the [`Geometry`] invariants for `S::L`
+/// lanes; the instruction set is available.
+unsafe fn drive_kblocked<S: Simd>(g: &Geometry) {
     let l = S::L;
-    let tile_cols = NV * l;
+    let (nvmax, _) = S::plan(g.n);
+    let mr = g.n;
+    let tile_cols = nvmax * l;
     let nfull = g.f / tile_cols;
     let cols = g.f - nfull * tile_cols;
     let last_nv = cols.div_ceil(l);
     let rem = if cols == 0 { l } else { cols - (last_nv - 1) * l };
     let st = rem != l;
     let ld = st && !g.padded;
-    let last = S::tile_fn(1, last_nv.max(1), ld, st);
+    let full = S::tile_fn(mr, nvmax, false, false);
+    let last = S::tile_fn(mr, last_nv.max(1), ld, st);
     let mut k0 = 0;
     while k0 < g.d {
         let kb = ROW_KB.min(g.d - k0);
@@ -440,9 +440,9 @@ pub(crate) unsafe fn drive_row_kblocked<S: Simd>(g: &Geometry) {
             t.w = g.w.wrapping_add((j / l) * g.wv + k0 * g.ldw);
             t.bias = if g.bias.is_null() { ptr::null() } else { g.bias.wrapping_add(j) };
             t.y = g.y.wrapping_add(j);
-            // SAFETY: columns j..j+tile_cols <= f, rows k0..k0+kb <= d of W, x[0, k0..k0+kb],
-            // y[0, j..] (read back only after the block before wrote it).
-            unsafe { tile_body::<S, 1, NV, false, false>(&t) };
+            // SAFETY: rows 0..n, columns j..j+tile_cols <= f, k rows k0..k0+kb <= d of W,
+            // x[.., k0..k0+kb]; y[.., j..] is read back only after the block before wrote it.
+            unsafe { run_tile::<S>(full, &t, mr, nvmax, false, false) };
         }
         if last_nv > 0 {
             let j = nfull * tile_cols;
@@ -451,7 +451,7 @@ pub(crate) unsafe fn drive_row_kblocked<S: Simd>(g: &Geometry) {
             t.y = g.y.wrapping_add(j);
             t.rem = rem;
             // SAFETY: as above for the last columns j..f, partial when `st`/`ld`.
-            unsafe { run_tile::<S>(last, &t, 1, last_nv, ld, st) };
+            unsafe { run_tile::<S>(last, &t, mr, last_nv, ld, st) };
         }
         k0 += kb;
     }

@@ -215,6 +215,19 @@ fn larger_shapes() {
     }
 }
 
+/// Large unpacked weights with one or two rows take the k-blocked driver (chains carried in
+/// `y` between blocks of k): odd D and F, partial tiles, specials.
+#[test]
+fn kblocked_unpacked() {
+    for (n, d, f, specials) in [(1, 1023, 300, false), (2, 515, 517, false), (1, 601, 449, true), (2, 262, 1001, true)]
+    {
+        assert!(d * f >= 1 << 18);
+        for (bias, act) in [(true, Activation::Relu), (false, Activation::Identity)] {
+            Case::new(n, d, f, bias, act, specials, 4).check();
+        }
+    }
+}
+
 /// NaN, ±inf, ±0, subnormals and overflow mixed into x, W and b.
 #[test]
 fn special_values() {

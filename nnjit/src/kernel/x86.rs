@@ -19,8 +19,7 @@
 use core::arch::x86_64::*;
 
 use super::simd::{
-    drive, drive_row_kblocked, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn,
-    Tile, TileFn,
+    drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, Tile, TileFn,
 };
 
 /// AVX-512F.
@@ -53,11 +52,6 @@ impl Simd for Avx512 {
             1 x 3, 2 x 3, 3 x 3, 4 x 3, 5 x 3, 6 x 3,
             1 x 4, 2 x 4, 3 x 4, 4 x 4, 5 x 4, 6 x 4,
             1 x 5, 1 x 6, 1 x 7, 1 x 8)
-    }
-
-    unsafe fn row_kblocked(g: &Geometry) {
-        // SAFETY: forwarded contract.
-        unsafe { row_kb512(g) }
     }
 
     #[inline(always)]
@@ -176,16 +170,6 @@ unsafe fn tile512<const MR: usize, const NV: usize, const LD: bool, const ST: bo
     unsafe { tile_body::<Avx512, MR, NV, LD, ST>(t) }
 }
 
-/// AVX-512 k-blocked single-row driver for unpacked weights.
-///
-/// # Safety
-/// As [`drive_row_kblocked`], with the instruction set available.
-#[target_feature(enable = "avx512f")]
-unsafe fn row_kb512(g: &Geometry) {
-    // SAFETY: forwarded contract; compiled with the instruction set.
-    unsafe { drive_row_kblocked::<Avx512>(g) }
-}
-
 /// AVX-512 driver.
 ///
 /// # Safety
@@ -252,11 +236,6 @@ impl Simd for Avx2 {
             1 x 2, 2 x 2, 3 x 2, 4 x 2, 5 x 2, 6 x 2,
             1 x 3, 2 x 3, 1 x 4, 2 x 4,
             1 x 5, 1 x 6, 1 x 7, 1 x 8)
-    }
-
-    unsafe fn row_kblocked(g: &Geometry) {
-        // SAFETY: forwarded contract.
-        unsafe { row_kb256(g) }
     }
 
     #[inline(always)]
@@ -329,16 +308,6 @@ impl Simd for Avx2 {
 unsafe fn tile256<const MR: usize, const NV: usize, const LD: bool, const ST: bool>(t: &Tile) {
     // SAFETY: forwarded contract; this function is compiled with AVX2 and FMA.
     unsafe { tile_body::<Avx2, MR, NV, LD, ST>(t) }
-}
-
-/// AVX2 k-blocked single-row driver for unpacked weights.
-///
-/// # Safety
-/// As [`drive_row_kblocked`], with the instruction set available.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn row_kb256(g: &Geometry) {
-    // SAFETY: forwarded contract; compiled with the instruction set.
-    unsafe { drive_row_kblocked::<Avx2>(g) }
 }
 
 /// AVX2 driver.
