@@ -65,7 +65,7 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<Args, String> {
         match flag {
             "--seed" => {
                 let v = value("--seed")?;
-                let wide: i128 = v.trim().parse().map_err(|_| format!("--seed must be an integer, got \"{v}\""))?;
+                let wide: i128 = v.trim().parse().map_err(|_| format!("--seed must be an integer, got {v:?}"))?;
                 a.seed = i64::try_from(wide).map_err(|_| {
                     format!("--seed {wide} is outside the int64 range (JAX raises OverflowError for it)")
                 })?;
@@ -73,7 +73,7 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<Args, String> {
             "--features" => {
                 let v = value("--features")?;
                 a.features =
-                    v.trim().parse().map_err(|_| format!("--features must be a positive integer, got \"{v}\""))?;
+                    v.trim().parse().map_err(|_| format!("--features must be a positive integer, got {v:?}"))?;
                 if a.features == 0 {
                     return Err("--features must be at least 1".into());
                 }
@@ -88,7 +88,7 @@ pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<Args, String> {
             "--flax-jit-rngs" if inline.is_none() => a.options.flax_jit_rngs = true,
             "--json" if inline.is_none() => a.json = true,
             "--help" | "-h" if inline.is_none() => a.help = true,
-            other => return Err(format!("unknown argument \"{other}\" (see --help)")),
+            other => return Err(format!("unknown argument {other:?} (see --help)")),
         }
     }
     Ok(a)

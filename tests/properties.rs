@@ -41,7 +41,7 @@ proptest! {
         let rows = x.to_shape((x.len() / d, d)).unwrap();
         let mut by_row = Vec::new();
         for r in rows.outer_iter() {
-            by_row.extend(bits(&nn::Dense::new(f).apply(&v, &r).unwrap()));
+            by_row.extend(bits(&nn::Dense::new(f).apply(&v, r).unwrap()));
         }
         prop_assert_eq!(bits(&plain), by_row);
         // A composite, lifted vs plain.

@@ -4,40 +4,65 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// Median nanoseconds per call of `f`: calibrated so a sample lasts about `sample`, then
-/// `samples` samples (after a warm-up of the same length).
-pub fn median_ns(mut f: impl FnMut(), sample: Duration, samples: usize) -> f64 {
-    // Calibrate.
+/// Iterations of `f` that take about `sample` (after running it for about that long, which
+/// also warms caches and clocks).
+pub fn calibrate(f: &mut dyn FnMut(), sample: Duration) -> u64 {
     let mut iters = 1u64;
-    loop {
+    let per = loop {
         let t = Instant::now();
         for _ in 0..iters {
             f();
         }
         let e = t.elapsed();
         if e >= sample / 4 || iters >= 1 << 30 {
-            let per = e.as_secs_f64() / iters as f64;
-            iters = ((sample.as_secs_f64() / per.max(1e-12)) as u64).max(1);
-            break;
+            break e.as_secs_f64() / iters as f64;
         }
         iters *= 4;
-    }
-    // Warm up, then measure.
+    };
     let t = Instant::now();
     while t.elapsed() < sample {
         f();
     }
-    let mut v: Vec<f64> = (0..samples.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                f();
-            }
-            t.elapsed().as_secs_f64() * 1e9 / iters as f64
+    ((sample.as_secs_f64() / per.max(1e-12)) as u64).max(1)
+}
+
+/// Nanoseconds per call over one timed batch of `iters` calls, after an untimed eighth of
+/// that (to re-warm caches another contender may have evicted).
+pub fn sample_ns(f: &mut dyn FnMut(), iters: u64) -> f64 {
+    for _ in 0..(iters / 8).max(1) {
+        f();
+    }
+    let t = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1e9 / iters as f64
+}
+
+/// Median nanoseconds per call of each of `fs`, sampled in interleaved rounds (one sample
+/// of each per round), so that a slow phase of the machine (another process, clock changes)
+/// hits every contender alike instead of whichever happened to run then.
+pub fn interleaved_medians(fs: &mut [&mut dyn FnMut()], sample: Duration, rounds: usize) -> Vec<f64> {
+    let iters: Vec<u64> = fs.iter_mut().map(|f| calibrate(*f, sample)).collect();
+    let mut times = vec![Vec::with_capacity(rounds); fs.len()];
+    for _ in 0..rounds.max(1) {
+        for (i, f) in fs.iter_mut().enumerate() {
+            times[i].push(sample_ns(*f, iters[i]));
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
         })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+        .collect()
+}
+
+/// Median nanoseconds per call of `f`: calibrated so a sample lasts about `sample`, then
+/// `samples` samples.
+pub fn median_ns(mut f: impl FnMut(), sample: Duration, samples: usize) -> f64 {
+    interleaved_medians(&mut [&mut f], sample, samples)[0]
 }
 
 /// Data-cache sizes in bytes of one core: `[L1d, L2, L3]` (Linux sysfs; typical values
@@ -128,7 +153,7 @@ fn fma_probe() -> (f64, f64, &'static str) {
 }
 
 fn time_best(mut f: impl FnMut() -> f32) -> f64 {
-    (0..5)
+    (0..9)
         .map(|_| {
             let t = Instant::now();
             black_box(f());
@@ -267,7 +292,7 @@ mod x86 {
     }
 }
 
-/// Read bandwidth (bytes/s) over a buffer of `bytes`, repeated until ~30 ms pass.
+/// Read bandwidth (bytes/s) over a buffer of `bytes` (best of 15 trials of ~32 MiB read).
 fn read_bandwidth(bytes: usize) -> f64 {
     let v = vec![1.0f32; (bytes / 4).max(128)];
     let sum = |v: &[f32]| -> f32 {
@@ -290,9 +315,10 @@ fn read_bandwidth(bytes: usize) -> f64 {
         })[0]
     };
     black_box(sum(&v)); // warm
-    let reps = ((64 << 20) / bytes.max(1)).clamp(1, 100_000);
+    let reps = ((32 << 20) / bytes.max(1)).clamp(1, 100_000);
+    // Best of many short trials: robust against other processes on the machine.
     let mut best = f64::INFINITY;
-    for _ in 0..5 {
+    for _ in 0..15 {
         let t = Instant::now();
         for _ in 0..reps {
             black_box(sum(black_box(&v)));

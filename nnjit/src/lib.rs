@@ -27,6 +27,7 @@ pub mod alloc;
 pub mod error;
 pub mod forward;
 pub mod init;
+pub mod io;
 pub mod jit;
 pub mod kernel;
 pub mod layers;

@@ -1,6 +1,6 @@
 //! Dense forward: nnjit against its peers, with this machine's roofline.
 //!
-//! `cargo run --release -p nnjit-bench --bin report [-- --quick]`
+//! `cargo run --release -p nnjit-bench --bin report [-- --quick] [--shape NxDxF ...]`
 //!
 //! Probes the single-core FMA peak and the cache bandwidths, times every contender of
 //! `nnjit_bench::contenders` at every shape (median of several samples), prints a table with
@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nnjit_bench::probe::{median_ns, Machine};
+use nnjit_bench::probe::{interleaved_medians, Machine};
 use nnjit_bench::{contenders, single_threaded, verify, Problem, OURS, SHAPES};
 
 struct Row {
@@ -28,7 +28,10 @@ struct Row {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--shape NxDxF` (repeatable) restricts the run to those shapes.
+    let only: Vec<&str> = args.windows(2).filter(|w| w[0] == "--shape").map(|w| w[1].as_str()).collect();
     single_threaded();
     let (sample, samples) = if quick { (Duration::from_millis(5), 5) } else { (Duration::from_millis(20), 11) };
 
@@ -55,6 +58,9 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
     for &(n, d, f) in &SHAPES {
         let p = Problem::new(n, d, f);
+        if !only.is_empty() && !only.contains(&p.label().as_str()) {
+            continue;
+        }
         let mut cs = contenders(&p, true);
         if let Err(e) = verify(&p, &mut cs) {
             eprintln!("verification failed: {e}");
@@ -70,11 +76,14 @@ fn main() {
             bound,
             chain
         );
-        let mut timed: Vec<(String, bool, f64)> = Vec::new();
-        for c in cs.iter_mut() {
-            let ns = median_ns(|| c.run(), sample, samples);
-            timed.push((c.name.clone(), c.exact, ns));
-        }
+        let mut runs: Vec<Box<dyn FnMut() + '_>> =
+            cs.iter_mut().map(|c| Box::new(move || c.run()) as Box<dyn FnMut()>).collect();
+        let mut refs: Vec<&mut dyn FnMut()> = runs.iter_mut().map(|r| &mut **r as &mut dyn FnMut()).collect();
+        let medians = interleaved_medians(&mut refs, sample, samples);
+        drop(refs);
+        drop(runs);
+        let timed: Vec<(String, bool, f64)> =
+            cs.iter().zip(medians).map(|(c, ns)| (c.name.clone(), c.exact, ns)).collect();
         let ours = timed.iter().find(|t| t.0 == OURS).map(|t| t.2).unwrap_or(f64::NAN);
         println!("    {:<34} {:>12} {:>9} {:>9}", "contender", "median ns", "/ ours", "/ bound");
         for (name, exact, ns) in timed {
@@ -167,13 +176,17 @@ fn svg(rows: &[Row], m: &Machine) -> String {
     let bar = 9.0;
     let group_w = bar * names.len() as f64 + 14.0;
     let (left, top, plot_h) = (70.0, 60.0, 360.0);
-    let width = left + group_w * shapes.len() as f64 + 20.0;
+    let plot_right = left + group_w * shapes.len() as f64;
+    let width = plot_right + 110.0;
     let legend_h = 18.0 * names.len().div_ceil(3) as f64;
     let height = top + plot_h + 90.0 + legend_h;
     let ratios: Vec<f64> = rows.iter().map(|r| r.ns / r.bound_ns).filter(|v| v.is_finite() && *v > 0.0).collect();
+    // Log axis from 0.5× (so bars at the bound stay visible) to the next power of ten.
+    let lo = 0.5f64;
     let max = ratios.iter().cloned().fold(1.0f64, f64::max);
     let decades = max.log10().ceil().max(1.0);
-    let y_of = |ratio: f64| top + plot_h - (ratio.max(1.0).log10() / decades) * plot_h;
+    let span = decades - lo.log10();
+    let y_of = |ratio: f64| top + plot_h - ((ratio.max(lo).log10() - lo.log10()) / span) * plot_h;
 
     let mut s = String::new();
     let _ = writeln!(
@@ -196,18 +209,26 @@ fn svg(rows: &[Row], m: &Machine) -> String {
         m.bandwidth[3] / 1e9,
         nnjit::kernel::best_isa()
     );
-    for dec in 0..=decades as i32 {
-        let v = 10f64.powi(dec);
+    let mut ticks = vec![lo];
+    ticks.extend((0..=decades as i32).map(|dec| 10f64.powi(dec)));
+    for v in ticks {
         let y = y_of(v);
+        let stroke = if v == 1.0 { "#d62728" } else { "#ddd" };
         let _ = writeln!(
             s,
-            r##"<line x1="{left}" x2="{:.0}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.0}" y="{:.1}" text-anchor="end">{}×</text>"##,
-            width - 20.0,
+            r##"<line x1="{left}" x2="{:.0}" y1="{y:.1}" y2="{y:.1}" stroke="{stroke}"/><text x="{:.0}" y="{:.1}" text-anchor="end">{}×</text>"##,
+            plot_right,
             left - 6.0,
             y + 4.0,
             v
         );
     }
+    let _ = writeln!(
+        s,
+        r##"<text x="{:.0}" y="{:.1}" fill="#d62728">roofline bound</text>"##,
+        plot_right + 6.0,
+        y_of(1.0) + 4.0
+    );
     for (gi, shape) in shapes.iter().enumerate() {
         let gx = left + gi as f64 * group_w + 7.0;
         for (ni, name) in names.iter().enumerate() {
@@ -240,7 +261,7 @@ fn svg(rows: &[Row], m: &Machine) -> String {
         s,
         r##"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.0}" stroke="#000"/><line x1="{left}" x2="{:.0}" y1="{:.0}" y2="{:.0}" stroke="#000"/>"##,
         top + plot_h,
-        width - 20.0,
+        plot_right,
         top + plot_h,
         top + plot_h
     );

@@ -7,10 +7,16 @@
 //! Tile plans: one row → 8 vectors (32 columns, 8 chains); more rows → 6 rows × 4 vectors
 //! (24 accumulators + 4 weight vectors + 1 broadcast = 29 of 32 registers).
 
+// The value-only NEON intrinsics are safe functions in current Rust, and NEON is a baseline
+// feature of AArch64 targets, so some `unsafe` blocks below are redundant there (but needed
+// by older compilers).
+#![allow(unused_unsafe)]
+
 use core::arch::aarch64::*;
 
 use super::simd::{
-    drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, Tile, TileFn,
+    drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, SmallTable, Tile,
+    TileFn,
 };
 
 /// NEON.
@@ -124,7 +130,7 @@ pub(crate) unsafe fn drive_neon(g: &Geometry) {
 /// # Safety
 /// The instruction set available and the arguments as required by [`small_body`].
 #[target_feature(enable = "neon")]
-unsafe fn small_tramp_neon<const NV: usize, const ST: bool, const RELU: bool>(
+unsafe fn small_tramp_neon<const NV: usize, const ST: bool, const ROWMAJOR: bool, const RELU: bool>(
     w: *const f32,
     bias: *const f32,
     x: *const f32,
@@ -133,10 +139,11 @@ unsafe fn small_tramp_neon<const NV: usize, const ST: bool, const RELU: bool>(
     rem: usize,
 ) {
     // SAFETY: forwarded contract; compiled with the instruction set.
-    unsafe { small_body::<Neon, NV, ST, RELU>(w, bias, x, y, d, rem) }
+    unsafe { small_body::<Neon, NV, ST, ROWMAJOR, RELU>(w, bias, x, y, d, rem) }
 }
 
-small_table!(small_neon, small_tramp_neon; 1 2 3 4 5 6 7 8);
+small_table!(SMALL_NEON_PACKED, small_tramp_neon, false; 1 2 3 4 5 6 7 8);
+small_table!(SMALL_NEON_ROWMAJOR, small_tramp_neon, true; 1 2 3 4 5 6 7 8);
 
 /// NEON single-row kernel for a `D → F` shape.
 ///

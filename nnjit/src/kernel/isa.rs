@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::reference;
-use super::simd::{DriveFn, FixedFn, SmallFn};
+use super::simd::{small_index, DriveFn, FixedFn, SmallFn, SmallTable};
 use crate::error::{Error, Result};
 
 /// A code path of the Dense kernels, named after the instruction set it uses.
@@ -157,27 +157,29 @@ pub(crate) fn fixed_kernel<const D: usize, const F: usize>(isa: Isa) -> Result<F
     }
 }
 
-/// The single-tile row kernels `[identity, relu]` of `isa` for `f` packed columns, if `f`
-/// fits one single-row tile (at most 8 vectors) and `isa` is a SIMD path that is available.
-pub(crate) fn small_kernels(isa: Isa, f: usize) -> Option<[SmallFn; 2]> {
+/// The single-tile row kernels `[identity, relu]` of `isa` for `f` columns, row-major
+/// (`rowmajor`) or in packed panels, and the lanes of the last vector — if `f` fits one
+/// single-row tile (at most 8 vectors) and `isa` is an available SIMD path.
+pub(crate) fn small_kernels(isa: Isa, f: usize, rowmajor: bool) -> Option<(&'static [SmallFn; 2], usize)> {
     let l = isa.lanes();
-    if !isa.is_available() || l == 1 || f == 0 || f > 8 * l {
+    if l == 1 || f == 0 || f > 8 * l || !isa.is_available() {
         return None;
     }
-    let nv = f.div_ceil(l);
-    let st = f % l != 0;
-    let pick = |table: fn(usize, bool, bool) -> Option<SmallFn>| Some([table(nv, st, false)?, table(nv, st, true)?]);
-    match isa {
+    let (i, rem) = small_index(f, l);
+    let table: &'static SmallTable = match (isa, rowmajor) {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => pick(super::x86::small256),
+        (Isa::Avx2, false) => &super::x86::SMALL256_PACKED,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => pick(super::x86::small512),
+        (Isa::Avx2, true) => &super::x86::SMALL256_ROWMAJOR,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, false) => &super::x86::SMALL512_PACKED,
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx512, true) => &super::x86::SMALL512_ROWMAJOR,
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => pick(super::aarch64::small_neon),
-        #[allow(unreachable_patterns)]
-        _ => {
-            let _ = pick;
-            None
-        }
-    }
+        (Isa::Neon, false) => &super::aarch64::SMALL_NEON_PACKED,
+        #[cfg(target_arch = "aarch64")]
+        (Isa::Neon, true) => &super::aarch64::SMALL_NEON_ROWMAJOR,
+        _ => return None,
+    };
+    Some((&table[i], rem))
 }

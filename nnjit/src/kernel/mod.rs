@@ -27,7 +27,15 @@
 //! output with tiles (masked/partial tiles for column tails), bias and activation fused
 //! into the tile epilogue. [`PackedDense`] repacks weights once into 64-byte aligned column
 //! panels and fixes the kernel (a function pointer) at construction; [`FixedDense`] also
-//! fixes the shape at compile time. Instruction sets are detected at run time (see [`Isa`], [`best_isa`]).
+//! fixes the shape at compile time. Instruction sets are detected at run time (see [`Isa`],
+//! [`best_isa`]).
+//!
+//! Special cases: a single row whose `F` fits one tile (up to 128 columns on AVX-512, 64 on
+//! AVX2, 32 on NEON) goes straight to one fully inlined tile function (no driver); a row or
+//! two of large row-major weights (in [`dense`]) is computed in blocks of 4 consecutive `k`,
+//! each output's chain carried through `y` between blocks (an f32 store and reload is exact),
+//! so that the weights are read row by row. Single-threaded: parallelism belongs to the
+//! caller (split rows or columns, never the contraction).
 //!
 //! ```
 //! use nnjit::kernel::{dense, best_isa, Activation};
@@ -137,8 +145,19 @@ pub fn dense(
     f: usize,
     act: Activation,
 ) -> Result<()> {
-    let drive = isa::driver(isa)?;
     check_dense_args(x, w, bias, y, n, d, f)?;
+    let relu = act == Activation::Relu;
+    if n == 1 {
+        if let Some((k, rem)) = isa::small_kernels(isa, f, true) {
+            let b = bias.map_or(std::ptr::null(), |b| b.as_ptr());
+            // SAFETY: lengths checked: `w` is row-major (d, f), `bias` has f floats, `x` d and
+            // `y` f (a unique borrow); `k` is the one-tile kernel of `isa` (available) for f
+            // columns with `rem` lanes in the last vector.
+            unsafe { k[relu as usize](w.as_ptr(), b, x.as_ptr(), y.as_mut_ptr(), d, rem) };
+            return Ok(());
+        }
+    }
+    let drive = isa::driver(isa)?;
     let g = simd::Geometry {
         n,
         d,
@@ -150,7 +169,7 @@ pub fn dense(
         bias: bias.map_or(std::ptr::null(), |b| b.as_ptr()),
         padded: false,
         y: y.as_mut_ptr(),
-        relu: act == Activation::Relu,
+        relu,
     };
     // SAFETY: every length was checked against (n, d, f), so the row-major layout
     // (`ldw = f`, `wv = L`: W[k, j] at w + j + k·f) satisfies the Geometry invariants

@@ -84,7 +84,7 @@ pub struct PackedDense {
     wv: usize,
     drive: DriveFn,
     /// One-row kernels `[identity, relu]` when `F` fits one tile.
-    small: Option<[SmallFn; 2]>,
+    small: Option<&'static [SmallFn; 2]>,
     /// Lanes of the last vector (for `small`).
     rem: usize,
 }
@@ -144,8 +144,10 @@ impl PackedDense {
             }
             None => None,
         };
-        let small = isa::small_kernels(isa, f);
-        let rem = if f == 0 { l } else { f - (panels - 1) * l };
+        let (small, rem) = match isa::small_kernels(isa, f, false) {
+            Some((k, rem)) => (Some(k), rem),
+            None => (None, l),
+        };
         Ok(PackedDense { isa, d, f, w: wbuf, bias, ldw, wv, drive, small, rem })
     }
 
@@ -195,7 +197,7 @@ impl PackedDense {
     /// this object.
     pub(crate) unsafe fn run(&self, x: *const f32, n: usize, y: *mut f32, relu: bool) {
         if n == 1 {
-            if let Some(small) = &self.small {
+            if let Some(small) = self.small {
                 // SAFETY: `small` was chosen in `new` for `self.isa` (available) and `self.f`
                 // (one tile whose last vector has `self.rem` lanes); the panels and bias are
                 // that ISA's padded layout for `self.d × self.f`; `x`/`y` per the caller.

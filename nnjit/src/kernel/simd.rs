@@ -15,6 +15,9 @@
 //! than through that chain, so every path produces the bits of
 //! `reference::dense_reference`.
 
+// Only the scalar path exists on other architectures.
+#![cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+
 use std::ptr;
 
 /// A microkernel instantiation: computes one tile described by a [`Tile`].
@@ -54,6 +57,32 @@ pub(crate) struct Geometry {
     pub padded: bool,
     pub y: *mut f32,
     pub relu: bool,
+}
+
+impl Geometry {
+    /// A copy read field by field. The caller has just written `self` with one store per
+    /// field; letting the compiler copy it with wider loads spanning two such stores defeats
+    /// store-to-load forwarding (a ~20-cycle stall per call, measured on Zen 4), which matters
+    /// for tiny shapes. Volatile reads keep one load per field.
+    #[inline(always)]
+    fn reload(&self) -> Geometry {
+        // SAFETY: reads of the fields of a valid reference.
+        unsafe {
+            Geometry {
+                n: ptr::read_volatile(&self.n),
+                d: ptr::read_volatile(&self.d),
+                f: ptr::read_volatile(&self.f),
+                x: ptr::read_volatile(&self.x),
+                w: ptr::read_volatile(&self.w),
+                ldw: ptr::read_volatile(&self.ldw),
+                wv: ptr::read_volatile(&self.wv),
+                bias: ptr::read_volatile(&self.bias),
+                padded: ptr::read_volatile(&self.padded),
+                y: ptr::read_volatile(&self.y),
+                relu: ptr::read_volatile(&self.relu),
+            }
+        }
+    }
 }
 
 /// One register tile: `MR` rows × `NV` vectors of `L` columns, over the whole contraction.
@@ -330,6 +359,7 @@ unsafe fn tile_scalar(t: &Tile, lanes: usize, cols: usize) {
 /// # Safety
 /// `g` satisfies the [`Geometry`] invariants for `S::L` lanes.
 pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
+    let g = &g.reload();
     let l = S::L;
     if g.n == 0 || g.f == 0 {
         return;
@@ -457,39 +487,46 @@ unsafe fn drive_kblocked<S: Simd>(g: &Geometry) {
     }
 }
 
-/// A single-tile, single-row kernel (`F <= 8` vectors) on packed panels:
-/// `(w, bias, x, y, d, rem)`, with `rem` the lanes of the last vector. Chosen at construction
-/// by `PackedDense` so that `apply` with one row is one indirect call into fully inlined code.
+/// A single-tile, single-row kernel (`F <= 8` vectors): `(w, bias, x, y, d, rem)`, with `rem`
+/// the lanes of the last vector. Chosen at construction by `PackedDense` (packed panels) or
+/// by one table lookup in `dense` (row-major weights), so that one row is one indirect call
+/// into fully inlined code.
 pub(crate) type SmallFn = unsafe fn(*const f32, *const f32, *const f32, *mut f32, usize, usize);
 
-/// Generates the table of [`SmallFn`]s of one instruction set: `$name(nv, st, relu)` returns
-/// the instantiation `$tramp::<NV, ST, RELU>` for the listed `nv`.
+/// Table of [`SmallFn`]s: `[(nv - 1) * 2 + partial][relu]` for `nv` in `1..=8`.
+pub(crate) type SmallTable = [[SmallFn; 2]; 16];
+
+/// Index of the [`SmallTable`] entry for `f` columns of `lanes`-wide vectors, `1 <= f <= 8·lanes`.
+#[inline]
+pub(crate) fn small_index(f: usize, lanes: usize) -> (usize, usize) {
+    let nv = f.div_ceil(lanes);
+    let rem = f - (nv - 1) * lanes;
+    ((nv - 1) * 2 + usize::from(rem != lanes), rem)
+}
+
+/// Generates a [`SmallTable`] `static $name` of the instantiations of the trampoline
+/// `$tramp::<NV, ST, ROWMAJOR, RELU>` (see [`small_body`]) for one weight layout.
 macro_rules! small_table {
-    ($name:ident, $tramp:ident; $($n:literal)*) => {
-        /// The single-tile row kernel for `nv` vectors (partial store: `st`).
-        pub(crate) fn $name(nv: usize, st: bool, relu: bool) -> Option<SmallFn> {
-            match (nv, st, relu) {
-                $(
-                    ($n, false, false) => Some($tramp::<$n, false, false> as SmallFn),
-                    ($n, false, true) => Some($tramp::<$n, false, true> as SmallFn),
-                    ($n, true, false) => Some($tramp::<$n, true, false> as SmallFn),
-                    ($n, true, true) => Some($tramp::<$n, true, true> as SmallFn),
-                )*
-                _ => None,
-            }
-        }
+    ($name:ident, $tramp:ident, $rowmajor:literal; $($n:literal)*) => {
+        pub(crate) static $name: SmallTable = [
+            $(
+                [$tramp::<$n, false, $rowmajor, false> as SmallFn, $tramp::<$n, false, $rowmajor, true> as SmallFn],
+                [$tramp::<$n, true, $rowmajor, false> as SmallFn, $tramp::<$n, true, $rowmajor, true> as SmallFn],
+            )*
+        ];
     };
 }
 pub(crate) use small_table;
 
-/// Body of a [`SmallFn`]: one tile of one row and `NV` vectors over packed panels.
+/// Body of a [`SmallFn`]: one tile of one row and `NV` vectors, `f = (NV-1)·L + rem` columns
+/// (`rem == L` unless `ST`). `ROWMAJOR`: `w` is row-major `(d, f)` and `bias` has `f` floats
+/// (the last vector is loaded partially when `ST`); otherwise both are packed padded panels.
 ///
 /// # Safety
-/// `w`/`bias` are packed panels (`ldw = L`, `wv = d·L`, padded) of a `d × f` weight with
-/// `f = (NV-1)·L + rem`, `1 <= rem <= L` (`rem == L` unless `ST`), and its bias or null; `x`
-/// valid for `d` reads, `y` for `f` writes; the instruction set is available.
+/// `w`/`bias` (or null) as described, `x` valid for `d` reads, `y` for `f` writes, `1 <= rem
+/// <= L`; the instruction set is available.
 #[inline(always)]
-pub(crate) unsafe fn small_body<S: Simd, const NV: usize, const ST: bool, const RELU: bool>(
+pub(crate) unsafe fn small_body<S: Simd, const NV: usize, const ST: bool, const ROWMAJOR: bool, const RELU: bool>(
     w: *const f32,
     bias: *const f32,
     x: *const f32,
@@ -497,23 +534,16 @@ pub(crate) unsafe fn small_body<S: Simd, const NV: usize, const ST: bool, const 
     d: usize,
     rem: usize,
 ) {
-    let t = Tile {
-        k: d,
-        x,
-        ldx: d,
-        w,
-        ldw: S::L,
-        wv: d * S::L,
-        bias,
-        y,
-        ldy: 0,
-        rem,
-        relu: RELU,
-        acc_in: false,
-        epi: true,
-    };
-    // SAFETY: one row, columns 0..f of the padded panels (caller's contract).
-    unsafe { tile_body::<S, 1, NV, false, ST>(&t) }
+    let (ldw, wv) = if ROWMAJOR { ((NV - 1) * S::L + rem, S::L) } else { (S::L, d * S::L) };
+    let t = Tile { k: d, x, ldx: d, w, ldw, wv, bias, y, ldy: 0, rem, relu: RELU, acc_in: false, epi: true };
+    if ROWMAJOR && ST {
+        // SAFETY: one row, columns 0..f of row-major weights (partial loads of the last
+        // vector), per the caller's contract.
+        unsafe { tile_body::<S, 1, NV, true, true>(&t) }
+    } else {
+        // SAFETY: one row, columns 0..f (full vectors, or padded panels), per the contract.
+        unsafe { tile_body::<S, 1, NV, false, ST>(&t) }
+    }
 }
 
 /// The single-row kernel for a compile-time shape `D → F` on packed panels: column tiles of

@@ -15,11 +15,15 @@
 // AVX-512 intrinsics and `target_feature(enable = "avx512f")` are stable since Rust 1.89: the
 // workspace `rust-version` (1.85) must be raised to 1.89 (requested of the lead).
 #![allow(clippy::incompatible_msrv)]
+// Value-only intrinsics are safe functions in current Rust when their feature is enabled at
+// compile time (e.g. `-C target-cpu=native`); the `unsafe` blocks are then redundant.
+#![allow(unused_unsafe)]
 
 use core::arch::x86_64::*;
 
 use super::simd::{
-    drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, Tile, TileFn,
+    drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, SmallTable, Tile,
+    TileFn,
 };
 
 /// AVX-512F.
@@ -184,7 +188,7 @@ pub(crate) unsafe fn drive512(g: &Geometry) {
 /// # Safety
 /// The instruction set available and the arguments as required by [`small_body`].
 #[target_feature(enable = "avx512f")]
-unsafe fn small_tramp512<const NV: usize, const ST: bool, const RELU: bool>(
+unsafe fn small_tramp512<const NV: usize, const ST: bool, const ROWMAJOR: bool, const RELU: bool>(
     w: *const f32,
     bias: *const f32,
     x: *const f32,
@@ -193,10 +197,11 @@ unsafe fn small_tramp512<const NV: usize, const ST: bool, const RELU: bool>(
     rem: usize,
 ) {
     // SAFETY: forwarded contract; compiled with the instruction set.
-    unsafe { small_body::<Avx512, NV, ST, RELU>(w, bias, x, y, d, rem) }
+    unsafe { small_body::<Avx512, NV, ST, ROWMAJOR, RELU>(w, bias, x, y, d, rem) }
 }
 
-small_table!(small512, small_tramp512; 1 2 3 4 5 6 7 8);
+small_table!(SMALL512_PACKED, small_tramp512, false; 1 2 3 4 5 6 7 8);
+small_table!(SMALL512_ROWMAJOR, small_tramp512, true; 1 2 3 4 5 6 7 8);
 
 /// AVX-512 single-row kernel for a `D → F` shape.
 ///
@@ -324,7 +329,7 @@ pub(crate) unsafe fn drive256(g: &Geometry) {
 /// # Safety
 /// The instruction set available and the arguments as required by [`small_body`].
 #[target_feature(enable = "avx2,fma")]
-unsafe fn small_tramp256<const NV: usize, const ST: bool, const RELU: bool>(
+unsafe fn small_tramp256<const NV: usize, const ST: bool, const ROWMAJOR: bool, const RELU: bool>(
     w: *const f32,
     bias: *const f32,
     x: *const f32,
@@ -333,10 +338,11 @@ unsafe fn small_tramp256<const NV: usize, const ST: bool, const RELU: bool>(
     rem: usize,
 ) {
     // SAFETY: forwarded contract; compiled with the instruction set.
-    unsafe { small_body::<Avx2, NV, ST, RELU>(w, bias, x, y, d, rem) }
+    unsafe { small_body::<Avx2, NV, ST, ROWMAJOR, RELU>(w, bias, x, y, d, rem) }
 }
 
-small_table!(small256, small_tramp256; 1 2 3 4 5 6 7 8);
+small_table!(SMALL256_PACKED, small_tramp256, false; 1 2 3 4 5 6 7 8);
+small_table!(SMALL256_ROWMAJOR, small_tramp256, true; 1 2 3 4 5 6 7 8);
 
 /// AVX2 single-row kernel for a `D → F` shape.
 ///

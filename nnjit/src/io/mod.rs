@@ -1,0 +1,196 @@
+//! Checkpoint I/O: Flax's msgpack checkpoints and safetensors files.
+//!
+//! - [`flax`] (feature `flax-checkpoint`): the bytes of `flax.serialization.to_bytes(variables)`,
+//!   read ([`flax::from_bytes`], like `flax.serialization.msgpack_restore`) and written
+//!   ([`flax::to_bytes`], the same bytes as Flax for float32 trees). Built on [`msgpack`], a small
+//!   dependency-free msgpack codec.
+//! - [`safetensors`] (feature `safetensors`): Hugging Face's format, with `/`-joined tensor names
+//!   (`params/Dense_0/kernel`), written byte for byte as the Python `safetensors` library does.
+//!
+//! Both features are on by default. [`Variables`](crate::Variables) gets the shortcuts
+//! `from_flax_bytes`, `to_flax_bytes`, `from_safetensors` and `to_safetensors`.
+//!
+//! ```
+//! use nnjit::nn::{self, Module};
+//! use nnjit::Variables;
+//!
+//! let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &ndarray::array![1.0f32, 2.0, 3.0])?;
+//! let flax_bytes = vars.to_flax_bytes()?;         // what Flax's to_bytes writes
+//! assert!(Variables::from_flax_bytes(&flax_bytes)?.bits_eq(&vars));
+//! let st_bytes = vars.to_safetensors()?;          // what safetensors' save_file writes
+//! assert!(Variables::from_safetensors(&st_bytes)?.bits_eq(&vars));
+//! # Ok::<(), nnjit::Error>(())
+//! ```
+//!
+//! Every reader treats its input as hostile: lengths are checked against the remaining input
+//! before anything is allocated, nesting depth is bounded, sizes are computed with overflow
+//! checks, and any malformed, truncated or unsupported input is an [`Error`](crate::Error), never
+//! a panic or an abort.
+//!
+//! Leaves are `f32` in nnjit. Files may store `float32`, `float16` and `bfloat16` (converted
+//! exactly) or `float64` (rounded to the nearest `f32`, as numpy's `astype(np.float32)` does);
+//! any other element type is an error naming the variable and the type.
+
+#[cfg(feature = "flax-checkpoint")]
+pub mod flax;
+#[cfg(feature = "flax-checkpoint")]
+pub mod msgpack;
+#[cfg(feature = "safetensors")]
+pub mod safetensors;
+#[cfg(any(feature = "flax-checkpoint", feature = "safetensors"))]
+mod variables_io;
+
+#[cfg(any(feature = "flax-checkpoint", feature = "safetensors"))]
+pub(crate) use common::*;
+
+#[cfg(any(feature = "flax-checkpoint", feature = "safetensors"))]
+mod common {
+    use ndarray::{ArrayD, IxDyn};
+
+    use crate::alloc::{checked_len, try_with_capacity};
+    use crate::error::{Error, Result};
+
+    /// The element types checkpoints may store, all read as `f32`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Dtype {
+        /// IEEE half precision (converted exactly).
+        F16,
+        /// bfloat16 (converted exactly).
+        BF16,
+        /// IEEE single precision.
+        F32,
+        /// IEEE double precision (rounded to nearest `f32`).
+        F64,
+    }
+
+    impl Dtype {
+        /// Bytes per element.
+        pub(crate) fn size(self) -> usize {
+            match self {
+                Dtype::F16 | Dtype::BF16 => 2,
+                Dtype::F32 => 4,
+                Dtype::F64 => 8,
+            }
+        }
+    }
+
+    /// IEEE half → f32, exactly (NaN payloads kept, as numpy does).
+    pub(crate) fn f16_to_f32(h: u16) -> f32 {
+        let sign = u32::from(h >> 15) << 31;
+        let exp = u32::from((h >> 10) & 0x1f);
+        let man = u32::from(h & 0x3ff);
+        match exp {
+            0 => {
+                // Zero or subnormal: man · 2^-24, exact in f32.
+                let v = man as f32 * (1.0 / 16_777_216.0);
+                if sign != 0 {
+                    -v
+                } else {
+                    v
+                }
+            }
+            0x1f => f32::from_bits(sign | 0x7f80_0000 | (man << 13)),
+            _ => f32::from_bits(sign | ((exp + 112) << 23) | (man << 13)),
+        }
+    }
+
+    /// bfloat16 → f32, exactly.
+    pub(crate) fn bf16_to_f32(b: u16) -> f32 {
+        f32::from_bits(u32::from(b) << 16)
+    }
+
+    /// Decodes little-endian, C-order `data` of `dtype` into an array of `shape`.
+    ///
+    /// `data` must hold exactly the array's bytes; the size is checked (with overflow checks)
+    /// before anything is allocated.
+    pub(crate) fn decode_array(
+        what: &str,
+        path: &str,
+        dtype: Dtype,
+        shape: &[usize],
+        data: &[u8],
+    ) -> Result<ArrayD<f32>> {
+        let n = checked_len(path, shape)?;
+        let want = n
+            .checked_mul(dtype.size())
+            .ok_or_else(|| Error::SizeOverflow { what: path.to_string(), shape: shape.to_vec() })?;
+        if want != data.len() {
+            return Err(Error::format(
+                what,
+                format!("{path}: shape {shape:?} of {dtype:?} needs {want} bytes but {} bytes are stored", data.len()),
+            ));
+        }
+        let mut out = try_with_capacity::<f32>(path, n)?;
+        match dtype {
+            Dtype::F32 => {
+                out.extend(data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+            }
+            Dtype::F64 => out.extend(
+                data.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32),
+            ),
+            Dtype::F16 => out.extend(data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))),
+            Dtype::BF16 => out.extend(data.chunks_exact(2).map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]])))),
+        }
+        ArrayD::from_shape_vec(IxDyn(shape), out)
+            .map_err(|e| Error::format(what, format!("{path}: shape {shape:?} is not valid: {e}")))
+    }
+
+    /// Appends the array's elements as little-endian f32 bytes in C (logical) order.
+    pub(crate) fn write_f32_le(what: &str, array: ndarray::ArrayViewD<'_, f32>, out: &mut Vec<u8>) -> Result<()> {
+        let bytes = array.len().saturating_mul(4);
+        out.try_reserve(bytes).map_err(|_| Error::Allocation { what: what.to_string(), bytes })?;
+        match array.as_slice() {
+            Some(s) => s.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            None => array.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        }
+        Ok(())
+    }
+
+    /// Pushes onto a vector, growing it fallibly (decoders grow with the input they have read,
+    /// never with a length the input merely claims).
+    pub(crate) fn try_push<T>(what: &str, v: &mut Vec<T>, item: T) -> Result<()> {
+        if v.len() == v.capacity() {
+            v.try_reserve(v.len().max(4)).map_err(|_| Error::Allocation {
+                what: what.to_string(),
+                bytes: v.len().saturating_mul(2 * std::mem::size_of::<T>()),
+            })?;
+        }
+        v.push(item);
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn half_and_bfloat_conversions_are_exact() {
+            assert_eq!(f16_to_f32(0x3c00), 1.0);
+            assert_eq!(f16_to_f32(0xc000), -2.0);
+            assert_eq!(f16_to_f32(0x7bff), 65504.0);
+            assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+            assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24));
+            assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
+            assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+            assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+            assert!(f16_to_f32(0x7e00).is_nan());
+            assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+            assert_eq!(bf16_to_f32(0x3f80), 1.0);
+            assert_eq!(bf16_to_f32(0xc049), -3.140_625);
+        }
+
+        #[test]
+        fn decode_checks_sizes_before_allocating() {
+            let e = decode_array("t", "p", Dtype::F32, &[1_000_000_000_000], &[0; 4]).unwrap_err();
+            assert!(matches!(e, Error::Format { .. }), "{e:?}");
+            let e = decode_array("t", "p", Dtype::F32, &[1 << 40, 1 << 40], &[]).unwrap_err();
+            assert!(matches!(e, Error::SizeOverflow { .. }), "{e:?}");
+            let a = decode_array("t", "p", Dtype::F64, &[], &1.5f64.to_le_bytes()).unwrap();
+            assert_eq!(a.shape(), &[] as &[usize]);
+            assert_eq!(a[[]], 1.5);
+            let a = decode_array("t", "p", Dtype::F32, &[0, 3], &[]).unwrap();
+            assert_eq!(a.shape(), &[0, 3]);
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! A small, dependency-free msgpack codec: the subset Flax checkpoints use.
+//!
+//! Supported: nil, booleans, integers (every width), float32/float64, str, bin, array, map and
+//! ext (fixext included). Anything else (the reserved byte `0xc1`) is an error. The encoder picks
+//! the same (smallest) formats as the Python `msgpack` package with `use_bin_type=True`, so it
+//! reproduces its bytes.
+//!
+//! Decoding is written for hostile input: every length is checked against the remaining input
+//! before anything is allocated, containers grow only with elements actually read, nesting is
+//! bounded by [`MAX_DEPTH`], strings must be UTF-8 (as `msgpack.unpackb(raw=False)` requires),
+//! and trailing bytes after the value are an error (Python's `ExtraData`).
+//!
+//! ```
+//! use nnjit::io::msgpack::{decode, encode, Value};
+//!
+//! let v = Value::Map(vec![(Value::from("shape"), Value::Array(vec![Value::UInt(3), Value::UInt(4)]))]);
+//! let bytes = encode(&v)?;
+//! assert_eq!(bytes, b"\x81\xa5shape\x92\x03\x04");
+//! assert_eq!(decode(&bytes)?, v);
+//! # Ok::<(), nnjit::Error>(())
+//! ```
+
+use std::borrow::Cow;
+
+use crate::error::{Error, Result};
+use crate::io::try_push;
+
+/// Nesting deeper than this (arrays and maps inside each other) is rejected, when decoding and
+/// when encoding.
+pub const MAX_DEPTH: usize = 128;
+
+const WHAT: &str = "msgpack data";
+
+/// A msgpack value. Strings, binaries and ext payloads borrow from the decoded input.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value<'a> {
+    /// `nil` (Python `None`).
+    Nil,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A signed integer (decoded from the `int 8/16/32/64` and negative fixint formats).
+    Int(i64),
+    /// An unsigned integer (decoded from the `uint 8/16/32/64` and positive fixint formats).
+    UInt(u64),
+    /// `float 32`.
+    F32(f32),
+    /// `float 64` (what Python floats encode to).
+    F64(f64),
+    /// A UTF-8 string (`fixstr`, `str 8/16/32`).
+    Str(Cow<'a, str>),
+    /// Raw bytes (`bin 8/16/32`; Python `bytes`).
+    Bin(Cow<'a, [u8]>),
+    /// An array (Python lists and tuples).
+    Array(Vec<Value<'a>>),
+    /// A map, entries in encoded order (Python dicts, insertion-ordered).
+    Map(Vec<(Value<'a>, Value<'a>)>),
+    /// An extension value: type code and payload (Flax stores arrays as code 1).
+    Ext(i8, Cow<'a, [u8]>),
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(s: &'a str) -> Self {
+        Value::Str(Cow::Borrowed(s))
+    }
+}
+
+impl Value<'_> {
+    /// The value as a non-negative integer (`UInt`, or `Int` ≥ 0).
+    #[must_use]
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Value::UInt(n) => Some(n),
+            Value::Int(n) => u64::try_from(n).ok(),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is a `Str`.
+    #[must_use]
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A short name of the value's kind, for error messages (`"map"`, `"int"`, ...).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Nil => "nil",
+            Value::Bool(_) => "bool",
+            Value::Int(_) | Value::UInt(_) => "int",
+            Value::F32(_) | Value::F64(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bin(_) => "bin",
+            Value::Array(_) => "array",
+            Value::Map(_) => "map",
+            Value::Ext(..) => "ext",
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Decoding
+// ----------------------------------------------------------------------------------------------
+
+/// Decodes exactly one msgpack value spanning all of `bytes`.
+///
+/// Errors ([`Error::Format`]) name the byte offset of the problem: truncated input, a length
+/// larger than the rest of the input, invalid UTF-8 in a string, the reserved byte `0xc1`,
+/// nesting deeper than [`MAX_DEPTH`], or bytes left over after the value.
+///
+/// ```
+/// use nnjit::io::msgpack::{decode, Value};
+/// assert_eq!(decode(b"\x93\x01\xff\xc3")?, Value::Array(vec![Value::UInt(1), Value::Int(-1), Value::Bool(true)]));
+/// assert!(decode(b"\x93\x01").is_err()); // truncated
+/// assert!(decode(b"\xdd\xff\xff\xff\xff").is_err()); // claims 4 billion elements
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub fn decode(bytes: &[u8]) -> Result<Value<'_>> {
+    let mut r = Reader { buf: bytes, pos: 0 };
+    let v = r.value(0)?;
+    if r.pos != bytes.len() {
+        return Err(r.err(format!("{} bytes left over after the value", bytes.len() - r.pos)));
+    }
+    Ok(v)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, message: String) -> Error {
+        Error::format(WHAT, format!("{message} (at byte {})", self.pos))
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if n > self.remaining() {
+            return Err(self.err(format!("truncated input: {what} needs {n} bytes, {} left", self.remaining())));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+        let s = self.take(N, what)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    /// A big-endian length field of `width` bytes.
+    fn len(&mut self, width: usize, what: &str) -> Result<usize> {
+        let n = match width {
+            1 => u64::from(self.u8(what)?),
+            2 => u64::from(u16::from_be_bytes(self.array(what)?)),
+            _ => u64::from(u32::from_be_bytes(self.array(what)?)),
+        };
+        usize::try_from(n).map_err(|_| self.err(format!("{what} length {n} does not fit in memory")))
+    }
+
+    fn str(&mut self, n: usize) -> Result<Value<'a>> {
+        let start = self.pos;
+        let s = self.take(n, "str")?;
+        match std::str::from_utf8(s) {
+            Ok(s) => Ok(Value::Str(Cow::Borrowed(s))),
+            Err(e) => {
+                self.pos = start;
+                Err(self.err(format!("str of {n} bytes is not valid UTF-8: {e}")))
+            }
+        }
+    }
+
+    fn ext(&mut self, n: usize) -> Result<Value<'a>> {
+        let code = self.u8("ext type")? as i8;
+        Ok(Value::Ext(code, Cow::Borrowed(self.take(n, "ext payload")?)))
+    }
+
+    fn seq(&mut self, n: usize, depth: usize) -> Result<Value<'a>> {
+        // Every element takes at least one byte: a count beyond the rest of the input is a lie.
+        if n > self.remaining() {
+            return Err(self.err(format!("array claims {n} elements but only {} bytes are left", self.remaining())));
+        }
+        let mut items = Vec::new();
+        for _ in 0..n {
+            let v = self.value(depth + 1)?;
+            try_push(WHAT, &mut items, v)?;
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn map(&mut self, n: usize, depth: usize) -> Result<Value<'a>> {
+        if n.checked_mul(2).is_none_or(|b| b > self.remaining()) {
+            return Err(self.err(format!("map claims {n} entries but only {} bytes are left", self.remaining())));
+        }
+        let mut entries = Vec::new();
+        for _ in 0..n {
+            let k = self.value(depth + 1)?;
+            let v = self.value(depth + 1)?;
+            try_push(WHAT, &mut entries, (k, v))?;
+        }
+        Ok(Value::Map(entries))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value<'a>> {
+        if depth > MAX_DEPTH {
+            return Err(self.err(format!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        let b = self.u8("a value")?;
+        Ok(match b {
+            0x00..=0x7f => Value::UInt(u64::from(b)),
+            0x80..=0x8f => return self.map(usize::from(b & 0x0f), depth),
+            0x90..=0x9f => return self.seq(usize::from(b & 0x0f), depth),
+            0xa0..=0xbf => return self.str(usize::from(b & 0x1f)),
+            0xc0 => Value::Nil,
+            0xc1 => {
+                self.pos -= 1;
+                return Err(self.err("byte 0xc1 is never used in msgpack".to_string()));
+            }
+            0xc2 => Value::Bool(false),
+            0xc3 => Value::Bool(true),
+            0xc4..=0xc6 => {
+                let n = self.len(1 << (b - 0xc4), "bin")?;
+                Value::Bin(Cow::Borrowed(self.take(n, "bin")?))
+            }
+            0xc7..=0xc9 => {
+                let n = self.len(1 << (b - 0xc7), "ext")?;
+                return self.ext(n);
+            }
+            0xca => Value::F32(f32::from_be_bytes(self.array("float 32")?)),
+            0xcb => Value::F64(f64::from_be_bytes(self.array("float 64")?)),
+            0xcc => Value::UInt(u64::from(self.u8("uint 8")?)),
+            0xcd => Value::UInt(u64::from(u16::from_be_bytes(self.array("uint 16")?))),
+            0xce => Value::UInt(u64::from(u32::from_be_bytes(self.array("uint 32")?))),
+            0xcf => Value::UInt(u64::from_be_bytes(self.array("uint 64")?)),
+            0xd0 => Value::Int(i64::from(i8::from_be_bytes(self.array("int 8")?))),
+            0xd1 => Value::Int(i64::from(i16::from_be_bytes(self.array("int 16")?))),
+            0xd2 => Value::Int(i64::from(i32::from_be_bytes(self.array("int 32")?))),
+            0xd3 => Value::Int(i64::from_be_bytes(self.array("int 64")?)),
+            0xd4..=0xd8 => return self.ext(1 << (b - 0xd4)),
+            0xd9..=0xdb => {
+                let n = self.len(1 << (b - 0xd9), "str")?;
+                return self.str(n);
+            }
+            0xdc | 0xdd => {
+                let n = self.len(if b == 0xdc { 2 } else { 4 }, "array")?;
+                return self.seq(n, depth);
+            }
+            0xde | 0xdf => {
+                let n = self.len(if b == 0xde { 2 } else { 4 }, "map")?;
+                return self.map(n, depth);
+            }
+            0xe0..=0xff => Value::Int(i64::from(b as i8)),
+        })
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Encoding
+// ----------------------------------------------------------------------------------------------
+
+/// Encodes a value, choosing the smallest format for every integer, string, binary, container
+/// and ext header, as the Python `msgpack` package does (`use_bin_type=True`).
+///
+/// Errors: a string, binary, container or ext payload longer than msgpack allows (2^32 - 1), or
+/// nesting deeper than [`MAX_DEPTH`].
+///
+/// ```
+/// use nnjit::io::msgpack::{encode, Value};
+/// assert_eq!(encode(&Value::Int(-1))?, [0xff]);
+/// assert_eq!(encode(&Value::UInt(200))?, [0xcc, 200]);
+/// assert_eq!(encode(&Value::F64(1.0))?, [0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub fn encode(value: &Value<'_>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the encoding of `value` to `out` (see [`encode`]).
+pub fn encode_into(value: &Value<'_>, out: &mut Vec<u8>) -> Result<()> {
+    encode_at(value, out, 0)
+}
+
+fn encode_at(value: &Value<'_>, out: &mut Vec<u8>, depth: usize) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(Error::format(WHAT, format!("cannot encode nesting deeper than {MAX_DEPTH} levels")));
+    }
+    match value {
+        Value::Nil => out.push(0xc0),
+        Value::Bool(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        Value::Int(n) => write_int(out, *n),
+        Value::UInt(n) => write_uint(out, *n),
+        Value::F32(x) => {
+            out.push(0xca);
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        Value::F64(x) => write_f64(out, *x),
+        Value::Str(s) => write_str(out, s)?,
+        Value::Bin(b) => write_bin(out, b)?,
+        Value::Array(items) => {
+            write_array_len(out, items.len())?;
+            for v in items {
+                encode_at(v, out, depth + 1)?;
+            }
+        }
+        Value::Map(entries) => {
+            write_map_len(out, entries.len())?;
+            for (k, v) in entries {
+                encode_at(k, out, depth + 1)?;
+                encode_at(v, out, depth + 1)?;
+            }
+        }
+        Value::Ext(code, payload) => {
+            write_ext_header(out, *code, payload.len())?;
+            out.extend_from_slice(payload);
+        }
+    }
+    Ok(())
+}
+
+fn too_long(what: &str, n: usize) -> Error {
+    Error::format(WHAT, format!("cannot encode a {what} of length {n}: msgpack allows at most 2^32 - 1"))
+}
+
+/// Writes a length-prefixed header: one of three formats by width (8/16/32-bit length) or a
+/// fix format when `fix` is given and the length fits.
+fn write_len(out: &mut Vec<u8>, n: usize, fix: Option<(u8, usize)>, wide: [Option<u8>; 3], what: &str) -> Result<()> {
+    if let Some((base, max)) = fix {
+        if n <= max {
+            out.push(base | n as u8);
+            return Ok(());
+        }
+    }
+    match (n, wide) {
+        (0..=0xff, [Some(m), _, _]) => {
+            out.push(m);
+            out.push(n as u8);
+        }
+        (0..=0xffff, [_, Some(m), _]) => {
+            out.push(m);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        (_, [_, _, Some(m)]) if u32::try_from(n).is_ok() => {
+            out.push(m);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+        _ => return Err(too_long(what, n)),
+    }
+    Ok(())
+}
+
+/// Writes a non-negative integer in the smallest format (positive fixint, `uint 8/16/32/64`).
+pub fn write_uint(out: &mut Vec<u8>, n: u64) {
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n <= 0xff {
+        out.extend_from_slice(&[0xcc, n as u8]);
+    } else if n <= 0xffff {
+        out.push(0xcd);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else if n <= 0xffff_ffff {
+        out.push(0xce);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(0xcf);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// Writes an integer in the smallest format; non-negative values use the unsigned formats, as
+/// Python's msgpack does.
+pub fn write_int(out: &mut Vec<u8>, n: i64) {
+    if n >= 0 {
+        write_uint(out, n as u64);
+    } else if n >= -32 {
+        out.push(n as i8 as u8);
+    } else if n >= -128 {
+        out.extend_from_slice(&[0xd0, n as i8 as u8]);
+    } else if n >= -32768 {
+        out.push(0xd1);
+        out.extend_from_slice(&(n as i16).to_be_bytes());
+    } else if n >= -(1 << 31) {
+        out.push(0xd2);
+        out.extend_from_slice(&(n as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// Writes a `float 64`.
+pub fn write_f64(out: &mut Vec<u8>, x: f64) {
+    out.push(0xcb);
+    out.extend_from_slice(&x.to_be_bytes());
+}
+
+/// Writes a string (`fixstr`, `str 8/16/32`).
+pub fn write_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
+    write_len(out, s.len(), Some((0xa0, 31)), [Some(0xd9), Some(0xda), Some(0xdb)], "str")?;
+    out.extend_from_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Writes a binary (`bin 8/16/32`).
+pub fn write_bin(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
+    write_bin_header(out, b.len())?;
+    out.extend_from_slice(b);
+    Ok(())
+}
+
+/// Writes the header of a binary of `n` bytes; the caller appends the bytes.
+pub fn write_bin_header(out: &mut Vec<u8>, n: usize) -> Result<()> {
+    write_len(out, n, None, [Some(0xc4), Some(0xc5), Some(0xc6)], "bin")
+}
+
+/// Writes the header of an array of `n` elements; the caller appends the elements.
+pub fn write_array_len(out: &mut Vec<u8>, n: usize) -> Result<()> {
+    write_len(out, n, Some((0x90, 15)), [None, Some(0xdc), Some(0xdd)], "array")
+}
+
+/// Writes the header of a map of `n` entries; the caller appends keys and values alternately.
+pub fn write_map_len(out: &mut Vec<u8>, n: usize) -> Result<()> {
+    write_len(out, n, Some((0x80, 15)), [None, Some(0xde), Some(0xdf)], "map")
+}
+
+/// Writes the header of an ext value with a payload of `n` bytes (`fixext 1/2/4/8/16` when `n`
+/// is one of those sizes, else `ext 8/16/32`); the caller appends the payload.
+pub fn write_ext_header(out: &mut Vec<u8>, code: i8, n: usize) -> Result<()> {
+    match n {
+        1 => out.push(0xd4),
+        2 => out.push(0xd5),
+        4 => out.push(0xd6),
+        8 => out.push(0xd7),
+        16 => out.push(0xd8),
+        _ => write_len(out, n, None, [Some(0xc7), Some(0xc8), Some(0xc9)], "ext payload")?,
+    }
+    out.push(code as u8);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(v: Value<'_>) -> Vec<u8> {
+        let bytes = encode(&v).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), v, "{bytes:x?}");
+        bytes
+    }
+
+    #[test]
+    fn integer_formats_match_python_msgpack() {
+        assert_eq!(rt(Value::UInt(0)), [0x00]);
+        assert_eq!(rt(Value::UInt(127)), [0x7f]);
+        assert_eq!(rt(Value::UInt(128)), [0xcc, 0x80]);
+        assert_eq!(rt(Value::UInt(256)), [0xcd, 0x01, 0x00]);
+        assert_eq!(rt(Value::UInt(65536)), [0xce, 0, 1, 0, 0]);
+        assert_eq!(rt(Value::UInt(1 << 32)), [0xcf, 0, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(rt(Value::Int(-1)), [0xff]);
+        assert_eq!(rt(Value::Int(-32)), [0xe0]);
+        assert_eq!(rt(Value::Int(-33)), [0xd0, 0xdf]);
+        assert_eq!(rt(Value::Int(-129)), [0xd1, 0xff, 0x7f]);
+        assert_eq!(rt(Value::Int(-32769)), [0xd2, 0xff, 0xff, 0x7f, 0xff]);
+        assert_eq!(rt(Value::Int(i64::MIN)), [0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0]);
+        // Non-negative Int encodes like Python ints: unsigned formats.
+        assert_eq!(encode(&Value::Int(5)).unwrap(), [0x05]);
+        assert_eq!(decode(&[0xd0, 0x05]).unwrap(), Value::Int(5));
+        assert_eq!(Value::Int(5).as_u64(), Some(5));
+        assert_eq!(Value::Int(-5).as_u64(), None);
+    }
+
+    #[test]
+    fn lengths_pick_the_smallest_format() {
+        let s31 = "a".repeat(31);
+        let s32 = "a".repeat(32);
+        let s256 = "a".repeat(256);
+        let s65536 = "a".repeat(65536);
+        assert_eq!(rt(Value::from(s31.as_str()))[0], 0xbf);
+        assert_eq!(rt(Value::from(s32.as_str()))[..2], [0xd9, 32]);
+        assert_eq!(rt(Value::from(s256.as_str()))[..3], [0xda, 1, 0]);
+        assert_eq!(rt(Value::from(s65536.as_str()))[..5], [0xdb, 0, 1, 0, 0]);
+        assert_eq!(rt(Value::Bin(vec![7; 255].into()))[..2], [0xc4, 255]);
+        assert_eq!(rt(Value::Bin(vec![7; 256].into()))[..3], [0xc5, 1, 0]);
+        assert_eq!(rt(Value::Bin(vec![7; 65536].into()))[..5], [0xc6, 0, 1, 0, 0]);
+        assert_eq!(rt(Value::Array(vec![Value::Nil; 15]))[0], 0x9f);
+        assert_eq!(rt(Value::Array(vec![Value::Nil; 16]))[..3], [0xdc, 0, 16]);
+        assert_eq!(rt(Value::Array(vec![Value::Nil; 65536]))[..5], [0xdd, 0, 1, 0, 0]);
+        let m = |n: usize| Value::Map((0..n).map(|i| (Value::UInt(i as u64), Value::Nil)).collect());
+        assert_eq!(rt(m(15))[0], 0x8f);
+        assert_eq!(rt(m(16))[..3], [0xde, 0, 16]);
+        assert_eq!(rt(m(65536))[..5], [0xdf, 0, 1, 0, 0]);
+        for (n, head) in [(1, 0xd4), (2, 0xd5), (4, 0xd6), (8, 0xd7), (16, 0xd8)] {
+            assert_eq!(rt(Value::Ext(1, vec![0; n].into()))[..2], [head, 1]);
+        }
+        assert_eq!(rt(Value::Ext(-1, vec![0; 3].into()))[..3], [0xc7, 3, 0xff]);
+        assert_eq!(rt(Value::Ext(1, vec![0; 17].into()))[..3], [0xc7, 17, 1]);
+        assert_eq!(rt(Value::Ext(1, vec![0; 0].into()))[..3], [0xc7, 0, 1]);
+        assert_eq!(rt(Value::Ext(1, vec![0; 256].into()))[..4], [0xc8, 1, 0, 1]);
+        assert_eq!(rt(Value::Ext(1, vec![0; 65536].into()))[..6], [0xc9, 0, 1, 0, 0, 1]);
+    }
+
+    #[test]
+    fn scalars_round_trip() {
+        rt(Value::Nil);
+        rt(Value::Bool(true));
+        rt(Value::Bool(false));
+        assert_eq!(rt(Value::F32(1.5)), [0xca, 0x3f, 0xc0, 0, 0]);
+        rt(Value::F64(-0.1));
+        rt(Value::from("héllo"));
+        rt(Value::Map(vec![(Value::from("k"), Value::Array(vec![Value::Nil, Value::Bin(vec![1, 2].into())]))]));
+    }
+
+    #[test]
+    fn hostile_input_is_an_error() {
+        for bad in [
+            &[][..],
+            &[0xc1],
+            &[0xd9],
+            &[0xd9, 5, b'a'],
+            &[0xa2, 0xff, 0xfe],                   // invalid UTF-8
+            &[0xdb, 0xff, 0xff, 0xff, 0xff],       // str of 4 GiB
+            &[0xc6, 0xff, 0xff, 0xff, 0xff, 0],    // bin of 4 GiB
+            &[0xc9, 0xff, 0xff, 0xff, 0xff, 1],    // ext of 4 GiB
+            &[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0], // array of 4 billion
+            &[0xdf, 0x7f, 0xff, 0xff, 0xff, 0xc0], // map of 2 billion
+            &[0x92, 0xc0],                         // truncated array
+            &[0xc0, 0xc0],                         // trailing bytes
+            &[0xcb, 0, 0, 0],                      // truncated float
+        ] {
+            let e = decode(bad).unwrap_err();
+            assert!(matches!(e, Error::Format { .. }), "{bad:x?}: {e:?}");
+        }
+        let deep = vec![0x91u8; 100_000];
+        assert!(decode(&deep).unwrap_err().to_string().contains("nesting"));
+        let mut ok = vec![0x91u8; MAX_DEPTH];
+        ok.push(0xc0);
+        assert!(decode(&ok).is_ok());
+        let mut v = Value::Nil;
+        for _ in 0..=MAX_DEPTH {
+            v = Value::Array(vec![v]);
+        }
+        assert!(encode(&v).is_err());
+    }
+}
