@@ -115,6 +115,15 @@ impl Contender {
     }
 }
 
+/// The problem's parameters as nnjit variables (`params/kernel`, `params/bias`).
+pub fn variables(p: &Problem) -> nnjit::Variables {
+    let mut v = nnjit::Variables::new();
+    let k = nnjit::ndarray::Array2::from_shape_vec((p.d, p.f), p.w.clone()).expect("shape").into_dyn();
+    v.insert("params/kernel", k).expect("path");
+    v.insert("params/bias", nnjit::ndarray::Array1::from(p.b.clone()).into_dyn()).expect("path");
+    v
+}
+
 /// Name of the main nnjit contender, which ratios are computed against.
 pub const OURS: &str = "nnjit PackedDense";
 
@@ -170,16 +179,50 @@ pub fn contenders(p: &Problem, extra_isas: bool) -> Vec<Contender> {
         }));
     }
 
-    // ---- LEAD: module-level APIs --------------------------------------------------------
-    // Rows for `nn::Dense` apply and the lifted `JitDense` apply go here, in the same form:
-    //     out.push(Contender::new("nnjit nn::Dense apply", true, move |o| { ... }));
-    //     out.push(Contender::new("nnjit JitDense apply", true, move |o| { ... }));
-    // (bind the parameters outside the closure; inside, one forward of `p.x`, and copy the
-    // output into `o` when it is `Some`).
-    // ---------------------------------------------------------------------------------------
+    // ---- nnjit module-level APIs ----------------------------------------------------------
+    {
+        use nnjit::nn::{Lifted, Module};
+        let vars = variables(p);
+        let x = nnjit::ndarray::Array2::from_shape_vec((n, d), p.x.clone()).expect("shape").into_dyn();
+        let (plain, lifted) = (nnjit::nn::Dense::new(f), nnjit::nn::JitDense::new(f));
+        {
+            let (vars, x) = (vars.clone(), x.clone());
+            out.push(Contender::new("nnjit nn::Dense apply", true, move |o| {
+                let y = plain.apply(black_box(&vars), black_box(&x)).unwrap();
+                if let Some(o) = o {
+                    *o = y.iter().copied().collect();
+                }
+                drop(black_box(y));
+            }));
+        }
+        {
+            let (vars, x, lifted) = (vars.clone(), x.clone(), lifted.clone());
+            out.push(Contender::new("nnjit JitDense apply", true, move |o| {
+                let y = lifted.apply(black_box(&vars), black_box(&x)).unwrap();
+                if let Some(o) = o {
+                    *o = y.iter().copied().collect();
+                }
+                drop(black_box(y));
+            }));
+        }
+        {
+            let mut y = vec![0.0f32; n * f];
+            out.push(Contender::new("nnjit JitDense apply_into", true, move |o| {
+                lifted.apply_into(black_box(&vars), black_box(&x), &mut y).unwrap();
+                black_box(&mut y);
+                if let Some(o) = o {
+                    o.clone_from(&y);
+                }
+            }));
+        }
+    }
 
     // ---- peers ----------------------------------------------------------------------------
     out.push(ndarray_contender(p));
+    out.push(ndarray_dot(p));
+    if let Some(c) = handwritten(p) {
+        out.push(c);
+    }
     out.push(nalgebra_dmatrix(p));
     if let Some(c) = nalgebra_smatrix(p) {
         out.push(c);
@@ -208,6 +251,53 @@ fn fixed(p: &Problem) -> Option<Contender> {
         (1, 64, 64) => Some(make::<64, 64>(p)),
         _ => None,
     }
+}
+
+/// What a user would write by hand for a fixed shape: arrays, a double loop, `*` and `+`
+/// (the baseline of the const-generic entry).
+fn handwritten(p: &Problem) -> Option<Contender> {
+    fn make<const D: usize, const F: usize>(p: &Problem) -> Contender {
+        let mut w = [[0.0f32; F]; D];
+        for (k, row) in w.iter_mut().enumerate() {
+            row.copy_from_slice(&p.w[k * F..(k + 1) * F]);
+        }
+        let b: [f32; F] = p.b[..F].try_into().unwrap();
+        let x: [f32; D] = p.x[..D].try_into().unwrap();
+        Contender::new("hand-written fixed loop", false, move |o| {
+            let x = black_box(&x);
+            let mut y = b;
+            for (xk, row) in x.iter().zip(w.iter()) {
+                for (yj, wkj) in y.iter_mut().zip(row.iter()) {
+                    *yj += xk * wkj;
+                }
+            }
+            black_box(&y);
+            if let Some(o) = o {
+                *o = y.to_vec();
+            }
+        })
+    }
+    match (p.n, p.d, p.f) {
+        (1, 3, 4) => Some(make::<3, 4>(p)),
+        (1, 16, 16) => Some(make::<16, 16>(p)),
+        (1, 64, 64) => Some(make::<64, 64>(p)),
+        _ => None,
+    }
+}
+
+/// ndarray as most users call it: `x.dot(&w) + &b`, allocating the result.
+fn ndarray_dot(p: &Problem) -> Contender {
+    use ndarray::{Array1, Array2};
+    let x = Array2::from_shape_vec((p.n, p.d), p.x.clone()).unwrap();
+    let w = Array2::from_shape_vec((p.d, p.f), p.w.clone()).unwrap();
+    let b = Array1::from_vec(p.b.clone());
+    Contender::new("ndarray x.dot(&w) + &b", false, move |o| {
+        let y = black_box(&x).dot(&w) + &b;
+        if let Some(o) = o {
+            *o = y.iter().copied().collect();
+        }
+        drop(black_box(y));
+    })
 }
 
 fn ndarray_contender(p: &Problem) -> Contender {

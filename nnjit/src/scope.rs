@@ -190,6 +190,9 @@ pub(crate) struct PathNode<'a> {
 }
 
 impl PathNode<'_> {
+    /// The top of the module tree.
+    pub(crate) const ROOT: PathNode<'static> = PathNode { parent: None, name: None };
+
     fn segments(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut node = Some(self);

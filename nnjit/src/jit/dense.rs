@@ -74,6 +74,70 @@ impl JitDense {
         Ok((kernel, bias))
     }
 
+    /// The lifted apply with buffer donation: writes `x · kernel + bias` into `out` (its length
+    /// must be the output's element count) through the parameters packed for this input shape,
+    /// without allocating (after the first call for a shape and parameter version).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let m = nn::JitDense::new(4);
+    /// let x = [1.0f32, 2.0, 3.0];
+    /// let vars = m.init(nn::PRNGKey(0), &x)?;
+    /// let mut out = [0.0f32; 4];
+    /// m.apply_into(&vars, &x, &mut out)?;
+    /// assert_eq!(out.to_vec(), m.apply(&vars, &x)?.into_raw_vec_and_offset().0);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn apply_into(&self, variables: &Variables, x: impl AsInput, out: &mut [f32]) -> Result<()> {
+        let x = x.as_input()?;
+        let d = crate::module::feature_dim(String::new, &x)?;
+        let n = x.len() / d;
+        if n.checked_mul(self.features) != Some(out.len()) {
+            return Err(Error::InputShape {
+                path: String::new(),
+                expected: format!("an output buffer of {n} × {} elements", self.features),
+                found: vec![out.len()],
+            });
+        }
+        let plan = <JitDense as crate::jit::Lifted>::jit_cache().plan(std::any::type_name::<JitDense>(), x.shape());
+        let root = crate::scope::PathNode::ROOT;
+        let dims = (d, self.features, self.use_bias);
+        let packed = match plan.lookup(0, variables.generation(), &root, dims) {
+            Some(p) => p,
+            None => {
+                let (k, b) = self.params(variables)?;
+                if k.shape()[0] != d {
+                    return Err(Error::VariableShape {
+                        collection: "params".into(),
+                        path: "/kernel".into(),
+                        expected: vec![d, self.features],
+                        found: k.shape().to_vec(),
+                    });
+                }
+                let _ = b;
+                // Validated above: both leaves exist with the right shapes.
+                let leaf = |p: &str| {
+                    variables.leaf(p).ok_or_else(|| Error::MissingVariable {
+                        collection: "params".into(),
+                        path: p.trim_start_matches("params").into(),
+                    })
+                };
+                let k = leaf("params/kernel")?;
+                let b = if self.use_bias { Some(leaf("params/bias")?) } else { None };
+                plan.bind(0, variables.generation(), &root, dims, k, b)?
+            }
+        };
+        let contiguous;
+        let xs = match x.as_slice() {
+            Some(s) => s,
+            None => {
+                contiguous = x.as_standard_layout();
+                contiguous.as_slice().expect("standard layout is contiguous")
+            }
+        };
+        packed.apply(xs, n, out, Activation::Identity)
+    }
+
     /// Binds `variables` once (Flax's `module.bind(variables)`): the parameters are checked and
     /// packed into the kernel's layout, and every later call reuses them.
     ///

@@ -14,7 +14,6 @@
 
 // AVX-512 intrinsics and `target_feature(enable = "avx512f")` are stable since Rust 1.89: the
 // workspace `rust-version` (1.85) must be raised to 1.89 (requested of the lead).
-#![allow(clippy::incompatible_msrv)]
 // Value-only intrinsics are safe functions in current Rust when their feature is enabled at
 // compile time (e.g. `-C target-cpu=native`); the `unsafe` blocks are then redundant.
 #![allow(unused_unsafe)]
