@@ -181,7 +181,7 @@ pub fn contenders(p: &Problem, extra_isas: bool) -> Vec<Contender> {
 
     // ---- nnjit module-level APIs ----------------------------------------------------------
     {
-        use nnjit::nn::{Lifted, Module};
+        use nnjit::nn::Module;
         let vars = variables(p);
         let x = nnjit::ndarray::Array2::from_shape_vec((n, d), p.x.clone()).expect("shape").into_dyn();
         let (plain, lifted) = (nnjit::nn::Dense::new(f), nnjit::nn::JitDense::new(f));

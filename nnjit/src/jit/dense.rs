@@ -229,7 +229,7 @@ impl BoundDense {
     /// no allocation.
     pub fn apply_into(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
         let d = self.d();
-        if x.len() % d != 0 || out.len() != x.len() / d * self.f() {
+        if !x.len().is_multiple_of(d) || out.len() != x.len() / d * self.f() {
             return Err(Error::InputShape {
                 path: String::new(),
                 expected: format!("a multiple of {d} inputs and {} outputs per row", self.f()),
