@@ -333,6 +333,41 @@ impl Variables {
         self.leaf(path).map(Leaf::array)
     }
 
+    /// The array at `path` as `(shape, row-major values)`, for code that does not use ndarray.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(2).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let (shape, values) = vars.get_vec("params/kernel").unwrap();
+    /// assert_eq!((shape, values.len()), (vec![3, 2], 6));
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    #[must_use]
+    pub fn get_vec(&self, path: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+        self.get(path).map(|a| (a.shape().to_vec(), a.iter().copied().collect()))
+    }
+
+    /// Inserts `values` (row-major) with `shape` at `path`; an error if the lengths disagree.
+    ///
+    /// ```
+    /// let mut v = nnjit::Variables::new();
+    /// v.insert_vec("params/bias", &[3], vec![0.0, 1.0, 2.0])?;
+    /// assert!(v.insert_vec("params/bias", &[4], vec![0.0; 3]).is_err());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn insert_vec(&mut self, path: &str, shape: &[usize], values: Vec<f32>) -> Result<()> {
+        let n = crate::alloc::checked_len(path, shape)?;
+        if n != values.len() {
+            return Err(Error::invalid(
+                "",
+                format!("{} values do not fill shape {shape:?} at \"{path}\"", values.len()),
+            ));
+        }
+        let array =
+            ArrayD::from_shape_vec(ndarray::IxDyn(shape), values).map_err(|e| Error::invalid("", e.to_string()))?;
+        self.insert(path, array)
+    }
+
     /// A view of the array at `path`.
     #[must_use]
     pub fn view(&self, path: &str) -> Option<ArrayViewD<'_, f32>> {
@@ -428,7 +463,8 @@ impl fmt::Display for Variables {
         for (p, s) in &shapes {
             let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
             let n: usize = s.iter().product();
-            writeln!(f, "{p:width$}  ({})  {n}", dims.join(", "))?;
+            let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+            writeln!(f, "{p:width$}  {tuple}  {n}")?;
         }
         write!(f, "total: {} arrays, {} elements", shapes.len(), self.num_elements())
     }
