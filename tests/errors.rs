@@ -141,3 +141,33 @@ fn non_finite_values_propagate_like_ieee() {
     let y = nn::JitDense::new(4).apply(&bad, [1.0f32, 2.0, 3.0]).unwrap();
     assert!(y[2].is_nan() && !y[0].is_nan());
 }
+
+#[test]
+fn check_variables_reports_missing_extra_misshaped_and_wrong_collection() {
+    let m = nnjit_suite::models::Mlp { hidden: 4, out: 2 };
+    let x = [1.0f32, 2.0, 3.0];
+    let good = m.init(nn::PRNGKey(0), x).unwrap();
+    m.check_variables(&good, x).unwrap();
+    // Extra variable.
+    let mut extra = good.clone();
+    extra.insert("params/Dense_2/kernel", ArrayD::zeros(IxDyn(&[2, 2]))).unwrap();
+    let e = m.check_variables(&extra, x).unwrap_err();
+    assert!(matches!(&e, Error::UnusedVariable { path, .. } if path == "/Dense_2/kernel"), "{e:?}");
+    // Missing variable.
+    let mut missing = Variables::new();
+    missing.insert("params/Dense_0/kernel", good.get("params/Dense_0/kernel").unwrap().clone()).unwrap();
+    let e = m.check_variables(&missing, x).unwrap_err();
+    assert!(matches!(&e, Error::MissingVariable { path, .. } if path == "/Dense_0/bias"), "{e:?}");
+    // Mis-shaped.
+    let mut bad = good.clone();
+    bad.insert("params/Dense_1/bias", ArrayD::zeros(IxDyn(&[3]))).unwrap();
+    let e = m.check_variables(&bad, x).unwrap_err();
+    assert!(matches!(&e, Error::VariableShape { path, .. } if path == "/Dense_1/bias"), "{e:?}");
+    // Wrong collection: params stored under batch_stats.
+    let mut wrong = Variables::new();
+    for (p, l) in good.leaves() {
+        wrong.insert(&p.replacen("params", "batch_stats", 1), l.array().clone()).unwrap();
+    }
+    let e = m.check_variables(&wrong, x).unwrap_err();
+    assert!(matches!(&e, Error::MissingVariable { collection, .. } if collection == "params"), "{e:?}");
+}

@@ -3,7 +3,7 @@
 //!
 //! `cargo bench -p nnjit-bench` (filter with e.g. `-- 1x64x64`). Every contender is checked
 //! against nnjit's reference before it is timed. The module-level APIs (`nn::Dense`, the
-//! lifted `JitDense`) are added in `nnjit_bench::contenders` (see the LEAD marker there).
+//! lifted `JitDense`) are added in `nnjit_bench::contenders` (rows `nnjit nn::Dense apply`, `nnjit JitDense apply`, `nnjit JitDense apply_into`).
 
 use std::time::Duration;
 

@@ -10,7 +10,11 @@ mod expand;
 mod parse;
 
 /// Lifts a module struct: keeps it and generates `Jit{Name}`, a new module type with the same
-/// fields whose apply runs through parameters packed once per input shape. See `nnjit::nn::jit`.
+/// fields whose apply runs through parameters packed once per input shape.
+///
+/// Use it as `#[nnjit::nn::jit]` (re-exported there); the documentation of `nnjit::nn::jit` has
+/// the arguments and runnable examples (a proc-macro crate cannot run doctests that use its own
+/// macros).
 #[proc_macro_attribute]
 pub fn jit(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::jit(args.into(), item.into()).into()

@@ -1,9 +1,25 @@
 //! Fallible allocation: asking for an absurd size returns an error instead of aborting.
+//!
+//! ```
+//! use nnjit::alloc::{checked_len, try_filled};
+//! assert_eq!(checked_len("kernel", &[3, 4])?, 12);
+//! assert!(checked_len("kernel", &[usize::MAX, 2]).is_err()); // an error, not an abort
+//! assert_eq!(try_filled("bias", 4, 0.0)?, vec![0.0; 4]);
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use crate::error::{Error, Result};
 
 /// Number of elements of `shape`, or [`Error::SizeOverflow`] if it (or its byte size as f32)
 /// does not fit in `usize`/`isize`.
+///
+/// ```
+/// use nnjit::{alloc::checked_len, Error};
+/// assert_eq!(checked_len("kernel", &[3, 4])?, 12);
+/// assert_eq!(checked_len("scalar", &[])?, 1); // a 0-d array has one element
+/// assert!(matches!(checked_len("kernel", &[usize::MAX, 2]), Err(Error::SizeOverflow { .. })));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn checked_len(what: &str, shape: &[usize]) -> Result<usize> {
     let overflow = || Error::SizeOverflow { what: what.to_string(), shape: shape.to_vec() };
     let n = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(overflow)?;
@@ -15,6 +31,12 @@ pub fn checked_len(what: &str, shape: &[usize]) -> Result<usize> {
 }
 
 /// A `Vec<f32>` of `len` copies of `value`, reserved fallibly.
+///
+/// ```
+/// let ones = nnjit::alloc::try_filled("scale", 3, 1.0)?;
+/// assert_eq!(ones, vec![1.0f32; 3]);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn try_filled(what: &str, len: usize, value: f32) -> Result<Vec<f32>> {
     let mut v = try_with_capacity(what, len)?;
     v.resize(len, value);
@@ -22,6 +44,12 @@ pub fn try_filled(what: &str, len: usize, value: f32) -> Result<Vec<f32>> {
 }
 
 /// An empty `Vec<T>` with room for `len` elements, reserved fallibly.
+///
+/// ```
+/// let v: Vec<f32> = nnjit::alloc::try_with_capacity("buffer", 16)?;
+/// assert!(v.is_empty() && v.capacity() >= 16);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn try_with_capacity<T>(what: &str, len: usize) -> Result<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| Error::Allocation {

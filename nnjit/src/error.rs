@@ -3,10 +3,27 @@
 //! Every failure reachable from the public API is an [`Error`] value; messages name the module
 //! path, the variable and the shapes involved, in the spirit of Flax's `ScopeParamShapeError`,
 //! `ScopeParamNotFoundError` and `InvalidRngError`.
+//!
+//! ```
+//! use nnjit::nn::{self, Module};
+//! let err = nn::Dense::new(0).init(nn::PRNGKey(0), &[1.0f32, 2.0]).unwrap_err();
+//! assert!(matches!(err, nnjit::Error::InvalidArgument { .. })); // features = 0
+//! ```
 
 use std::fmt;
 
 /// Shorthand for `Result<T, nnjit::Error>`.
+///
+/// ```
+/// fn features(n: usize) -> nnjit::Result<usize> {
+///     if n == 0 {
+///         return Err(nnjit::Error::invalid("/Dense_0", "features must be positive"));
+///     }
+///     Ok(n)
+/// }
+/// assert_eq!(features(4), Ok(4));
+/// assert!(features(0).is_err());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in nnjit.
@@ -102,11 +119,23 @@ pub enum Error {
 
 impl Error {
     /// Builds an [`Error::InvalidArgument`].
+    ///
+    /// ```
+    /// let e = nnjit::Error::invalid("/Dense_0", "features must be positive");
+    /// assert!(matches!(&e, nnjit::Error::InvalidArgument { path, .. } if path == "/Dense_0"));
+    /// assert!(e.to_string().contains("features must be positive"));
+    /// ```
     pub fn invalid(path: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidArgument { path: path.into(), message: message.into() }
     }
 
     /// Builds an [`Error::Format`].
+    ///
+    /// ```
+    /// let e = nnjit::Error::format("checkpoint", "truncated msgpack");
+    /// assert!(matches!(&e, nnjit::Error::Format { what, .. } if what == "checkpoint"));
+    /// assert!(e.to_string().contains("truncated msgpack"));
+    /// ```
     pub fn format(what: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Format { what: what.into(), message: message.into() }
     }

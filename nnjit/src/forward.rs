@@ -1,5 +1,11 @@
 //! The canonical exercise, `nn_jit_forward(seed, x, features)`: build the jitted Dense, init
 //! with `PRNGKey(seed)` and `x`, apply, return the flattened output.
+//!
+//! ```
+//! let y = nnjit::nn_jit_forward(0, &[1.0, 2.0, 3.0], 4)?; // JitDense(4), PRNGKey(0)
+//! assert_eq!(y.len(), 4);
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use ndarray::ArrayD;
 
@@ -10,6 +16,15 @@ use crate::module::{AsInput, Module};
 use crate::random::PRNGKey;
 
 /// How [`nn_jit_forward_with`] builds and initializes the Dense.
+///
+/// ```
+/// use nnjit::{nn_jit_forward_with, ForwardOptions};
+/// let x = [1.0f32, 2.0, 3.0];
+/// let jitted = nn_jit_forward_with(0, &x[..], 4, ForwardOptions::default())?;
+/// let plain = nn_jit_forward_with(0, &x[..], 4, ForwardOptions { unjitted: true, ..Default::default() })?;
+/// assert_eq!(jitted, plain); // the lift changes speed, not numbers
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ForwardOptions {
     /// Use the plain `Dense` instead of the lifted `JitDense` (same numbers, slower).
@@ -20,6 +35,15 @@ pub struct ForwardOptions {
 }
 
 /// What [`nn_jit_forward_with`] computed.
+///
+/// ```
+/// let r = nnjit::nn_jit_forward_with(0, &[1.0f32, 2.0, 3.0][..], 4, Default::default())?;
+/// assert_eq!(r.kernel.shape(), &[3, 4]);
+/// assert_eq!(r.bias.shape(), &[4]);
+/// assert_eq!(r.output.shape(), &[4]);
+/// assert!(r.bias.iter().all(|&b| b == 0.0)); // nn.Dense's bias_init is zeros
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct ForwardResult {
     /// The output, shape `x.shape[:-1] + (features,)`.
@@ -47,6 +71,15 @@ pub fn nn_jit_forward(seed: i64, x: &[f32], features: usize) -> Result<Vec<f32>>
 }
 
 /// [`nn_jit_forward`] for inputs of any rank, with options, returning the parameters too.
+///
+/// ```
+/// use nnjit::{nn_jit_forward_with, ForwardOptions};
+/// let x = ndarray::array![[1.0f32, 2.0, 3.0], [4.0, 5.0, 6.0]];
+/// let r = nn_jit_forward_with(0, &x, 4, ForwardOptions::default())?;
+/// assert_eq!(r.output.shape(), &[2, 4]); // x.shape[:-1] + (features,)
+/// assert_eq!(r.output.iter().copied().collect::<Vec<_>>()[..4], nnjit::nn_jit_forward(0, &[1.0, 2.0, 3.0], 4)?[..]);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn nn_jit_forward_with(seed: i64, x: impl AsInput, features: usize, opts: ForwardOptions) -> Result<ForwardResult> {
     let x = x.as_input()?;
     let lifted = JitDense::new(features);

@@ -24,6 +24,13 @@ use crate::error::{Error, Result};
 use crate::random::{self, Key};
 
 /// The function type an [`Initializer`] wraps.
+///
+/// ```
+/// use nnjit::init::InitFn;
+/// let f: Box<InitFn> = Box::new(|_key, shape| Ok(ndarray::ArrayD::from_elem(shape, 0.5f32)));
+/// assert_eq!(f(nnjit::random::PRNGKey(0), &[2])?.sum(), 1.0);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub type InitFn = dyn Fn(Key, &[usize]) -> Result<ArrayD<f32>> + Send + Sync;
 
 /// A named parameter initializer: `init(key, shape)` returns a float32 array of `shape`.
@@ -46,6 +53,14 @@ pub struct Initializer {
 
 impl Initializer {
     /// Wraps `f` under `name` (the name is only used in messages and `Debug`).
+    ///
+    /// ```
+    /// use nnjit::init::Initializer;
+    /// let init = Initializer::new("halves", |_key, shape| Ok(ndarray::ArrayD::from_elem(shape, 0.5f32)));
+    /// assert_eq!(init.name(), "halves");
+    /// assert_eq!(init.init(nnjit::random::PRNGKey(0), &[2, 2])?.sum(), 2.0);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn new<F>(name: impl Into<String>, f: F) -> Initializer
     where
         F: Fn(Key, &[usize]) -> Result<ArrayD<f32>> + Send + Sync + 'static,
@@ -55,6 +70,16 @@ impl Initializer {
 
     /// Runs the initializer. An array whose shape is not `shape` is reported as an
     /// [`Error::InvalidArgument`] naming the initializer.
+    ///
+    /// ```
+    /// use nnjit::init::{lecun_normal, Initializer};
+    /// use nnjit::random::PRNGKey;
+    /// assert_eq!(lecun_normal().init(PRNGKey(0), &[3, 4])?.shape(), &[3, 4]);
+    /// // An initializer that ignores the requested shape is an error, not a silent mismatch.
+    /// let bad = Initializer::new("bad", |_key, _shape| Ok(ndarray::ArrayD::zeros(vec![1])));
+    /// assert!(bad.init(PRNGKey(0), &[3, 4]).is_err());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn init(&self, key: Key, shape: &[usize]) -> Result<ArrayD<f32>> {
         let out = (self.f)(key, shape)?;
         if out.shape() != shape {
@@ -72,6 +97,11 @@ impl Initializer {
     }
 
     /// The name given at construction (e.g. `lecun_normal`).
+    ///
+    /// ```
+    /// assert_eq!(nnjit::init::lecun_normal().name(), "lecun_normal"); // nn.Dense's default kernel_init
+    /// assert_eq!(nnjit::init::zeros().name(), "zeros");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -84,6 +114,15 @@ impl fmt::Debug for Initializer {
 }
 
 /// Which fan [`variance_scaling`] divides the scale by (`mode` in JAX).
+///
+/// ```
+/// use nnjit::init::{variance_scaling, Distribution, FanMode};
+/// use nnjit::random::PRNGKey;
+/// // fan_in of a (3, 4) kernel is 3, so uniform samples lie in [-1, 1).
+/// let w = variance_scaling(1.0, FanMode::FanIn, Distribution::Uniform).init(PRNGKey(0), &[3, 4])?;
+/// assert!(w.iter().all(|v| v.abs() <= 1.0));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FanMode {
     /// `"fan_in"`: the number of inputs (times the receptive field).
@@ -96,6 +135,12 @@ pub enum FanMode {
 
 impl FanMode {
     /// The JAX spelling (`"fan_in"`, `"fan_out"`, `"fan_avg"`).
+    ///
+    /// ```
+    /// use nnjit::init::FanMode;
+    /// assert_eq!(FanMode::FanIn.as_str(), "fan_in");
+    /// assert_eq!(FanMode::FanAvg.as_str(), "fan_avg");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             FanMode::FanIn => "fan_in",
@@ -106,6 +151,15 @@ impl FanMode {
 }
 
 /// The distribution [`variance_scaling`] samples (`distribution` in JAX).
+///
+/// ```
+/// use nnjit::init::{variance_scaling, Distribution, FanMode};
+/// use nnjit::random::PRNGKey;
+/// // lecun_normal is variance_scaling(1.0, "fan_in", "truncated_normal"), bit for bit.
+/// let vs = variance_scaling(1.0, FanMode::FanIn, Distribution::TruncatedNormal);
+/// assert_eq!(vs.init(PRNGKey(0), &[3, 4])?, nnjit::init::lecun_normal().init(PRNGKey(0), &[3, 4])?);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Distribution {
     /// `"truncated_normal"`: normal truncated to ±2 standard deviations, rescaled so the
@@ -119,6 +173,12 @@ pub enum Distribution {
 
 impl Distribution {
     /// The JAX spelling (`"truncated_normal"`, `"normal"`, `"uniform"`).
+    ///
+    /// ```
+    /// use nnjit::init::Distribution;
+    /// assert_eq!(Distribution::TruncatedNormal.as_str(), "truncated_normal");
+    /// assert_eq!(Distribution::Uniform.as_str(), "uniform");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Distribution::TruncatedNormal => "truncated_normal",
@@ -312,46 +372,116 @@ pub fn lecun_normal() -> Initializer {
 }
 
 /// `lecun_uniform()`: `variance_scaling(1.0, "fan_in", "uniform")`.
+///
+/// ```
+/// use nnjit::random::PRNGKey;
+/// // fan_in = 3, variance 1/3: uniform on [-1, 1).
+/// let w = nnjit::init::lecun_uniform().init(PRNGKey(0), &[3, 4])?;
+/// assert!(w.iter().all(|v| v.abs() <= 1.0));
+/// assert_eq!(nnjit::init::lecun_uniform().name(), "lecun_uniform");
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn lecun_uniform() -> Initializer {
     named_variance_scaling("lecun_uniform", 1.0, FanMode::FanIn, Distribution::Uniform, -2, -1)
 }
 
 /// `glorot_normal()`: `variance_scaling(1.0, "fan_avg", "truncated_normal")`.
+///
+/// ```
+/// use nnjit::init::{glorot_normal, variance_scaling, Distribution::TruncatedNormal, FanMode::FanAvg};
+/// use nnjit::random::PRNGKey;
+/// let w = glorot_normal().init(PRNGKey(0), &[3, 4])?;
+/// assert_eq!(w, variance_scaling(1.0, FanAvg, TruncatedNormal).init(PRNGKey(0), &[3, 4])?);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn glorot_normal() -> Initializer {
     named_variance_scaling("glorot_normal", 1.0, FanMode::FanAvg, Distribution::TruncatedNormal, -2, -1)
 }
 
 /// `glorot_uniform()`: `variance_scaling(1.0, "fan_avg", "uniform")`.
+///
+/// ```
+/// use nnjit::random::PRNGKey;
+/// // fan_avg = 3.5, variance 1/3.5: uniform on [-√(3/3.5), √(3/3.5)) ≈ [-0.926, 0.926).
+/// let w = nnjit::init::glorot_uniform().init(PRNGKey(0), &[3, 4])?;
+/// assert!(w.iter().all(|v| v.abs() < 0.926));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn glorot_uniform() -> Initializer {
     named_variance_scaling("glorot_uniform", 1.0, FanMode::FanAvg, Distribution::Uniform, -2, -1)
 }
 
 /// `xavier_normal()`: alias of [`glorot_normal`].
+///
+/// ```
+/// use nnjit::init::{glorot_normal, xavier_normal};
+/// use nnjit::random::PRNGKey;
+/// assert_eq!(xavier_normal().init(PRNGKey(1), &[3, 4])?, glorot_normal().init(PRNGKey(1), &[3, 4])?);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn xavier_normal() -> Initializer {
     glorot_normal()
 }
 
 /// `xavier_uniform()`: alias of [`glorot_uniform`].
+///
+/// ```
+/// use nnjit::init::{glorot_uniform, xavier_uniform};
+/// use nnjit::random::PRNGKey;
+/// assert_eq!(xavier_uniform().init(PRNGKey(1), &[3, 4])?, glorot_uniform().init(PRNGKey(1), &[3, 4])?);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn xavier_uniform() -> Initializer {
     glorot_uniform()
 }
 
 /// `he_normal()`: `variance_scaling(2.0, "fan_in", "truncated_normal")`.
+///
+/// ```
+/// use nnjit::init::{he_normal, lecun_normal};
+/// use nnjit::random::PRNGKey;
+/// // Twice lecun_normal's variance: every sample is √2 times lecun_normal's.
+/// let (he, lecun) = (he_normal().init(PRNGKey(0), &[3, 4])?, lecun_normal().init(PRNGKey(0), &[3, 4])?);
+/// assert!(he.iter().zip(&lecun).all(|(h, l)| (h - l * 2f32.sqrt()).abs() < 1e-5));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn he_normal() -> Initializer {
     named_variance_scaling("he_normal", 2.0, FanMode::FanIn, Distribution::TruncatedNormal, -2, -1)
 }
 
 /// `he_uniform()`: `variance_scaling(2.0, "fan_in", "uniform")`.
+///
+/// ```
+/// use nnjit::random::PRNGKey;
+/// // fan_in = 3, variance 2/3: uniform on [-√2, √2).
+/// let w = nnjit::init::he_uniform().init(PRNGKey(0), &[3, 4])?;
+/// assert!(w.iter().all(|v| v.abs() < 2f32.sqrt()));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn he_uniform() -> Initializer {
     named_variance_scaling("he_uniform", 2.0, FanMode::FanIn, Distribution::Uniform, -2, -1)
 }
 
 /// `kaiming_normal()`: alias of [`he_normal`].
+///
+/// ```
+/// use nnjit::init::{he_normal, kaiming_normal};
+/// use nnjit::random::PRNGKey;
+/// assert_eq!(kaiming_normal().init(PRNGKey(2), &[3, 4])?, he_normal().init(PRNGKey(2), &[3, 4])?);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn kaiming_normal() -> Initializer {
     he_normal()
 }
 
 /// `kaiming_uniform()`: alias of [`he_uniform`].
+///
+/// ```
+/// use nnjit::init::{he_uniform, kaiming_uniform};
+/// use nnjit::random::PRNGKey;
+/// assert_eq!(kaiming_uniform().init(PRNGKey(2), &[3, 4])?, he_uniform().init(PRNGKey(2), &[3, 4])?);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn kaiming_uniform() -> Initializer {
     he_uniform()
 }
@@ -440,6 +570,13 @@ pub fn zeros() -> Initializer {
 }
 
 /// Flax's `zeros_init()`: same as [`zeros`].
+///
+/// ```
+/// use nnjit::random::PRNGKey;
+/// let b = nnjit::init::zeros_init().init(PRNGKey(0), &[4])?;
+/// assert!(b.iter().all(|v| v.to_bits() == 0)); // +0.0, like nn.Dense's bias
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn zeros_init() -> Initializer {
     zeros()
 }
@@ -457,6 +594,12 @@ pub fn ones() -> Initializer {
 }
 
 /// Flax's `ones_init()`: same as [`ones`].
+///
+/// ```
+/// use nnjit::random::PRNGKey;
+/// assert_eq!(nnjit::init::ones_init().init(PRNGKey(0), &[2, 2])?.sum(), 4.0);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn ones_init() -> Initializer {
     ones()
 }

@@ -46,6 +46,19 @@ pub use ndarray;
 
 /// The `nn` namespace: `use nnjit::nn;` then `nn::Dense`, `nn::Module`, `nn::PRNGKey(0)`,
 /// `#[nn::jit]`, like `import flax.linen as nn`.
+///
+/// ```
+/// use nnjit::nn::{self, Module};
+///
+/// // model = nn.Dense(4); variables = model.init(jax.random.PRNGKey(0), x)
+/// let x = ndarray::array![[1.0f32, 2.0, 3.0]];
+/// let model = nn::Dense::new(4).kernel_init(nn::initializers::lecun_normal());
+/// let variables = model.init(nn::PRNGKey(0), &x)?;
+/// let y = nn::relu(&model.apply(&variables, &x)?);
+/// assert_eq!(y.shape(), &[1, 4]);
+/// assert!(y.iter().all(|&v| v >= 0.0));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub mod nn {
     pub use crate::init as initializers;
     pub use crate::jit::Lifted;

@@ -4,6 +4,30 @@
 //! variables read or created, the mutable collections, the RNG streams and their counters).
 //! RNG derivation reproduces Flax exactly: a stream key seen from scope `/a/b` is
 //! `fold_in_static(root, ["a", "b", counter])`, one SHA-1 over the suffix (`flax/core/scope.py`).
+//!
+//! ```
+//! use nnjit::nn::{self, Module, Scope};
+//! use nnjit::random::flax::{fold_in_static, SuffixPart::{Index, Name}};
+//! use ndarray::{ArrayD, ArrayViewD};
+//!
+//! struct Probe;
+//! impl Module for Probe {
+//!     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+//!         assert_eq!(s.path(), "/Probe_0");
+//!         let k = s.make_rng("params")?;
+//!         assert_eq!(k, fold_in_static(nn::PRNGKey(0), &[Name("Probe_0"), Index(1)]));
+//!         Ok(x.to_owned())
+//!     }
+//! }
+//! struct Outer;
+//! impl Module for Outer {
+//!     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+//!         s.call(&Probe, x)
+//!     }
+//! }
+//! Outer.init(nn::PRNGKey(0), &[1.0f32])?;
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -31,18 +55,38 @@ pub struct Rngs {
 
 impl Rngs {
     /// Only a `params` stream (what Flax makes of `init(key, x)`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Rngs};
+    /// let rngs = Rngs::new(nn::PRNGKey(0)); // init(PRNGKey(0), x) means rngs={'params': PRNGKey(0)}
+    /// assert_eq!(rngs.get("params"), Some(nn::PRNGKey(0)));
+    /// assert_eq!(rngs, nn::PRNGKey(0).into());
+    /// ```
     #[must_use]
     pub fn new(params: Key) -> Self {
         Rngs::none().with("params", params)
     }
 
     /// No streams at all (what `apply` uses by default).
+    ///
+    /// ```
+    /// use nnjit::nn::Rngs;
+    /// assert_eq!(Rngs::none().names().count(), 0);
+    /// assert_eq!(Rngs::none().get("params"), None);
+    /// ```
     #[must_use]
     pub fn none() -> Self {
         Rngs::default()
     }
 
     /// Adds (or replaces) the stream `name`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Rngs};
+    /// let rngs = Rngs::new(nn::PRNGKey(0)).with("dropout", nn::PRNGKey(1)).with("dropout", nn::PRNGKey(2));
+    /// assert_eq!(rngs.get("dropout"), Some(nn::PRNGKey(2))); // replaced, not duplicated
+    /// assert_eq!(rngs.names().collect::<Vec<_>>(), ["params", "dropout"]);
+    /// ```
     #[must_use]
     pub fn with(mut self, name: impl Into<String>, key: Key) -> Self {
         let name = name.into();
@@ -54,17 +98,37 @@ impl Rngs {
     }
 
     /// The root key of stream `name`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Rngs};
+    /// let rngs = Rngs::from([("params", nn::PRNGKey(0)), ("dropout", nn::PRNGKey(1))]);
+    /// assert_eq!(rngs.get("dropout"), Some(nn::PRNGKey(1)));
+    /// assert_eq!(rngs.get("noise"), None);
+    /// ```
     #[must_use]
     pub fn get(&self, name: &str) -> Option<Key> {
         self.streams.iter().find(|(n, _)| n == name).map(|(_, k)| *k)
     }
 
     /// Stream names, in order.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Rngs};
+    /// let rngs = Rngs::from([("params", nn::PRNGKey(0)), ("dropout", nn::PRNGKey(1))]);
+    /// assert_eq!(rngs.names().collect::<Vec<_>>(), ["params", "dropout"]);
+    /// ```
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.streams.iter().map(|(n, _)| n.as_str())
     }
 
     /// Keeps only the streams `keep` says yes to (used by lifts that filter RNG streams).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Rngs};
+    /// let rngs = Rngs::from([("params", nn::PRNGKey(0)), ("dropout", nn::PRNGKey(1))]);
+    /// let only_dropout = rngs.filtered(|name| name == "dropout"); // like nn.jit(rngs=['dropout'])
+    /// assert_eq!(only_dropout.names().collect::<Vec<_>>(), ["dropout"]);
+    /// ```
     #[must_use]
     pub fn filtered(&self, keep: impl Fn(&str) -> bool) -> Self {
         Rngs { streams: self.streams.iter().filter(|(n, _)| keep(n)).cloned().collect() }
@@ -84,6 +148,18 @@ impl<S: Into<String>, const N: usize> From<[(S, Key); N]> for Rngs {
 }
 
 /// Which collections a call may write (Flax's `mutable=`).
+///
+/// ```
+/// use nnjit::nn::{self, Module, Mutable, Rngs};
+/// let x = ndarray::array![[1.0f32], [3.0]];
+/// let bn = nn::BatchNorm::new();
+/// let vars = bn.init(nn::PRNGKey(0), &x)?;
+/// // Training-mode BatchNorm must write batch_stats: mutable=['batch_stats'].
+/// let (_, updates) = bn.apply_with(&vars, &x, Rngs::none(), Mutable::only(["batch_stats"]))?;
+/// assert_eq!(updates.collection_names().collect::<Vec<_>>(), ["batch_stats"]);
+/// assert!(bn.apply_with(&vars, &x, Rngs::none(), Mutable::Nothing).is_err());
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Mutable {
     /// None (`mutable=False`, the default of `apply`).
@@ -97,6 +173,14 @@ pub enum Mutable {
 
 impl Mutable {
     /// Whether `collection` may be written.
+    ///
+    /// ```
+    /// use nnjit::nn::Mutable;
+    /// assert!(Mutable::All.allows("params"));
+    /// assert!(!Mutable::Nothing.allows("batch_stats"));
+    /// assert!(Mutable::only(["batch_stats"]).allows("batch_stats"));
+    /// assert!(!Mutable::only(["batch_stats"]).allows("params"));
+    /// ```
     #[must_use]
     pub fn allows(&self, collection: &str) -> bool {
         match self {
@@ -107,6 +191,11 @@ impl Mutable {
     }
 
     /// `Mutable::Only` of the given names.
+    ///
+    /// ```
+    /// use nnjit::nn::Mutable;
+    /// assert_eq!(Mutable::only(["batch_stats", "cache"]), Mutable::Only(vec!["batch_stats".into(), "cache".into()]));
+    /// ```
     #[must_use]
     pub fn only<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
         Mutable::Only(names.into_iter().map(Into::into).collect())
@@ -114,6 +203,24 @@ impl Mutable {
 }
 
 /// Whether a call creates variables (`init`) or reads them (`apply`).
+///
+/// ```
+/// use nnjit::nn::{self, Module, Scope};
+/// use nnjit::scope::Mode;
+/// use ndarray::{ArrayD, ArrayViewD};
+///
+/// struct Probe;
+/// impl Module for Probe {
+///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+///         let mode = if s.is_initializing() { Mode::Init } else { Mode::Apply };
+///         Ok(ArrayD::from_elem(vec![1], if mode == Mode::Init { 1.0 } else { 0.0 }) + x.sum())
+///     }
+/// }
+/// let (y, vars) = Probe.init_with_output(nn::PRNGKey(0), &[0.0f32])?;
+/// assert_eq!(y[0], 1.0); // init runs in Mode::Init
+/// assert_eq!(Probe.apply(&vars, &[0.0f32])?[0], 0.0); // apply in Mode::Apply
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Variables are created by their initializers.
@@ -267,6 +374,25 @@ struct RngFork {
 /// Modules receive a `&mut Scope` in [`Module::call`](crate::module::Module::call) and use
 /// [`param`](Scope::param), [`variable`](Scope::variable), [`make_rng`](Scope::make_rng) and
 /// [`call`](Scope::call) (a child module with Flax's automatic name, `Dense_0`, `Dense_1`, ...).
+///
+/// ```
+/// use nnjit::nn::{self, Module, Scope};
+/// use ndarray::{ArrayD, ArrayViewD};
+///
+/// /// `y = x · w + b` with one scalar weight and bias, written against the scope directly.
+/// struct Affine;
+/// impl Module for Affine {
+///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+///         let w = s.param("w", &nn::initializers::ones(), &[])?.array().sum();
+///         let b = s.param("b", &nn::initializers::zeros(), &[])?.array().sum();
+///         Ok(x.mapv(|v| v * w + b))
+///     }
+/// }
+/// let vars = Affine.init(nn::PRNGKey(0), &[2.0f32])?;
+/// assert_eq!(vars.shapes(), [("params/w".to_string(), vec![]), ("params/b".to_string(), vec![])]);
+/// assert_eq!(Affine.apply(&vars, &[2.0f32])?[0], 2.0);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub struct Scope<'c, 'v> {
     frame: &'c mut Frame<'v>,
     pub(crate) node: PathNode<'c>,
@@ -279,7 +405,23 @@ impl<'c, 'v> Scope<'c, 'v> {
         Scope { frame, node: PathNode { parent: None, name: None }, fork: None, auto_names: Vec::new() }
     }
 
-    /// The `/`-joined path of this scope (`/Dense_0`; `/` at the top).
+    /// The `/`-joined path of this scope (`/Dense_0`; the empty string at the top).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// struct Path;
+    /// impl Module for Path {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         assert_eq!(s.path(), ""); // the top module
+    ///         s.call_named("block", &nn::Dense::new(2), x) // runs at /block
+    ///     }
+    /// }
+    /// let vars = Path.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// assert!(vars.get("params/block/kernel").is_some());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn path(&self) -> String {
         let segs = self.node.segments();
@@ -295,18 +437,76 @@ impl<'c, 'v> Scope<'c, 'v> {
     }
 
     /// Whether this call creates variables (Flax's `is_initializing()`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// struct Check;
+    /// impl Module for Check {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         // e.g. skip an expensive statistic while initializing, as Flax code does
+    ///         Ok(if s.is_initializing() { x.mapv(|_| 0.0) } else { x.to_owned() })
+    ///     }
+    /// }
+    /// let (y, vars) = Check.init_with_output(nn::PRNGKey(0), &[5.0f32])?;
+    /// assert_eq!(y[0], 0.0);
+    /// assert_eq!(Check.apply(&vars, &[5.0f32])?[0], 5.0);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn is_initializing(&self) -> bool {
         self.frame.mode == Mode::Init
     }
 
     /// Whether `collection` may be written in this call.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// struct Check;
+    /// impl Module for Check {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         let m = s.is_mutable_collection("batch_stats");
+    ///         Ok(x.mapv(|_| if m { 1.0 } else { 0.0 }))
+    ///     }
+    /// }
+    /// let vars = Check.init(nn::PRNGKey(0), &[0.0f32])?; // init: everything is mutable
+    /// assert_eq!(Check.apply(&vars, &[0.0f32])?[0], 0.0);
+    /// let (y, _) = Check.apply_with(&vars, &[0.0f32], Rngs::none(), Mutable::only(["batch_stats"]))?;
+    /// assert_eq!(y[0], 1.0);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn is_mutable_collection(&self, collection: &str) -> bool {
         self.visible(collection) && self.frame.mutable.allows(collection)
     }
 
-    /// Whether stream `name` (or the `params` fallback Flax uses) is available.
+    /// Whether stream `name` was given to this call (Flax's `has_rng`). The `params` fallback of
+    /// [`make_rng`](Scope::make_rng) is not considered: with only `params`, `has_rng("dropout")`
+    /// is `false` although `make_rng("dropout")` succeeds.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// struct Check;
+    /// impl Module for Check {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         let h = s.has_rng("dropout");
+    ///         Ok(x.mapv(|_| if h { 1.0 } else { 0.0 }))
+    ///     }
+    /// }
+    /// let vars = nnjit::Variables::new();
+    /// assert_eq!(Check.apply(&vars, &[0.0f32])?[0], 0.0); // apply has no streams
+    /// let rngs = Rngs::none().with("dropout", nn::PRNGKey(1));
+    /// assert_eq!(Check.apply_with(&vars, &[0.0f32], rngs, Mutable::Nothing)?.0[0], 1.0);
+    /// // Only `params` (make_rng("dropout") would fall back to it, has_rng does not):
+    /// let (y, _) = Check.init_with_output(nn::PRNGKey(0), &[0.0f32])?;
+    /// assert_eq!(y[0], 0.0);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn has_rng(&self, name: &str) -> bool {
         self.frame.rngs.get(name).is_some()
@@ -400,6 +600,28 @@ impl<'c, 'v> Scope<'c, 'v> {
 
     /// A variable of any collection (Flax's `self.variable(col, name, init_fn)`): read if it
     /// exists, otherwise created with `init` when the collection is mutable.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// /// Counts its calls in the `counter` collection.
+    /// struct Counter;
+    /// impl Module for Counter {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         let n = s.variable("counter", "n", &[], || Ok(ArrayD::zeros(vec![])))?.array().sum();
+    ///         if !s.is_initializing() && s.is_mutable_collection("counter") {
+    ///             s.put_variable("counter", "n", ArrayD::from_elem(vec![], n + 1.0))?;
+    ///         }
+    ///         Ok(x.to_owned())
+    ///     }
+    /// }
+    /// let vars = Counter.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// assert_eq!(vars.get("counter/n").unwrap().sum(), 0.0);
+    /// let (_, upd) = Counter.apply_with(&vars, &[1.0f32], Rngs::none(), Mutable::only(["counter"]))?;
+    /// assert_eq!(upd.get("counter/n").unwrap().sum(), 1.0);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn variable(
         &mut self,
         collection: &str,
@@ -421,6 +643,25 @@ impl<'c, 'v> Scope<'c, 'v> {
     }
 
     /// Whether the variable exists (written in this call or given to `apply`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// struct Check;
+    /// impl Module for Check {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         let before = s.has_variable("params", "w");
+    ///         s.param("w", &nn::initializers::ones(), &[1])?;
+    ///         assert!(s.has_variable("params", "w"));
+    ///         Ok(x.mapv(|_| if before { 1.0 } else { 0.0 }))
+    ///     }
+    /// }
+    /// let (y, vars) = Check.init_with_output(nn::PRNGKey(0), &[0.0f32])?;
+    /// assert_eq!(y[0], 0.0); // created by this init
+    /// assert_eq!(Check.apply(&vars, &[0.0f32])?[0], 1.0); // given to apply
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn has_variable(&self, collection: &str, name: &str) -> bool {
         self.read_leaf(collection, name).is_some()
@@ -428,6 +669,25 @@ impl<'c, 'v> Scope<'c, 'v> {
 
     /// Writes a variable (Flax's `variable.value = ...`); an error if the collection is not
     /// mutable in this call.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// /// Stores the last input it saw (`self.variable('cache', 'x').value = x`).
+    /// struct Remember;
+    /// impl Module for Remember {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         s.put_variable("cache", "x", x.to_owned())?;
+    ///         Ok(x.to_owned())
+    ///     }
+    /// }
+    /// let vars = Remember.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// let (_, upd) = Remember.apply_with(&vars, &[7.0f32], Rngs::none(), Mutable::only(["cache"]))?;
+    /// assert_eq!(upd.get("cache/x").unwrap()[0], 7.0);
+    /// assert!(Remember.apply(&vars, &[7.0f32]).is_err()); // `cache` is not mutable
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn put_variable(&mut self, collection: &str, name: &str, value: ArrayD<f32>) -> Result<()> {
         if !self.is_mutable_collection(collection) {
             return Err(Error::ImmutableCollection { collection: collection.into(), path: self.var_path(name) });
@@ -439,6 +699,26 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// A fresh key from stream `stream` (Flax's `make_rng`): the scope's counter for the stream
     /// goes up by one and the key is `fold_in_static(root, path ++ [counter])`. A missing stream
     /// falls back to `params` as in Flax; if that is missing too, [`Error::MissingRng`].
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// struct Keys;
+    /// impl Module for Keys {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         let root = nn::PRNGKey(0);
+    ///         assert_eq!(s.make_rng("params")?, fold_in_static(root, &[Index(1)])); // Dense's kernel key
+    ///         assert_eq!(s.make_rng("params")?, fold_in_static(root, &[Index(2)])); // the counter went up
+    ///         assert!(s.make_rng("params")?.words() != [0, 0]);
+    ///         Ok(x.to_owned())
+    ///     }
+    /// }
+    /// Keys.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// assert!(Keys.apply(&nnjit::Variables::new(), &[1.0f32]).is_err()); // no stream at all: MissingRng
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn make_rng(&mut self, stream: &str) -> Result<Key> {
         let stream = if self.has_rng(stream) {
             stream
@@ -474,6 +754,24 @@ impl<'c, 'v> Scope<'c, 'v> {
 
     /// Flax's `fork_rngs` as `nn.jit` does it: every stream draws one key here, which becomes the
     /// stream's new base for this scope and its children (counters keep running).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// struct Forked;
+    /// impl Module for Forked {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         s.fork_rngs()?; // draws key #1 of every stream as the new base
+    ///         let base = fold_in_static(nn::PRNGKey(0), &[Index(1)]);
+    ///         assert_eq!(s.make_rng("params")?, fold_in_static(base, &[Index(2)])); // nn.jit's kernel key
+    ///         Ok(x.to_owned())
+    ///     }
+    /// }
+    /// Forked.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn fork_rngs(&mut self) -> Result<()> {
         let names: Vec<String> = self.frame.rngs.names().map(str::to_string).collect();
         let mut keys = Vec::with_capacity(names.len());
@@ -524,6 +822,23 @@ impl<'c, 'v> Scope<'c, 'v> {
 
     /// Runs `module` as a child with Flax's automatic name (`{TypeName}_{index}`, counted per
     /// type name in this scope), like instantiating and calling a submodule in `@nn.compact`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// struct TwoLayers;
+    /// impl Module for TwoLayers {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         let h = s.call(&nn::Dense::new(3), x)?; // Dense_0
+    ///         s.call(&nn::Dense::new(1), &h) // Dense_1
+    ///     }
+    /// }
+    /// let vars = TwoLayers.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
+    /// assert_eq!(vars.get("params/Dense_0/kernel").unwrap().shape(), &[2, 3]);
+    /// assert_eq!(vars.get("params/Dense_1/kernel").unwrap().shape(), &[3, 1]);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn call<M: crate::module::Module + ?Sized>(
         &mut self,
         module: &M,
@@ -536,6 +851,24 @@ impl<'c, 'v> Scope<'c, 'v> {
 
     /// Runs `module` as a child named `name` (Flax's `name=` argument); calling twice with the
     /// same name shares the child's variables, as reusing a submodule does in Flax.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// /// One Dense applied twice (a shared submodule).
+    /// struct Tied;
+    /// impl Module for Tied {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         let h = s.call_named("shared", &nn::Dense::new(2), x)?;
+    ///         s.call_named("shared", &nn::Dense::new(2), &h)
+    ///     }
+    /// }
+    /// let vars = Tied.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
+    /// assert_eq!(vars.shapes().len(), 2); // only params/shared/{kernel,bias}
+    /// assert!(vars.get("params/shared/kernel").is_some());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn call_named<M: crate::module::Module + ?Sized>(
         &mut self,
         name: &str,

@@ -1,5 +1,14 @@
 //! `tabulate`: Flax's `Module.tabulate`, one row per module path with input/output shapes and
 //! the variables each module owns, plus totals.
+//!
+//! ```
+//! use nnjit::nn::{self, Module};
+//! let table = nn::Dense::new(4).tabulate(nn::PRNGKey(0), &ndarray::array![[1.0f32, 2.0, 3.0]])?;
+//! let text = table.to_string();
+//! assert!(text.contains("Dense"));
+//! assert_eq!(table.total("params"), 3 * 4 + 4);
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use std::fmt;
 
@@ -9,6 +18,16 @@ use crate::scope::{Frame, Mode, Mutable, Rngs};
 use crate::variables::Variables;
 
 /// One module call seen while tabulating.
+///
+/// ```
+/// use nnjit::nn::{self, Module};
+/// let table = nn::Dense::new(4).tabulate(nn::PRNGKey(0), &ndarray::array![[1.0f32, 2.0, 3.0]])?;
+/// let row = &table.rows()[0];
+/// assert_eq!((row.path.as_str(), row.module.as_str()), ("", "Dense")); // the top module
+/// assert_eq!((row.input.clone(), row.output.clone()), (vec![1, 3], vec![1, 4]));
+/// assert!(row.variables.contains(&("params".to_string(), "kernel".to_string(), vec![3, 4])));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
     /// Module path (`""` for the top module, `Dense_0`, `Block_1/Dense_0`, ...).
@@ -41,12 +60,39 @@ pub struct Summary {
 
 impl Summary {
     /// One row per module call, in call order.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    ///
+    /// struct Mlp;
+    /// impl Module for Mlp {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         let h = s.call(&nn::Dense::new(8), x)?;
+    ///         s.call(&nn::Dense::new(2), &nn::relu(&h))
+    ///     }
+    /// }
+    /// let table = Mlp.tabulate(nn::PRNGKey(0), &[1.0f32, 2.0])?;
+    /// let paths: Vec<&str> = table.rows().iter().map(|r| r.path.as_str()).collect();
+    /// assert_eq!(paths, ["", "Dense_0", "Dense_1"]); // call order, as in Flax's table
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn rows(&self) -> &[Row] {
         &self.rows
     }
 
     /// Total number of elements of collection `collection` (0 if absent).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let x = ndarray::array![[1.0f32, 2.0]];
+    /// let table = nn::BatchNorm::new().tabulate(nn::PRNGKey(0), &x)?;
+    /// assert_eq!(table.total("params"), 4); // scale, bias
+    /// assert_eq!(table.total("batch_stats"), 4); // mean, var
+    /// assert_eq!(table.total("cache"), 0); // absent
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn total(&self, collection: &str) -> usize {
         self.totals.iter().find(|(c, _)| c == collection).map_or(0, |(_, n)| *n)

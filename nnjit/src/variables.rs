@@ -3,6 +3,14 @@
 //! Keys keep insertion order, as Flax's dicts do (it matters for checkpoint bytes), and every
 //! leaf carries a version id that changes whenever the leaf is replaced or borrowed mutably, so
 //! lifted modules can cache packed parameters and know when they are stale.
+//!
+//! ```
+//! use nnjit::nn::{self, Module};
+//! let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+//! // {"params": {"kernel": (3, 4), "bias": (4,)}}, in Flax's creation order
+//! assert_eq!(vars.shapes(), [("params/kernel".to_string(), vec![3, 4]), ("params/bias".to_string(), vec![4])]);
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +30,16 @@ fn next_version() -> u64 {
 ///
 /// The array is shared (`Arc`) and copied on write, like JAX's immutable arrays: cloning a
 /// leaf or a whole [`Variables`] tree copies no array data.
+///
+/// ```
+/// use nnjit::nn::{self, Module};
+/// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+/// let kernel = vars.leaf("params/kernel").unwrap();
+/// assert_eq!(kernel.array().shape(), &[3, 4]);
+/// let copy = vars.clone(); // no array data copied
+/// assert_eq!(copy.leaf("params/kernel").unwrap().version(), kernel.version());
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Leaf {
     array: Arc<ArrayD<f32>>,
@@ -30,30 +48,67 @@ pub struct Leaf {
 
 impl Leaf {
     /// Wraps an array as a new leaf (a fresh version id).
+    ///
+    /// ```
+    /// use nnjit::variables::Leaf;
+    /// let a = Leaf::new(ndarray::ArrayD::zeros(vec![4]));
+    /// let b = Leaf::new(ndarray::ArrayD::zeros(vec![4]));
+    /// assert_eq!(a, b); // equal contents...
+    /// assert_ne!(a.version(), b.version()); // ...but each new leaf has its own version
+    /// ```
     #[must_use]
     pub fn new(array: ArrayD<f32>) -> Self {
         Leaf { array: Arc::new(array), version: next_version() }
     }
 
     /// The array.
+    ///
+    /// ```
+    /// use nnjit::variables::Leaf;
+    /// let leaf = Leaf::new(ndarray::ArrayD::ones(vec![2, 2]));
+    /// assert_eq!(leaf.array().sum(), 4.0);
+    /// ```
     #[must_use]
     pub fn array(&self) -> &ArrayD<f32> {
         &self.array
     }
 
     /// The array, mutably; the leaf gets a new version id.
+    ///
+    /// ```
+    /// use nnjit::variables::Leaf;
+    /// let mut leaf = Leaf::new(ndarray::ArrayD::zeros(vec![3]));
+    /// let shared = leaf.clone();
+    /// let v0 = leaf.version();
+    /// leaf.array_mut()[0] = 1.0; // copy on write: `shared` is untouched
+    /// assert_ne!(leaf.version(), v0); // packed copies of the old array are now stale
+    /// assert_eq!(shared.array()[0], 0.0);
+    /// ```
     pub fn array_mut(&mut self) -> &mut ArrayD<f32> {
         self.version = next_version();
         Arc::make_mut(&mut self.array)
     }
 
     /// The array, taken out of the leaf (copied only if it is shared).
+    ///
+    /// ```
+    /// use nnjit::variables::Leaf;
+    /// let leaf = Leaf::new(ndarray::ArrayD::from_elem(vec![2], 0.5f32));
+    /// let array = leaf.into_array();
+    /// assert_eq!(array, ndarray::ArrayD::from_elem(vec![2], 0.5f32));
+    /// ```
     #[must_use]
     pub fn into_array(self) -> ArrayD<f32> {
         Arc::try_unwrap(self.array).unwrap_or_else(|a| (*a).clone())
     }
 
     /// The version id: equal ids imply equal contents (clones share the id).
+    ///
+    /// ```
+    /// use nnjit::variables::Leaf;
+    /// let leaf = Leaf::new(ndarray::ArrayD::zeros(vec![1]));
+    /// assert_eq!(leaf.clone().version(), leaf.version()); // clones share the id
+    /// ```
     #[must_use]
     pub fn version(&self) -> u64 {
         self.version
@@ -73,6 +128,15 @@ impl PartialEq for Leaf {
 }
 
 /// A node of the tree: an array or a nested dict.
+///
+/// ```
+/// use nnjit::nn::{self, Module};
+/// use nnjit::variables::Node;
+/// let vars = nn::Dense::new(2).init(nn::PRNGKey(0), &[1.0f32])?;
+/// assert!(matches!(vars.as_dict().get("params"), Some(Node::Dict(_)))); // a collection
+/// assert!(matches!(vars.collection("params").unwrap().get("bias"), Some(Node::Leaf(_)))); // an array
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Node {
     /// An array.
@@ -82,6 +146,17 @@ pub enum Node {
 }
 
 /// An insertion-ordered dict of [`Node`]s (Flax's dict of a scope).
+///
+/// ```
+/// use nnjit::variables::{Dict, Leaf, Node};
+/// let mut dense = Dict::new();
+/// dense.insert("kernel", Node::Leaf(Leaf::new(ndarray::ArrayD::zeros(vec![3, 4]))));
+/// dense.insert("bias", Node::Leaf(Leaf::new(ndarray::ArrayD::zeros(vec![4]))));
+/// let mut params = Dict::new();
+/// params.insert("Dense_0", Node::Dict(dense));
+/// let keys: Vec<String> = params.leaves().into_iter().map(|(p, _)| p).collect();
+/// assert_eq!(keys, ["Dense_0/kernel", "Dense_0/bias"]); // insertion order, like Python dicts
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Dict {
     entries: Vec<(String, Node)>,
@@ -89,23 +164,63 @@ pub struct Dict {
 
 impl Dict {
     /// An empty dict.
+    ///
+    /// ```
+    /// let d = nnjit::variables::Dict::new();
+    /// assert!(d.is_empty() && d.leaves().is_empty());
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Dict::default()
     }
 
     /// The node under `key`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(2).init(nn::PRNGKey(0), &[1.0f32])?;
+    /// let params = vars.collection("params").unwrap();
+    /// assert!(params.get("kernel").is_some());
+    /// assert!(params.get("Dense_0").is_none()); // the top module's params are not nested
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&Node> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, n)| n)
     }
 
     /// The node under `key`, mutably.
+    ///
+    /// ```
+    /// use nnjit::variables::{Dict, Leaf, Node};
+    /// let mut d = Dict::new();
+    /// d.insert("bias", Node::Leaf(Leaf::new(ndarray::ArrayD::zeros(vec![2]))));
+    /// if let Some(Node::Leaf(l)) = d.get_mut("bias") {
+    ///     l.array_mut().fill(0.5);
+    /// }
+    /// assert_eq!(d.leaf("bias").unwrap().array().sum(), 1.0);
+    /// ```
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
         self.entries.iter_mut().find(|(k, _)| k == key).map(|(_, n)| n)
     }
 
     /// The nested dict under `key`, if that key holds a dict.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope};
+    /// use ndarray::{ArrayD, ArrayViewD};
+    /// struct Mlp;
+    /// impl Module for Mlp {
+    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///         s.call(&nn::Dense::new(2), x)
+    ///     }
+    /// }
+    /// let vars = Mlp.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// let params = vars.collection("params").unwrap();
+    /// assert_eq!(params.dict("Dense_0").unwrap().len(), 2); // kernel, bias
+    /// assert!(params.dict("Dense_0").unwrap().dict("kernel").is_none()); // a leaf, not a dict
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn dict(&self, key: &str) -> Option<&Dict> {
         match self.get(key) {
@@ -115,6 +230,15 @@ impl Dict {
     }
 
     /// The leaf under `key`, if that key holds an array.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let params = vars.collection("params").unwrap();
+    /// assert_eq!(params.leaf("kernel").unwrap().array().shape(), &[3, 4]);
+    /// assert!(vars.as_dict().leaf("params").is_none()); // a dict, not a leaf
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn leaf(&self, key: &str) -> Option<&Leaf> {
         match self.get(key) {
@@ -124,6 +248,18 @@ impl Dict {
     }
 
     /// Inserts (or replaces, keeping its position) `key`.
+    ///
+    /// ```
+    /// use nnjit::variables::{Dict, Leaf, Node};
+    /// let leaf = |v: f32| Node::Leaf(Leaf::new(ndarray::ArrayD::from_elem(vec![1], v)));
+    /// let mut d = Dict::new();
+    /// d.insert("kernel", leaf(1.0));
+    /// d.insert("bias", leaf(2.0));
+    /// d.insert("kernel", leaf(3.0)); // replaced in place
+    /// let order: Vec<&str> = d.iter().map(|(k, _)| k).collect();
+    /// assert_eq!(order, ["kernel", "bias"]);
+    /// assert_eq!(d.leaf("kernel").unwrap().array()[0], 3.0);
+    /// ```
     pub fn insert(&mut self, key: impl Into<String>, node: Node) {
         let key = key.into();
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
@@ -133,6 +269,14 @@ impl Dict {
     }
 
     /// The nested dict under `key`, created empty if missing (replacing a leaf there).
+    ///
+    /// ```
+    /// use nnjit::variables::{Dict, Leaf, Node};
+    /// let mut params = Dict::new();
+    /// params.dict_mut_or_insert("Dense_0").insert("bias", Node::Leaf(Leaf::new(ndarray::ArrayD::zeros(vec![2]))));
+    /// params.dict_mut_or_insert("Dense_0"); // exists: returned as is
+    /// assert_eq!(params.dict("Dense_0").unwrap().len(), 1);
+    /// ```
     pub fn dict_mut_or_insert(&mut self, key: &str) -> &mut Dict {
         let pos = match self.entries.iter().position(|(k, _)| k == key) {
             Some(p) => {
@@ -153,23 +297,55 @@ impl Dict {
     }
 
     /// Removes `key`, returning its node.
+    ///
+    /// ```
+    /// use nnjit::variables::{Dict, Leaf, Node};
+    /// let mut d = Dict::new();
+    /// d.insert("bias", Node::Leaf(Leaf::new(ndarray::ArrayD::zeros(vec![2]))));
+    /// assert!(matches!(d.remove("bias"), Some(Node::Leaf(_))));
+    /// assert!(d.remove("bias").is_none());
+    /// assert!(d.is_empty());
+    /// ```
     pub fn remove(&mut self, key: &str) -> Option<Node> {
         let pos = self.entries.iter().position(|(k, _)| k == key)?;
         Some(self.entries.remove(pos).1)
     }
 
     /// Keys and nodes in insertion order.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let keys: Vec<&str> = vars.collection("params").unwrap().iter().map(|(k, _)| k).collect();
+    /// assert_eq!(keys, ["kernel", "bias"]); // Flax's order: kernel is created first
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
         self.entries.iter().map(|(k, n)| (k.as_str(), n))
     }
 
     /// Number of entries at this level.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).use_bias(false).init(nn::PRNGKey(0), &[1.0f32])?;
+    /// assert_eq!(vars.collection("params").unwrap().len(), 1); // kernel only
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether this level is empty.
+    ///
+    /// ```
+    /// use nnjit::variables::{Dict, Leaf, Node};
+    /// let mut d = Dict::new();
+    /// assert!(d.is_empty());
+    /// d.insert("w", Node::Leaf(Leaf::new(ndarray::ArrayD::zeros(vec![1]))));
+    /// assert!(!d.is_empty());
+    /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -191,6 +367,15 @@ impl Dict {
     }
 
     /// Every leaf with its `/`-joined path relative to this dict, in insertion order.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let params = vars.collection("params").unwrap();
+    /// let paths: Vec<String> = params.leaves().into_iter().map(|(p, _)| p).collect();
+    /// assert_eq!(paths, ["kernel", "bias"]); // relative to the dict
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn leaves(&self) -> Vec<(String, &Leaf)> {
         let mut out = Vec::new();
@@ -245,6 +430,12 @@ impl PartialEq for Variables {
 
 impl Variables {
     /// No collections.
+    ///
+    /// ```
+    /// let vars = nnjit::Variables::new();
+    /// assert!(vars.is_empty());
+    /// assert_eq!(vars.num_elements(), 0);
+    /// ```
     #[must_use]
     pub fn new() -> Self {
         Variables::default()
@@ -252,6 +443,15 @@ impl Variables {
 
     /// An id of the current contents: it changes whenever the tree is mutated, and clones
     /// share it. Lifted modules use it to reuse parameters bound for the same variables.
+    ///
+    /// ```
+    /// let mut vars = nnjit::Variables::new();
+    /// let g = vars.generation();
+    /// assert_eq!(vars.clone().generation(), g); // clones share it
+    /// vars.insert("params/w", ndarray::ArrayD::zeros(vec![1]))?;
+    /// assert_ne!(vars.generation(), g); // any mutation changes it
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn generation(&self) -> u64 {
         self.generation
@@ -268,29 +468,73 @@ impl Variables {
     }
 
     /// The collections as one dict (`{"params": {...}, "batch_stats": {...}}`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::BatchNorm::new().init(nn::PRNGKey(0), &ndarray::array![[1.0f32, 2.0]])?;
+    /// let top: Vec<&str> = vars.as_dict().iter().map(|(k, _)| k).collect();
+    /// assert!(top.contains(&"params") && top.contains(&"batch_stats"));
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn as_dict(&self) -> &Dict {
         &self.root
     }
 
     /// Builds variables from a dict whose top-level keys are collections.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// use nnjit::Variables;
+    /// let vars = nn::Dense::new(2).init(nn::PRNGKey(0), &[1.0f32])?;
+    /// let rebuilt = Variables::from_dict(vars.as_dict().clone());
+    /// assert!(rebuilt.bits_eq(&vars));
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn from_dict(root: Dict) -> Self {
         Variables { root, generation: next_version() }
     }
 
     /// The collection `name`, if present.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(2).init(nn::PRNGKey(0), &[1.0f32])?;
+    /// assert_eq!(vars.collection("params").unwrap().len(), 2);
+    /// assert!(vars.collection("batch_stats").is_none()); // Dense has no state
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn collection(&self, name: &str) -> Option<&Dict> {
         self.root.dict(name)
     }
 
     /// Names of the collections, in order.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::BatchNorm::new().init(nn::PRNGKey(0), &ndarray::array![[1.0f32, 2.0]])?;
+    /// let mut names: Vec<&str> = vars.collection_names().collect();
+    /// names.sort();
+    /// assert_eq!(names, ["batch_stats", "params"]);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn collection_names(&self) -> impl Iterator<Item = &str> {
         self.root.iter().map(|(k, _)| k)
     }
 
     /// Removes a whole collection, returning it.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let mut vars = nn::BatchNorm::new().init(nn::PRNGKey(0), &ndarray::array![[1.0f32, 2.0]])?;
+    /// // params, batch_stats = variables['params'], variables['batch_stats']
+    /// let stats = vars.remove_collection("batch_stats").unwrap();
+    /// assert_eq!(stats.len(), 2); // mean, var
+    /// assert_eq!(vars.collection_names().collect::<Vec<_>>(), ["params"]);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn remove_collection(&mut self, name: &str) -> Option<Dict> {
         self.touch();
         match self.root.remove(name)? {
@@ -300,12 +544,31 @@ impl Variables {
     }
 
     /// The collection `name`, created empty if missing.
+    ///
+    /// ```
+    /// use nnjit::variables::{Leaf, Node};
+    /// let mut vars = nnjit::Variables::new();
+    /// vars.collection_mut_or_insert("params").insert("w", Node::Leaf(Leaf::new(ndarray::ArrayD::zeros(vec![2]))));
+    /// assert_eq!(vars.get("params/w").unwrap().len(), 2);
+    /// ```
     pub fn collection_mut_or_insert(&mut self, name: &str) -> &mut Dict {
         self.touch();
         self.root.dict_mut_or_insert(name)
     }
 
     /// Inserts or replaces the collection `name`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Mutable, Rngs};
+    /// let x = ndarray::array![[1.0f32, 2.0], [3.0, 5.0]];
+    /// let bn = nn::BatchNorm::new();
+    /// let mut vars = bn.init(nn::PRNGKey(0), &x)?;
+    /// let (_, mut updates) = bn.apply_with(&vars, &x, Rngs::none(), Mutable::only(["batch_stats"]))?;
+    /// let stats = updates.remove_collection("batch_stats").unwrap();
+    /// vars.insert_collection("batch_stats", stats); // variables = {**variables, 'batch_stats': ...}
+    /// assert!((vars.get("batch_stats/mean").unwrap()[0] - 0.02).abs() < 1e-6); // 0.99·0 + 0.01·2
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn insert_collection(&mut self, name: impl Into<String>, dict: Dict) {
         self.touch();
         self.root.insert(name, Node::Dict(dict));
@@ -313,6 +576,15 @@ impl Variables {
 
     /// The leaf at a `/`-joined path whose first segment is the collection
     /// (`params/Dense_0/kernel`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let leaf = vars.leaf("params/kernel").unwrap();
+    /// assert_eq!(leaf.array().shape(), &[3, 4]);
+    /// assert!(vars.leaf("params").is_none()); // a dict, not an array
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn leaf(&self, path: &str) -> Option<&Leaf> {
         let mut segs = path.split('/').filter(|s| !s.is_empty()).peekable();
@@ -328,6 +600,14 @@ impl Variables {
     }
 
     /// The array at a `/`-joined path (`params/Dense_0/kernel`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// assert_eq!(vars.get("params/bias").unwrap(), &ndarray::ArrayD::<f32>::zeros(vec![4]));
+    /// assert!(vars.get("params/Dense_0/bias").is_none());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn get(&self, path: &str) -> Option<&ArrayD<f32>> {
         self.leaf(path).map(Leaf::array)
@@ -369,12 +649,30 @@ impl Variables {
     }
 
     /// A view of the array at `path`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let k = vars.view("params/kernel").unwrap();
+    /// assert_eq!(k.index_axis(ndarray::Axis(1), 0).len(), 3); // the weights into output 0
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn view(&self, path: &str) -> Option<ArrayViewD<'_, f32>> {
         self.get(path).map(|a| a.view())
     }
 
     /// The array at `path`, mutably (its version id changes).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let m = nn::Dense::new(2);
+    /// let mut vars = m.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// vars.get_mut("params/bias").unwrap().fill(1.0);
+    /// vars.get_mut("params/kernel").unwrap().fill(0.0);
+    /// assert_eq!(m.apply(&vars, &[5.0f32])?, ndarray::ArrayD::from_elem(vec![2], 1.0f32));
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn get_mut(&mut self, path: &str) -> Option<&mut ArrayD<f32>> {
         self.touch();
         let mut segs = path.split('/').filter(|s| !s.is_empty()).peekable();
@@ -415,18 +713,41 @@ impl Variables {
     }
 
     /// Every array with its full path (`params/Dense_0/kernel`), in insertion order.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let sizes: Vec<(String, usize)> = vars.leaves().into_iter().map(|(p, l)| (p, l.array().len())).collect();
+    /// assert_eq!(sizes, [("params/kernel".to_string(), 12), ("params/bias".to_string(), 4)]);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn leaves(&self) -> Vec<(String, &Leaf)> {
         self.root.leaves()
     }
 
     /// Every path with its shape: the same as Flax's `jax.tree.map(jnp.shape, variables)`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// // jax.tree.map(jnp.shape, variables) == {'params': {'kernel': (3, 4), 'bias': (4,)}}
+    /// assert_eq!(vars.shapes(), [("params/kernel".to_string(), vec![3, 4]), ("params/bias".to_string(), vec![4])]);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn shapes(&self) -> Vec<(String, Vec<usize>)> {
         self.leaves().into_iter().map(|(p, l)| (p, l.array().shape().to_vec())).collect()
     }
 
     /// Total number of array elements over all collections.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::BatchNorm::new().init(nn::PRNGKey(0), &ndarray::array![[1.0f32, 2.0, 3.0]])?;
+    /// assert_eq!(vars.num_elements(), 4 * 3); // scale, bias, mean, var
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn num_elements(&self) -> usize {
         self.leaves().iter().map(|(_, l)| l.array().len()).sum()
@@ -434,6 +755,17 @@ impl Variables {
 
     /// Whether both trees have the same structure and bit-identical arrays (NaN payloads and
     /// signed zeros included; `==` compares values instead).
+    ///
+    /// ```
+    /// let mut a = nnjit::Variables::new();
+    /// a.insert("params/b", ndarray::ArrayD::from_elem(vec![1], 0.0f32))?;
+    /// let mut b = nnjit::Variables::new();
+    /// b.insert("params/b", ndarray::ArrayD::from_elem(vec![1], -0.0f32))?;
+    /// assert_eq!(a, b); // 0.0 == -0.0
+    /// assert!(!a.bits_eq(&b)); // but not the same bits
+    /// assert!(a.bits_eq(&a.clone()));
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn bits_eq(&self, other: &Variables) -> bool {
         self.root.bits_eq(&other.root)
@@ -441,6 +773,18 @@ impl Variables {
 
     /// Copies every collection of `other` into `self`, replacing same-named collections
     /// (what Flax users write as `{**variables, **updates}`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Mutable, Rngs};
+    /// let x = ndarray::array![[1.0f32], [3.0]];
+    /// let bn = nn::BatchNorm::new();
+    /// let mut vars = bn.init(nn::PRNGKey(0), &x)?;
+    /// let (_, updates) = bn.apply_with(&vars, &x, Rngs::none(), Mutable::only(["batch_stats"]))?;
+    /// vars.merge(updates); // {**variables, **updates}
+    /// assert!((vars.get("batch_stats/mean").unwrap()[0] - 0.02).abs() < 1e-6); // 0.99·0 + 0.01·2
+    /// assert!(vars.get("params/scale").is_some()); // other collections kept
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn merge(&mut self, other: Variables) {
         self.touch();
         for (k, n) in other.root.entries {
@@ -449,6 +793,14 @@ impl Variables {
     }
 
     /// Whether there are no collections.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// assert!(nnjit::Variables::new().is_empty());
+    /// // A module without variables initializes to an empty tree:
+    /// assert!(nn::Dropout::new(0.5).deterministic(true).init(nn::PRNGKey(0), &[1.0f32])?.is_empty());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.root.is_empty()

@@ -16,6 +16,19 @@
 //! shape `[]`). Anything else in the tree (integers such as an optimizer's `step`, Python floats,
 //! strings, lists, complex numbers, other dtypes) is an error naming its path: nnjit variables
 //! hold only float arrays.
+//!
+//! ```
+//! use nnjit::io::flax;
+//! use nnjit::Variables;
+//!
+//! let mut vars = Variables::new();
+//! vars.insert("params/Dense_0/bias", ndarray::ArrayD::zeros(vec![2]))?;
+//! let bytes = flax::to_bytes(&vars)?; // flax.serialization.to_bytes(variables)
+//! let back = flax::from_bytes(&bytes)?; // flax.serialization.msgpack_restore(bytes)
+//! assert_eq!(back.get("params/Dense_0/bias").unwrap().shape(), &[2]);
+//! assert!(back.bits_eq(&vars));
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -30,14 +43,63 @@ use crate::variables::{Dict, Leaf, Node, Variables};
 const WHAT: &str = "Flax msgpack checkpoint";
 
 /// Flax's ext type code for arrays (`_MsgpackExtType.ndarray`).
+///
+/// ```
+/// use nnjit::io::{flax, msgpack::{self, Value}};
+///
+/// let mut vars = nnjit::Variables::new();
+/// vars.insert("params/w", ndarray::arr0(2.0f32).into_dyn())?;
+/// let bytes = flax::to_bytes(&vars)?;
+/// // {"params": {"w": ExtType(1, ...)}}: every array is an ext value of code EXT_NDARRAY.
+/// let Value::Map(top) = msgpack::decode(&bytes)? else { unreachable!() };
+/// let Value::Map(params) = &top[0].1 else { unreachable!() };
+/// assert!(matches!(params[0].1, Value::Ext(flax::EXT_NDARRAY, _)));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub const EXT_NDARRAY: i8 = 1;
 /// Flax's ext type code for complex Python numbers (`_MsgpackExtType.native_complex`, not
 /// supported by nnjit).
+///
+/// ```
+/// use nnjit::io::{flax, msgpack::{encode, Value}};
+///
+/// // {"params": {"c": ExtType(2, ...)}}, what Flax writes for a Python complex: rejected.
+/// let c = Value::Ext(flax::EXT_NATIVE_COMPLEX, b"\x92\xcb\0\0\0\0\0\0\0\0\xcb\0\0\0\0\0\0\0\0"[..].into());
+/// let tree = Value::Map(vec![("params".into(), Value::Map(vec![("c".into(), c)]))]);
+/// let err = flax::from_bytes(&encode(&tree)?).unwrap_err();
+/// assert!(err.to_string().contains("complex"));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub const EXT_NATIVE_COMPLEX: i8 = 2;
 /// Flax's ext type code for numpy scalars (`_MsgpackExtType.npscalar`), read as arrays of shape `[]`.
+///
+/// ```
+/// use nnjit::io::{flax, msgpack::{encode, Value}};
+///
+/// // np.float32(2.0) is stored as ExtType(3, packb(((), "float32", b"\0\0\0@"))).
+/// let bytes = Value::Bin(b"\0\0\0@"[..].into()); // 2.0f32, little-endian
+/// let payload = encode(&Value::Array(vec![Value::Array(vec![]), "float32".into(), bytes]))?;
+/// let s = Value::Ext(flax::EXT_NPSCALAR, payload.into());
+/// let tree = Value::Map(vec![("params".into(), Value::Map(vec![("s".into(), s)]))]);
+/// let vars = flax::from_bytes(&encode(&tree)?)?;
+/// assert_eq!(vars.get("params/s").unwrap(), &ndarray::arr0(2.0f32).into_dyn()); // shape []
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub const EXT_NPSCALAR: i8 = 3;
 
 /// Flax's `MAX_CHUNK_SIZE`: arrays of more bytes than this are written in chunks.
+///
+/// ```
+/// use nnjit::io::flax;
+///
+/// assert_eq!(flax::MAX_CHUNK_SIZE, 1 << 30); // 1 GiB, as in flax.serialization
+/// // Small arrays are written whole, without the chunked-array marker.
+/// let mut vars = nnjit::Variables::new();
+/// vars.insert("params/kernel", ndarray::ArrayD::zeros(vec![3, 4]))?;
+/// let bytes = flax::to_bytes(&vars)?;
+/// assert!(!bytes.windows(25).any(|w| w == b"__msgpack_chunked_array__"));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub const MAX_CHUNK_SIZE: usize = 1 << 30;
 
 /// The key that marks a chunked array (`'__msgpack_chunked_array__'`).

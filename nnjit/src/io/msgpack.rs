@@ -27,11 +27,35 @@ use crate::io::try_push;
 
 /// Nesting deeper than this (arrays and maps inside each other) is rejected, when decoding and
 /// when encoding.
+///
+/// ```
+/// use nnjit::io::msgpack::{decode, MAX_DEPTH};
+///
+/// // MAX_DEPTH nested arrays are fine, one more is rejected (no stack overflow on hostile input).
+/// let mut ok = vec![0x91u8; MAX_DEPTH];
+/// ok.push(0xc0); // nil
+/// assert!(decode(&ok).is_ok());
+/// let mut deep = vec![0x91u8; MAX_DEPTH + 1];
+/// deep.push(0xc0);
+/// assert!(decode(&deep).is_err());
+/// ```
 pub const MAX_DEPTH: usize = 128;
 
 const WHAT: &str = "msgpack data";
 
 /// A msgpack value. Strings, binaries and ext payloads borrow from the decoded input.
+///
+/// ```
+/// use nnjit::io::msgpack::{decode, Value};
+///
+/// // Flax's array payload: [shape, dtype name, raw bytes].
+/// let v = decode(b"\x93\x91\x02\xa7float32\xc4\x08\0\0\x80?\0\0\0@")?;
+/// let Value::Array(items) = v else { unreachable!() };
+/// assert_eq!(items[0], Value::Array(vec![Value::UInt(2)]));
+/// assert_eq!(items[1].as_str(), Some("float32"));
+/// assert!(matches!(&items[2], Value::Bin(b) if b.len() == 8));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value<'a> {
     /// `nil` (Python `None`).
@@ -66,6 +90,14 @@ impl<'a> From<&'a str> for Value<'a> {
 
 impl Value<'_> {
     /// The value as a non-negative integer (`UInt`, or `Int` ≥ 0).
+    ///
+    /// ```
+    /// use nnjit::io::msgpack::Value;
+    /// assert_eq!(Value::UInt(3).as_u64(), Some(3));
+    /// assert_eq!(Value::Int(4).as_u64(), Some(4)); // a shape dimension, however it was encoded
+    /// assert_eq!(Value::Int(-1).as_u64(), None);
+    /// assert_eq!(Value::from("3").as_u64(), None);
+    /// ```
     #[must_use]
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
@@ -76,6 +108,12 @@ impl Value<'_> {
     }
 
     /// The string, if this is a `Str`.
+    ///
+    /// ```
+    /// use nnjit::io::msgpack::Value;
+    /// assert_eq!(Value::from("float32").as_str(), Some("float32"));
+    /// assert_eq!(Value::Bin(b"float32"[..].into()).as_str(), None);
+    /// ```
     #[must_use]
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -85,6 +123,14 @@ impl Value<'_> {
     }
 
     /// A short name of the value's kind, for error messages (`"map"`, `"int"`, ...).
+    ///
+    /// ```
+    /// use nnjit::io::msgpack::Value;
+    /// assert_eq!(Value::Map(vec![]).kind(), "map");
+    /// assert_eq!(Value::UInt(1).kind(), "int");
+    /// assert_eq!(Value::Int(-1).kind(), "int");
+    /// assert_eq!(Value::F64(1.0).kind(), "float");
+    /// ```
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
@@ -291,6 +337,15 @@ pub fn encode(value: &Value<'_>) -> Result<Vec<u8>> {
 }
 
 /// Appends the encoding of `value` to `out` (see [`encode`]).
+///
+/// ```
+/// use nnjit::io::msgpack::{encode_into, Value};
+/// let mut out = vec![0x92]; // the header of a 2-element array
+/// encode_into(&Value::from("a"), &mut out)?;
+/// encode_into(&Value::Nil, &mut out)?;
+/// assert_eq!(out, b"\x92\xa1a\xc0");
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn encode_into(value: &Value<'_>, out: &mut Vec<u8>) -> Result<()> {
     encode_at(value, out, 0)
 }
@@ -364,6 +419,14 @@ fn write_len(out: &mut Vec<u8>, n: usize, fix: Option<(u8, usize)>, wide: [Optio
 }
 
 /// Writes a non-negative integer in the smallest format (positive fixint, `uint 8/16/32/64`).
+///
+/// ```
+/// use nnjit::io::msgpack::write_uint;
+/// let mut out = Vec::new();
+/// write_uint(&mut out, 3); // positive fixint
+/// write_uint(&mut out, 300); // uint 16
+/// assert_eq!(out, [0x03, 0xcd, 0x01, 0x2c]);
+/// ```
 pub fn write_uint(out: &mut Vec<u8>, n: u64) {
     if n < 0x80 {
         out.push(n as u8);
@@ -383,6 +446,15 @@ pub fn write_uint(out: &mut Vec<u8>, n: u64) {
 
 /// Writes an integer in the smallest format; non-negative values use the unsigned formats, as
 /// Python's msgpack does.
+///
+/// ```
+/// use nnjit::io::msgpack::write_int;
+/// let mut out = Vec::new();
+/// write_int(&mut out, 5); // non-negative: unsigned formats, like Python's msgpack
+/// write_int(&mut out, -1); // negative fixint
+/// write_int(&mut out, -100); // int 8
+/// assert_eq!(out, [0x05, 0xff, 0xd0, 0x9c]);
+/// ```
 pub fn write_int(out: &mut Vec<u8>, n: i64) {
     if n >= 0 {
         write_uint(out, n as u64);
@@ -403,12 +475,25 @@ pub fn write_int(out: &mut Vec<u8>, n: i64) {
 }
 
 /// Writes a `float 64`.
+///
+/// ```
+/// let mut out = Vec::new();
+/// nnjit::io::msgpack::write_f64(&mut out, 0.5);
+/// assert_eq!(out, [0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0]);
+/// ```
 pub fn write_f64(out: &mut Vec<u8>, x: f64) {
     out.push(0xcb);
     out.extend_from_slice(&x.to_be_bytes());
 }
 
 /// Writes a string (`fixstr`, `str 8/16/32`).
+///
+/// ```
+/// let mut out = Vec::new();
+/// nnjit::io::msgpack::write_str(&mut out, "float32")?;
+/// assert_eq!(out, b"\xa7float32"); // fixstr of length 7
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn write_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
     write_len(out, s.len(), Some((0xa0, 31)), [Some(0xd9), Some(0xda), Some(0xdb)], "str")?;
     out.extend_from_slice(s.as_bytes());
@@ -416,6 +501,13 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
 }
 
 /// Writes a binary (`bin 8/16/32`).
+///
+/// ```
+/// let mut out = Vec::new();
+/// nnjit::io::msgpack::write_bin(&mut out, &1.0f32.to_le_bytes())?;
+/// assert_eq!(out, [0xc4, 4, 0, 0, 0x80, 0x3f]); // bin 8 of 4 bytes
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn write_bin(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
     write_bin_header(out, b.len())?;
     out.extend_from_slice(b);
@@ -423,22 +515,63 @@ pub fn write_bin(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
 }
 
 /// Writes the header of a binary of `n` bytes; the caller appends the bytes.
+///
+/// ```
+/// use nnjit::io::msgpack::{decode, write_bin_header, Value};
+/// let mut out = Vec::new();
+/// write_bin_header(&mut out, 300)?; // bin 16
+/// assert_eq!(out, [0xc5, 0x01, 0x2c]);
+/// out.extend_from_slice(&[0u8; 300]);
+/// assert!(matches!(decode(&out)?, Value::Bin(b) if b.len() == 300));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn write_bin_header(out: &mut Vec<u8>, n: usize) -> Result<()> {
     write_len(out, n, None, [Some(0xc4), Some(0xc5), Some(0xc6)], "bin")
 }
 
 /// Writes the header of an array of `n` elements; the caller appends the elements.
+///
+/// ```
+/// use nnjit::io::msgpack::{decode, write_array_len, write_uint, Value};
+/// let mut out = Vec::new();
+/// write_array_len(&mut out, 2)?; // fixarray: a shape (3, 4)
+/// write_uint(&mut out, 3);
+/// write_uint(&mut out, 4);
+/// assert_eq!(decode(&out)?, Value::Array(vec![Value::UInt(3), Value::UInt(4)]));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn write_array_len(out: &mut Vec<u8>, n: usize) -> Result<()> {
     write_len(out, n, Some((0x90, 15)), [None, Some(0xdc), Some(0xdd)], "array")
 }
 
 /// Writes the header of a map of `n` entries; the caller appends keys and values alternately.
+///
+/// ```
+/// use nnjit::io::msgpack::{decode, write_map_len, write_str, Value};
+/// let mut out = Vec::new();
+/// write_map_len(&mut out, 1)?; // fixmap
+/// write_str(&mut out, "params")?;
+/// write_map_len(&mut out, 0)?;
+/// assert_eq!(out, b"\x81\xa6params\x80");
+/// assert_eq!(decode(&out)?, Value::Map(vec![("params".into(), Value::Map(vec![]))]));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn write_map_len(out: &mut Vec<u8>, n: usize) -> Result<()> {
     write_len(out, n, Some((0x80, 15)), [None, Some(0xde), Some(0xdf)], "map")
 }
 
 /// Writes the header of an ext value with a payload of `n` bytes (`fixext 1/2/4/8/16` when `n`
 /// is one of those sizes, else `ext 8/16/32`); the caller appends the payload.
+///
+/// ```
+/// use nnjit::io::msgpack::{decode, write_ext_header, Value};
+/// let mut out = Vec::new();
+/// write_ext_header(&mut out, 1, 4)?; // fixext 4, Flax's array code
+/// out.extend_from_slice(b"abcd");
+/// assert_eq!(out[..2], [0xd6, 0x01]);
+/// assert_eq!(decode(&out)?, Value::Ext(1, b"abcd"[..].into()));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn write_ext_header(out: &mut Vec<u8>, code: i8, n: usize) -> Result<()> {
     match n {
         1 => out.push(0xd4),

@@ -19,6 +19,20 @@
 //! Names map to paths: `params/Dense_0/kernel` is the leaf `kernel` of the dict `Dense_0` of the
 //! collection `params`; the tree keeps the header's order. A name without `/` is a top-level
 //! leaf (as [`Variables::from_dict`] allows). Empty dicts have no tensors, so they are not saved.
+//!
+//! ```
+//! use nnjit::io::safetensors;
+//! use nnjit::Variables;
+//!
+//! let mut vars = Variables::new();
+//! vars.insert("params/Dense_0/kernel", ndarray::ArrayD::zeros(vec![3, 4]))?;
+//! let bytes = safetensors::save(&vars)?;
+//! let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+//! assert_eq!(header_len % 8, 0); // padded with spaces, like safetensors.numpy.save_file
+//! assert!(std::str::from_utf8(&bytes[8..8 + header_len]).unwrap().contains("\"params/Dense_0/kernel\""));
+//! assert!(safetensors::load(&bytes)?.bits_eq(&vars));
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -30,6 +44,15 @@ use crate::variables::{Dict, Leaf, Node, Variables};
 const WHAT: &str = "safetensors data";
 
 /// The largest header accepted (and written): 100 MB, the reference implementation's limit.
+///
+/// ```
+/// use nnjit::io::safetensors::{load, MAX_HEADER_SIZE};
+///
+/// // A header size above the limit is rejected before anything is read or allocated.
+/// let mut bytes = (MAX_HEADER_SIZE as u64 + 1).to_le_bytes().to_vec();
+/// bytes.extend_from_slice(b"{}");
+/// assert!(load(&bytes).is_err());
+/// ```
 pub const MAX_HEADER_SIZE: usize = 100_000_000;
 
 /// Deepest JSON nesting accepted in the header (serde_json's default recursion limit), and most

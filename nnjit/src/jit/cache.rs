@@ -23,6 +23,16 @@ struct Slot {
 
 /// What a lifted module prepared for one input shape: for each Dense call site, in call order,
 /// the parameters packed into the kernel's layout and the kernel chosen for its shape.
+///
+/// ```
+/// use nnjit::nn::{self, Lifted, Module};
+/// let m = nn::JitDense::new(4);
+/// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+/// m.apply(&vars, &[1.0f32, 2.0, 3.0])?;
+/// let plan = nn::JitDense::jit_cache().get(std::any::type_name::<nn::JitDense>(), &[3]).unwrap();
+/// assert_eq!(plan.pack_count(), 1); // the one Dense call site, packed once
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct ShapePlan {
     slots: RwLock<Vec<Option<Slot>>>,
@@ -102,6 +112,20 @@ impl ShapePlan {
 
     /// How many times parameters were packed for this shape (once per call site and
     /// parameter version).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// let m = nn::JitDense::new(4);
+    /// let mut vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let ty = std::any::type_name::<nn::JitDense>();
+    /// m.apply(&vars, &[1.0f32, 2.0, 3.0])?;
+    /// m.apply(&vars, &[4.0f32, 5.0, 6.0])?; // same parameters: not packed again
+    /// assert_eq!(nn::JitDense::jit_cache().get(ty, &[3]).unwrap().pack_count(), 1);
+    /// vars.get_mut("params/bias").unwrap().fill(1.0); // a new parameter version
+    /// m.apply(&vars, &[1.0f32, 2.0, 3.0])?;
+    /// assert_eq!(nn::JitDense::jit_cache().get(ty, &[3]).unwrap().pack_count(), 2);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn pack_count(&self) -> usize {
         self.packs.load(Ordering::Relaxed)
@@ -113,6 +137,16 @@ type PlanEntry = (&'static str, Vec<usize>, Arc<ShapePlan>);
 
 /// The cache of one lifted type: one [`ShapePlan`] per input shape, like the cache of a
 /// `jax.jit`-compiled function.
+///
+/// ```
+/// use nnjit::jit::JitCache;
+/// static CACHE: JitCache = JitCache::new(); // what #[nn::jit] generates for each lifted type
+/// let a = CACHE.plan("Mlp", &[1, 3]);
+/// let b = CACHE.plan("Mlp", &[1, 3]); // same shape: the same plan
+/// assert!(std::sync::Arc::ptr_eq(&a, &b));
+/// CACHE.plan("Mlp", &[2, 3]);
+/// assert_eq!(CACHE.size(), 2); // like jax.jit's _cache_size()
+/// ```
 #[derive(Debug, Default)]
 pub struct JitCache {
     plans: RwLock<Vec<PlanEntry>>,
@@ -121,12 +155,26 @@ pub struct JitCache {
 
 impl JitCache {
     /// An empty cache (usable in a `static`).
+    ///
+    /// ```
+    /// let cache = nnjit::jit::JitCache::new();
+    /// assert_eq!(cache.size(), 0);
+    /// assert!(cache.get("Dense", &[3]).is_none());
+    /// ```
     #[must_use]
     pub const fn new() -> Self {
         JitCache { plans: RwLock::new(Vec::new()), prepared: AtomicUsize::new(0) }
     }
 
     /// The plan of `shape` for type `ty`, prepared (once) if new.
+    ///
+    /// ```
+    /// let cache = nnjit::jit::JitCache::new();
+    /// let p = cache.plan("Dense", &[3]);
+    /// assert_eq!(p.pack_count(), 0); // nothing bound yet
+    /// assert!(std::sync::Arc::ptr_eq(&p, &cache.plan("Dense", &[3])));
+    /// assert_eq!(cache.size(), 1);
+    /// ```
     pub fn plan(&self, ty: &'static str, shape: &[usize]) -> Arc<ShapePlan> {
         let find = |plans: &Vec<PlanEntry>| {
             plans.iter().find(|(t, s, _)| *t == ty && s == shape).map(|(_, _, p)| Arc::clone(p))
@@ -145,12 +193,28 @@ impl JitCache {
     }
 
     /// Number of input shapes prepared so far (JAX: `f._cache_size()`).
+    ///
+    /// ```
+    /// let cache = nnjit::jit::JitCache::new();
+    /// cache.plan("Dense", &[3]);
+    /// cache.plan("Dense", &[3]);
+    /// cache.plan("Dense", &[2, 3]);
+    /// assert_eq!(cache.size(), 2); // one per distinct input shape
+    /// ```
     #[must_use]
     pub fn size(&self) -> usize {
         self.prepared.load(Ordering::Relaxed)
     }
 
     /// The plan of an already prepared shape, without preparing one.
+    ///
+    /// ```
+    /// let cache = nnjit::jit::JitCache::new();
+    /// assert!(cache.get("Dense", &[3]).is_none()); // get never prepares
+    /// cache.plan("Dense", &[3]);
+    /// assert!(cache.get("Dense", &[3]).is_some());
+    /// assert!(cache.get("Mlp", &[3]).is_none()); // plans are per type
+    /// ```
     #[must_use]
     pub fn get(&self, ty: &'static str, shape: &[usize]) -> Option<Arc<ShapePlan>> {
         let plans = self.plans.read().unwrap_or_else(|e| e.into_inner());
@@ -158,6 +222,14 @@ impl JitCache {
     }
 
     /// Forgets every prepared shape (JAX: `jax.clear_caches()`).
+    ///
+    /// ```
+    /// let cache = nnjit::jit::JitCache::new();
+    /// cache.plan("Dense", &[3]);
+    /// cache.clear(); // jax.clear_caches()
+    /// assert_eq!(cache.size(), 0);
+    /// assert!(cache.get("Dense", &[3]).is_none());
+    /// ```
     pub fn clear(&self) {
         self.plans.write().unwrap_or_else(|e| e.into_inner()).clear();
         self.prepared.store(0, Ordering::Relaxed);

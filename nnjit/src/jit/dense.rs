@@ -28,16 +28,40 @@ impl JitDense {
     }
 
     /// Sets `use_bias`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::JitDense::new(4).use_bias(false).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// assert!(vars.get("params/bias").is_none());
+    /// assert_eq!(vars.get("params/kernel").unwrap().shape(), &[3, 4]);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn use_bias(self, use_bias: bool) -> Self {
         Dense::from(self).use_bias(use_bias).into()
     }
 
     /// Sets `kernel_init`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let m = nn::JitDense::new(4).kernel_init(nn::initializers::ones());
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// assert_eq!(m.apply(&vars, &[1.0f32, 2.0, 3.0])?, ndarray::arr1(&[6.0f32; 4]).into_dyn()); // 1 + 2 + 3
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn kernel_init(self, init: Initializer) -> Self {
         Dense::from(self).kernel_init(init).into()
     }
 
     /// Sets `bias_init`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let m = nn::JitDense::new(2).bias_init(nn::initializers::constant(0.5));
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// assert!(vars.get("params/bias").unwrap().iter().all(|&b| b == 0.5));
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn bias_init(self, init: Initializer) -> Self {
         Dense::from(self).bias_init(init).into()
     }
@@ -200,6 +224,15 @@ impl JitDense {
 }
 
 /// A `JitDense` bound to its parameters, packed once (see [`JitDense::bind`]).
+///
+/// ```
+/// use nnjit::nn::{self, Module};
+/// let m = nn::JitDense::new(4);
+/// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+/// let bound = m.bind(&vars)?; // packed once, reused for every call
+/// assert_eq!(bound.apply(&[1.0f32, 2.0, 3.0])?, m.apply(&vars, &[1.0f32, 2.0, 3.0])?);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct BoundDense {
     packed: PackedDense,
@@ -207,18 +240,44 @@ pub struct BoundDense {
 
 impl BoundDense {
     /// Input width `D`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// assert_eq!(nn::JitDense::new(4).bind(&vars)?.d(), 3); // kernel (3, 4)
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn d(&self) -> usize {
         self.packed.d()
     }
 
     /// Output width `F`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// assert_eq!(nn::JitDense::new(4).bind(&vars)?.f(), 4); // = features
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     #[must_use]
     pub fn f(&self) -> usize {
         self.packed.f()
     }
 
     /// The forward pass for an input of any rank whose last axis is `D`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let bound = nn::JitDense::new(4).bind(&vars)?;
+    /// let x = ndarray::array![[1.0f32, 2.0, 3.0], [0.0, 0.0, 0.0]];
+    /// let y = bound.apply(&x)?;
+    /// assert_eq!(y.shape(), &[2, 4]);
+    /// assert_eq!(y, nn::Dense::new(4).apply(&vars, &x)?); // bit for bit
+    /// assert!(bound.apply(&[1.0f32, 2.0]).is_err()); // last axis must be D = 3
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn apply(&self, x: impl AsInput) -> Result<ArrayD<f32>> {
         let x = x.as_input()?;
         self.check(x.shape())?;
@@ -227,6 +286,18 @@ impl BoundDense {
 
     /// The forward pass of `N = x.len() / D` rows into `out` (`N · F` elements): buffer donation,
     /// no allocation.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let bound = nn::JitDense::new(4).bind(&vars)?;
+    /// let mut out = [0.0f32; 8]; // 2 rows · F = 4
+    /// bound.apply_into(&[1.0, 2.0, 3.0, 1.0, 2.0, 3.0], &mut out)?;
+    /// assert_eq!(out[..4], out[4..]);
+    /// assert_eq!(out[..4], bound.apply(&[1.0f32, 2.0, 3.0])?.as_slice().unwrap()[..]);
+    /// assert!(bound.apply_into(&[1.0, 2.0, 3.0], &mut out).is_err()); // 1 row needs 4 outputs
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn apply_into(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
         let d = self.d();
         if !x.len().is_multiple_of(d) || out.len() != x.len() / d * self.f() {

@@ -15,6 +15,25 @@ use crate::variables::Variables;
 /// Options of a lift, set with the attribute's arguments
 /// (`#[nn::jit(variables = ["params"], rngs = ["dropout"])]`): Flax's `variables=` and `rngs=`
 /// filters of what crosses the jit boundary. `None` lets everything through.
+///
+/// ```
+/// use nnjit::jit::LiftOptions;
+/// use nnjit::nn::{self, Lifted, Module, Scope};
+/// use ndarray::{ArrayD, ArrayViewD};
+///
+/// #[nn::jit(variables = ["params"], rngs = ["dropout"])]
+/// #[derive(Debug, Clone)]
+/// pub struct Head { pub out: usize }
+///
+/// impl Module for Head {
+///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+///         s.call(&nn::Dense::new(self.out), x)
+///     }
+/// }
+///
+/// assert_eq!(JitHead::OPTIONS, LiftOptions { variables: Some(&["params"]), rngs: Some(&["dropout"]) });
+/// assert_eq!(nn::JitDense::OPTIONS, LiftOptions::default()); // no filters: everything crosses
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LiftOptions {
     /// Collections visible inside the lifted call.
@@ -70,20 +89,80 @@ impl Scope<'_, '_> {
 /// Init is the original's init, bit for bit (unless [`init_flax_jit`](Lifted::init_flax_jit)
 /// asks for Flax's forked RNGs); apply runs the original's body with every Dense call site
 /// bound to parameters packed once per input shape and parameter version.
+///
+/// ```
+/// use nnjit::nn::{self, Lifted, Module};
+///
+/// fn prepared_shapes<L: Lifted>(m: &L) -> usize {
+///     m.cache_size()
+/// }
+/// let m = nn::JitDense::new(4);
+/// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+/// assert_eq!(prepared_shapes(&m), 0); // init prepares nothing
+/// m.apply(&vars, &[1.0f32, 2.0, 3.0])?;
+/// assert_eq!(prepared_shapes(&m), 1);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub trait Lifted: Module + Sized {
     /// The module type the lift was applied to.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted};
+    /// let m = nn::JitDense::new(4);
+    /// let plain: &<nn::JitDense as Lifted>::Original = m.original();
+    /// let _: &nn::Dense = plain; // JitDense is the lift of Dense
+    /// assert_eq!(plain.features, 4);
+    /// ```
     type Original: Module;
 
     /// The lift's options (from the attribute's arguments).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted};
+    /// assert!(nn::JitDense::OPTIONS.variables.is_none()); // nn.jit(nn.Dense): no variable filter
+    /// assert!(nn::JitDense::OPTIONS.rngs.is_none());
+    /// ```
     const OPTIONS: LiftOptions;
 
     /// This value seen as the original module (same fields, same layout).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// let m = nn::JitDense::new(4).use_bias(false);
+    /// assert!(!m.original().use_bias); // same fields as the Dense it lifts
+    /// let x = [1.0f32, 2.0, 3.0];
+    /// assert!(m.init(nn::PRNGKey(0), &x)?.bits_eq(&m.original().init(nn::PRNGKey(0), &x)?));
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     fn original(&self) -> &Self::Original;
 
     /// The per-shape cache of this lifted type.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// let m = nn::JitDense::new(4);
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// m.apply(&vars, &[1.0f32, 2.0, 3.0])?;
+    /// assert_eq!(nn::JitDense::jit_cache().size(), 1);
+    /// nn::JitDense::jit_cache().clear(); // jax.clear_caches()
+    /// assert_eq!(m.cache_size(), 0);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     fn jit_cache() -> &'static JitCache;
 
     /// Number of input shapes prepared so far (JAX's `_cache_size()`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// let m = nn::JitDense::new(2);
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
+    /// for x in [[1.0f32, 2.0], [3.0, 4.0]] {
+    ///     m.apply(&vars, &x)?; // one shape, (2,)
+    /// }
+    /// m.apply(&vars, &ndarray::array![[1.0f32, 2.0], [3.0, 4.0]])?; // a second shape, (2, 2)
+    /// assert_eq!(m.cache_size(), 2); // JAX: f._cache_size()
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     fn cache_size(&self) -> usize {
         Self::jit_cache().size()
     }
@@ -91,6 +170,18 @@ pub trait Lifted: Module + Sized {
     /// Init with Flax's `nn.jit` RNG derivation: the RNGs are forked before the call, so the
     /// kernel key is `fold_in(fold_in(root, h(1)), h(2))` instead of `fold_in(root, h(1))`. Use
     /// this only to reproduce parameters made by Flax's `nn.jit(Module).init`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// let m = nn::JitDense::new(4);
+    /// let x = [1.0f32, 2.0, 3.0];
+    /// let flax_jit = m.init_flax_jit(nn::PRNGKey(0), &x)?; // = nn.jit(nn.Dense)(4).init(PRNGKey(0), x)
+    /// let plain = m.init(nn::PRNGKey(0), &x)?; // = nn.Dense(4).init(PRNGKey(0), x)
+    /// assert_eq!(flax_jit.get("params/kernel").unwrap().shape(), &[3, 4]);
+    /// assert!(!flax_jit.bits_eq(&plain)); // the forked RNGs give another kernel
+    /// assert_eq!(flax_jit.get("params/bias"), plain.get("params/bias")); // zeros either way
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     fn init_flax_jit(&self, rngs: impl Into<Rngs>, x: impl AsInput) -> Result<Variables> {
         let x = x.as_input()?;
         let mut frame = Frame::new(Mode::Init, None, rngs.into(), Mutable::All);
@@ -101,6 +192,17 @@ pub trait Lifted: Module + Sized {
 
     /// Apply with buffer donation (Flax's `donate_argnums`): the output is written into `out`,
     /// whose length must be the output's element count.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// let m = nn::JitDense::new(4);
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let mut out = vec![0.0f32; 4]; // donated buffer
+    /// m.apply_into(&vars, &[1.0f32, 2.0, 3.0], &mut out)?;
+    /// assert_eq!(out, m.apply(&vars, &[1.0f32, 2.0, 3.0])?.into_raw_vec_and_offset().0);
+    /// assert!(m.apply_into(&vars, &[1.0f32, 2.0, 3.0], &mut [0.0; 3]).is_err()); // wrong length
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     fn apply_into(&self, variables: &Variables, x: impl AsInput, out: &mut [f32]) -> Result<()> {
         let y = self.apply(variables, x)?;
         if y.len() != out.len() {
@@ -118,6 +220,48 @@ pub trait Lifted: Module + Sized {
 }
 
 /// The body of a lifted type's [`Module::call`]: run the original's `call` inside the lift.
+///
+/// ```
+/// use nnjit::nn::{self, Lifted, Module, Scope};
+/// use ndarray::{ArrayD, ArrayViewD};
+///
+/// // What #[nn::jit] writes by hand: a twin type whose call is lifted_call.
+/// #[derive(Debug, Clone)]
+/// struct Twice;
+/// impl Module for Twice {
+///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+///         let h = s.call(&nn::Dense::new(3), x)?;
+///         s.call(&nn::Dense::new(3), &h)
+///     }
+/// }
+/// #[derive(Debug, Clone)]
+/// struct JitTwice(Twice);
+/// impl Module for JitTwice {
+///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+///         nnjit::jit::lifted_call(self, s, x)
+///     }
+///     fn type_name(&self) -> &'static str {
+///         "Twice"
+///     }
+/// }
+/// impl Lifted for JitTwice {
+///     type Original = Twice;
+///     const OPTIONS: nnjit::jit::LiftOptions = nnjit::jit::LiftOptions { variables: None, rngs: None };
+///     fn original(&self) -> &Twice {
+///         &self.0
+///     }
+///     fn jit_cache() -> &'static nnjit::jit::JitCache {
+///         static CACHE: nnjit::jit::JitCache = nnjit::jit::JitCache::new();
+///         &CACHE
+///     }
+/// }
+///
+/// let x = [1.0f32, 2.0];
+/// let vars = Twice.init(nn::PRNGKey(0), &x)?;
+/// assert_eq!(JitTwice(Twice).apply(&vars, &x)?, Twice.apply(&vars, &x)?);
+/// assert_eq!(JitTwice(Twice).cache_size(), 1);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 pub fn lifted_call<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
     scope.enter_lift::<L>(x, |scope, x| m.original().call(scope, x))
 }

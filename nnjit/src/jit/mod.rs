@@ -12,6 +12,18 @@
 //! | `donate_argnums` | [`Lifted::apply_into`] writes into the caller's buffer |
 //! | `methods=` | the lifted method is `Module::call` (nnjit modules have one forward) |
 //! | fork of the RNGs before the call | off by default (init equals the plain module); opt in with [`Lifted::init_flax_jit`] |
+//!
+//! ```
+//! use nnjit::nn::{self, Lifted, Module};
+//!
+//! let m = nn::JitDense::new(4); // nn.jit(nn.Dense)(4)
+//! let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+//! m.apply(&vars, &[1.0f32, 2.0, 3.0])?;
+//! m.apply(&vars, &[3.0f32, 2.0, 1.0])?; // same shape: the prepared plan is reused
+//! m.apply(&vars, &ndarray::array![[1.0f32, 2.0, 3.0]])?; // new shape: a new plan
+//! assert_eq!(m.cache_size(), 2);
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 mod cache;
 mod dense;

@@ -37,9 +37,22 @@ pub enum Isa {
 
 impl Isa {
     /// Every path, in order of preference from least to most specific.
+    ///
+    /// ```
+    /// use nnjit::kernel::Isa;
+    /// assert_eq!(Isa::ALL.len(), 4);
+    /// assert_eq!(Isa::ALL[0], Isa::Scalar);
+    /// assert!(Isa::ALL.iter().all(|isa| Isa::from_name(isa.name()) == Some(*isa)));
+    /// ```
     pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
 
     /// Lower-case name: `scalar`, `avx2`, `avx512` or `neon` (the values of `NNJIT_ISA`).
+    ///
+    /// ```
+    /// use nnjit::kernel::Isa;
+    /// assert_eq!(Isa::Avx512.name(), "avx512"); // NNJIT_ISA=avx512
+    /// assert_eq!(Isa::Scalar.to_string(), Isa::Scalar.name()); // Display prints the name
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
@@ -50,12 +63,26 @@ impl Isa {
     }
 
     /// Parses a [`name`](Isa::name), ignoring ASCII case and surrounding whitespace.
+    ///
+    /// ```
+    /// use nnjit::kernel::Isa;
+    /// assert_eq!(Isa::from_name(" Neon "), Some(Isa::Neon));
+    /// assert_eq!(Isa::from_name("avx2"), Some(Isa::Avx2));
+    /// assert_eq!(Isa::from_name("sse2"), None);
+    /// ```
     pub fn from_name(s: &str) -> Option<Isa> {
         let s = s.trim();
         Isa::ALL.into_iter().find(|isa| isa.name().eq_ignore_ascii_case(s))
     }
 
     /// Whether this path can run on this CPU (detected at run time).
+    ///
+    /// ```
+    /// use nnjit::kernel::Isa;
+    /// assert!(Isa::Scalar.is_available()); // everywhere
+    /// #[cfg(target_arch = "x86_64")]
+    /// assert!(!Isa::Neon.is_available());
+    /// ```
     pub fn is_available(self) -> bool {
         match self {
             Isa::Scalar => true,
@@ -71,12 +98,28 @@ impl Isa {
     }
 
     /// Every path available on this CPU, [`Isa::Scalar`] first.
+    ///
+    /// ```
+    /// use nnjit::kernel::Isa;
+    /// let isas = Isa::all_available();
+    /// assert_eq!(isas[0], Isa::Scalar);
+    /// assert!(isas.contains(&Isa::detect()));
+    /// assert!(isas.iter().all(|isa| isa.is_available()));
+    /// ```
     pub fn all_available() -> Vec<Isa> {
         Isa::ALL.into_iter().filter(|isa| isa.is_available()).collect()
     }
 
     /// Lanes per vector, which is also the column-panel width of [`PackedDense`](super::PackedDense)
     /// (1 for the scalar path, which keeps row-major weights).
+    ///
+    /// ```
+    /// use nnjit::kernel::Isa;
+    /// assert_eq!(Isa::Scalar.lanes(), 1);
+    /// assert_eq!(Isa::Avx2.lanes(), 8); // 8 f32 in a ymm register
+    /// assert_eq!(Isa::Avx512.lanes(), 16);
+    /// assert_eq!(Isa::Neon.lanes(), 4);
+    /// ```
     pub fn lanes(self) -> usize {
         match self {
             Isa::Scalar => 1,
@@ -87,6 +130,14 @@ impl Isa {
     }
 
     /// The fastest available path, ignoring `NNJIT_ISA`.
+    ///
+    /// ```
+    /// use nnjit::kernel::Isa;
+    /// let isa = Isa::detect();
+    /// assert!(isa.is_available());
+    /// // The fastest one: no available path has more lanes.
+    /// assert!(Isa::all_available().iter().all(|other| other.lanes() <= isa.lanes()));
+    /// ```
     pub fn detect() -> Isa {
         [Isa::Avx512, Isa::Avx2, Isa::Neon].into_iter().find(|isa| isa.is_available()).unwrap_or(Isa::Scalar)
     }

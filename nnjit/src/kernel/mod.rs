@@ -67,6 +67,18 @@ pub use pack::PackedDense;
 use crate::error::{Error, Result};
 
 /// The activation fused into the kernel's epilogue.
+///
+/// ```
+/// use nnjit::kernel::{best_isa, dense, Activation};
+/// let (x, w) = ([1.0f32, -1.0], [1.0f32]); // (N=2, D=1), (D=1, F=1)
+/// let mut y = [0.0f32; 2];
+/// dense(best_isa(), &x, &w, None, &mut y, 2, 1, 1, Activation::Identity)?;
+/// assert_eq!(y, [1.0, -1.0]);
+/// dense(best_isa(), &x, &w, None, &mut y, 2, 1, 1, Activation::Relu)?; // nn.relu fused in
+/// assert_eq!(y, [1.0, 0.0]);
+/// assert_eq!(Activation::default(), Activation::Identity);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Activation {
     /// `y` unchanged.

@@ -106,6 +106,15 @@ impl PackedDense {
     /// Errors: [`Error::InvalidArgument`] if `isa` is not available or a length does not
     /// match; [`Error::SizeOverflow`] / [`Error::Allocation`] if the packed buffer cannot be
     /// sized or allocated.
+    ///
+    /// ```
+    /// use nnjit::kernel::{best_isa, PackedDense};
+    /// let w = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // (d=3, f=2), row-major, as Flax stores a Dense kernel
+    /// let packed = PackedDense::new(best_isa(), &w, Some(&[0.0, 0.0]), 3, 2)?;
+    /// assert_eq!((packed.d(), packed.f()), (3, 2));
+    /// assert!(PackedDense::new(best_isa(), &w, None, 2, 2).is_err()); // 6 weights are not (2, 2)
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn new(isa: Isa, w: &[f32], bias: Option<&[f32]>, d: usize, f: usize) -> Result<Self> {
         let drive = isa::driver(isa)?;
         check_len("w", w.len(), d, f)?;
@@ -152,21 +161,49 @@ impl PackedDense {
     }
 
     /// Input features `D`.
+    ///
+    /// ```
+    /// use nnjit::kernel::{Isa, PackedDense};
+    /// let packed = PackedDense::new(Isa::Scalar, &[0.0; 12], None, 3, 4)?;
+    /// assert_eq!(packed.d(), 3); // the kernel's first axis
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn d(&self) -> usize {
         self.d
     }
 
     /// Output features `F`.
+    ///
+    /// ```
+    /// use nnjit::kernel::{Isa, PackedDense};
+    /// let packed = PackedDense::new(Isa::Scalar, &[0.0; 12], None, 3, 4)?;
+    /// assert_eq!(packed.f(), 4); // = Dense features
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn f(&self) -> usize {
         self.f
     }
 
     /// The path the weights were packed for.
+    ///
+    /// ```
+    /// use nnjit::kernel::{best_isa, PackedDense};
+    /// let packed = PackedDense::new(best_isa(), &[0.0; 4], None, 2, 2)?;
+    /// assert_eq!(packed.isa(), best_isa());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn isa(&self) -> Isa {
         self.isa
     }
 
     /// Whether a bias is added.
+    ///
+    /// ```
+    /// use nnjit::kernel::{Isa, PackedDense};
+    /// assert!(PackedDense::new(Isa::Scalar, &[0.0; 4], Some(&[0.0; 2]), 2, 2)?.has_bias());
+    /// assert!(!PackedDense::new(Isa::Scalar, &[0.0; 4], None, 2, 2)?.has_bias()); // Dense(use_bias=False)
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn has_bias(&self) -> bool {
         self.bias.is_some()
     }
@@ -174,6 +211,16 @@ impl PackedDense {
     /// `y = act(x·W + b)` for `n` rows: `x` is row-major `(n, D)`, `y` row-major `(n, F)`.
     ///
     /// Allocates nothing. Errors ([`Error::InvalidArgument`]) only on length mismatches.
+    ///
+    /// ```
+    /// use nnjit::kernel::{best_isa, Activation, PackedDense};
+    /// let packed = PackedDense::new(best_isa(), &[1.0, -1.0], Some(&[0.0, 1.0]), 1, 2)?; // d=1, f=2
+    /// let mut y = [0.0f32; 6];
+    /// packed.apply(&[1.0, 2.0, 3.0], 3, &mut y, Activation::Relu)?; // 3 rows
+    /// assert_eq!(y, [1.0, 0.0, 2.0, 0.0, 3.0, 0.0]);
+    /// assert!(packed.apply(&[1.0, 2.0], 3, &mut y, Activation::Identity).is_err()); // x too short
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn apply(&self, x: &[f32], n: usize, y: &mut [f32], act: Activation) -> Result<()> {
         check_len("x", x.len(), n, self.d)?;
         check_len("y", y.len(), n, self.f)?;

@@ -4,6 +4,19 @@
 //! is tested against it bit for bit. It uses [`f32::mul_add`], which is a correctly rounded
 //! fused multiply-add on every target (an `fma` instruction where the CPU has one, an exact
 //! software `fmaf` where it does not), so it is exact on CPUs without FMA too.
+//!
+//! ```
+//! use nnjit::kernel::{dense, reference::dense_reference, Activation, Isa};
+//! let (x, w) = ([0.1f32, 0.2, 0.3], [0.7f32, -1.3, 2.9, 0.01, -0.5, 1e-3]); // (1, 3) · (3, 2)
+//! let mut want = [0.0f32; 2];
+//! dense_reference(&x, &w, None, &mut want, 1, 3, 2, Activation::Identity)?;
+//! for isa in Isa::all_available() {
+//!     let mut y = [0.0f32; 2];
+//!     dense(isa, &x, &w, None, &mut y, 1, 3, 2, Activation::Identity)?;
+//!     assert_eq!(y.map(f32::to_bits), want.map(f32::to_bits)); // every path: the same bits
+//! }
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use super::simd::Geometry;
 use super::{check_dense_args, Activation};

@@ -1,9 +1,25 @@
 //! Activation functions with `jax.nn`'s definitions (elementwise unless noted).
+//!
+//! ```
+//! use nnjit::nn;
+//! let x = ndarray::array![[-1.0f32, 0.0, 1.0]];
+//! assert_eq!(nn::relu(&x), ndarray::array![[0.0, 0.0, 1.0]]); // elementwise, shape kept
+//! let p = nn::softmax(&x); // over the last axis
+//! assert!((p.sum() - 1.0).abs() < 1e-6);
+//! ```
 
 use ndarray::{Array, ArrayBase, Axis, Data, Dimension};
 
 /// The scalar rule of [`relu`]: negative values become `+0.0`; NaN and `-0.0` pass through
 /// (the same rule the fused kernels use, so fused and unfused results agree bit for bit).
+///
+/// ```
+/// use nnjit::layers::activation::relu_scalar;
+/// assert_eq!(relu_scalar(-2.0), 0.0);
+/// assert_eq!(relu_scalar(3.0), 3.0);
+/// assert!(relu_scalar(-0.0).is_sign_negative()); // -0.0 passes through (not max(x, 0))
+/// assert!(relu_scalar(f32::NAN).is_nan());
+/// ```
 #[inline]
 #[must_use]
 pub fn relu_scalar(v: f32) -> f32 {
@@ -32,29 +48,92 @@ elementwise! {
     /// ```
     relu = |v| relu_scalar(v);
     /// `1 / (1 + exp(-x))` (`nn.sigmoid`).
+    ///
+    /// ```
+    /// let y = nnjit::nn::sigmoid(&ndarray::array![0.0f32, 2.0, -2.0]);
+    /// assert_eq!(y[0], 0.5);
+    /// assert!((y[1] + y[2] - 1.0).abs() < 1e-6); // sigmoid(x) + sigmoid(-x) = 1
+    /// ```
     sigmoid = |v| 1.0 / (1.0 + (-v).exp());
     /// `tanh(x)` (`nn.tanh`).
+    ///
+    /// ```
+    /// let y = nnjit::nn::tanh(&ndarray::array![0.0f32, 1.0, -1.0]);
+    /// assert_eq!(y[0], 0.0);
+    /// assert_eq!(y[1], -y[2]); // odd
+    /// assert!((y[1] - 0.7615942).abs() < 1e-6);
+    /// ```
     tanh = |v| v.tanh();
     /// `x · sigmoid(x)` (`nn.silu` / `nn.swish`).
+    ///
+    /// ```
+    /// use nnjit::nn;
+    /// let x = ndarray::array![-1.0f32, 0.0, 1.0];
+    /// assert_eq!(nn::silu(&x)[1], 0.0);
+    /// assert!((nn::silu(&x)[2] - nn::sigmoid(&x)[2]).abs() < 1e-6); // 1 · sigmoid(1)
+    /// ```
     silu = |v| v * (1.0 / (1.0 + (-v).exp()));
     /// Gaussian error linear unit, tanh approximation (`nn.gelu`, `approximate=True`, Flax's default).
+    ///
+    /// ```
+    /// let y = nnjit::nn::gelu(&ndarray::array![0.0f32, 1.0, -10.0]);
+    /// assert_eq!(y[0], 0.0);
+    /// assert!((y[1] - 0.841192).abs() < 1e-5); // jax.nn.gelu(1.0) (tanh approximation)
+    /// assert!(y[2].abs() < 1e-6);
+    /// ```
     gelu = |v| {
         let c = (2.0f64 / std::f64::consts::PI).sqrt() as f32;
         v * (0.5 * (1.0 + (c * (v + 0.044715 * (v * v * v))).tanh()))
     };
     /// `log(1 + exp(x))`, computed stably (`nn.softplus`).
+    ///
+    /// ```
+    /// let y = nnjit::nn::softplus(&ndarray::array![0.0f32, 100.0, -100.0]);
+    /// assert!((y[0] - std::f32::consts::LN_2).abs() < 1e-7); // log(2)
+    /// assert_eq!(y[1], 100.0); // no overflow of exp(100)
+    /// assert!(y[2] >= 0.0 && y[2] < 1e-30);
+    /// ```
     softplus = |v| v.max(0.0) + (-v.abs()).exp().ln_1p();
     /// `x` if `x > 0` else `exp(x) - 1` (`nn.elu`, alpha 1).
+    ///
+    /// ```
+    /// let y = nnjit::nn::elu(&ndarray::array![2.0f32, -1.0]);
+    /// assert_eq!(y[0], 2.0);
+    /// assert!((y[1] - (-1.0f32).exp_m1()).abs() < 1e-7); // e^-1 - 1 ≈ -0.632
+    /// ```
     elu = |v| if v > 0.0 { v } else { v.exp_m1() };
     /// `x` if `x >= 0` else `0.01 · x` (`nn.leaky_relu`).
+    ///
+    /// ```
+    /// let y = nnjit::nn::leaky_relu(&ndarray::array![2.0f32, -1.0]);
+    /// assert_eq!(y, ndarray::array![2.0, -0.01]); // negative_slope = 0.01, Flax's default
+    /// ```
     leaky_relu = |v| if v >= 0.0 { v } else { 0.01 * v };
     /// `min(max(x, 0), 6)` (`nn.relu6`).
+    ///
+    /// ```
+    /// let y = nnjit::nn::relu6(&ndarray::array![-1.0f32, 3.0, 7.0]);
+    /// assert_eq!(y, ndarray::array![0.0, 3.0, 6.0]);
+    /// ```
     relu6 = |v| relu_scalar(v).min(6.0);
     /// Identity.
+    ///
+    /// ```
+    /// let x = ndarray::array![[-1.5f32, 0.0], [2.0, f32::INFINITY]];
+    /// assert_eq!(nnjit::nn::identity(&x), x);
+    /// ```
     identity = |v| v;
 }
 
 /// Exact GELU, `x · (1 + erf(x/√2)) / 2` (`nn.gelu(approximate=False)`).
+///
+/// ```
+/// use nnjit::nn;
+/// let x = ndarray::array![1.0f32, -3.0];
+/// let exact = nn::gelu_exact(&x);
+/// assert!((exact[0] - 0.8413447).abs() < 1e-6); // jax.nn.gelu(1.0, approximate=False)
+/// assert!((exact[0] - nn::gelu(&x)[0]).abs() < 1e-3); // close to the tanh approximation
+/// ```
 #[must_use]
 pub fn gelu_exact<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>) -> Array<f32, D> {
     x.mapv(|v| {
@@ -127,6 +206,16 @@ pub fn softmax<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>) -> Array<
 }
 
 /// Log-softmax over the last axis, `x - max - log(sum(exp(x - max)))` (`nn.log_softmax`).
+///
+/// ```
+/// use nnjit::nn;
+/// let x = ndarray::array![[0.0f32, 0.0], [1.0, 3.0]];
+/// let ls = nn::log_softmax(&x);
+/// assert!((ls[[0, 0]] + std::f32::consts::LN_2).abs() < 1e-6); // log(1/2)
+/// assert!(ls.mapv(f32::exp).iter().zip(&nn::softmax(&x)).all(|(a, b)| (a - b).abs() < 1e-6));
+/// let big = nn::log_softmax(&ndarray::array![1000.0f32, 1000.0]); // stable: no inf - inf
+/// assert!(big.iter().all(|v| v.is_finite()));
+/// ```
 #[must_use]
 pub fn log_softmax<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>) -> Array<f32, D> {
     along_last(x, |mut l| {

@@ -1,5 +1,14 @@
 //! `BatchNorm` (Flax's `nn.BatchNorm`): normalizes over all axes but the last, keeps running
 //! statistics in the `batch_stats` collection.
+//!
+//! ```
+//! use nnjit::nn::{self, Module};
+//! let x = ndarray::array![[1.0f32, 2.0], [3.0, 6.0]];
+//! let vars = nn::BatchNorm::new().init(nn::PRNGKey(0), &x)?;
+//! assert_eq!(vars.get("batch_stats/mean").unwrap().shape(), &[2]);
+//! assert_eq!(vars.get("params/scale").unwrap().shape(), &[2]);
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, IxDyn};
 
@@ -53,7 +62,15 @@ impl Default for BatchNorm {
 }
 
 impl BatchNorm {
-    /// Flax's defaults (`use_running_average = false`, momentum 0.99, epsilon 1e-5).
+    /// Flax's defaults (momentum 0.99, epsilon 1e-5, bias and scale), with
+    /// `use_running_average = false` (Flax has no default for it: it must be given).
+    ///
+    /// ```
+    /// let bn = nnjit::nn::BatchNorm::new();
+    /// assert!(!bn.use_running_average);
+    /// assert_eq!((bn.momentum, bn.epsilon), (0.99, 1e-5));
+    /// assert!(bn.use_bias && bn.use_scale);
+    /// ```
     pub fn new() -> Self {
         BatchNorm {
             use_running_average: false,
@@ -67,18 +84,50 @@ impl BatchNorm {
     }
 
     /// Sets `use_running_average`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let x = ndarray::array![[1.0f32, 2.0], [3.0, 6.0]];
+    /// let bn = nn::BatchNorm::new().use_running_average(true); // evaluation mode
+    /// let vars = bn.init(nn::PRNGKey(0), &x)?;
+    /// // Fresh running stats: mean 0, var 1, so y = x / sqrt(1 + epsilon).
+    /// let y = bn.apply(&vars, &x)?;
+    /// assert!((y[[1, 1]] - 6.0 / (1.0f32 + 1e-5).sqrt()).abs() < 1e-5);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn use_running_average(mut self, v: bool) -> Self {
         self.use_running_average = v;
         self
     }
 
     /// Sets `momentum`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Mutable, Rngs};
+    /// let x = ndarray::array![[0.0f32], [2.0]]; // batch mean 1
+    /// let bn = nn::BatchNorm::new().momentum(0.5);
+    /// let vars = bn.init(nn::PRNGKey(0), &x)?;
+    /// let (_, upd) = bn.apply_with(&vars, &x, Rngs::none(), Mutable::only(["batch_stats"]))?;
+    /// assert_eq!(upd.get("batch_stats/mean").unwrap()[0], 0.5); // 0.5·0 + 0.5·1
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn momentum(mut self, v: f64) -> Self {
         self.momentum = v;
         self
     }
 
     /// Sets `epsilon`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Mutable, Rngs};
+    /// let x = ndarray::array![[1.0f32], [3.0]]; // batch mean 2, variance 1
+    /// let bn = nn::BatchNorm::new().epsilon(3.0);
+    /// let vars = bn.init(nn::PRNGKey(0), &x)?;
+    /// let (y, _) = bn.apply_with(&vars, &x, Rngs::none(), Mutable::only(["batch_stats"]))?;
+    /// assert_eq!(y[[1, 0]], 0.5); // (3 - 2) / sqrt(1 + 3)
+    /// assert!(nn::BatchNorm::new().epsilon(-1.0).init(nn::PRNGKey(0), &x).is_err());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn epsilon(mut self, v: f64) -> Self {
         self.epsilon = v;
         self

@@ -1,4 +1,12 @@
 //! `Dense`: `y = x · kernel + bias` over the last axis, in the reference arithmetic order.
+//!
+//! ```
+//! use nnjit::nn::{self, Module};
+//! let vars = nn::Dense::new(4).init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+//! assert_eq!(vars.get("params/kernel").unwrap().shape(), &[3, 4]); // (D, features)
+//! assert_eq!(vars.get("params/bias").unwrap().shape(), &[4]);
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use std::borrow::Cow;
 
@@ -47,23 +55,57 @@ pub struct Dense {
 
 impl Dense {
     /// `Dense(features)` with Flax's defaults.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let d = nn::Dense::new(4); // nn.Dense(features=4)
+    /// assert!(d.use_bias);
+    /// assert_eq!(d.kernel_init.name(), "lecun_normal");
+    /// assert_eq!(d.bias_init.name(), "zeros");
+    /// assert!(nn::Dense::new(0).init(nn::PRNGKey(0), &[1.0f32]).is_err()); // features must be >= 1
+    /// ```
     pub fn new(features: usize) -> Self {
         Dense { features, use_bias: true, kernel_init: init::lecun_normal(), bias_init: init::zeros() }
     }
 
     /// Sets `use_bias`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let m = nn::Dense::new(2).use_bias(false); // nn.Dense(2, use_bias=False)
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// assert!(vars.get("params/bias").is_none());
+    /// assert_eq!(m.apply(&vars, &[0.0f32; 3])?, ndarray::arr1(&[0.0f32; 2]).into_dyn()); // no bias added
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn use_bias(mut self, use_bias: bool) -> Self {
         self.use_bias = use_bias;
         self
     }
 
     /// Sets `kernel_init`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let m = nn::Dense::new(2).kernel_init(nn::initializers::zeros());
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// assert!(vars.get("params/kernel").unwrap().iter().all(|&w| w == 0.0));
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn kernel_init(mut self, init: Initializer) -> Self {
         self.kernel_init = init;
         self
     }
 
     /// Sets `bias_init`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let m = nn::Dense::new(2).bias_init(nn::initializers::ones());
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// assert_eq!(vars.get("params/bias").unwrap(), &ndarray::arr1(&[1.0f32, 1.0]).into_dyn());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn bias_init(mut self, init: Initializer) -> Self {
         self.bias_init = init;
         self

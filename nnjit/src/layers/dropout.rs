@@ -1,4 +1,13 @@
 //! `Dropout` (Flax's `nn.Dropout`): zeroes a random fraction of the input while training.
+//!
+//! ```
+//! use nnjit::nn::{self, Module, Mutable, Rngs};
+//! let x = ndarray::Array1::<f32>::ones(8);
+//! let rngs = Rngs::none().with("dropout", nn::PRNGKey(0)); // rngs={'dropout': key}
+//! let (y, _) = nn::Dropout::new(0.5).apply_with(&nnjit::Variables::new(), &x, rngs, Mutable::Nothing)?;
+//! assert!(y.iter().all(|&v| v == 0.0 || v == 2.0)); // dropped, or scaled by 1 / (1 - 0.5)
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use ndarray::{ArrayD, ArrayViewD};
 
@@ -40,11 +49,29 @@ pub struct Dropout {
 
 impl Dropout {
     /// `Dropout(rate)`, not deterministic, drawing from the `dropout` stream.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Mutable, Rngs};
+    /// let drop = nn::Dropout::new(1.0);
+    /// assert_eq!(drop.rng_collection, "dropout");
+    /// let rngs = Rngs::none().with("dropout", nn::PRNGKey(0));
+    /// let (y, _) = drop.apply_with(&nnjit::Variables::new(), &[1.0f32, 2.0], rngs, Mutable::Nothing)?;
+    /// assert_eq!(y, ndarray::arr1(&[0.0f32, 0.0]).into_dyn()); // rate 1: zeros
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn new(rate: f64) -> Self {
         Dropout { rate, deterministic: false, rng_collection: "dropout".into() }
     }
 
     /// Sets `deterministic`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// let x = ndarray::array![1.0f32, 2.0, 3.0];
+    /// let eval = nn::Dropout::new(0.5).deterministic(true); // nn.Dropout(0.5, deterministic=True)
+    /// assert_eq!(eval.apply(&nnjit::Variables::new(), &x)?, x.into_dyn()); // no rng needed
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
     pub fn deterministic(mut self, v: bool) -> Self {
         self.deterministic = v;
         self

@@ -4,11 +4,32 @@
 //! hashing it with SHA-1 and folding the first four digest bytes in with
 //! [`fold_in`](super::fold_in). With Flax's default `flax_fix_rng_separator=False` the parts
 //! are concatenated without a separator.
+//!
+//! ```
+//! use nnjit::random::flax::{fold_in_static, SuffixPart::{Index, Name}};
+//! use nnjit::random::PRNGKey;
+//! let root = PRNGKey(0);
+//! // make_rng('params') #1 at the top scope, and #1 inside child scope `Dense_0`:
+//! let top = fold_in_static(root, &[Index(1)]);
+//! let child = fold_in_static(root, &[Name("Dense_0"), Index(1)]);
+//! assert_eq!(top.words(), [0x5527_B11E, 0xC7BE_436D]);
+//! assert_ne!(top, child);
+//! ```
 
 use super::key::Key;
 use super::sha1::Sha1;
 
 /// One element of a Flax rng suffix: a module name or an integer counter.
+///
+/// ```
+/// use nnjit::random::flax::{suffix_hash, SuffixPart};
+/// assert_eq!(SuffixPart::from("Dense_0"), SuffixPart::Name("Dense_0"));
+/// assert_eq!(SuffixPart::from(1u64), SuffixPart::Index(1));
+/// // Index(0) has no bytes: it hashes like nothing at all (SHA-1 of "" starts da39a3ee).
+/// assert_eq!(suffix_hash(&[SuffixPart::Index(0)], false), 0xDA39_A3EE);
+/// // Concatenated without a separator, ["Dense_", 0] is not ["Dense_0"]: Index(0) adds no byte, Name("0") adds b"0".
+/// assert_ne!(suffix_hash(&["Dense_".into(), 0u64.into()], false), suffix_hash(&["Dense_0".into()], false));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SuffixPart<'a> {
     /// A string (a module name such as `Dense_0`), hashed as its UTF-8 bytes.

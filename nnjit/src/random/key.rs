@@ -1,4 +1,13 @@
 //! JAX PRNG keys: creation from a seed, `fold_in` and `split`.
+//!
+//! ```
+//! use nnjit::random::{fold_in, split, PRNGKey};
+//! let key = PRNGKey(0); // jax.random.PRNGKey(0)
+//! let [a, b] = key.split::<2>(); // jax.random.split(key)
+//! assert_eq!(split(key, 2)?, vec![a, b]);
+//! assert_eq!(fold_in(key, 1), b); // partitionable split: key i is fold_in(key, i)
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use std::fmt;
 
@@ -24,11 +33,25 @@ pub struct Key([u32; 2]);
 
 impl Key {
     /// The key with the given words (`jax.random.wrap_key_data`-like, for raw `uint32[2]`).
+    ///
+    /// ```
+    /// use nnjit::random::{Key, PRNGKey};
+    /// // The key data of jax.random.PRNGKey(42): Array([ 0, 42], dtype=uint32)
+    /// assert_eq!(Key::from_words([0, 42]), PRNGKey(42));
+    /// assert_eq!(Key::from_words([1, 2]).words(), [1, 2]);
+    /// ```
     pub const fn from_words(words: [u32; 2]) -> Key {
         Key(words)
     }
 
     /// The two words of the key (`jax.random.key_data`).
+    ///
+    /// ```
+    /// use nnjit::random::PRNGKey;
+    /// assert_eq!(PRNGKey(7).words(), [0, 7]); // jax.random.key_data(PRNGKey(7))
+    /// let [hi, lo]: [u32; 2] = PRNGKey(0).fold_in(1).words();
+    /// assert_ne!((hi, lo), (0, 0));
+    /// ```
     pub const fn words(self) -> [u32; 2] {
         self.0
     }

@@ -4,6 +4,17 @@
 //! Every function draws element `j` (row-major) from the 32 bits [`bits_at`]`(key, j)`, so
 //! the value of an element does not depend on the shape's other dimensions beyond its flat
 //! index. Arrays are allocated fallibly: an impossible size is an [`Error`], never an abort.
+//!
+//! ```
+//! use nnjit::random::{uniform, PRNGKey};
+//! let key = PRNGKey(0);
+//! // Element j depends only on (key, j): a (4,) and a (2, 2) array share their values.
+//! let flat = uniform(key, &[4], 0.0, 1.0)?;
+//! let square = uniform(key, &[2, 2], 0.0, 1.0)?;
+//! assert_eq!(flat.iter().collect::<Vec<_>>(), square.iter().collect::<Vec<_>>());
+//! assert!(uniform(key, &[usize::MAX, 2], 0.0, 1.0).is_err()); // an error, not an abort
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use ndarray::{ArrayD, IxDyn};
 

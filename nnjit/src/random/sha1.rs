@@ -2,6 +2,12 @@
 //!
 //! SHA-1 is not used for any security purpose here: Flax hashes the static suffix of a
 //! random stream (module names and counters) with it, and nnjit must produce the same words.
+//!
+//! ```
+//! use nnjit::random::sha1::sha1;
+//! // hashlib.sha1(b"abc").hexdigest() == "a9993e364706816aba3e25717850c26c9cd0d89d"
+//! assert_eq!(sha1(b"abc")[..4], [0xa9, 0x99, 0x3e, 0x36]);
+//! ```
 
 /// Incremental SHA-1 hasher (`hashlib.sha1()` equivalent).
 ///
@@ -28,6 +34,12 @@ impl Default for Sha1 {
 
 impl Sha1 {
     /// A hasher with nothing absorbed yet.
+    ///
+    /// ```
+    /// use nnjit::random::sha1::Sha1;
+    /// // Nothing absorbed: the digest of b"" (da39a3ee5e6b4b0d...).
+    /// assert_eq!(Sha1::new().finalize()[..4], [0xda, 0x39, 0xa3, 0xee]);
+    /// ```
     pub fn new() -> Self {
         Sha1 {
             state: [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0],
@@ -38,6 +50,16 @@ impl Sha1 {
     }
 
     /// Absorbs `data` (may be called any number of times, like `hashlib`'s `update`).
+    ///
+    /// ```
+    /// use nnjit::random::sha1::{sha1, Sha1};
+    /// let data = [7u8; 100]; // more than one 64-byte block
+    /// let mut h = Sha1::new();
+    /// for chunk in data.chunks(33) {
+    ///     h.update(chunk);
+    /// }
+    /// assert_eq!(h.finalize(), sha1(&data)); // chunking does not matter
+    /// ```
     pub fn update(&mut self, mut data: &[u8]) {
         self.total_len = self.total_len.wrapping_add(data.len() as u64);
         while !data.is_empty() {
@@ -54,6 +76,15 @@ impl Sha1 {
     }
 
     /// Pads the message and returns the 20-byte digest.
+    ///
+    /// ```
+    /// use nnjit::random::sha1::Sha1;
+    /// let mut h = Sha1::new();
+    /// h.update(b"Dense_0");
+    /// let digest = h.finalize();
+    /// assert_eq!(digest.len(), 20);
+    /// assert_eq!(digest, nnjit::random::sha1::sha1(b"Dense_0"));
+    /// ```
     pub fn finalize(mut self) -> [u8; 20] {
         let bit_len = self.total_len.wrapping_mul(8);
         self.block[self.block_len] = 0x80;

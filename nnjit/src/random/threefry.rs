@@ -1,4 +1,12 @@
 //! The Threefry-2x32 block cipher (20 rounds), JAX's default PRNG (`threefry2x32`).
+//!
+//! ```
+//! use nnjit::random::{threefry::bits_at, threefry2x32, PRNGKey};
+//! let key = PRNGKey(0);
+//! assert_eq!(key.fold_in(5).words(), threefry2x32(key.words(), [0, 5])); // fold_in is one block
+//! let [y0, y1] = threefry2x32(key.words(), [0, 3]);
+//! assert_eq!(bits_at(key.words(), 3), y0 ^ y1);
+//! ```
 
 /// Rotation constants of the even (`0`) and odd (`1`) groups of four mix steps.
 const ROTATIONS: [[u32; 4]; 2] = [[13, 15, 26, 6], [17, 29, 16, 24]];
@@ -34,6 +42,15 @@ pub fn threefry2x32(key: [u32; 2], x: [u32; 2]) -> [u32; 2] {
 /// The 32 random bits of element `index` of an array drawn with
 /// `jax_threefry_partitionable=True`: the 64-bit row-major index is split into
 /// `(hi, lo)` words, encrypted, and the two output words are xor-ed.
+///
+/// ```
+/// use nnjit::random::{random_bits, threefry::bits_at, PRNGKey};
+/// let key = PRNGKey(3);
+/// let bits = random_bits(key, &[2, 3])?; // jax.random.bits(key, (2, 3))
+/// assert_eq!(bits[[1, 2]], bits_at(key.words(), 5)); // row-major index 5
+/// assert_eq!(bits_at([0xCB91_EA54, 0x9BCC_492D], 0), 0xF56C_3B28);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
 #[inline(always)]
 pub fn bits_at(key: [u32; 2], index: u64) -> u32 {
     let [y0, y1] = threefry2x32(key, [(index >> 32) as u32, index as u32]);

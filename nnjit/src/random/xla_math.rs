@@ -3,11 +3,31 @@
 //!
 //! Every `fma` below is a single-rounding `f32::mul_add`; every other operation is one
 //! correctly rounded IEEE-754 binary32 operation. See SPEC §6.1–6.4.
+//!
+//! ```
+//! use nnjit::random::xla_math::{erf, erf_inv, log};
+//! assert_eq!(log(1.0), 0.0);
+//! assert_eq!(erf(0.0), 0.0);
+//! assert!((erf(erf_inv(0.5)) - 0.5).abs() < 1e-6);
+//! ```
 
 /// `f32(√2) = 1.41421354` (`0x3FB504F3`).
+///
+/// ```
+/// use nnjit::random::xla_math::SQRT_2;
+/// assert_eq!(SQRT_2, std::f32::consts::SQRT_2); // the f32 nearest to √2
+/// assert_eq!(SQRT_2.to_bits(), 0x3FB5_04F3);
+/// ```
 pub const SQRT_2: f32 = f32::from_bits(0x3FB5_04F3);
 
 /// `f32(1/√2)` (`0x3F3504F3`): XLA rewrites `x / f32(√2)` as `x * FRAC_1_SQRT_2`.
+///
+/// ```
+/// use nnjit::random::xla_math::{FRAC_1_SQRT_2, SQRT_2};
+/// assert_eq!(FRAC_1_SQRT_2, std::f32::consts::FRAC_1_SQRT_2);
+/// assert_eq!(FRAC_1_SQRT_2.to_bits(), 0x3F35_04F3);
+/// assert!((FRAC_1_SQRT_2 * SQRT_2 - 1.0).abs() <= f32::EPSILON);
+/// ```
 pub const FRAC_1_SQRT_2: f32 = f32::from_bits(0x3F35_04F3);
 
 const LOG_C: [u32; 9] = [

@@ -1,0 +1,92 @@
+//! Criterion benchmark of the lift at batch 1: `Dense(3→4)` and an MLP 32→64→64→10,
+//! un-lifted (`Dense`, `Mlp`) against lifted (`JitDense`, `JitMlp`), the lifted zero-allocation
+//! entries (`apply_into`, `bind`, `bind_fixed::<3, 4>`), a hand-written fixed-size loop and
+//! ndarray's `dot`.
+//!
+//! `cargo bench -p nnjit-bench --bench lift`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use nnjit::ndarray::{Array2, ArrayD, ArrayViewD, Ix2};
+use nnjit::nn::{self, Module, Scope};
+
+/// Dense → relu → Dense → relu → Dense.
+#[nn::jit]
+#[derive(Debug, Clone)]
+struct Mlp {
+    widths: [usize; 3],
+}
+
+impl Module for Mlp {
+    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+        let h = nn::relu(&s.call(&nn::Dense::new(self.widths[0]), x)?);
+        let h = nn::relu(&s.call(&nn::Dense::new(self.widths[1]), &h)?);
+        s.call(&nn::Dense::new(self.widths[2]), &h)
+    }
+}
+
+fn dense_3x4(c: &mut Criterion) {
+    let x = [0.5f32, -1.25, 2.0];
+    let plain = nn::Dense::new(4);
+    let lifted = nn::JitDense::new(4);
+    let vars = plain.init(nn::PRNGKey(0), &x).unwrap();
+    let bound = lifted.bind(&vars).unwrap();
+    let fixed = lifted.bind_fixed::<3, 4>(&vars).unwrap();
+    let k = vars.get("params/kernel").unwrap().clone().into_dimensionality::<Ix2>().unwrap();
+    let b = vars.get("params/bias").unwrap().clone().into_dimensionality::<nnjit::ndarray::Ix1>().unwrap();
+    let mut w = [[0.0f32; 4]; 3];
+    for (i, row) in w.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = k[[i, j]];
+        }
+    }
+    let bias: [f32; 4] = [b[0], b[1], b[2], b[3]];
+    let xa = nnjit::ndarray::arr1(&x);
+    let mut out = [0.0f32; 4];
+    let mut g = c.benchmark_group("lift/dense_3x4");
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    g.bench_function("un-lifted Dense::apply", |bch| {
+        bch.iter(|| plain.apply(black_box(&vars), black_box(&x)).unwrap())
+    });
+    g.bench_function("lifted JitDense::apply", |bch| {
+        bch.iter(|| lifted.apply(black_box(&vars), black_box(&x)).unwrap())
+    });
+    g.bench_function("lifted JitDense::apply_into", |bch| {
+        bch.iter(|| lifted.apply_into(black_box(&vars), black_box(&x), &mut out).unwrap())
+    });
+    g.bench_function("lifted bind → apply_into", |bch| {
+        bch.iter(|| bound.apply_into(black_box(&x), &mut out).unwrap())
+    });
+    g.bench_function("lifted bind_fixed::<3, 4> → apply", |bch| bch.iter(|| fixed.apply(black_box(&x))));
+    g.bench_function("hand-written fixed loop", |bch| {
+        bch.iter(|| {
+            let x = black_box(&x);
+            let mut y = bias;
+            for (xk, row) in x.iter().zip(w.iter()) {
+                for (yj, wkj) in y.iter_mut().zip(row.iter()) {
+                    *yj += xk * wkj;
+                }
+            }
+            y
+        })
+    });
+    g.bench_function("ndarray x.dot(&w) + &b", |bch| bch.iter(|| black_box(&xa).dot(&k) + &b));
+    g.finish();
+}
+
+fn mlp(c: &mut Criterion) {
+    let x = Array2::from_shape_fn((1, 32), |(_, j)| (j as f32 * 0.37).sin());
+    let plain = Mlp { widths: [64, 64, 10] };
+    let lifted = JitMlp { widths: [64, 64, 10] };
+    let vars = plain.init(nn::PRNGKey(0), &x).unwrap();
+    let mut g = c.benchmark_group("lift/mlp_32_64_64_10");
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    g.bench_function("un-lifted Mlp::apply", |bch| bch.iter(|| plain.apply(black_box(&vars), black_box(&x)).unwrap()));
+    g.bench_function("lifted JitMlp::apply", |bch| bch.iter(|| lifted.apply(black_box(&vars), black_box(&x)).unwrap()));
+    g.finish();
+}
+
+criterion_group!(benches, dense_3x4, mlp);
+criterion_main!(benches);
