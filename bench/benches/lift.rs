@@ -31,7 +31,7 @@ fn dense_3x4(c: &mut Criterion) {
     let x = [0.5f32, -1.25, 2.0];
     let plain = nn::Dense::new(4);
     let lifted = nn::JitDense::new(4);
-    let vars = plain.init(nn::PRNGKey(0), &x).unwrap();
+    let vars = plain.init(nn::PRNGKey(0), x).unwrap();
     let bound = lifted.bind(&vars).unwrap();
     let fixed = lifted.bind_fixed::<3, 4>(&vars).unwrap();
     let k = vars.get("params/kernel").unwrap().clone().into_dimensionality::<Ix2>().unwrap();
