@@ -12,6 +12,7 @@
 //! # Ok::<(), nnjit::Error>(())
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -157,12 +158,43 @@ pub enum Node {
 /// let keys: Vec<String> = params.leaves().into_iter().map(|(p, _)| p).collect();
 /// assert_eq!(keys, ["Dense_0/kernel", "Dense_0/bias"]); // insertion order, like Python dicts
 /// ```
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Dict {
     entries: Vec<(String, Node)>,
+    /// Key → position, built once a level is large (checkpoint files may hold wide levels;
+    /// small levels, the common case, stay a plain scan).
+    index: Option<HashMap<String, usize>>,
+}
+
+/// Levels with more entries than this get a hash index.
+const INDEX_ABOVE: usize = 32;
+
+impl PartialEq for Dict {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl Dict {
+    fn position(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(ix) => ix.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| k == key),
+        }
+    }
+
+    fn push_entry(&mut self, key: String, node: Node) -> usize {
+        let pos = self.entries.len();
+        if let Some(ix) = &mut self.index {
+            ix.insert(key.clone(), pos);
+        }
+        self.entries.push((key, node));
+        if self.index.is_none() && self.entries.len() > INDEX_ABOVE {
+            self.index = Some(self.entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+        }
+        pos
+    }
+
     /// An empty dict.
     ///
     /// ```
@@ -186,7 +218,7 @@ impl Dict {
     /// ```
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, n)| n)
+        self.position(key).map(|p| &self.entries[p].1)
     }
 
     /// The node under `key`, mutably.
@@ -201,7 +233,7 @@ impl Dict {
     /// assert_eq!(d.leaf("bias").unwrap().array().sum(), 1.0);
     /// ```
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
-        self.entries.iter_mut().find(|(k, _)| k == key).map(|(_, n)| n)
+        self.position(key).map(|p| &mut self.entries[p].1)
     }
 
     /// The nested dict under `key`, if that key holds a dict.
@@ -262,9 +294,11 @@ impl Dict {
     /// ```
     pub fn insert(&mut self, key: impl Into<String>, node: Node) {
         let key = key.into();
-        match self.entries.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, n)) => *n = node,
-            None => self.entries.push((key, node)),
+        match self.position(&key) {
+            Some(p) => self.entries[p].1 = node,
+            None => {
+                self.push_entry(key, node);
+            }
         }
     }
 
@@ -278,17 +312,14 @@ impl Dict {
     /// assert_eq!(params.dict("Dense_0").unwrap().len(), 1);
     /// ```
     pub fn dict_mut_or_insert(&mut self, key: &str) -> &mut Dict {
-        let pos = match self.entries.iter().position(|(k, _)| k == key) {
+        let pos = match self.position(key) {
             Some(p) => {
                 if !matches!(self.entries[p].1, Node::Dict(_)) {
                     self.entries[p].1 = Node::Dict(Dict::new());
                 }
                 p
             }
-            None => {
-                self.entries.push((key.to_string(), Node::Dict(Dict::new())));
-                self.entries.len() - 1
-            }
+            None => self.push_entry(key.to_string(), Node::Dict(Dict::new())),
         };
         match &mut self.entries[pos].1 {
             Node::Dict(d) => d,
@@ -307,8 +338,13 @@ impl Dict {
     /// assert!(d.is_empty());
     /// ```
     pub fn remove(&mut self, key: &str) -> Option<Node> {
-        let pos = self.entries.iter().position(|(k, _)| k == key)?;
-        Some(self.entries.remove(pos).1)
+        let pos = self.position(key)?;
+        let node = self.entries.remove(pos).1;
+        if self.index.is_some() {
+            // Positions after `pos` moved down by one.
+            self.index = Some(self.entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+        }
+        Some(node)
     }
 
     /// Keys and nodes in insertion order.
@@ -864,6 +900,31 @@ mod tests {
         assert_ne!(v.generation(), g);
         assert_eq!(v.num_elements(), 12 + 4 + 4 + 4 + 1);
         assert!(v.to_string().contains("params/Dense_0/kernel"));
+    }
+
+    #[test]
+    fn wide_levels_keep_order_and_lookups_through_the_index() {
+        let mut d = Dict::new();
+        for i in 0..1000 {
+            d.insert(format!("k{i}"), Node::Leaf(Leaf::new(arr(&[1], i as f32))));
+        }
+        assert!(d.index.is_some());
+        assert_eq!(d.len(), 1000);
+        assert_eq!(d.iter().nth(500).map(|(k, _)| k), Some("k500"));
+        d.insert("k7", Node::Leaf(Leaf::new(arr(&[1], -1.0))));
+        assert_eq!(d.iter().nth(7).map(|(k, _)| k), Some("k7"), "replacing keeps the position");
+        assert_eq!(d.leaf("k7").unwrap().array()[[0]], -1.0);
+        assert!(d.remove("k3").is_some());
+        assert!(d.get("k3").is_none());
+        assert_eq!(d.leaf("k999").unwrap().array()[[0]], 999.0);
+        assert_eq!(d.iter().nth(3).map(|(k, _)| k), Some("k4"));
+        d.dict_mut_or_insert("sub").insert("x", Node::Leaf(Leaf::new(arr(&[1], 1.0))));
+        assert!(d.dict("sub").is_some());
+        let mut small = Dict::new();
+        for (k, n) in d.iter() {
+            small.insert(k, n.clone());
+        }
+        assert_eq!(small, d);
     }
 
     #[test]
