@@ -151,14 +151,9 @@ impl JitDense {
                 plan.bind(0, variables.generation(), &root, dims, k, b)?
             }
         };
-        let contiguous;
-        let xs = match x.as_slice() {
-            Some(s) => s,
-            None => {
-                contiguous = x.as_standard_layout();
-                contiguous.as_slice().expect("standard layout is contiguous")
-            }
-        };
+        // Borrows when `x` is already contiguous; copies only strided views.
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout is contiguous");
         packed.apply(xs, n, out, Activation::Identity)
     }
 

@@ -146,14 +146,9 @@ pub(crate) fn with_output(
     dim[last] = f;
     let len = checked_len("Dense output", dim.slice())?;
     let n = x.len().checked_div(d).unwrap_or(0);
-    let contiguous;
-    let xs = match x.as_slice() {
-        Some(s) => s,
-        None => {
-            contiguous = x.as_standard_layout();
-            contiguous.as_slice().expect("standard layout is contiguous")
-        }
-    };
+    // Borrows when `x` is already contiguous; copies only strided views.
+    let x = x.as_standard_layout();
+    let xs = x.as_slice().expect("standard layout is contiguous");
     let mut y = try_filled("Dense output", len, 0.0)?;
     run(xs, n, &mut y)?;
     // SAFETY: `y` holds exactly `len` = product of `dim` elements (checked above, no overflow),
