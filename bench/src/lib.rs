@@ -127,6 +127,28 @@ pub fn variables(p: &Problem) -> nnjit::Variables {
 /// Name of the main nnjit contender, which ratios are computed against.
 pub const OURS: &str = "nnjit PackedDense";
 
+/// Name of the const-generic nnjit contender (only at the shapes it is instantiated for).
+pub const FIXED: &str = "nnjit FixedDense";
+
+/// The exact entries a lifted model binds its parameters with, on the best path: the packed
+/// one (any shape) and the const-generic one (dims known at compile time).
+pub const LIFTED: [&str; 2] = [OURS, FIXED];
+
+/// Name of the hand-written loop (a baseline for the const-generic entry, not a library).
+pub const HANDWRITTEN: &str = "hand-written fixed loop";
+
+/// Whether a contender is another library (not nnjit, not the hand-written loop).
+///
+/// ```
+/// use nnjit_bench::{is_peer, FIXED, HANDWRITTEN, LIFTED};
+/// assert!(is_peer("nalgebra SMatrix"));
+/// assert!(!is_peer(FIXED) && !is_peer(HANDWRITTEN));
+/// assert!(LIFTED.iter().all(|name| !is_peer(name)));
+/// ```
+pub fn is_peer(name: &str) -> bool {
+    !name.starts_with("nnjit") && name != HANDWRITTEN
+}
+
 /// Every contender for `p`. `extra_isas` adds nnjit's PackedDense on each other available
 /// SIMD path.
 pub fn contenders(p: &Problem, extra_isas: bool) -> Vec<Contender> {
@@ -237,7 +259,7 @@ fn fixed(p: &Problem) -> Option<Contender> {
     fn make<const D: usize, const F: usize>(p: &Problem) -> Contender {
         let layer = FixedDense::<D, F>::new(best_isa(), &p.w, Some(&p.b)).expect("bind");
         let x: [f32; D] = p.x[..D].try_into().unwrap();
-        Contender::new("nnjit FixedDense", true, move |o| {
+        Contender::new(FIXED, true, move |o| {
             let y = layer.apply(black_box(&x));
             black_box(&y);
             if let Some(o) = o {
@@ -263,7 +285,7 @@ fn handwritten(p: &Problem) -> Option<Contender> {
         }
         let b: [f32; F] = p.b[..F].try_into().unwrap();
         let x: [f32; D] = p.x[..D].try_into().unwrap();
-        Contender::new("hand-written fixed loop", false, move |o| {
+        Contender::new(HANDWRITTEN, false, move |o| {
             let x = black_box(&x);
             let mut y = b;
             for (xk, row) in x.iter().zip(w.iter()) {

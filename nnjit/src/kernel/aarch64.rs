@@ -12,7 +12,11 @@
 // by older compilers).
 #![allow(unused_unsafe)]
 
-use core::arch::aarch64::*;
+// Named imports, not a glob: `core::arch::aarch64` also exports the barrier domains `LD`
+// and `ST`, which would shadow the const generic parameters of the trampolines below.
+use core::arch::aarch64::{
+    float32x4_t, vaddq_f32, vbslq_f32, vcltq_f32, vdupq_n_f32, vfmaq_f32, vld1q_dup_f32, vld1q_f32, vst1q_f32,
+};
 
 use super::simd::{
     drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, SmallTable, Tile,

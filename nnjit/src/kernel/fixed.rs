@@ -1,21 +1,27 @@
 //! [`FixedDense`]: the const-generic entry for shapes known at compile time.
 
-use super::isa::{self, Isa};
-use super::pack::PackedDense;
-use super::simd::FixedFn;
-use super::Activation;
-use crate::error::Result;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::ptr;
 
-/// Largest `D` for which [`FixedDense::apply`] runs the fully unrolled kernel.
-const UNROLL_MAX_D: usize = 16;
+use super::isa::{self, Isa};
+use super::pack::{AlignedBuf, PackedDense};
+use super::simd::FixedFn;
+use super::small::{compact_len, pack_compact, row_stride};
+use super::Activation;
+use crate::error::{Error, Result};
 
 /// A Dense layer `D → F` whose shape is known at compile time: parameters bound once,
 /// arrays in and out, no heap allocation per call.
 ///
-/// The single-row kernel is monomorphised for `D` and `F` and chosen (as a function pointer)
-/// at construction, so the column tiling is resolved at compile time and small contractions
-/// (`D <= 16`) are fully unrolled; longer ones use the [`PackedDense`] row kernel. Bits are identical to [`dense`](super::dense) and
-/// [`reference::dense_reference`](super::reference::dense_reference).
+/// One row is one call of a kernel monomorphised for this `D` and `F` (and for the
+/// presence of a bias and the activation), chosen as a function pointer at construction.
+/// On x86, when `F` fits one register tile (up to 128 columns with AVX-512, 64 with AVX2),
+/// that kernel reads its own compact copy of the parameters with the narrowest vector that
+/// fits (128-bit FMA for `F <= 4`, 256-bit for `F <= 8`), without masks, the contraction
+/// unrolled by rustc for small `D` and the bias add fused; wider layers use the packed
+/// [`PackedDense`] kernels. Bits are identical to [`dense`](super::dense) and
+/// [`reference::dense_reference`](super::reference::dense_reference) on every path.
 ///
 /// ```
 /// use nnjit::kernel::{best_isa, Activation, FixedDense};
@@ -26,10 +32,40 @@ const UNROLL_MAX_D: usize = 16;
 /// assert_eq!(layer.apply_batch(&[[1.0, 1.0], [2.0, 0.0]]), [[5.5, -93.0, 9.0], [2.5, -96.0, 6.0]]);
 /// # Ok::<(), nnjit::Error>(())
 /// ```
-#[derive(Clone, Debug)]
 pub struct FixedDense<const D: usize, const F: usize> {
+    /// The single-row kernels `[identity, relu]`.
+    kern: [FixedFn; 2],
+    /// The weights and bias (or null) the kernels read: into `compact` if it is `Some`,
+    /// otherwise into `packed`'s buffers. Both are heap buffers owned by `self` and never
+    /// written after construction, so the pointers stay valid as long as `self`.
+    w: *const f32,
+    bias: *const f32,
+    compact: Option<AlignedBuf>,
     packed: PackedDense,
-    single: FixedFn,
+}
+
+// SAFETY: the raw pointers only point into immutable heap buffers owned by the value (see the
+// fields), which are plain f32 data; sharing or sending the value shares or sends them.
+unsafe impl<const D: usize, const F: usize> Send for FixedDense<D, F> {}
+// SAFETY: as above; nothing is ever written through `&self`.
+unsafe impl<const D: usize, const F: usize> Sync for FixedDense<D, F> {}
+
+impl<const D: usize, const F: usize> Clone for FixedDense<D, F> {
+    fn clone(&self) -> Self {
+        Self::assemble(self.kern, self.compact.clone(), self.packed.clone())
+    }
+}
+
+impl<const D: usize, const F: usize> fmt::Debug for FixedDense<D, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FixedDense")
+            .field("d", &D)
+            .field("f", &F)
+            .field("isa", &self.isa())
+            .field("bias", &self.packed.has_bias())
+            .field("compact", &self.compact.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<const D: usize, const F: usize> FixedDense<D, F> {
@@ -46,9 +82,32 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
     /// assert!(FixedDense::<2, 3>::new(Isa::Scalar, &w, Some(&[0.0; 2])).is_err()); // bias needs F = 3
     /// ```
     pub fn new(isa: Isa, w: &[f32], bias: Option<&[f32]>) -> Result<Self> {
-        let single = isa::fixed_kernel::<D, F>(isa)?;
+        let plan = isa::fixed_kernels::<D, F>(isa, bias.is_some())?;
+        // Checks every length.
         let packed = PackedDense::new(isa, w, bias, D, F)?;
-        Ok(FixedDense { packed, single })
+        let compact = if plan.compact {
+            let overflow = || Error::SizeOverflow { what: "compact Dense kernel".into(), shape: vec![D, F] };
+            let len = compact_len(D, F, bias.is_some()).ok_or_else(overflow)?;
+            let mut buf = AlignedBuf::zeroed("compact Dense kernel", len)?;
+            pack_compact(buf.as_mut_slice(), w, bias, D, F);
+            Some(buf)
+        } else {
+            None
+        };
+        Ok(Self::assemble(plan.fns, compact, packed))
+    }
+
+    /// Points the kernels' arguments at the buffers (which the value then owns).
+    fn assemble(kern: [FixedFn; 2], compact: Option<AlignedBuf>, packed: PackedDense) -> Self {
+        let (w, bias) = match &compact {
+            Some(buf) => {
+                let w = buf.as_ptr();
+                // The bias follows the D padded rows of the compact layout.
+                (w, if packed.has_bias() { w.wrapping_add(D * row_stride(F)) } else { ptr::null() })
+            }
+            None => (packed.packed_w(), packed.packed_bias()),
+        };
+        FixedDense { kern, w, bias, compact, packed }
     }
 
     /// The path the parameters were bound for.
@@ -104,27 +163,14 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
     /// ```
     #[inline]
     pub fn apply_act(&self, x: &[f32; D], act: Activation) -> [f32; F] {
-        let mut y = [0.0f32; F];
-        if D > UNROLL_MAX_D {
-            // Long contractions: the packed kernel's loop overlaps consecutive calls better
-            // than a fully unrolled chain (measured), and the call overhead is amortised.
-            // SAFETY: `x` has D floats, `y` is a local of F floats.
-            unsafe { self.packed.run(x.as_ptr(), 1, y.as_mut_ptr(), act == Activation::Relu) };
-            return y;
-        }
-        // SAFETY: `single` is the D → F kernel of `self.isa()`, checked available in `new`;
-        // `packed` holds that ISA's layout for exactly D × F (and F bias floats, or null);
-        // `x` has D floats, `y` is a local of F floats.
-        unsafe {
-            (self.single)(
-                self.packed.packed_w(),
-                self.packed.packed_bias(),
-                x.as_ptr(),
-                y.as_mut_ptr(),
-                act == Activation::Relu,
-            )
-        };
-        y
+        let relu = act == Activation::Relu;
+        let mut y = MaybeUninit::<[f32; F]>::uninit();
+        // SAFETY: `kern` are the D → F kernels of `self.isa()` (checked available in `new`)
+        // for the layout `w`/`bias` point into (owned by `self`, see the fields); `x` has D
+        // floats, `y` is a local of F floats.
+        unsafe { (self.kern[usize::from(relu)])(self.w, self.bias, x.as_ptr(), y.as_mut_ptr().cast(), relu) };
+        // SAFETY: every kernel writes all F outputs.
+        unsafe { y.assume_init() }
     }
 
     /// `x·W + b` for `N` rows.
@@ -150,6 +196,10 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
     /// ```
     #[inline]
     pub fn apply_batch_act<const N: usize>(&self, x: &[[f32; D]; N], act: Activation) -> [[f32; F]; N] {
+        if N == 1 {
+            // One row: the single-row kernel.
+            return std::array::from_fn(|r| self.apply_act(&x[r], act));
+        }
         let mut y = [[0.0f32; F]; N];
         // SAFETY: nested arrays are contiguous, so `x` is N·D floats and `y` N·F floats,
         // row-major; `y` is a local.

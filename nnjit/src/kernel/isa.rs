@@ -190,19 +190,64 @@ pub(crate) fn driver(isa: Isa) -> Result<DriveFn> {
     }
 }
 
-/// The single-row kernel of `isa` for the compile-time shape `D → F`.
-pub(crate) fn fixed_kernel<const D: usize, const F: usize>(isa: Isa) -> Result<FixedFn> {
+/// Largest `D` for which a [`FixedDense`](super::FixedDense) whose columns do not fit one
+/// compact tile runs the fully unrolled packed-panel kernel; longer contractions go through
+/// the driver's loop, which overlaps consecutive calls better (measured) and amortises its
+/// overhead.
+const UNROLL_MAX_D: usize = 16;
+
+/// How a [`FixedDense`](super::FixedDense) runs one row: the kernels `[identity, relu]`
+/// (each also told `relu`), and the weight layout they read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FixedPlan {
+    pub fns: [FixedFn; 2],
+    /// `true`: the compact layout of module `small` (weights, then the padded bias);
+    /// `false`: the packed panels (and padded bias) of [`PackedDense`](super::PackedDense).
+    pub compact: bool,
+}
+
+/// The single-row kernels of `isa` for the compile-time shape `D → F`, with or without a
+/// bias: on x86, when `F` fits one tile (`1 <= F <= 8` vectors), the compact kernels of
+/// module `small`, monomorphised for bias and activation and using the narrowest vector
+/// that fits; otherwise a kernel on the packed panels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub(crate) fn fixed_kernels<const D: usize, const F: usize>(isa: Isa, bias: bool) -> Result<FixedPlan> {
     if !isa.is_available() {
         return Err(unavailable(isa));
     }
+    let packed = |f: FixedFn| Ok(FixedPlan { fns: [f, f], compact: false });
+    #[cfg(target_arch = "x86_64")]
+    macro_rules! compact {
+        ($k:ident) => {{
+            use super::x86::$k;
+            let fns: [FixedFn; 2] = if bias {
+                [$k::<D, F, true, false>, $k::<D, F, true, true>]
+            } else {
+                [$k::<D, F, false, false>, $k::<D, F, false, true>]
+            };
+            Ok(FixedPlan { fns, compact: true })
+        }};
+    }
     match isa {
-        Isa::Scalar => Ok(reference::fixed_scalar::<D, F> as FixedFn),
+        Isa::Scalar => packed(reference::fixed_scalar::<D, F>),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Ok(super::x86::fixed256::<D, F> as FixedFn),
+        Isa::Avx2 if (1..=8 * 8).contains(&F) => compact!(compact256),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Ok(super::x86::fixed512::<D, F> as FixedFn),
+        Isa::Avx2 if D <= UNROLL_MAX_D => packed(super::x86::fixed256::<D, F>),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => packed(super::small::packed_row::<super::x86::Avx2, D, F>),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if (1..=8 * 16).contains(&F) => compact!(compact512),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if D <= UNROLL_MAX_D => packed(super::x86::fixed512::<D, F>),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => packed(super::small::packed_row::<super::x86::Avx512, D, F>),
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => Ok(super::aarch64::fixed_neon::<D, F> as FixedFn),
+        Isa::Neon if D <= UNROLL_MAX_D || F == 0 => packed(super::aarch64::fixed_neon::<D, F>),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon if F <= 8 * 4 => packed(super::small::small_row_neon::<D, F>),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => packed(super::small::packed_row::<super::aarch64::Neon, D, F>),
         #[allow(unreachable_patterns)]
         _ => Err(unavailable(isa)),
     }
@@ -233,4 +278,26 @@ pub(crate) fn small_kernels(isa: Isa, f: usize, rowmajor: bool) -> Option<(&'sta
         _ => return None,
     };
     Some((&table[i], rem))
+}
+
+/// The one-row kernels `[identity, relu]` of [`PackedDense`](super::PackedDense) for a
+/// `d × f` layer packed for `isa`, and the lanes of the last vector, if `f` fits one tile.
+///
+/// Narrow layers (`f <= 8` with AVX-512, `f <= 4` with AVX2) get the kernels of module
+/// `small`, with 128/256-bit vectors inside the wider panels and `f` — and a short `d` — as
+/// constants: such a kernel must be called with this `d` only. Others get
+/// [`small_kernels`].
+pub(crate) fn packed_small_kernels(isa: Isa, d: usize, f: usize) -> Option<(&'static [SmallFn; 2], usize)> {
+    #[cfg(target_arch = "x86_64")]
+    if f >= 1 && isa.is_available() {
+        let col = d.min(super::small::NARROW_MAX_D + 1);
+        match isa {
+            Isa::Avx512 if f <= super::x86::NARROW512.len() => return Some((&super::x86::NARROW512[f - 1][col], f)),
+            Isa::Avx2 if f <= super::x86::NARROW256.len() => return Some((&super::x86::NARROW256[f - 1][col], f)),
+            _ => {}
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = d;
+    small_kernels(isa, f, false)
 }

@@ -53,8 +53,10 @@ mod aarch64;
 mod fixed;
 mod isa;
 mod pack;
+pub mod parallel;
 pub mod reference;
 mod simd;
+mod small;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]

@@ -36,6 +36,7 @@ impl AlignedBuf {
         Ok(AlignedBuf { chunks, len })
     }
 
+    #[inline]
     pub(crate) fn as_ptr(&self) -> *const f32 {
         self.chunks.as_ptr().cast()
     }
@@ -83,7 +84,7 @@ pub struct PackedDense {
     ldw: usize,
     wv: usize,
     drive: DriveFn,
-    /// One-row kernels `[identity, relu]` when `F` fits one tile.
+    /// One-row kernels `[identity, relu]` when `F` fits one tile (possibly specific to `d`).
     small: Option<&'static [SmallFn; 2]>,
     /// Lanes of the last vector (for `small`).
     rem: usize,
@@ -153,7 +154,7 @@ impl PackedDense {
             }
             None => None,
         };
-        let (small, rem) = match isa::small_kernels(isa, f, false) {
+        let (small, rem) = match isa::packed_small_kernels(isa, d, f) {
             Some((k, rem)) => (Some(k), rem),
             None => (None, l),
         };
@@ -221,6 +222,7 @@ impl PackedDense {
     /// assert!(packed.apply(&[1.0, 2.0], 3, &mut y, Activation::Identity).is_err()); // x too short
     /// # Ok::<(), nnjit::Error>(())
     /// ```
+    #[inline]
     pub fn apply(&self, x: &[f32], n: usize, y: &mut [f32], act: Activation) -> Result<()> {
         check_len("x", x.len(), n, self.d)?;
         check_len("y", y.len(), n, self.f)?;
@@ -230,11 +232,13 @@ impl PackedDense {
     }
 
     /// The weights in packed order (panels, or row-major for the scalar path).
+    #[inline]
     pub(crate) fn packed_w(&self) -> *const f32 {
         self.w.as_ptr()
     }
 
     /// The padded bias, or null.
+    #[inline]
     pub(crate) fn packed_bias(&self) -> *const f32 {
         self.bias.as_ref().map_or(std::ptr::null(), |b| b.as_ptr())
     }
@@ -242,6 +246,7 @@ impl PackedDense {
     /// # Safety
     /// `x` valid for `n·D` reads, `y` valid for `n·F` writes and overlapping neither `x` nor
     /// this object.
+    #[inline]
     pub(crate) unsafe fn run(&self, x: *const f32, n: usize, y: *mut f32, relu: bool) {
         if n == 1 {
             if let Some(small) = self.small {

@@ -400,9 +400,16 @@ fn panel_layout() {
 }
 
 fn check_fixed<const D: usize, const F: usize>() {
-    let mut rng = ChaCha8Rng::seed_from_u64((D * 1000 + F) as u64);
-    let w = data(&mut rng, D * F, false);
-    let b = data(&mut rng, F, false);
+    check_fixed_with::<D, F>(false);
+    check_fixed_with::<D, F>(true);
+}
+
+/// [`FixedDense`] against the reference on every path; `specials` also mixes NaN, ±inf, ±0
+/// and subnormals into the weights and bias (the inputs always have some).
+fn check_fixed_with<const D: usize, const F: usize>(specials: bool) {
+    let mut rng = ChaCha8Rng::seed_from_u64((D * 1000 + F) as u64 ^ u64::from(specials) << 40);
+    let w = data(&mut rng, D * F, specials);
+    let b = data(&mut rng, F, specials);
     let xs = data(&mut rng, 17 * D, true);
     for isa in Isa::all_available() {
         for (bias, act) in [
@@ -457,6 +464,101 @@ fn fixed_dense() {
     check_fixed::<257, 16>();
     check_fixed::<5, 257>();
     check_fixed::<3, 136>();
+}
+
+/// Instantiates [`check_fixed`] for each `D x F` listed.
+macro_rules! fixed_shapes {
+    ($($d:literal x $f:literal),* $(,)?) => {{
+        let mut n = 0;
+        $(check_fixed::<$d, $f>(); n += 1;)*
+        n
+    }};
+}
+
+/// The compact single-row kernels (module `small`): every `F` in 1..=17 (128-bit, 256-bit
+/// and 512-bit vectors, full and partial), every `D` in 0..=17, and the edges of one tile
+/// (64 columns with AVX2, 128 with AVX-512) and of the unrolled range.
+#[test]
+fn fixed_dense_compact_shapes() {
+    let narrow = fixed_shapes!(
+        1 x 1, 1 x 2, 1 x 3, 1 x 4, 1 x 5, 1 x 6, 1 x 7, 1 x 8,
+        2 x 1, 2 x 2, 2 x 3, 2 x 4, 2 x 5, 2 x 6, 2 x 7, 2 x 8,
+        3 x 1, 3 x 2, 3 x 3, 3 x 5, 3 x 6, 3 x 7, 3 x 8,
+        4 x 4, 5 x 3, 6 x 8, 7 x 2, 9 x 4, 10 x 7, 11 x 1, 12 x 6, 13 x 5, 14 x 3, 15 x 8, 16 x 4,
+        17 x 2, 17 x 4, 17 x 8, 31 x 3, 32 x 4, 33 x 8, 64 x 4, 64 x 8, 0 x 4, 0 x 7,
+    );
+    let wide = fixed_shapes!(
+        1 x 9, 2 x 10, 3 x 11, 4 x 12, 5 x 13, 6 x 14, 7 x 15, 8 x 16, 9 x 17,
+        10 x 31, 11 x 32, 12 x 33, 13 x 63, 14 x 64, 15 x 65, 16 x 96, 17 x 127, 1 x 128, 2 x 129,
+        31 x 16, 32 x 17, 33 x 32, 31 x 31, 32 x 32, 33 x 33, 64 x 64, 64 x 33, 17 x 64, 65 x 65,
+        0 x 16, 0 x 33, 16 x 0, 40 x 200,
+    );
+    eprintln!("fixed_dense_compact_shapes: {} instantiations", narrow + wide);
+}
+
+/// A product that underflows to -0.0 keeps its sign without a bias (also through Relu), and
+/// -0.0 + +0.0 = +0.0 with a zero bias, on every compact width.
+#[test]
+fn fixed_dense_signed_zero() {
+    fn check<const D: usize, const F: usize>() {
+        let x = [-1.0e-30f32; D];
+        let w = vec![1.0e-30f32; D * F];
+        let neg = (-0.0f32).to_bits();
+        for isa in Isa::all_available() {
+            let fx = FixedDense::<D, F>::new(isa, &w, None).unwrap();
+            for act in ACTS {
+                let y = fx.apply_act(&x, act);
+                assert!(y.iter().all(|v| v.to_bits() == neg), "{isa} {D}x{F} {act:?}: {y:?}");
+            }
+            let fx = FixedDense::<D, F>::new(isa, &w, Some(&[0.0; F])).unwrap();
+            assert!(fx.apply(&x).iter().all(|v| v.to_bits() == 0), "{isa} {D}x{F} bias");
+        }
+    }
+    check::<1, 1>();
+    check::<1, 4>();
+    check::<2, 3>();
+    check::<3, 8>();
+    check::<1, 5>();
+    check::<2, 16>();
+    check::<3, 33>();
+    check::<4, 64>();
+    check::<1, 128>();
+}
+
+/// A clone owns its parameters: it still works after the original is dropped.
+#[test]
+fn fixed_dense_clone_owns_its_parameters() {
+    for isa in Isa::all_available() {
+        let w: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let fx = FixedDense::<3, 4>::new(isa, &w, Some(&[1.0, 2.0, 3.0, 4.0])).unwrap();
+        let want = fx.apply(&[1.0, -1.0, 0.5]);
+        let copy = fx.clone();
+        drop(fx);
+        assert_eq!(copy.apply(&[1.0, -1.0, 0.5]), want, "{isa}");
+        assert_eq!(want, [1.0, 2.5, 4.0, 5.5]);
+        let wide = FixedDense::<2, 300>::new(isa, &[1.0; 600], None).unwrap();
+        let copy = wide.clone();
+        drop(wide);
+        assert_eq!(copy.apply(&[1.0, 2.0]), [3.0; 300], "{isa}");
+        assert!(format!("{copy:?}").contains("FixedDense"));
+    }
+}
+
+/// The narrow one-row kernels of `PackedDense` (`F <= 8`: 128/256-bit vectors inside wider
+/// panels, `D <= 8` unrolled, longer `D` in a loop), with specials, one and two rows.
+#[test]
+fn packed_narrow_rows() {
+    let mut seed = 500;
+    for f in 1..=9 {
+        for d in (0..=12).chain([17, 31, 32, 33, 64]) {
+            for n in [1, 2] {
+                for (bias, act) in [(true, Activation::Identity), (false, Activation::Relu), (true, Activation::Relu)] {
+                    seed += 1;
+                    Case::new(n, d, f, bias, act, seed % 2 == 0, seed).check();
+                }
+            }
+        }
+    }
 }
 
 #[test]

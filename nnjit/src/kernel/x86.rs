@@ -24,6 +24,7 @@ use super::simd::{
     drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, SmallTable, Tile,
     TileFn,
 };
+use super::small::{compact_body, narrow_body, ANY_D, NARROW_MAX_D};
 
 /// AVX-512F.
 pub(crate) struct Avx512;
@@ -151,6 +152,18 @@ unsafe fn store_tail8(p: *mut f32, v: __m256, rem: usize) {
         } else {
             (p, _mm256_castps256_ps128(v))
         };
+        store_tail4(p, v, rem & 3);
+    }
+}
+
+/// Stores the first `rem` (0..=3) lanes of `v` with plain 2/1-lane stores.
+///
+/// # Safety
+/// `p` valid for `rem` writes; AVX available.
+#[inline(always)]
+unsafe fn store_tail4(p: *mut f32, v: __m128, rem: usize) {
+    // SAFETY: each branch writes lanes below `rem` only, within the caller's bound.
+    unsafe {
         let (p, v) = if rem & 2 != 0 {
             _mm_storel_epi64(p.cast(), _mm_castps_si128(v)); // unaligned 8-byte store
             (p.add(2), _mm_movehl_ps(v, v))
@@ -358,3 +371,201 @@ pub(crate) unsafe fn fixed256<const D: usize, const F: usize>(
     // SAFETY: forwarded contract; the table covers (1, 1..=8).
     unsafe { fixed_body::<Avx2, D, F, 8>(w, bias, x, y, relu) }
 }
+
+/// 128-bit FMA (`__m128`, 4 lanes), for the compact single-row kernels of narrow layers
+/// (`F <= 4`) on either x86 path: the VEX/EVEX encodings need AVX and FMA, which both the
+/// AVX2+FMA and the AVX-512F trampolines enable. Not used by the tiled driver.
+pub(crate) struct Fma128;
+
+impl Simd for Fma128 {
+    type V = __m128;
+    const L: usize = 4;
+
+    #[inline(always)]
+    fn plan(_n: usize) -> (usize, usize) {
+        (1, 1)
+    }
+
+    fn tile_fn(_mr: usize, _nv: usize, _ld: bool, _st: bool) -> Option<TileFn> {
+        // No trampolines: only the compact kernels use these vectors (the driver splits
+        // into scalar tiles if it were ever handed this type).
+        None
+    }
+
+    #[inline(always)]
+    unsafe fn zero() -> __m128 {
+        // SAFETY: SSE is part of x86-64.
+        unsafe { _mm_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m128 {
+        // SAFETY: `p` valid for 4 reads (trait contract); unaligned load.
+        unsafe { _mm_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn load_part(p: *const f32, rem: usize) -> __m128 {
+        // SAFETY: vmaskmovps does not access masked-off lanes; the first `rem` floats are
+        // valid (trait contract); AVX available.
+        unsafe {
+            let idx = _mm_setr_epi32(0, 1, 2, 3);
+            let m = _mm_cmpgt_epi32(_mm_set1_epi32(rem as i32), idx);
+            _mm_maskload_ps(p, m)
+        }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m128 {
+        // SAFETY: `p` valid for one f32 read (trait contract); AVX available.
+        unsafe { _mm_broadcast_ss(&*p) }
+    }
+    #[inline(always)]
+    unsafe fn fma(acc: __m128, a: __m128, b: __m128) -> __m128 {
+        // SAFETY: FMA available. vfmadd: a·b + acc, one rounding.
+        unsafe { _mm_fmadd_ps(a, b, acc) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m128, b: __m128) -> __m128 {
+        // SAFETY: SSE is part of x86-64.
+        unsafe { _mm_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn relu(a: __m128) -> __m128 {
+        // SAFETY: AVX available. Ordered, non-signalling `<`: false for NaN and -0.0, so
+        // those keep `a`; lanes below zero are cleared to +0.0 (all bits zero).
+        unsafe {
+            let z = _mm_setzero_ps();
+            _mm_andnot_ps(_mm_cmp_ps::<_CMP_LT_OQ>(a, z), a)
+        }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m128) {
+        // SAFETY: `p` valid for 4 writes (trait contract).
+        unsafe { _mm_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn store_part(p: *mut f32, v: __m128, rem: usize) {
+        // SAFETY: `p` valid for `rem` <= 4 writes (trait contract); AVX available.
+        unsafe {
+            if rem >= 4 {
+                _mm_storeu_ps(p, v);
+            } else {
+                store_tail4(p, v, rem);
+            }
+        }
+    }
+}
+
+/// AVX2+FMA compact single-row kernel for `D → F` (module `small`): 128-bit vectors for
+/// `F <= 4`, 256-bit otherwise. A [`FixedFn`](super::simd::FixedFn); `relu` is ignored
+/// (`RELU` is).
+///
+/// # Safety
+/// AVX2 and FMA available, `1 <= F <= 64`, and the arguments as required by
+/// [`compact_body`].
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn compact256<const D: usize, const F: usize, const BIAS: bool, const RELU: bool>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    _relu: bool,
+) {
+    // SAFETY: forwarded contract; compiled with AVX2 and FMA, which both vector types need.
+    unsafe {
+        if F <= 4 {
+            compact_body::<Fma128, D, F, BIAS, RELU>(w, bias, x, y)
+        } else {
+            compact_body::<Avx2, D, F, BIAS, RELU>(w, bias, x, y)
+        }
+    }
+}
+
+/// AVX-512F compact single-row kernel for `D → F` (module `small`): the narrowest vector
+/// that fits, 128-bit for `F <= 4`, 256-bit for `F <= 8`, 512-bit otherwise. A
+/// [`FixedFn`](super::simd::FixedFn); `relu` is ignored (`RELU` is).
+///
+/// # Safety
+/// AVX-512F available, `1 <= F <= 128`, and the arguments as required by [`compact_body`].
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn compact512<const D: usize, const F: usize, const BIAS: bool, const RELU: bool>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    _relu: bool,
+) {
+    // SAFETY: forwarded contract; compiled with AVX-512F, which implies AVX2 and FMA.
+    unsafe {
+        if F <= 4 {
+            compact_body::<Fma128, D, F, BIAS, RELU>(w, bias, x, y)
+        } else if F <= 8 {
+            compact_body::<Avx2, D, F, BIAS, RELU>(w, bias, x, y)
+        } else {
+            compact_body::<Avx512, D, F, BIAS, RELU>(w, bias, x, y)
+        }
+    }
+}
+
+/// AVX-512F narrow one-row kernel on 16-lane panels for `F <= 8` columns (module `small`):
+/// 128-bit vectors for `F <= 4`, 256-bit otherwise; `DK` as in [`narrow_body`]. A
+/// [`SmallFn`] (`rem` ignored).
+///
+/// # Safety
+/// AVX-512F available, `1 <= F <= 8`, and the arguments as required by [`narrow_body`]
+/// with 16-lane panels.
+#[target_feature(enable = "avx512f")]
+unsafe fn narrow512<const F: usize, const DK: usize, const RELU: bool>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    d: usize,
+    _rem: usize,
+) {
+    // SAFETY: forwarded contract; compiled with AVX-512F, which implies AVX2 and FMA.
+    unsafe {
+        if F <= 4 {
+            narrow_body::<Fma128, 16, F, DK, RELU>(w, bias, x, y, d)
+        } else {
+            narrow_body::<Avx2, 16, F, DK, RELU>(w, bias, x, y, d)
+        }
+    }
+}
+
+/// AVX2+FMA narrow one-row kernel on 8-lane panels for `F <= 4` columns (128-bit vectors,
+/// module `small`); `DK` as in [`narrow_body`]. A [`SmallFn`] (`rem` ignored).
+///
+/// # Safety
+/// AVX2 and FMA available, `1 <= F <= 4`, and the arguments as required by
+/// [`narrow_body`] with 8-lane panels.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn narrow256<const F: usize, const DK: usize, const RELU: bool>(
+    w: *const f32,
+    bias: *const f32,
+    x: *const f32,
+    y: *mut f32,
+    d: usize,
+    _rem: usize,
+) {
+    // SAFETY: forwarded contract; compiled with AVX2 and FMA.
+    unsafe { narrow_body::<Fma128, 8, F, DK, RELU>(w, bias, x, y, d) }
+}
+
+/// A table of narrow kernels: `[f - 1][min(d, NARROW_MAX_D + 1)] = [identity, relu]`, the
+/// last column for any `d` (run-time loop).
+pub(crate) type NarrowTable<const NF: usize> = [[[SmallFn; 2]; NARROW_MAX_D + 2]; NF];
+
+/// Generates a [`NarrowTable`] of a narrow trampoline for `F` in the list.
+macro_rules! narrow_table {
+    ($name:ident, $tramp:ident; $($f:literal)*) => {
+        pub(crate) static $name: NarrowTable<{ [$($f),*].len() }> = [$(narrow_table!(@row $tramp, $f)),*];
+    };
+    (@row $tramp:ident, $f:literal) => {
+        narrow_table!(@cols $tramp, $f; 0 1 2 3 4 5 6 7 8 ANY_D)
+    };
+    (@cols $tramp:ident, $f:literal; $($d:tt)*) => {
+        [$([$tramp::<$f, $d, false> as SmallFn, $tramp::<$f, $d, true> as SmallFn]),*]
+    };
+}
+
+narrow_table!(NARROW512, narrow512; 1 2 3 4 5 6 7 8);
+narrow_table!(NARROW256, narrow256; 1 2 3 4);

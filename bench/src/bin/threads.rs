@@ -1,0 +1,355 @@
+//! Large Dense GEMMs on one and two threads: nnjit's `parallel::apply_threads` (rows split,
+//! bits unchanged) against the peers that can use threads (faer `Par::rayon(2)`, gemm
+//! `Parallelism::Rayon(2)`, candle with `RAYON_NUM_THREADS=2`).
+//!
+//! `cargo run --release -p nnjit-bench --bin threads [-- --quick] [--repeat K] [--shape NxDxF ...] [--nnjit] [--skip TEXT ...]`
+//!
+//! For each shape, every contender is verified (nnjit bit for bit against the reference,
+//! peers within float32 rounding), then timed `K` times (default 3) with
+//! `probe::interleaved_medians` — contenders interleaved, so a change of machine load hits
+//! them alike. Prints the median over the passes (and the spread), each time relative to
+//! nnjit on one thread and each 2-thread time relative to the same library on one thread,
+//! with the 1-minute load average before and after the shape; writes
+//! `bench/results/threads.csv`.
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nnjit::kernel::parallel::{apply_threads, threads_used};
+use nnjit::kernel::reference::dense_reference;
+use nnjit::kernel::{best_isa, Activation, PackedDense};
+use nnjit_bench::max_rel_diff;
+use nnjit_bench::probe::interleaved_medians;
+use nnjit_bench::Problem;
+
+/// The large GEMM shapes `(N, D, F)`.
+const SHAPES: [(usize, usize, usize); 4] = [(32, 256, 256), (64, 512, 512), (128, 1024, 1024), (256, 784, 128)];
+
+const OURS_1T: &str = "nnjit PackedDense";
+
+struct Contender {
+    name: &'static str,
+    /// The same library on one thread (for the speed-up column).
+    base: &'static str,
+    threads: usize,
+    exact: bool,
+    /// One forward; with `true`, returns `y` row-major.
+    run: Box<dyn FnMut(bool) -> Option<Vec<f32>>>,
+}
+
+fn contender(
+    name: &'static str,
+    base: &'static str,
+    threads: usize,
+    exact: bool,
+    run: impl FnMut(bool) -> Option<Vec<f32>> + 'static,
+) -> Contender {
+    Contender { name, base, threads, exact, run: Box::new(run) }
+}
+
+fn nnjit_contender(p: &Problem, threads: usize) -> Contender {
+    let (n, d, f) = (p.n, p.d, p.f);
+    let layer = PackedDense::new(best_isa(), &p.w, Some(&p.b), d, f).expect("pack");
+    let x = p.x.clone();
+    let mut y = vec![0.0f32; n * f];
+    let name = if threads == 1 { OURS_1T } else { "nnjit apply_threads" };
+    contender(name, OURS_1T, threads, true, move |out| {
+        if threads == 1 {
+            layer.apply(black_box(&x), n, &mut y, Activation::Identity).unwrap();
+        } else {
+            apply_threads(&layer, black_box(&x), n, &mut y, Activation::Identity, threads).unwrap();
+        }
+        black_box(&mut y);
+        out.then(|| y.clone())
+    })
+}
+
+fn faer_contender(p: &Problem, threads: usize) -> Contender {
+    use faer::{linalg::matmul::matmul, Accum, Mat, Par};
+    let (n, d, f) = (p.n, p.d, p.f);
+    let x = Mat::<f32>::from_fn(n, d, |i, k| p.x[i * d + k]);
+    let w = Mat::<f32>::from_fn(d, f, |k, j| p.w[k * f + j]);
+    let b = p.b.clone();
+    let mut y = Mat::<f32>::zeros(n, f);
+    let par = if threads == 1 { Par::Seq } else { Par::rayon(threads) };
+    let name = if threads == 1 { "faer matmul" } else { "faer matmul Par::rayon(2)" };
+    contender(name, "faer matmul", threads, false, move |out| {
+        for (j, &bj) in b.iter().enumerate() {
+            y.col_mut(j).fill(bj);
+        }
+        matmul(&mut y, Accum::Add, black_box(&x), &w, 1.0, par);
+        black_box(&mut y);
+        out.then(|| (0..n).flat_map(|i| (0..f).map(move |j| (i, j))).map(|(i, j)| y[(i, j)]).collect())
+    })
+}
+
+fn gemm_contender(p: &Problem, threads: usize) -> Contender {
+    let (n, d, f) = (p.n, p.d, p.f);
+    let (x, w, b) = (p.x.clone(), p.w.clone(), p.b.clone());
+    let mut y = vec![0.0f32; n * f];
+    let par = if threads == 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(threads) };
+    let name = if threads == 1 { "gemm crate" } else { "gemm crate Rayon(2)" };
+    contender(name, "gemm crate", threads, false, move |out| {
+        for row in y.chunks_exact_mut(f) {
+            row.copy_from_slice(&b);
+        }
+        let x = black_box(&x);
+        // SAFETY: row-major (n, d), (d, f) and (n, f) buffers of exactly those sizes, with
+        // column stride 1 and row strides d, f, f; `y` does not alias the inputs.
+        unsafe {
+            gemm::gemm(
+                n,
+                f,
+                d,
+                y.as_mut_ptr(),
+                1,
+                f as isize,
+                true,
+                x.as_ptr(),
+                1,
+                d as isize,
+                w.as_ptr(),
+                1,
+                f as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            )
+        };
+        black_box(&mut y);
+        out.then(|| y.clone())
+    })
+}
+
+/// candle sizes its gemm call from `RAYON_NUM_THREADS` (set to 2 in `main`).
+fn candle_contender(p: &Problem) -> Contender {
+    use candle_core::{Device, Tensor};
+    let dev = Device::Cpu;
+    let x = Tensor::from_slice(&p.x, (p.n, p.d), &dev).unwrap();
+    let w = Tensor::from_slice(&p.w, (p.d, p.f), &dev).unwrap();
+    let b = Tensor::from_slice(&p.b, p.f, &dev).unwrap();
+    contender("candle matmul + bias (2 thr)", "", 2, false, move |out| {
+        let y = black_box(&x).matmul(&w).unwrap().broadcast_add(&b).unwrap();
+        black_box(&y);
+        out.then(|| y.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+    })
+}
+
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
+/// CPU seconds (user + system) this process has used so far (Linux; NaN elsewhere).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    // Fields after the `(comm)`: state is field 3, utime/stime are fields 14/15 (clock ticks).
+    let Some(rest) = stat.rsplit_once(')').map(|r| r.1) else { return f64::NAN };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Row {
+    shape: String,
+    n: usize,
+    d: usize,
+    f: usize,
+    name: &'static str,
+    threads: usize,
+    exact: bool,
+    ns: f64,
+    min: f64,
+    max: f64,
+    ratio: f64,
+    speedup: f64,
+    load_before: f64,
+    load_after: f64,
+    cores_used: f64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let repeat: usize = args
+        .windows(2)
+        .find(|w| w[0] == "--repeat")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(if quick { 1 } else { 3 })
+        .max(1);
+    // `--nnjit`: nnjit's contenders only (for tuning the split).
+    let nnjit_only = args.iter().any(|a| a == "--nnjit");
+    // `--skip TEXT` (repeatable): leaves out the contenders whose name contains TEXT.
+    let skip: Vec<&str> = args.windows(2).filter(|w| w[0] == "--skip").map(|w| w[1].as_str()).collect();
+    let only: Vec<&str> = args.windows(2).filter(|w| w[0] == "--shape").map(|w| w[1].as_str()).collect();
+    // The global rayon pool (faer, gemm) and candle's gemm calls: two threads.
+    std::env::set_var("RAYON_NUM_THREADS", "2");
+    let (sample, samples) = if quick { (Duration::from_millis(5), 5) } else { (Duration::from_millis(20), 9) };
+
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "nnjit Dense on 1 and 2 threads — path {}, {cores} cores available, {repeat} passes of {samples} samples",
+        best_isa()
+    );
+    println!("load average (1 min) at start: {:.2}", loadavg());
+    println!();
+
+    let mut rows: Vec<Row> = Vec::new();
+    for &(n, d, f) in &SHAPES {
+        let p = Problem::new(n, d, f);
+        if !only.is_empty() && !only.contains(&p.label().as_str()) {
+            continue;
+        }
+        let mut cs = vec![
+            nnjit_contender(&p, 1),
+            nnjit_contender(&p, 2),
+            faer_contender(&p, 1),
+            faer_contender(&p, 2),
+            gemm_contender(&p, 1),
+            gemm_contender(&p, 2),
+            candle_contender(&p),
+        ];
+        if nnjit_only {
+            cs.truncate(2);
+        }
+        cs.retain(|c| !skip.iter().any(|s| c.name.contains(s)));
+        let mut want = vec![0.0f32; n * f];
+        dense_reference(&p.x, &p.w, Some(&p.b), &mut want, n, d, f, Activation::Identity).expect("reference");
+        for c in cs.iter_mut() {
+            let got = (c.run)(true).expect("output");
+            let ok = if c.exact {
+                got.len() == want.len() && got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits())
+            } else {
+                max_rel_diff(&got, &want) <= 1e-3
+            };
+            if !ok {
+                eprintln!("verification failed: {} on {}", c.name, p.label());
+                std::process::exit(1);
+            }
+        }
+
+        let load_before = loadavg();
+        let (cpu0, wall0) = (cpu_seconds(), std::time::Instant::now());
+        let mut passes: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
+        for _ in 0..repeat {
+            let mut units: Vec<Box<dyn FnMut() + '_>> = cs
+                .iter_mut()
+                .map(|c| {
+                    let run = &mut c.run;
+                    Box::new(move || {
+                        black_box(run(false));
+                    }) as Box<dyn FnMut() + '_>
+                })
+                .collect();
+            let mut refs: Vec<&mut dyn FnMut()> = units.iter_mut().map(|u| &mut **u as &mut dyn FnMut()).collect();
+            let medians = interleaved_medians(&mut refs, sample, samples);
+            for (i, m) in medians.into_iter().enumerate() {
+                passes[i].push(m);
+            }
+        }
+        let load_after = loadavg();
+        // Cores this process had on average: near 1 + (share of time in 2-thread
+        // contenders) when it had two; near 1 when another process held the second core.
+        let cores_used = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
+
+        let meds: Vec<f64> = passes.iter().map(|v| median(&mut v.clone())).collect();
+        let find = |name: &str| cs.iter().position(|c| c.name == name).map_or(f64::NAN, |i| meds[i]);
+        let ours = find(OURS_1T);
+        println!(
+            "{:>14}  ({} FMAs; nnjit splits into {} threads)   load {load_before:.2} -> {load_after:.2}, \
+             cores used {cores_used:.2}",
+            p.label(),
+            n * d * f,
+            threads_used(n, d, f, 2)
+        );
+        println!(
+            "    {:<30} {:>3} {:>12} {:>19} {:>8} {:>10}",
+            "contender", "thr", "median ns", "passes min..max", "/ ours1", "1thr/this"
+        );
+        for (i, c) in cs.iter().enumerate() {
+            let (min, max) = passes[i].iter().fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+            let base = if c.base.is_empty() || c.threads == 1 { f64::NAN } else { find(c.base) };
+            let speedup = base / meds[i];
+            println!(
+                "    {:<30} {:>3} {:>12.0} {:>9.0}..{:<9.0} {:>7.2}x {:>9}{}",
+                c.name,
+                c.threads,
+                meds[i],
+                min,
+                max,
+                meds[i] / ours,
+                if speedup.is_nan() { "-".to_string() } else { format!("{speedup:.2}x") },
+                if c.exact { "" } else { "   (not Flax-exact)" }
+            );
+            rows.push(Row {
+                shape: p.label(),
+                n,
+                d,
+                f,
+                name: c.name,
+                threads: c.threads,
+                exact: c.exact,
+                ns: meds[i],
+                min,
+                max,
+                ratio: meds[i] / ours,
+                speedup,
+                load_before,
+                load_after,
+                cores_used,
+            });
+        }
+        println!();
+    }
+
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("cannot create {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    let mut csv = String::from(
+        "shape,n,d,f,contender,threads,flax_exact,median_ns,pass_min_ns,pass_max_ns,ratio_to_nnjit_1t,\
+         speedup_vs_same_lib_1t,load1_before,load1_after,cores_used\n",
+    );
+    for r in &rows {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},\"{}\",{},{},{:.0},{:.0},{:.0},{:.3},{},{:.2},{:.2},{:.2}",
+            r.shape,
+            r.n,
+            r.d,
+            r.f,
+            r.name,
+            r.threads,
+            r.exact,
+            r.ns,
+            r.min,
+            r.max,
+            r.ratio,
+            if r.speedup.is_nan() { String::new() } else { format!("{:.3}", r.speedup) },
+            r.load_before,
+            r.load_after,
+            r.cores_used
+        );
+    }
+    let path = dir.join("threads.csv");
+    match std::fs::write(&path, csv) {
+        Ok(()) => println!("wrote {}", path.display()),
+        Err(e) => {
+            eprintln!("cannot write {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    }
+}
