@@ -126,7 +126,10 @@ impl JitDense {
         let plan = <JitDense as crate::jit::Lifted>::jit_cache().plan(std::any::type_name::<JitDense>(), x.shape());
         let root = crate::scope::PathNode::ROOT;
         let dims = (d, self.features, self.use_bias);
-        let packed = match plan.lookup(0, variables.generation(), &root, dims) {
+        let slots = plan.snapshot();
+        let hit = slots.first().and_then(Option::as_ref).and_then(|s| s.hit(variables.generation(), &root, dims));
+        let bound;
+        let packed = match hit {
             Some(p) => p,
             None => {
                 let (k, b) = self.params(variables)?;
@@ -148,7 +151,8 @@ impl JitDense {
                 };
                 let k = leaf("params/kernel")?;
                 let b = if self.use_bias { Some(leaf("params/bias")?) } else { None };
-                plan.bind(0, variables.generation(), &root, dims, k, b)?
+                bound = plan.bind(0, variables.generation(), &root, dims, k, b)?;
+                &*bound
             }
         };
         // Borrows when `x` is already contiguous; copies only strided views.

@@ -35,9 +35,23 @@ macro_rules! elementwise {
         $(#[$doc])*
         #[must_use]
         pub fn $name<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>) -> Array<f32, D> {
-            x.mapv(|$v: f32| $body)
+            map_elementwise(x, |$v: f32| $body)
         }
     )*};
+}
+
+/// `x.mapv(f)`, with a plain slice loop (which the compiler vectorizes) for arrays in standard
+/// layout, the common case after a Dense.
+fn map_elementwise<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>, f: impl Fn(f32) -> f32) -> Array<f32, D> {
+    match x.as_slice() {
+        Some(s) => {
+            let v: Vec<f32> = s.iter().map(|&v| f(v)).collect();
+            // SAFETY: `v` has exactly `x.len()` elements, laid out in standard (C) order like
+            // `x`, which is what the default strides of `x.raw_dim()` address.
+            unsafe { Array::from_shape_vec_unchecked(x.raw_dim(), v) }
+        }
+        None => x.mapv(f),
+    }
 }
 
 elementwise! {

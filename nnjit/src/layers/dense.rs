@@ -10,9 +10,9 @@
 
 use std::borrow::Cow;
 
-use ndarray::{ArrayD, ArrayViewD, Dimension};
+use ndarray::{Array1, Array2, ArrayD, ArrayViewD};
 
-use crate::alloc::{checked_len, try_filled};
+use crate::alloc::{checked_len, try_zeroed};
 use crate::error::{Error, Result};
 use crate::init::{self, Initializer};
 use crate::kernel::{self, Activation};
@@ -116,6 +116,16 @@ impl Dense {
         if self.features == 0 {
             return Err(Error::invalid(s.path(), "Dense features must be at least 1, got 0"));
         }
+        if let Some(params) = s.input_dict("params") {
+            // Apply's common case: both leaves present with the right shapes, one path walk.
+            let kernel = params.leaf("kernel").filter(|k| k.array().shape() == [d, self.features]);
+            let bias = params.leaf("bias").filter(|b| b.array().shape() == [self.features]);
+            match (kernel, bias, self.use_bias) {
+                (Some(k), Some(b), true) => return Ok((Cow::Borrowed(k), Some(Cow::Borrowed(b)))),
+                (Some(k), _, false) => return Ok((Cow::Borrowed(k), None)),
+                _ => {} // missing or mis-shaped: the checked path below reports it
+            }
+        }
         let kernel = s.param("kernel", &self.kernel_init, &[d, self.features])?;
         let bias = if self.use_bias { Some(s.param("bias", &self.bias_init, &[self.features])?) } else { None };
         Ok((kernel, bias))
@@ -123,6 +133,10 @@ impl Dense {
 }
 
 impl Module for Dense {
+    fn type_name(&self) -> &'static str {
+        "Dense" // what the default derives, without the search on every call
+    }
+
     fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
         let d = feature_dim(|| s.path(), &x)?;
         if let Some(lifted) = s.lifted_dense(self, &x, d) {
@@ -135,25 +149,40 @@ impl Module for Dense {
 
 /// Runs `run(x, n, y)` over `x` as `n` contiguous rows and wraps `y` as the output array of
 /// shape `x.shape[:-1] + (f,)`. `x` must have rank ≥ 1.
+///
+/// This runs on every Dense call, so the common ranks 1 and 2 build their output with static
+/// dimensions (generic `IxDyn` shape and stride code cost more than a tiny kernel).
 pub(crate) fn with_output(
     x: &ArrayViewD<'_, f32>,
     f: usize,
     run: impl FnOnce(&[f32], usize, &mut [f32]) -> Result<()>,
 ) -> Result<ArrayD<f32>> {
-    let mut dim = x.raw_dim();
-    let last = dim.ndim() - 1;
-    let d = dim[last];
-    dim[last] = f;
-    let len = checked_len("Dense output", dim.slice())?;
-    let n = x.len().checked_div(d).unwrap_or(0);
+    let shape = x.shape();
+    let rank = shape.len();
+    let rows = checked_len("Dense output", &shape[..rank - 1])?;
+    let len = checked_len("Dense output", &[rows, f])?;
     // Borrows when `x` is already contiguous; copies only strided views.
-    let x = x.as_standard_layout();
-    let xs = x.as_slice().expect("standard layout is contiguous");
-    let mut y = try_filled("Dense output", len, 0.0)?;
-    run(xs, n, &mut y)?;
-    // SAFETY: `y` holds exactly `len` = product of `dim` elements (checked above, no overflow),
-    // and the default C-order strides of `dim` address exactly those elements.
-    Ok(unsafe { ArrayD::from_shape_vec_unchecked(dim, y) })
+    let copy;
+    let xs = match x.as_slice() {
+        Some(xs) => xs,
+        None => {
+            copy = x.as_standard_layout();
+            copy.as_slice().expect("standard layout is contiguous")
+        }
+    };
+    let mut y = try_zeroed("Dense output", len)?;
+    run(xs, rows, &mut y)?;
+    Ok(match rank {
+        1 => Array1::from_vec(y).into_dyn(),
+        // SAFETY (both arms): `y` holds exactly `len` = product of the output dims (checked
+        // above, no overflow), and the default C-order strides address exactly those elements.
+        2 => unsafe { Array2::from_shape_vec_unchecked((shape[0], f), y) }.into_dyn(),
+        _ => {
+            let mut dim = x.raw_dim();
+            dim[rank - 1] = f;
+            unsafe { ArrayD::from_shape_vec_unchecked(dim, y) }
+        }
+    })
 }
 
 /// `act(x · kernel + bias)` for `x` of any rank ≥ 1, with the unpacked kernel of the best ISA.
