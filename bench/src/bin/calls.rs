@@ -2,7 +2,8 @@
 //!
 //! `valgrind --tool=callgrind target/release/calls <entry> [iterations]`
 //!
-//! Entries: `plain`, `lifted`, `apply_into`, `bound`, `fixed`, `mlp_plain`, `mlp_lifted`.
+//! Entries: `plain`, `lifted`, `apply_into`, `bound`, `fixed`, `ndarray` (1-D `x.dot(&w) + &b`),
+//! `ndarray2` (the same with `x` of shape `(1, D)`), `mlp_plain`, `mlp_lifted`.
 //! Callgrind counts are repeatable whatever else the machine runs, so per-call instruction
 //! counts (total ÷ iterations) show where overhead goes without a quiet machine.
 
@@ -41,6 +42,11 @@ fn main() {
     let bound = lifted.bind(&vars).expect("bind");
     let fixed = lifted.bind_fixed::<3, 4>(&vars).expect("bind");
     let mut out = [0.0f32; 4];
+    let k =
+        vars.get("params/kernel").expect("kernel").clone().into_dimensionality::<nnjit::ndarray::Ix2>().expect("2-D");
+    let b = vars.get("params/bias").expect("bias").clone().into_dimensionality::<nnjit::ndarray::Ix1>().expect("1-D");
+    let xa = nnjit::ndarray::arr1(&x);
+    let x2 = xa.clone().insert_axis(nnjit::ndarray::Axis(0));
     for _ in 0..iters {
         match entry.as_str() {
             "plain" => drop(black_box(plain.apply(black_box(&vars), black_box(&x)))),
@@ -48,6 +54,8 @@ fn main() {
             "apply_into" => drop(black_box(lifted.apply_into(black_box(&vars), black_box(&x), &mut out))),
             "bound" => drop(black_box(bound.apply_into(black_box(&x), &mut out))),
             "fixed" => drop(black_box(fixed.apply(black_box(&x)))),
+            "ndarray" => drop(black_box(black_box(&xa).dot(&k) + &b)),
+            "ndarray2" => drop(black_box(black_box(&x2).dot(&k) + &b)),
             "mlp_plain" => drop(black_box(mlp.apply(black_box(&mvars), black_box(&xm)))),
             "mlp_lifted" => drop(black_box(jmlp.apply(black_box(&mvars), black_box(&xm)))),
             other => {

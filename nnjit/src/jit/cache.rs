@@ -131,6 +131,12 @@ impl ShapePlan {
     }
 }
 
+/// Whether two type names are the same; they usually are the same `&'static str`, so the
+/// addresses are compared before the bytes.
+fn same_type(a: &'static str, b: &'static str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
 /// A prepared shape: (type name, input shape, plan).
 type PlanEntry = (&'static str, Vec<usize>, Arc<ShapePlan>);
 
@@ -176,7 +182,7 @@ impl JitCache {
     /// ```
     pub fn plan(&self, ty: &'static str, shape: &[usize]) -> Arc<ShapePlan> {
         let find = |plans: &Vec<PlanEntry>| {
-            plans.iter().find(|(t, s, _)| *t == ty && s == shape).map(|(_, _, p)| Arc::clone(p))
+            plans.iter().find(|(t, s, _)| same_type(t, ty) && s == shape).map(|(_, _, p)| Arc::clone(p))
         };
         if let Some(p) = find(&self.plans.read().unwrap_or_else(|e| e.into_inner())) {
             return p;
@@ -217,7 +223,7 @@ impl JitCache {
     #[must_use]
     pub fn get(&self, ty: &'static str, shape: &[usize]) -> Option<Arc<ShapePlan>> {
         let plans = self.plans.read().unwrap_or_else(|e| e.into_inner());
-        plans.iter().find(|(t, s, _)| *t == ty && s == shape).map(|(_, _, p)| Arc::clone(p))
+        plans.iter().find(|(t, s, _)| same_type(t, ty) && s == shape).map(|(_, _, p)| Arc::clone(p))
     }
 
     /// Forgets every prepared shape (JAX: `jax.clear_caches()`).

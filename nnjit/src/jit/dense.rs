@@ -6,7 +6,7 @@ use ndarray::ArrayD;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 use crate::kernel::{best_isa, Activation, FixedDense, PackedDense};
-use crate::layers::dense::{with_output, Dense, JitDense};
+use crate::layers::dense::{standard_slice, with_output, Dense, JitDense};
 use crate::module::AsInput;
 use crate::variables::Variables;
 
@@ -155,10 +155,7 @@ impl JitDense {
                 &*bound
             }
         };
-        // Borrows when `x` is already contiguous; copies only strided views.
-        let x = x.as_standard_layout();
-        let xs = x.as_slice().expect("standard layout is contiguous");
-        packed.apply(xs, n, out, Activation::Identity)
+        packed.apply(&standard_slice(&x), n, out, Activation::Identity)
     }
 
     /// Binds `variables` once (Flax's `module.bind(variables)`): the parameters are checked and

@@ -161,17 +161,9 @@ pub(crate) fn with_output(
     let rank = shape.len();
     let rows = checked_len("Dense output", &shape[..rank - 1])?;
     let len = checked_len("Dense output", &[rows, f])?;
-    // Borrows when `x` is already contiguous; copies only strided views.
-    let copy;
-    let xs = match x.as_slice() {
-        Some(xs) => xs,
-        None => {
-            copy = x.as_standard_layout();
-            copy.as_slice().expect("standard layout is contiguous")
-        }
-    };
+    let xs = standard_slice(x);
     let mut y = try_zeroed("Dense output", len)?;
-    run(xs, rows, &mut y)?;
+    run(&xs, rows, &mut y)?;
     Ok(match rank {
         1 => Array1::from_vec(y).into_dyn(),
         // SAFETY (both arms): `y` holds exactly `len` = product of the output dims (checked
@@ -183,6 +175,15 @@ pub(crate) fn with_output(
             unsafe { ArrayD::from_shape_vec_unchecked(dim, y) }
         }
     })
+}
+
+/// The elements of `x` in standard (row-major) order: borrowed when `x` is contiguous, copied
+/// only for strided views.
+pub(crate) fn standard_slice<'a>(x: &'a ArrayViewD<'_, f32>) -> Cow<'a, [f32]> {
+    match x.as_slice() {
+        Some(xs) => Cow::Borrowed(xs),
+        None => Cow::Owned(x.iter().copied().collect()),
+    }
 }
 
 /// `act(x · kernel + bias)` for `x` of any rank ≥ 1, with the unpacked kernel of the best ISA.
