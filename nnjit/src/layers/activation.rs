@@ -278,3 +278,20 @@ mod tests {
         assert!((libm_erf(3.0) - 0.999_977_909_503_001_4).abs() < 1e-15);
     }
 }
+
+#[cfg(test)]
+mod map_tests {
+    use super::*;
+
+    /// The slice fast path and the strided fallback of `map_elementwise` agree with `mapv`.
+    #[test]
+    fn contiguous_and_strided_inputs() {
+        let x = ndarray::Array2::from_shape_fn((3, 4), |(i, j)| i as f32 - j as f32 * 0.75);
+        let t = x.t(); // not standard layout
+        assert!(t.as_slice().is_none());
+        assert_eq!(relu(&x), x.mapv(relu_scalar));
+        assert_eq!(relu(&t), t.mapv(relu_scalar));
+        assert_eq!(relu(&t).shape(), &[4, 3]);
+        assert_eq!(tanh(&t), t.mapv(f32::tanh));
+    }
+}

@@ -214,3 +214,38 @@ pub(crate) fn dense_forward(
     };
     with_output(x, f, |xs, n, y| kernel::dense(kernel::best_isa(), xs, w, b, y, n, d, f, act))
 }
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array, Axis, IxDyn};
+
+    use crate::module::Module;
+    use crate::random::PRNGKey;
+
+    use super::Dense;
+
+    /// Every output builder (ranks 1, 2, 3 and strided views) gives the row-by-row results.
+    #[test]
+    fn output_shapes_and_strided_inputs() {
+        let m = Dense::new(5);
+        let x = Array::from_shape_fn(IxDyn(&[2, 3, 4]), |ix| (ix[0] * 12 + ix[1] * 4 + ix[2]) as f32 * 0.25 - 2.0);
+        let vars = m.init(PRNGKey(1), &x).unwrap();
+        let row = |r: ndarray::ArrayView1<f32>| m.apply(&vars, &r.to_owned()).unwrap();
+        let y3 = m.apply(&vars, &x).unwrap();
+        assert_eq!(y3.shape(), &[2, 3, 5]);
+        let x2 = x.index_axis(Axis(0), 1).to_owned();
+        let y2 = m.apply(&vars, &x2).unwrap();
+        assert_eq!(y2.shape(), &[3, 5]);
+        for i in 0..3 {
+            let x1 = x2.index_axis(Axis(0), i);
+            let want = row(x1.into_dimensionality().unwrap());
+            assert_eq!(y2.index_axis(Axis(0), i).to_owned(), want);
+            assert_eq!(y3.index_axis(Axis(0), 1).index_axis(Axis(0), i).to_owned(), want);
+        }
+        // A strided view (every other row of a (6, 4) array) is copied, then computed alike.
+        let tall = ndarray::concatenate(Axis(0), &[x2.view(), x2.view()]).unwrap();
+        let strided = tall.slice_axis(Axis(0), ndarray::Slice::new(0, None, 2));
+        assert!(strided.as_slice().is_none());
+        assert_eq!(m.apply(&vars, &strided).unwrap(), m.apply(&vars, &strided.to_owned()).unwrap());
+    }
+}
