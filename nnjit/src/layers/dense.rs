@@ -230,7 +230,7 @@ mod tests {
         let m = Dense::new(5);
         let x = Array::from_shape_fn(IxDyn(&[2, 3, 4]), |ix| (ix[0] * 12 + ix[1] * 4 + ix[2]) as f32 * 0.25 - 2.0);
         let vars = m.init(PRNGKey(1), &x).unwrap();
-        let row = |r: ndarray::ArrayView1<f32>| m.apply(&vars, &r.to_owned()).unwrap();
+        let row = |r: ndarray::ArrayView1<f32>| m.apply(&vars, r.to_owned()).unwrap();
         let y3 = m.apply(&vars, &x).unwrap();
         assert_eq!(y3.shape(), &[2, 3, 5]);
         let x2 = x.index_axis(Axis(0), 1).to_owned();
@@ -246,6 +246,6 @@ mod tests {
         let tall = ndarray::concatenate(Axis(0), &[x2.view(), x2.view()]).unwrap();
         let strided = tall.slice_axis(Axis(0), ndarray::Slice::new(0, None, 2));
         assert!(strided.as_slice().is_none());
-        assert_eq!(m.apply(&vars, &strided).unwrap(), m.apply(&vars, &strided.to_owned()).unwrap());
+        assert_eq!(m.apply(&vars, &strided).unwrap(), m.apply(&vars, strided.to_owned()).unwrap());
     }
 }
