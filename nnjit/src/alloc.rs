@@ -43,6 +43,26 @@ pub fn try_filled(what: &str, len: usize, value: f32) -> Result<Vec<f32>> {
     Ok(v)
 }
 
+/// A `Vec<f32>` of `len` zeros, reserved fallibly and cleared with one `memset` (per-element
+/// `resize` costs ~4 instructions per float, which shows on small layers).
+///
+/// ```
+/// let z = nnjit::alloc::try_zeroed("output", 5)?;
+/// assert_eq!(z, vec![0.0f32; 5]);
+/// assert!(z.iter().all(|v| v.to_bits() == 0)); // +0.0, not -0.0
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub fn try_zeroed(what: &str, len: usize) -> Result<Vec<f32>> {
+    let mut v: Vec<f32> = try_with_capacity(what, len)?;
+    // SAFETY: `v` has capacity for `len` floats (reserved above); all-zero bytes are the f32
+    // +0.0, so after the write the first `len` elements are initialized.
+    unsafe {
+        std::ptr::write_bytes(v.as_mut_ptr(), 0, len);
+        v.set_len(len);
+    }
+    Ok(v)
+}
+
 /// An empty `Vec<T>` with room for `len` elements, reserved fallibly.
 ///
 /// ```

@@ -369,6 +369,37 @@ struct RngFork {
     depth: usize,
 }
 
+/// Counters of a scope's automatic child names (`Dense_0`, `Dense_1`, ...), one per type name.
+/// A scope rarely has children of more than a few types, so the counters live inline: a `Vec`
+/// here cost an allocation on every module call.
+#[derive(Default)]
+struct AutoNames {
+    inline: [(&'static str, u32); 4],
+    len: usize,
+    spill: Vec<(&'static str, u32)>,
+}
+
+impl AutoNames {
+    /// The next index for `base`: 0 for its first child, then 1, 2, ...
+    fn next(&mut self, base: &'static str) -> u32 {
+        // Type names are usually the same `&'static str`, so compare addresses first.
+        let same = |b: &&'static str| std::ptr::eq(*b, base) || *b == base;
+        let (inline, spill) = (&mut self.inline[..self.len], &mut self.spill);
+        if let Some((_, i)) = inline.iter_mut().chain(spill.iter_mut()).find(|(b, _)| same(b)) {
+            *i += 1;
+            return *i;
+        }
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = (base, 0);
+                self.len += 1;
+            }
+            None => self.spill.push((base, 0)),
+        }
+        0
+    }
+}
+
 /// Where a module runs: its path, variables, RNG streams and children.
 ///
 /// Modules receive a `&mut Scope` in [`Module::call`](crate::module::Module::call) and use
@@ -397,12 +428,12 @@ pub struct Scope<'c, 'v> {
     frame: &'c mut Frame<'v>,
     pub(crate) node: PathNode<'c>,
     fork: Option<Arc<RngFork>>,
-    auto_names: Vec<(&'static str, u32)>,
+    auto_names: AutoNames,
 }
 
 impl<'c, 'v> Scope<'c, 'v> {
     pub(crate) fn root(frame: &'c mut Frame<'v>) -> Self {
-        Scope { frame, node: PathNode { parent: None, name: None }, fork: None, auto_names: Vec::new() }
+        Scope { frame, node: PathNode { parent: None, name: None }, fork: None, auto_names: AutoNames::default() }
     }
 
     /// The `/`-joined path of this scope (`/Dense_0`; the empty string at the top).
@@ -520,6 +551,11 @@ impl<'c, 'v> Scope<'c, 'v> {
         self.frame
     }
 
+    /// The frame and this scope's path at once (disjoint borrows of the scope).
+    pub(crate) fn frame_and_node(&mut self) -> (&mut Frame<'v>, &PathNode<'c>) {
+        (self.frame, &self.node)
+    }
+
     fn visible(&self, collection: &str) -> bool {
         self.frame.visible.is_none_or(|v| v.contains(&collection))
     }
@@ -540,6 +576,17 @@ impl<'c, 'v> Scope<'c, 'v> {
         let input: &'v Variables = self.frame.input?;
         let dict = self.node.resolve(input.collection(collection)?)?;
         dict.leaf(name).map(Cow::Borrowed)
+    }
+
+    /// The dict of `collection` at this scope's path in the variables given to `apply`, when
+    /// nothing was written in this call: reads then resolve the path once for several leaves
+    /// (what [`read_leaf`](Self::read_leaf) returns for each of them, without the checks).
+    pub(crate) fn input_dict(&self, collection: &str) -> Option<&'v Dict> {
+        if !self.frame.out.is_empty() || !self.visible(collection) {
+            return None;
+        }
+        let input: &'v Variables = self.frame.input?;
+        self.node.resolve(input.collection(collection)?)
     }
 
     fn write_leaf(&mut self, collection: &str, name: &str, leaf: Leaf) {
@@ -808,16 +855,7 @@ impl<'c, 'v> Scope<'c, 'v> {
     }
 
     fn auto_index(&mut self, base: &'static str) -> u32 {
-        match self.auto_names.iter_mut().find(|(b, _)| *b == base) {
-            Some((_, i)) => {
-                *i += 1;
-                *i
-            }
-            None => {
-                self.auto_names.push((base, 0));
-                0
-            }
-        }
+        self.auto_names.next(base)
     }
 
     /// Runs `module` as a child with Flax's automatic name (`{TypeName}_{index}`, counted per
@@ -844,8 +882,9 @@ impl<'c, 'v> Scope<'c, 'v> {
         module: &M,
         x: impl crate::module::AsInput,
     ) -> Result<ArrayD<f32>> {
-        let index = self.auto_index(module.type_name());
-        let name = Name::Auto(module.type_name(), index);
+        let base = module.type_name();
+        let index = self.auto_index(base);
+        let name = Name::Auto(base, index);
         self.run_child(&name, module, x)
     }
 
@@ -893,7 +932,7 @@ impl<'c, 'v> Scope<'c, 'v> {
             frame: &mut *self.frame,
             node: PathNode { parent: Some(&self.node), name: Some(name) },
             fork: self.fork.clone(),
-            auto_names: Vec::new(),
+            auto_names: AutoNames::default(),
         };
         if child.frame.trace.is_some() {
             return child.traced_call(module, x);

@@ -9,8 +9,8 @@ use crate::scope::{Name, PathNode};
 use crate::variables::Leaf;
 
 /// Bound parameters of one Dense call site: packed once per parameter version.
-#[derive(Debug)]
-struct Slot {
+#[derive(Clone, Debug)]
+pub(crate) struct Slot {
     /// Scope path of the call site and the variables it was bound for: a later call with the
     /// same variables at the same path reuses the packed kernel without looking anything up.
     path: Vec<Name>,
@@ -20,6 +20,17 @@ struct Slot {
     bias_version: Option<u64>,
     packed: Arc<PackedDense>,
 }
+
+impl Slot {
+    /// The packed kernel, if this slot was bound for the same variables (`generation`), path
+    /// and dims: no lookups, no checks beyond these comparisons.
+    pub(crate) fn hit(&self, generation: u64, path: &PathNode<'_>, dims: (usize, usize, bool)) -> Option<&PackedDense> {
+        (self.generation == generation && self.dims == dims && path.is(&self.path)).then_some(&*self.packed)
+    }
+}
+
+/// The bound call sites of a plan, in call order (one immutable snapshot per apply).
+pub(crate) type Slots = Arc<Vec<Option<Slot>>>;
 
 /// What a lifted module prepared for one input shape: for each Dense call site, in call order,
 /// the parameters packed into the kernel's layout and the kernel chosen for its shape.
@@ -35,27 +46,16 @@ struct Slot {
 /// ```
 #[derive(Debug, Default)]
 pub struct ShapePlan {
-    slots: RwLock<Vec<Option<Slot>>>,
+    /// Copy on write: an apply takes the current snapshot once (one lock, one reference count)
+    /// and reads its call sites without locking; binding a site publishes a new snapshot.
+    slots: RwLock<Slots>,
     packs: AtomicUsize,
 }
 
 impl ShapePlan {
-    /// The packed kernel of call site `index` if it was bound for the same variables
-    /// (`generation`), path and dims: no lookups, no checks beyond these comparisons.
-    pub(crate) fn lookup(
-        &self,
-        index: usize,
-        generation: u64,
-        path: &PathNode<'_>,
-        dims: (usize, usize, bool),
-    ) -> Option<Arc<PackedDense>> {
-        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        match slots.get(index) {
-            Some(Some(s)) if s.generation == generation && s.dims == dims && path.is(&s.path) => {
-                Some(Arc::clone(&s.packed))
-            }
-            _ => None,
-        }
+    /// The bound call sites as of now.
+    pub(crate) fn snapshot(&self) -> Slots {
+        Arc::clone(&self.slots.read().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Binds call site `index` to these (already shape-checked) parameters, packing them only
@@ -70,14 +70,11 @@ impl ShapePlan {
         bias: Option<&Leaf>,
     ) -> Result<Arc<PackedDense>> {
         let bias_version = bias.map(Leaf::version);
-        let reuse = {
-            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-            match slots.get(index) {
-                Some(Some(s)) if s.kernel_version == kernel.version() && s.bias_version == bias_version => {
-                    Some(Arc::clone(&s.packed))
-                }
-                _ => None,
+        let reuse = match self.snapshot().get(index) {
+            Some(Some(s)) if s.kernel_version == kernel.version() && s.bias_version == bias_version => {
+                Some(Arc::clone(&s.packed))
             }
+            _ => None,
         };
         let packed = match reuse {
             Some(p) => p,
@@ -95,18 +92,20 @@ impl ShapePlan {
                 p
             }
         };
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        if slots.len() <= index {
-            slots.resize_with(index + 1, || None);
-        }
-        slots[index] = Some(Slot {
+        let slot = Slot {
             path: path.names(),
             generation,
             dims,
             kernel_version: kernel.version(),
             bias_version,
             packed: Arc::clone(&packed),
-        });
+        };
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        let next = Arc::make_mut(&mut slots);
+        if next.len() <= index {
+            next.resize_with(index + 1, || None);
+        }
+        next[index] = Some(slot);
         Ok(packed)
     }
 
@@ -130,6 +129,12 @@ impl ShapePlan {
     pub fn pack_count(&self) -> usize {
         self.packs.load(Ordering::Relaxed)
     }
+}
+
+/// Whether two type names are the same; they usually are the same `&'static str`, so the
+/// addresses are compared before the bytes.
+fn same_type(a: &'static str, b: &'static str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 /// A prepared shape: (type name, input shape, plan).
@@ -177,7 +182,7 @@ impl JitCache {
     /// ```
     pub fn plan(&self, ty: &'static str, shape: &[usize]) -> Arc<ShapePlan> {
         let find = |plans: &Vec<PlanEntry>| {
-            plans.iter().find(|(t, s, _)| *t == ty && s == shape).map(|(_, _, p)| Arc::clone(p))
+            plans.iter().find(|(t, s, _)| same_type(t, ty) && s == shape).map(|(_, _, p)| Arc::clone(p))
         };
         if let Some(p) = find(&self.plans.read().unwrap_or_else(|e| e.into_inner())) {
             return p;
@@ -218,7 +223,7 @@ impl JitCache {
     #[must_use]
     pub fn get(&self, ty: &'static str, shape: &[usize]) -> Option<Arc<ShapePlan>> {
         let plans = self.plans.read().unwrap_or_else(|e| e.into_inner());
-        plans.iter().find(|(t, s, _)| *t == ty && s == shape).map(|(_, _, p)| Arc::clone(p))
+        plans.iter().find(|(t, s, _)| same_type(t, ty) && s == shape).map(|(_, _, p)| Arc::clone(p))
     }
 
     /// Forgets every prepared shape (JAX: `jax.clear_caches()`).

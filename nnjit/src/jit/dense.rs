@@ -6,7 +6,7 @@ use ndarray::ArrayD;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 use crate::kernel::{best_isa, Activation, FixedDense, PackedDense};
-use crate::layers::dense::{with_output, Dense, JitDense};
+use crate::layers::dense::{standard_slice, with_output, Dense, JitDense};
 use crate::module::AsInput;
 use crate::variables::Variables;
 
@@ -126,7 +126,10 @@ impl JitDense {
         let plan = <JitDense as crate::jit::Lifted>::jit_cache().plan(std::any::type_name::<JitDense>(), x.shape());
         let root = crate::scope::PathNode::ROOT;
         let dims = (d, self.features, self.use_bias);
-        let packed = match plan.lookup(0, variables.generation(), &root, dims) {
+        let slots = plan.snapshot();
+        let hit = slots.first().and_then(Option::as_ref).and_then(|s| s.hit(variables.generation(), &root, dims));
+        let bound;
+        let packed = match hit {
             Some(p) => p,
             None => {
                 let (k, b) = self.params(variables)?;
@@ -148,13 +151,11 @@ impl JitDense {
                 };
                 let k = leaf("params/kernel")?;
                 let b = if self.use_bias { Some(leaf("params/bias")?) } else { None };
-                plan.bind(0, variables.generation(), &root, dims, k, b)?
+                bound = plan.bind(0, variables.generation(), &root, dims, k, b)?;
+                &*bound
             }
         };
-        // Borrows when `x` is already contiguous; copies only strided views.
-        let x = x.as_standard_layout();
-        let xs = x.as_slice().expect("standard layout is contiguous");
-        packed.apply(xs, n, out, Activation::Identity)
+        packed.apply(&standard_slice(&x), n, out, Activation::Identity)
     }
 
     /// Binds `variables` once (Flax's `module.bind(variables)`): the parameters are checked and

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ndarray::{ArrayD, ArrayViewD};
 
 use crate::error::{Error, Result};
-use crate::jit::cache::{JitCache, ShapePlan};
+use crate::jit::cache::{JitCache, ShapePlan, Slots};
 use crate::kernel::Activation;
 use crate::layers::dense::{with_output, Dense};
 use crate::module::{AsInput, Module};
@@ -45,6 +45,8 @@ pub struct LiftOptions {
 /// What one apply of a lifted module carries while its body runs.
 pub(crate) struct LiftCtx<'v> {
     plan: Arc<ShapePlan>,
+    /// The plan's call sites as bound when this apply began (read without locking).
+    slots: Slots,
     cursor: usize,
     _vars: std::marker::PhantomData<&'v ()>,
 }
@@ -59,28 +61,27 @@ impl Scope<'_, '_> {
         x: &ArrayViewD<'_, f32>,
         d: usize,
     ) -> Option<Result<ArrayD<f32>>> {
-        let generation = self.frame().input?.generation();
-        let (plan, index) = {
-            let ctx = self.frame_mut().lift.as_mut()?;
-            ctx.cursor += 1;
-            (Arc::clone(&ctx.plan), ctx.cursor - 1)
-        };
         let dims = (d, dense.features, dense.use_bias);
-        let fast =
-            if self.is_mutable_collection("params") { None } else { plan.lookup(index, generation, &self.node, dims) };
-        let packed = match fast {
-            Some(p) => p,
-            None => {
-                let bound = dense
-                    .params(self, d)
-                    .and_then(|(k, b)| plan.bind(index, generation, &self.node, dims, &k, b.as_deref()));
-                match bound {
-                    Ok(p) => p,
-                    Err(e) => return Some(Err(e)),
-                }
+        let params_mutable = self.is_mutable_collection("params");
+        let (frame, node) = self.frame_and_node();
+        let generation = frame.input?.generation();
+        let ctx = frame.lift.as_mut()?;
+        let index = ctx.cursor;
+        ctx.cursor += 1;
+        if !params_mutable {
+            if let Some(packed) =
+                ctx.slots.get(index).and_then(Option::as_ref).and_then(|s| s.hit(generation, node, dims))
+            {
+                return Some(with_output(x, packed.f(), |xs, n, y| packed.apply(xs, n, y, Activation::Identity)));
             }
-        };
-        Some(with_output(x, packed.f(), |xs, n, y| packed.apply(xs, n, y, Activation::Identity)))
+        }
+        let plan = Arc::clone(&ctx.plan);
+        let bound =
+            dense.params(self, d).and_then(|(k, b)| plan.bind(index, generation, &self.node, dims, &k, b.as_deref()));
+        Some(
+            bound
+                .and_then(|packed| with_output(x, packed.f(), |xs, n, y| packed.apply(xs, n, y, Activation::Identity))),
+        )
     }
 }
 
@@ -283,7 +284,8 @@ impl<'c, 'v> Scope<'c, 'v> {
         let saved_visible = opts.variables.map(|v| self.frame_mut().visible.replace(v));
         let saved_lift = if self.frame().mode == Mode::Apply {
             let plan = L::jit_cache().plan(std::any::type_name::<L>(), x.shape());
-            self.frame_mut().lift.replace(LiftCtx { plan, cursor: 0, _vars: std::marker::PhantomData })
+            let slots = plan.snapshot();
+            self.frame_mut().lift.replace(LiftCtx { plan, slots, cursor: 0, _vars: std::marker::PhantomData })
         } else {
             self.frame_mut().lift.take()
         };

@@ -35,9 +35,23 @@ macro_rules! elementwise {
         $(#[$doc])*
         #[must_use]
         pub fn $name<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>) -> Array<f32, D> {
-            x.mapv(|$v: f32| $body)
+            map_elementwise(x, |$v: f32| $body)
         }
     )*};
+}
+
+/// `x.mapv(f)`, with a plain slice loop (which the compiler vectorizes) for arrays in standard
+/// layout, the common case after a Dense.
+fn map_elementwise<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>, f: impl Fn(f32) -> f32) -> Array<f32, D> {
+    match x.as_slice() {
+        Some(s) => {
+            let v: Vec<f32> = s.iter().map(|&v| f(v)).collect();
+            // SAFETY: `v` has exactly `x.len()` elements, laid out in standard (C) order like
+            // `x`, which is what the default strides of `x.raw_dim()` address.
+            unsafe { Array::from_shape_vec_unchecked(x.raw_dim(), v) }
+        }
+        None => x.mapv(f),
+    }
 }
 
 elementwise! {
@@ -262,5 +276,22 @@ mod tests {
         }
         assert!((libm_erf(1.0) - 0.842_700_792_949_714_9).abs() < 1e-15);
         assert!((libm_erf(3.0) - 0.999_977_909_503_001_4).abs() < 1e-15);
+    }
+}
+
+#[cfg(test)]
+mod map_tests {
+    use super::*;
+
+    /// The slice fast path and the strided fallback of `map_elementwise` agree with `mapv`.
+    #[test]
+    fn contiguous_and_strided_inputs() {
+        let x = ndarray::Array2::from_shape_fn((3, 4), |(i, j)| i as f32 - j as f32 * 0.75);
+        let t = x.t(); // not standard layout
+        assert!(t.as_slice().is_none());
+        assert_eq!(relu(&x), x.mapv(relu_scalar));
+        assert_eq!(relu(&t), t.mapv(relu_scalar));
+        assert_eq!(relu(&t).shape(), &[4, 3]);
+        assert_eq!(tanh(&t), t.mapv(f32::tanh));
     }
 }

@@ -10,9 +10,9 @@
 
 use std::borrow::Cow;
 
-use ndarray::{ArrayD, ArrayViewD, Dimension};
+use ndarray::{Array1, Array2, ArrayD, ArrayViewD};
 
-use crate::alloc::{checked_len, try_filled};
+use crate::alloc::{checked_len, try_zeroed};
 use crate::error::{Error, Result};
 use crate::init::{self, Initializer};
 use crate::kernel::{self, Activation};
@@ -116,6 +116,16 @@ impl Dense {
         if self.features == 0 {
             return Err(Error::invalid(s.path(), "Dense features must be at least 1, got 0"));
         }
+        if let Some(params) = s.input_dict("params") {
+            // Apply's common case: both leaves present with the right shapes, one path walk.
+            let kernel = params.leaf("kernel").filter(|k| k.array().shape() == [d, self.features]);
+            let bias = params.leaf("bias").filter(|b| b.array().shape() == [self.features]);
+            match (kernel, bias, self.use_bias) {
+                (Some(k), Some(b), true) => return Ok((Cow::Borrowed(k), Some(Cow::Borrowed(b)))),
+                (Some(k), _, false) => return Ok((Cow::Borrowed(k), None)),
+                _ => {} // missing or mis-shaped: the checked path below reports it
+            }
+        }
         let kernel = s.param("kernel", &self.kernel_init, &[d, self.features])?;
         let bias = if self.use_bias { Some(s.param("bias", &self.bias_init, &[self.features])?) } else { None };
         Ok((kernel, bias))
@@ -123,6 +133,10 @@ impl Dense {
 }
 
 impl Module for Dense {
+    fn type_name(&self) -> &'static str {
+        "Dense" // what the default derives, without the search on every call
+    }
+
     fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
         let d = feature_dim(|| s.path(), &x)?;
         if let Some(lifted) = s.lifted_dense(self, &x, d) {
@@ -135,25 +149,41 @@ impl Module for Dense {
 
 /// Runs `run(x, n, y)` over `x` as `n` contiguous rows and wraps `y` as the output array of
 /// shape `x.shape[:-1] + (f,)`. `x` must have rank ≥ 1.
+///
+/// This runs on every Dense call, so the common ranks 1 and 2 build their output with static
+/// dimensions (generic `IxDyn` shape and stride code cost more than a tiny kernel).
 pub(crate) fn with_output(
     x: &ArrayViewD<'_, f32>,
     f: usize,
     run: impl FnOnce(&[f32], usize, &mut [f32]) -> Result<()>,
 ) -> Result<ArrayD<f32>> {
-    let mut dim = x.raw_dim();
-    let last = dim.ndim() - 1;
-    let d = dim[last];
-    dim[last] = f;
-    let len = checked_len("Dense output", dim.slice())?;
-    let n = x.len().checked_div(d).unwrap_or(0);
-    // Borrows when `x` is already contiguous; copies only strided views.
-    let x = x.as_standard_layout();
-    let xs = x.as_slice().expect("standard layout is contiguous");
-    let mut y = try_filled("Dense output", len, 0.0)?;
-    run(xs, n, &mut y)?;
-    // SAFETY: `y` holds exactly `len` = product of `dim` elements (checked above, no overflow),
-    // and the default C-order strides of `dim` address exactly those elements.
-    Ok(unsafe { ArrayD::from_shape_vec_unchecked(dim, y) })
+    let shape = x.shape();
+    let rank = shape.len();
+    let rows = checked_len("Dense output", &shape[..rank - 1])?;
+    let len = checked_len("Dense output", &[rows, f])?;
+    let xs = standard_slice(x);
+    let mut y = try_zeroed("Dense output", len)?;
+    run(&xs, rows, &mut y)?;
+    Ok(match rank {
+        1 => Array1::from_vec(y).into_dyn(),
+        // SAFETY (both arms): `y` holds exactly `len` = product of the output dims (checked
+        // above, no overflow), and the default C-order strides address exactly those elements.
+        2 => unsafe { Array2::from_shape_vec_unchecked((shape[0], f), y) }.into_dyn(),
+        _ => {
+            let mut dim = x.raw_dim();
+            dim[rank - 1] = f;
+            unsafe { ArrayD::from_shape_vec_unchecked(dim, y) }
+        }
+    })
+}
+
+/// The elements of `x` in standard (row-major) order: borrowed when `x` is contiguous, copied
+/// only for strided views.
+pub(crate) fn standard_slice<'a>(x: &'a ArrayViewD<'_, f32>) -> Cow<'a, [f32]> {
+    match x.as_slice() {
+        Some(xs) => Cow::Borrowed(xs),
+        None => Cow::Owned(x.iter().copied().collect()),
+    }
 }
 
 /// `act(x · kernel + bias)` for `x` of any rank ≥ 1, with the unpacked kernel of the best ISA.
@@ -183,4 +213,39 @@ pub(crate) fn dense_forward(
         None => None,
     };
     with_output(x, f, |xs, n, y| kernel::dense(kernel::best_isa(), xs, w, b, y, n, d, f, act))
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array, Axis, IxDyn};
+
+    use crate::module::Module;
+    use crate::random::PRNGKey;
+
+    use super::Dense;
+
+    /// Every output builder (ranks 1, 2, 3 and strided views) gives the row-by-row results.
+    #[test]
+    fn output_shapes_and_strided_inputs() {
+        let m = Dense::new(5);
+        let x = Array::from_shape_fn(IxDyn(&[2, 3, 4]), |ix| (ix[0] * 12 + ix[1] * 4 + ix[2]) as f32 * 0.25 - 2.0);
+        let vars = m.init(PRNGKey(1), &x).unwrap();
+        let row = |r: ndarray::ArrayView1<f32>| m.apply(&vars, r.to_owned()).unwrap();
+        let y3 = m.apply(&vars, &x).unwrap();
+        assert_eq!(y3.shape(), &[2, 3, 5]);
+        let x2 = x.index_axis(Axis(0), 1).to_owned();
+        let y2 = m.apply(&vars, &x2).unwrap();
+        assert_eq!(y2.shape(), &[3, 5]);
+        for i in 0..3 {
+            let x1 = x2.index_axis(Axis(0), i);
+            let want = row(x1.into_dimensionality().unwrap());
+            assert_eq!(y2.index_axis(Axis(0), i).to_owned(), want);
+            assert_eq!(y3.index_axis(Axis(0), 1).index_axis(Axis(0), i).to_owned(), want);
+        }
+        // A strided view (every other row of a (6, 4) array) is copied, then computed alike.
+        let tall = ndarray::concatenate(Axis(0), &[x2.view(), x2.view()]).unwrap();
+        let strided = tall.slice_axis(Axis(0), ndarray::Slice::new(0, None, 2));
+        assert!(strided.as_slice().is_none());
+        assert_eq!(m.apply(&vars, &strided).unwrap(), m.apply(&vars, strided.to_owned()).unwrap());
+    }
 }
