@@ -11,23 +11,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use nnjit::kernel::{best_isa, Activation, PackedDense};
-use nnjit::ndarray::{Array2, ArrayD, ArrayViewD, Axis, Ix1, Ix2};
-use nnjit::nn::{self, Module, Scope};
-
-/// Dense → relu → Dense → relu → Dense.
-#[nn::jit]
-#[derive(Debug, Clone)]
-struct Mlp {
-    widths: [usize; 3],
-}
-
-impl Module for Mlp {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
-        let h = nn::relu(&s.call(&nn::Dense::new(self.widths[0]), x)?);
-        let h = nn::relu(&s.call(&nn::Dense::new(self.widths[1]), &h)?);
-        s.call(&nn::Dense::new(self.widths[2]), &h)
-    }
-}
+use nnjit::ndarray::{Array2, Axis, Ix1, Ix2};
+use nnjit::nn::{self, Module};
+use nnjit_bench::{JitMlp, Mlp};
 
 fn dense_3x4(c: &mut Criterion) {
     let x = [0.5f32, -1.25, 2.0];

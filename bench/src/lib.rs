@@ -406,35 +406,7 @@ fn gemm_contender(p: &Problem) -> Contender {
     let (x, w, b) = (p.x.clone(), p.w.clone(), p.b.clone());
     let mut y = vec![0.0f32; n * f];
     Contender::new("gemm crate", false, move |o| {
-        for row in y.chunks_exact_mut(f) {
-            row.copy_from_slice(&b);
-        }
-        let x = black_box(&x);
-        // SAFETY: row-major (n, d), (d, f) and (n, f) buffers of exactly those sizes, with
-        // column stride 1 and row strides d, f, f; `y` does not alias the inputs.
-        unsafe {
-            gemm::gemm(
-                n,
-                f,
-                d,
-                y.as_mut_ptr(),
-                1,
-                f as isize,
-                true,
-                x.as_ptr(),
-                1,
-                d as isize,
-                w.as_ptr(),
-                1,
-                f as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
-        };
+        gemm_forward(n, d, f, black_box(&x), &w, &b, &mut y, gemm::Parallelism::None);
         black_box(&mut y);
         if let Some(o) = o {
             o.clone_from(&y);
@@ -486,4 +458,72 @@ pub fn verify(p: &Problem, cs: &mut [Contender]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `y = x·W + b` with the gemm crate (`y` is set to the bias, then `y += x·W`), row-major.
+///
+/// # Panics
+/// If a buffer's length does not match `n`, `d`, `f`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_forward(
+    n: usize,
+    d: usize,
+    f: usize,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    par: gemm::Parallelism,
+) {
+    assert!(x.len() == n * d && w.len() == d * f && b.len() == f && y.len() == n * f, "buffer sizes");
+    for row in y.chunks_exact_mut(f) {
+        row.copy_from_slice(b);
+    }
+    // SAFETY: row-major (n, d), (d, f) and (n, f) buffers of exactly those sizes (asserted), with
+    // column stride 1 and row strides d, f, f; `y` is a unique borrow, so it aliases no input.
+    unsafe {
+        gemm::gemm(
+            n,
+            f,
+            d,
+            y.as_mut_ptr(),
+            1,
+            f as isize,
+            true,
+            x.as_ptr(),
+            1,
+            d as isize,
+            w.as_ptr(),
+            1,
+            f as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    };
+}
+
+/// The MLP of the lift benchmark: Dense → relu → Dense → relu → Dense (`#[nn::jit]` also makes
+/// `JitMlp`).
+#[nnjit::nn::jit]
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    /// Output widths of the three Dense layers.
+    pub widths: [usize; 3],
+}
+
+impl nnjit::nn::Module for Mlp {
+    fn call(
+        &self,
+        s: &mut nnjit::nn::Scope<'_, '_>,
+        x: nnjit::ndarray::ArrayViewD<'_, f32>,
+    ) -> nnjit::Result<nnjit::ndarray::ArrayD<f32>> {
+        use nnjit::nn;
+        let h = nn::relu(&s.call(&nn::Dense::new(self.widths[0]), x)?);
+        let h = nn::relu(&s.call(&nn::Dense::new(self.widths[1]), &h)?);
+        s.call(&nn::Dense::new(self.widths[2]), &h)
+    }
 }

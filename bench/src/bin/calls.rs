@@ -9,23 +9,9 @@
 
 use std::hint::black_box;
 
-use nnjit::ndarray::{Array2, ArrayD, ArrayViewD};
-use nnjit::nn::{self, Module, Scope};
-
-/// Dense → relu → Dense → relu → Dense (as in `benches/lift.rs`).
-#[nn::jit]
-#[derive(Debug, Clone)]
-struct Mlp {
-    widths: [usize; 3],
-}
-
-impl Module for Mlp {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
-        let h = nn::relu(&s.call(&nn::Dense::new(self.widths[0]), x)?);
-        let h = nn::relu(&s.call(&nn::Dense::new(self.widths[1]), &h)?);
-        s.call(&nn::Dense::new(self.widths[2]), &h)
-    }
-}
+use nnjit::ndarray::Array2;
+use nnjit::nn::{self, Module};
+use nnjit_bench::{JitMlp, Mlp};
 
 fn main() {
     let mut args = std::env::args().skip(1);

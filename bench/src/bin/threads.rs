@@ -92,35 +92,7 @@ fn gemm_contender(p: &Problem, threads: usize) -> Contender {
     let par = if threads == 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(threads) };
     let name = if threads == 1 { "gemm crate" } else { "gemm crate Rayon(2)" };
     contender(name, "gemm crate", threads, false, move |out| {
-        for row in y.chunks_exact_mut(f) {
-            row.copy_from_slice(&b);
-        }
-        let x = black_box(&x);
-        // SAFETY: row-major (n, d), (d, f) and (n, f) buffers of exactly those sizes, with
-        // column stride 1 and row strides d, f, f; `y` does not alias the inputs.
-        unsafe {
-            gemm::gemm(
-                n,
-                f,
-                d,
-                y.as_mut_ptr(),
-                1,
-                f as isize,
-                true,
-                x.as_ptr(),
-                1,
-                d as isize,
-                w.as_ptr(),
-                1,
-                f as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            )
-        };
+        nnjit_bench::gemm_forward(n, d, f, black_box(&x), &w, &b, &mut y, par);
         black_box(&mut y);
         out.then(|| y.clone())
     })
