@@ -114,7 +114,7 @@ fn peak_memory_is_inputs_params_output_and_packing() {
 
         let strided = x.t().to_owned(); // (d, n) in standard layout; its transpose is a strided (n, d)
         let view = strided.t();
-        let copy = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, &view).unwrap()));
+        let copy = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, view).unwrap()));
         let in_bytes = n * d * 4;
         assert!(copy <= in_bytes + out_bytes + SLACK, "{n}x{d}x{f}: strided apply peaked at {copy} B");
     }
