@@ -178,12 +178,16 @@ fn main() {
     println!("load average (1 min) at start: {:.2}", loadavg());
     println!();
 
+    // `--shape NxDxF` picks shapes (any, not only the default four).
+    let parse = |s: &str| -> Option<(usize, usize, usize)> {
+        let v: Vec<usize> = s.split('x').map(|t| t.parse().ok()).collect::<Option<_>>()?;
+        (v.len() == 3).then(|| (v[0], v[1], v[2]))
+    };
+    let shapes: Vec<(usize, usize, usize)> =
+        if only.is_empty() { SHAPES.to_vec() } else { only.iter().filter_map(|s| parse(s)).collect() };
     let mut rows: Vec<Row> = Vec::new();
-    for &(n, d, f) in &SHAPES {
+    for &(n, d, f) in &shapes {
         let p = Problem::new(n, d, f);
-        if !only.is_empty() && !only.contains(&p.label().as_str()) {
-            continue;
-        }
         let mut cs = vec![
             nnjit_contender(&p, 1),
             nnjit_contender(&p, 2),

@@ -54,6 +54,7 @@ mod fixed;
 mod isa;
 mod pack;
 pub mod parallel;
+mod pool;
 pub mod reference;
 mod simd;
 mod small;

@@ -1,39 +1,38 @@
 //! Multithreaded Dense applies that split the *outputs* only.
 //!
 //! [`apply_threads`] cuts the rows of `x` (and of `y`) into contiguous blocks and runs
-//! [`PackedDense::apply`] on each block, one block per thread ([`std::thread::scope`], no
-//! pool, no dependency). Every output's FMA chain stays whole on one thread, in the order of
+//! [`PackedDense::apply`] on each block, on the calling thread and the workers of a small
+//! persistent pool (plain `std` threads, started once; no dependency). Every output's FMA chain stays whole on one thread, in the order of
 //! the [module contract](super), so the bits are those of the single-threaded call and of
 //! [`reference::dense_reference`](super::reference::dense_reference) — for any number of
 //! threads.
 //!
-//! Spawning a thread costs tens of microseconds, more than small products take, so
+//! Waking a worker costs microseconds, more than small products take, so
 //! [`threads_used`] keeps a problem on the calling thread unless every thread gets at least
 //! [`MIN_MACS_PER_THREAD`] multiply-adds and at least [`ROW_BLOCK`] rows. Block boundaries
 //! are multiples of [`ROW_BLOCK`] (the register tile height of the SIMD paths) where
 //! possible, so a split adds no partial row tiles.
 
 use std::sync::{Mutex, PoisonError};
-use std::thread;
 
-use super::{check_len, Activation, PackedDense};
+use super::{check_len, pool, Activation, PackedDense};
 use crate::error::Result;
 
 /// Multiply-adds (`n·d·f` divided by the thread count) below which one more thread does
-/// not pay for its start: smaller problems stay on fewer threads (down to the caller alone).
+/// not pay for its wake-up: smaller problems stay on fewer threads (down to the caller alone).
 ///
-/// Measured on a 2-core AMD EPYC VM (AVX-512, `bench/src/bin/threads.rs`): starting and
-/// joining a scoped thread costs about 27 µs there, the time one core needs for about
-/// 1.5·10⁶ FMAs; `32×256×256` (2·10⁶ FMAs, 36 µs) was slower on two threads, `64×512×512`
-/// (1.7·10⁷) faster. A thread therefore needs about 4·10⁶ FMAs of its own to gain clearly.
+/// Measured on a 2-core AMD EPYC VM (AVX-512, `bench/src/bin/threads.rs --nnjit --shape ..`)
+/// with the persistent pool: `12×128×128` (2·10⁵ FMAs, 3.4 µs) gained only 1.12× on two
+/// threads, `12×256×256` (7.9·10⁵) 1.70×, `24×256×256` 1.82×. (With a thread started per
+/// call, ~27 µs, the break-even was ~4·10⁶ FMAs per thread.)
 ///
 /// ```
 /// use nnjit::kernel::parallel::{threads_used, MIN_MACS_PER_THREAD};
-/// assert_eq!(threads_used(32, 256, 256, 2), 1); // 2^21 FMAs: one thread
-/// assert!(32 * 256 * 256 < 2 * MIN_MACS_PER_THREAD);
-/// assert_eq!(threads_used(64, 512, 512, 2), 2);
+/// assert_eq!(threads_used(12, 128, 128, 2), 1); // 2·10⁵ FMAs: one thread
+/// assert!(12 * 128 * 128 < 2 * MIN_MACS_PER_THREAD);
+/// assert_eq!(threads_used(32, 256, 256, 2), 2);
 /// ```
-pub const MIN_MACS_PER_THREAD: usize = 1 << 22;
+pub const MIN_MACS_PER_THREAD: usize = 1 << 17;
 
 /// Rows per register tile of the SIMD paths; row blocks are multiples of it where possible,
 /// and each thread gets at least this many rows.
@@ -44,10 +43,9 @@ pub const MIN_MACS_PER_THREAD: usize = 1 << 22;
 /// ```
 pub const ROW_BLOCK: usize = 6;
 
-/// Row blocks per thread: more blocks than threads, taken from a shared queue, so that the
-/// calling thread (which starts at once) does more of the work while the others start, and
-/// a thread the OS delays leaves its blocks to the others. (Measured: 2 or 3 beat 1 at
-/// `64×512×512` by absorbing the ~27 µs thread start; all equal at `128×1024×1024`.)
+/// Row blocks per thread: more blocks than threads, handed out from a shared counter, so
+/// that the calling thread (which starts at once) does more of the work while a worker wakes
+/// up, and a worker the OS delays leaves its blocks to the others.
 const BLOCKS_PER_THREAD: usize = 2;
 
 /// How many threads (the caller included) [`apply_threads`] uses for an `(n, d) · (d, f)`
@@ -133,7 +131,7 @@ pub(crate) fn apply_split(
         let r = ((i * n + nb * rb / 2) / (nb * rb)) * rb;
         r.min(n) as usize
     };
-    let mut blocks: Vec<(&[f32], &mut [f32], usize)> = Vec::with_capacity(nb);
+    let mut blocks: Vec<Block<'_>> = Vec::with_capacity(nb);
     let (mut xr, mut yr) = (x, y);
     let mut start = 0;
     for i in 1..=nb {
@@ -147,33 +145,38 @@ pub(crate) fn apply_split(
             start = end;
         }
     }
-    let workers = blocks.len().min(t) - 1;
-    let queue = Mutex::new(blocks.into_iter());
-    // Each thread (the caller too) takes blocks until none is left: if a thread cannot be
-    // started, the others compute its block.
-    let work = || -> Result<()> {
-        loop {
-            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-            match next {
-                Some((xb, yb, rows)) => layer.apply(xb, rows, yb, act)?,
-                None => return Ok(()),
+    let helpers = blocks.len().min(t) - 1;
+    let blocks: Vec<Mutex<Option<Block<'_>>>> = blocks.into_iter().map(|b| Mutex::new(Some(b))).collect();
+    let first_error = Mutex::new(Ok(()));
+    // Each task computes one row block; the calling thread takes blocks too, so a busy or
+    // missing worker leaves its blocks to the others.
+    pool::run(blocks.len(), helpers, &|i| {
+        let block = blocks[i].lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some((xb, yb, rows)) = block {
+            if let Err(e) = layer.apply(xb, rows, yb, act) {
+                let mut first = first_error.lock().unwrap_or_else(PoisonError::into_inner);
+                if first.is_ok() {
+                    *first = Err(e);
+                }
             }
         }
-    };
-    thread::scope(|s| {
-        let handles: Vec<_> = (0..workers).filter_map(|_| thread::Builder::new().spawn_scoped(s, work).ok()).collect();
-        let mut out = work();
-        for h in handles {
-            // A worker only runs `PackedDense::apply`, which does not panic; were it to
-            // (a bug), its panic is passed on rather than leaving rows of `y` unwritten.
-            let r = h.join().unwrap_or_else(|payload| std::panic::resume_unwind(payload));
-            if out.is_ok() {
-                out = r;
-            }
-        }
-        out
-    })
+    });
+    first_error.into_inner().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// Threads in nnjit's worker pool (started on first use: the available cores minus one; the
+/// calling thread is the other). [`apply_threads`] uses at most this many plus the caller.
+///
+/// ```
+/// let workers = nnjit::kernel::parallel::pool_workers();
+/// assert!(workers < std::thread::available_parallelism().map_or(1, |n| n.get()).max(1));
+/// ```
+pub fn pool_workers() -> usize {
+    pool::workers()
+}
+
+/// One row block: input rows, output rows, row count.
+type Block<'a> = (&'a [f32], &'a mut [f32], usize);
 
 #[cfg(test)]
 mod tests {
@@ -234,8 +237,9 @@ mod tests {
     fn large_problem_is_split_and_exact() {
         let (n, d, f) = (48, 512, 400);
         assert_eq!(threads_used(n, d, f, 2), 2);
-        assert_eq!(threads_used(n, d, f, 3), 2); // 3·2^22 > 48·512·400
-        assert_eq!(threads_used(n, d, f, 7), 2);
+        assert_eq!(threads_used(n, d, f, 7), 7);
+        assert_eq!(threads_used(n, d, f, 64), 8); // one ROW_BLOCK of 6 rows each at least
+        assert_eq!(threads_used(12, 256, 256, 64), 2); // 12 rows: two row blocks
         let (x, w, b) = (data(n * d, 11), data(d * f, 12), data(f, 13));
         let mut want = vec![0.0f32; n * f];
         dense_reference(&x, &w, Some(&b), &mut want, n, d, f, Activation::Relu).unwrap();
