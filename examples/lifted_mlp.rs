@@ -25,7 +25,7 @@ impl Module for Mlp {
     fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
         let mut h = x.to_owned();
         for &w in &self.hidden {
-            h = nn::relu(&s.call(&nn::Dense::new(w), &h)?);
+            h = nn::relu(s.call(&nn::Dense::new(w), &h)?);
         }
         s.call(&nn::Dense::new(self.out), &h)
     }

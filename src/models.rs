@@ -16,7 +16,7 @@ pub struct Mlp {
 impl Module for Mlp {
     fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
         let h = s.call(&nn::Dense::new(self.hidden), x)?;
-        let h = nn::relu(&h);
+        let h = nn::relu(h);
         s.call(&nn::Dense::new(self.out), &h)
     }
 }
@@ -41,7 +41,7 @@ impl Module for MlpBnDrop {
         let h = s.call(&nn::Dense::new(self.hidden), x)?;
         let bn = nn::BatchNorm::new().use_running_average(!self.train).momentum(0.9).epsilon(1e-5);
         let h = s.call(&bn, &h)?;
-        let h = nn::relu(&h);
+        let h = nn::relu(h);
         let h = s.call(&nn::Dropout::new(self.rate).deterministic(!self.train), &h)?;
         s.call(&nn::Dense::new(self.out), &h)
     }

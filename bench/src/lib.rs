@@ -522,8 +522,8 @@ impl nnjit::nn::Module for Mlp {
         x: nnjit::ndarray::ArrayViewD<'_, f32>,
     ) -> nnjit::Result<nnjit::ndarray::ArrayD<f32>> {
         use nnjit::nn;
-        let h = nn::relu(&s.call(&nn::Dense::new(self.widths[0]), x)?);
-        let h = nn::relu(&s.call(&nn::Dense::new(self.widths[1]), &h)?);
+        let h = nn::relu(s.call(&nn::Dense::new(self.widths[0]), x)?);
+        let h = nn::relu(s.call(&nn::Dense::new(self.widths[1]), &h)?);
         s.call(&nn::Dense::new(self.widths[2]), &h)
     }
 }

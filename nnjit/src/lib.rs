@@ -85,7 +85,7 @@ pub mod nn {
     ///
     /// impl Module for Mlp {
     ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
-    ///         let h = nn::relu(&s.call(&nn::Dense::new(self.hidden), x)?);
+    ///         let h = nn::relu(s.call(&nn::Dense::new(self.hidden), x)?);
     ///         s.call(&nn::Dense::new(self.out), &h)
     ///     }
     /// }

@@ -89,7 +89,7 @@ impl<T: AsInput + ?Sized> AsInput for &T {
 /// impl Module for Mlp {
 ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
 ///         let h = s.call(&nn::Dense::new(self.hidden), x)?;   // Dense_0
-///         let h = nn::relu(&h);
+///         let h = nn::relu(h); // owned: updated in place
 ///         s.call(&nn::Dense::new(self.out), &h)               // Dense_1
 ///     }
 /// }

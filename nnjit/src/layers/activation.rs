@@ -34,10 +34,38 @@ macro_rules! elementwise {
     ($($(#[$doc:meta])* $name:ident = |$v:ident| $body:expr;)*) => {$(
         $(#[$doc])*
         #[must_use]
-        pub fn $name<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>) -> Array<f32, D> {
-            map_elementwise(x, |$v: f32| $body)
+        pub fn $name<D: Dimension>(x: impl Elementwise<D>) -> Array<f32, D> {
+            x.map_f32(|$v: f32| $body)
         }
     )*};
+}
+
+/// What the elementwise activations accept: a reference to any `f32` array or view (a new
+/// array is made), or an owned array, which is updated in place (no allocation).
+///
+/// ```
+/// use nnjit::nn;
+/// let h = ndarray::array![[-1.0f32, 2.0]];
+/// let a = nn::relu(&h); // borrows `h`, allocates the result
+/// let b = nn::relu(h); // takes `h` and reuses its buffer
+/// assert_eq!(a, b);
+/// ```
+pub trait Elementwise<D: Dimension> {
+    /// `f` applied to every element, in the array's shape.
+    ///
+    /// ```
+    /// use nnjit::layers::activation::Elementwise;
+    /// let x = ndarray::array![1.0f32, -2.0];
+    /// assert_eq!((&x).map_f32(|v| v * 2.0), ndarray::array![2.0, -4.0]);
+    /// assert_eq!(x.map_f32(f32::abs), ndarray::array![1.0, 2.0]);
+    /// ```
+    fn map_f32(self, f: impl Fn(f32) -> f32) -> Array<f32, D>;
+}
+
+impl<S: Data<Elem = f32>, D: Dimension> Elementwise<D> for &ArrayBase<S, D> {
+    fn map_f32(self, f: impl Fn(f32) -> f32) -> Array<f32, D> {
+        map_elementwise(self, f)
+    }
 }
 
 /// `x.mapv(f)`, with a plain slice loop (which the compiler vectorizes) for arrays in standard
@@ -51,6 +79,16 @@ fn map_elementwise<S: Data<Elem = f32>, D: Dimension>(x: &ArrayBase<S, D>, f: im
             unsafe { Array::from_shape_vec_unchecked(x.raw_dim(), v) }
         }
         None => x.mapv(f),
+    }
+}
+
+impl<D: Dimension> Elementwise<D> for Array<f32, D> {
+    fn map_f32(mut self, f: impl Fn(f32) -> f32) -> Array<f32, D> {
+        match self.as_slice_mut() {
+            Some(s) => s.iter_mut().for_each(|v| *v = f(*v)),
+            None => self.mapv_inplace(f),
+        }
+        self
     }
 }
 
@@ -293,5 +331,14 @@ mod map_tests {
         assert_eq!(relu(&t), t.mapv(relu_scalar));
         assert_eq!(relu(&t).shape(), &[4, 3]);
         assert_eq!(tanh(&t), t.mapv(f32::tanh));
+        // Owned arrays are updated in place, in standard layout or not.
+        let owned_t = x.clone().reversed_axes();
+        assert!(owned_t.as_slice().is_none());
+        assert_eq!(relu(owned_t.clone()), owned_t.mapv(relu_scalar));
+        let ptr = x.as_ptr();
+        let y = relu(x.clone().into_dyn());
+        assert_eq!(y, x.mapv(relu_scalar).into_dyn());
+        let z = relu(x);
+        assert_eq!(z.as_ptr(), ptr, "the owned input's buffer is reused");
     }
 }
