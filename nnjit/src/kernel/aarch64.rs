@@ -15,7 +15,8 @@
 // Named imports, not a glob: `core::arch::aarch64` also exports the barrier domains `LD`
 // and `ST`, which would shadow the const generic parameters of the trampolines below.
 use core::arch::aarch64::{
-    float32x4_t, vaddq_f32, vbslq_f32, vcltq_f32, vdupq_n_f32, vfmaq_f32, vld1q_dup_f32, vld1q_f32, vst1q_f32,
+    float32x4_t, vaddq_f32, vbslq_f32, vceqq_f32, vcltq_f32, vdupq_n_f32, vfmaq_f32, vld1q_dup_f32, vld1q_f32,
+    vst1q_f32,
 };
 
 use super::simd::{
@@ -78,6 +79,12 @@ impl Simd for Neon {
     unsafe fn fma(acc: float32x4_t, a: float32x4_t, b: float32x4_t) -> float32x4_t {
         // SAFETY: NEON available. fmla: acc + a·b, one rounding.
         unsafe { vfmaq_f32(acc, a, b) }
+    }
+    #[inline(always)]
+    unsafe fn canon_nan(a: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON available. `a == a` is false exactly for NaN lanes, which the bit
+        // select takes from the canonical NaN.
+        unsafe { vbslq_f32(vceqq_f32(a, a), a, vdupq_n_f32(f32::NAN)) }
     }
     #[inline(always)]
     unsafe fn add(a: float32x4_t, b: float32x4_t) -> float32x4_t {

@@ -10,15 +10,18 @@
 //! for k in 0..D (increasing):  acc = fma(x[n, k], W[k, j], acc)   // one rounding (f32::mul_add)
 //! y[n, j] = acc + b[j]                                          // no add without a bias
 //! Relu:     y = if y < 0.0 { 0.0 } else { y }                   // NaN and -0.0 pass through
+//! NaN:      y = if y is NaN { f32::NAN } else { y }             // one canonical NaN
 //! ```
 //!
 //! Every path ([`Isa::Scalar`], [`Isa::Avx2`], [`Isa::Avx512`], [`Isa::Neon`]) and every
 //! entry ([`dense`], [`PackedDense`], [`FixedDense`]) gives exactly these bits: the SIMD
 //! kernels vectorise across output columns (one lane = one output's FMA chain) and tile
 //! across rows; the contraction over `k` is never split or reordered. Infinities and NaNs
-//! propagate as IEEE 754 does in that order; which NaN payload comes out when NaNs meet is,
-//! as in IEEE 754 (and XLA), not specified — every path returns *a* NaN there. The
-//! floating-point environment (rounding, FTZ/DAZ) is never touched.
+//! propagate as IEEE 754 does in that order. Which NaN an operation returns when NaNs meet
+//! depends on operand order (which compilers may commute) and on the CPU (x86 and ARM make
+//! different default NaNs), so every NaN output is replaced by the canonical quiet NaN
+//! `f32::NAN` (`0x7FC0_0000`): NaN outputs too are bit-identical on every path and machine.
+//! The floating-point environment (rounding, FTZ/DAZ) is never touched.
 //!
 //! # Design
 //! Like `matrixmultiply`/BLIS: a small register-tiled microkernel (module `simd`) instantiated

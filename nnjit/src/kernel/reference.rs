@@ -61,10 +61,28 @@ pub fn dense_reference(
             if act == Activation::Relu && out < 0.0 {
                 out = 0.0;
             }
-            y[r * f + j] = out;
+            y[r * f + j] = canon_nan(out);
         }
     }
     Ok(())
+}
+
+/// `v`, or the canonical quiet NaN `f32::NAN` if `v` is any NaN (the contract's last step:
+/// which NaN an operation returns varies with operand order and CPU; this one does not).
+///
+/// ```
+/// use nnjit::kernel::reference::canon_nan;
+/// assert_eq!(canon_nan(f32::from_bits(0xFFC0_0000)).to_bits(), 0x7FC0_0000); // x86's default NaN
+/// assert_eq!(canon_nan(-0.0).to_bits(), (-0.0f32).to_bits()); // everything else unchanged
+/// ```
+#[inline]
+#[must_use]
+pub fn canon_nan(v: f32) -> f32 {
+    if v.is_nan() {
+        f32::NAN
+    } else {
+        v
+    }
 }
 
 /// The scalar path: the same chains as [`dense_reference`], in an order friendly to
@@ -101,6 +119,7 @@ pub(crate) unsafe fn drive_scalar(g: &Geometry) {
                 if g.relu && *yp < 0.0 {
                     *yp = 0.0;
                 }
+                *yp = canon_nan(*yp);
             }
         }
     }

@@ -167,6 +167,14 @@ pub(crate) trait Simd {
     /// # Safety
     /// Instruction set available.
     unsafe fn relu(a: Self::V) -> Self::V;
+    /// NaN lanes become the canonical quiet NaN `f32::NAN` (`0x7FC0_0000`); other lanes are
+    /// unchanged. Which NaN an FMA returns depends on its operand order, which compilers may
+    /// commute, and on the CPU (x86 and ARM make different default NaNs): canonical NaNs
+    /// keep every path and machine bit-identical.
+    ///
+    /// # Safety
+    /// Instruction set available.
+    unsafe fn canon_nan(a: Self::V) -> Self::V;
     /// Stores `L` floats.
     ///
     /// # Safety
@@ -269,6 +277,10 @@ pub(crate) unsafe fn tile_body<S: Simd, const MR: usize, const NV: usize, const 
             if t.epi && t.relu {
                 // SAFETY: instruction set available.
                 a = unsafe { S::relu(a) };
+            }
+            if t.epi {
+                // SAFETY: instruction set available.
+                a = unsafe { S::canon_nan(a) };
             }
             let yp = yr.wrapping_add(v * S::L);
             // SAFETY: y[r, v·L ..] is in bounds for L floats, or `rem` floats when this is

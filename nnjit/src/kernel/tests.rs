@@ -40,8 +40,9 @@ fn data(rng: &mut ChaCha8Rng, len: usize, specials: bool) -> Vec<f32> {
         .collect()
 }
 
+/// Bit equality, NaNs included: every path outputs the one canonical NaN.
 fn same(a: f32, b: f32) -> bool {
-    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    a.to_bits() == b.to_bits()
 }
 
 fn assert_same(got: &[f32], want: &[f32], ctx: &dyn Fn() -> String) {
@@ -253,7 +254,7 @@ fn relu_and_signed_zero() {
         let mut y = [1.0f32; 6];
         dense(isa, &[], &[], Some(&b), &mut y, 1, 0, 6, Activation::Relu).unwrap();
         assert_eq!(y[0].to_bits(), 0.0f32.to_bits(), "{isa}"); // +0 + -0 = +0
-        assert!(y[1].is_nan());
+        assert_eq!(y[1].to_bits(), f32::NAN.to_bits(), "{isa}");
         assert_eq!(&y[2..], &[0.0, 2.0, 0.0, 1e-40]);
         // An accumulator of -0.0 (product underflowing to -0) stays -0.0 without bias, also
         // through Relu.
@@ -568,5 +569,53 @@ fn best_isa_env_override_parses() {
         [("scalar", Some(Isa::Scalar)), ("AVX512", Some(Isa::Avx512)), ("neon\n", Some(Isa::Neon)), ("", None)]
     {
         assert_eq!(Isa::from_name(s), want);
+    }
+}
+
+/// NaNs with different payloads and signs in `x`, `W` and `b`, and NaNs made by `inf · 0`
+/// (x86's default NaN is negative, ARM's positive): every path and entry outputs exactly the
+/// canonical NaN, so lifted and plain results agree bit for bit even there.
+#[test]
+fn nan_outputs_are_canonical() {
+    let nan = |bits: u32| f32::from_bits(bits);
+    let (d, f) = (3, 9);
+    // Row 0: NaN meets NaN in the chain; row 1: inf · 0 makes a NaN; row 2: NaN only in b.
+    let x = [nan(0xFFFF_2E00), 1.0, 2.0, f32::INFINITY, 1.0, 1.0, 1.0, 1.0, 1.0];
+    let mut w = vec![0.5f32; d * f];
+    w[0] = nan(0x7F80_0001); // a signalling NaN
+    w[1] = nan(0xFFFF_FFFF);
+    w[2] = 0.0; // inf · 0 in row 1
+    let mut b = vec![0.25f32; f];
+    b[5] = nan(0xFFC0_0001);
+    for act in ACTS {
+        let mut want = vec![0.0f32; 3 * f];
+        dense_reference(&x, &w, Some(&b), &mut want, 3, d, f, act).unwrap();
+        for (i, v) in want.iter().enumerate() {
+            let (r, j) = (i / f, i % f);
+            let expect_nan = match r {
+                0 => true,                       // x[0] is NaN
+                1 => matches!(j, 0 | 1 | 2 | 5), // inf · NaN, inf · 0, NaN bias
+                _ => matches!(j, 0 | 1 | 5),     // NaN weights, NaN bias
+            };
+            assert_eq!(v.is_nan(), expect_nan, "reference output {i} = {v}");
+            if v.is_nan() {
+                assert_eq!(v.to_bits(), 0x7FC0_0000, "reference output {i}");
+            }
+        }
+        for isa in Isa::all_available() {
+            let ctx = || format!("{isa} {act:?}");
+            let mut y = vec![1.0f32; 3 * f];
+            dense(isa, &x, &w, Some(&b), &mut y, 3, d, f, act).unwrap();
+            assert_same(&y, &want, &ctx);
+            let packed = PackedDense::new(isa, &w, Some(&b), d, f).unwrap();
+            let mut y = vec![1.0f32; 3 * f];
+            packed.apply(&x, 3, &mut y, act).unwrap();
+            assert_same(&y, &want, &ctx);
+            let fixed = FixedDense::<3, 9>::new(isa, &w, Some(&b)).unwrap();
+            for r in 0..3 {
+                let xr: [f32; 3] = x[r * d..(r + 1) * d].try_into().unwrap();
+                assert_same(&fixed.apply_act(&xr, act), &want[r * f..(r + 1) * f], &ctx);
+            }
+        }
     }
 }

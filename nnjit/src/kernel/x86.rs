@@ -85,6 +85,11 @@ impl Simd for Avx512 {
         unsafe { _mm512_fmadd_ps(a, b, acc) }
     }
     #[inline(always)]
+    unsafe fn canon_nan(a: __m512) -> __m512 {
+        // SAFETY: AVX-512F available. Unordered compare of `a` with itself: true for NaN.
+        unsafe { _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a), _mm512_set1_ps(f32::NAN)) }
+    }
+    #[inline(always)]
     unsafe fn add(a: __m512, b: __m512) -> __m512 {
         // SAFETY: AVX-512F available.
         unsafe { _mm512_add_ps(a, b) }
@@ -286,6 +291,12 @@ impl Simd for Avx2 {
         unsafe { _mm256_fmadd_ps(a, b, acc) }
     }
     #[inline(always)]
+    unsafe fn canon_nan(a: __m256) -> __m256 {
+        // SAFETY: AVX available. Unordered compare of `a` with itself: all-ones for NaN lanes,
+        // which the blend takes from the canonical NaN.
+        unsafe { _mm256_blendv_ps(a, _mm256_set1_ps(f32::NAN), _mm256_cmp_ps::<_CMP_UNORD_Q>(a, a)) }
+    }
+    #[inline(always)]
     unsafe fn add(a: __m256, b: __m256) -> __m256 {
         // SAFETY: AVX available.
         unsafe { _mm256_add_ps(a, b) }
@@ -421,6 +432,12 @@ impl Simd for Fma128 {
     unsafe fn fma(acc: __m128, a: __m128, b: __m128) -> __m128 {
         // SAFETY: FMA available. vfmadd: a·b + acc, one rounding.
         unsafe { _mm_fmadd_ps(a, b, acc) }
+    }
+    #[inline(always)]
+    unsafe fn canon_nan(a: __m128) -> __m128 {
+        // SAFETY: AVX available (this type is used only under `avx2,fma`). Unordered compare
+        // of `a` with itself: all-ones for NaN lanes, which the blend takes from the canonical NaN.
+        unsafe { _mm_blendv_ps(a, _mm_set1_ps(f32::NAN), _mm_cmp_ps::<_CMP_UNORD_Q>(a, a)) }
     }
     #[inline(always)]
     unsafe fn add(a: __m128, b: __m128) -> __m128 {
