@@ -323,11 +323,14 @@ pub(crate) fn run<M: Module + ?Sized>(m: &M, frame: &mut Frame<'_>, x: ArrayView
 
 /// `a::b::Name<T>` → `Name`.
 ///
-/// Runs on every child call, so it searches single bytes (memchr) instead of using the `str`
-/// pattern machinery (which cost ~1,200 instructions per call).
+/// Runs on every child call, so it scans back over the last segment only (the `str` pattern
+/// machinery cost ~1,200 instructions per call).
 pub(crate) fn short_type_name(full: &'static str) -> &'static str {
-    let no_generics = full.find('<').map_or(full, |end| &full[..end]);
-    no_generics.rfind(':').map_or(no_generics, |i| &no_generics[i + 1..])
+    // Only generic names end with '>'; otherwise the name is the bytes after the last ':',
+    // found by scanning back over the name itself (a few bytes), not the whole path.
+    let no_generics = if full.ends_with('>') { full.find('<').map_or(full, |end| &full[..end]) } else { full };
+    let start = no_generics.bytes().rposition(|b| b == b':').map_or(0, |i| i + 1);
+    &no_generics[start..]
 }
 
 impl<M: Module + ?Sized> Module for Box<M> {

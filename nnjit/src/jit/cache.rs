@@ -32,6 +32,18 @@ impl Slot {
 /// The bound call sites of a plan, in call order (one immutable snapshot per apply).
 pub(crate) type Slots = Arc<Vec<Option<Slot>>>;
 
+/// The packed kernel of call site `index` in `slots`, if it was bound for these variables,
+/// path and dims (see [`Slot::hit`]).
+pub(crate) fn slot_hit<'s>(
+    slots: &'s Slots,
+    index: usize,
+    generation: u64,
+    path: &PathNode<'_>,
+    dims: (usize, usize, bool),
+) -> Option<&'s PackedDense> {
+    slots.get(index)?.as_ref()?.hit(generation, path, dims)
+}
+
 /// What a lifted module prepared for one input shape: for each Dense call site, in call order,
 /// the parameters packed into the kernel's layout and the kernel chosen for its shape.
 ///

@@ -5,6 +5,7 @@ use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
 use crate::init::Initializer;
+use crate::jit::cache::slot_hit;
 use crate::kernel::{best_isa, Activation, FixedDense, PackedDense};
 use crate::layers::dense::{standard_slice, with_output, Dense, JitDense};
 use crate::module::AsInput;
@@ -127,7 +128,7 @@ impl JitDense {
         let root = crate::scope::PathNode::ROOT;
         let dims = (d, self.features, self.use_bias);
         let slots = plan.snapshot();
-        let hit = slots.first().and_then(Option::as_ref).and_then(|s| s.hit(variables.generation(), &root, dims));
+        let hit = slot_hit(&slots, 0, variables.generation(), &root, dims);
         let bound;
         let packed = match hit {
             Some(p) => p,

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use ndarray::{ArrayD, ArrayViewD};
 
 use crate::error::{Error, Result};
-use crate::jit::cache::{JitCache, ShapePlan, Slots};
-use crate::kernel::Activation;
+use crate::jit::cache::{slot_hit, JitCache, ShapePlan, Slots};
+use crate::kernel::{Activation, PackedDense};
 use crate::layers::dense::{with_output, Dense};
 use crate::module::{AsInput, Module};
 use crate::scope::{Frame, Mode, Mutable, Rngs, Scope};
@@ -68,20 +68,17 @@ impl Scope<'_, '_> {
         let ctx = frame.lift.as_mut()?;
         let index = ctx.cursor;
         ctx.cursor += 1;
+        let run =
+            |packed: &PackedDense| with_output(x, packed.f(), |xs, n, y| packed.apply(xs, n, y, Activation::Identity));
         if !params_mutable {
-            if let Some(packed) =
-                ctx.slots.get(index).and_then(Option::as_ref).and_then(|s| s.hit(generation, node, dims))
-            {
-                return Some(with_output(x, packed.f(), |xs, n, y| packed.apply(xs, n, y, Activation::Identity)));
+            if let Some(packed) = slot_hit(&ctx.slots, index, generation, node, dims) {
+                return Some(run(packed));
             }
         }
         let plan = Arc::clone(&ctx.plan);
         let bound =
             dense.params(self, d).and_then(|(k, b)| plan.bind(index, generation, &self.node, dims, &k, b.as_deref()));
-        Some(
-            bound
-                .and_then(|packed| with_output(x, packed.f(), |xs, n, y| packed.apply(xs, n, y, Activation::Identity))),
-        )
+        Some(bound.and_then(|packed| run(&packed)))
     }
 }
 

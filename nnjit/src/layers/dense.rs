@@ -133,10 +133,6 @@ impl Dense {
 }
 
 impl Module for Dense {
-    fn type_name(&self) -> &'static str {
-        "Dense" // what the default derives, without the search on every call
-    }
-
     fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
         let d = feature_dim(|| s.path(), &x)?;
         if let Some(lifted) = s.lifted_dense(self, &x, d) {
