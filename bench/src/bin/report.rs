@@ -82,10 +82,15 @@ fn main() {
             bound,
             chain
         );
+        let reps: Vec<u64> = cs.iter_mut().map(|c| c.batch()).collect();
         let mut runs: Vec<Box<dyn FnMut() + '_>> =
-            cs.iter_mut().map(|c| Box::new(move || c.run()) as Box<dyn FnMut()>).collect();
+            cs.iter_mut().zip(&reps).map(|(c, &r)| Box::new(move || c.run_batch(r)) as Box<dyn FnMut()>).collect();
         let mut refs: Vec<&mut dyn FnMut()> = runs.iter_mut().map(|r| &mut **r as &mut dyn FnMut()).collect();
-        let medians = interleaved_medians(&mut refs, sample, samples);
+        let medians: Vec<f64> = interleaved_medians(&mut refs, sample, samples)
+            .into_iter()
+            .zip(&reps)
+            .map(|(ns, &r)| ns / r as f64)
+            .collect();
         drop(refs);
         drop(runs);
         let timed: Vec<(String, bool, f64)> =
@@ -104,7 +109,7 @@ fn main() {
         );
         for (name, exact, ns) in timed {
             println!(
-                "    {:<34} {:>12.1} {:>8.2}x {:>11.2}x {:>8.2}x{}",
+                "    {:<34} {:>12.2} {:>8.2}x {:>11.2}x {:>8.2}x{}",
                 name,
                 ns,
                 ns / ours,
@@ -143,7 +148,7 @@ fn main() {
     for r in &rows {
         let _ = writeln!(
             csv,
-            "{},{},{},{},\"{}\",{},{:.1},{:.3},\"{}\",{:.3},{:.1},{:.3},{:.1}",
+            "{},{},{},{},\"{}\",{},{:.2},{:.3},\"{}\",{:.3},{:.1},{:.3},{:.1}",
             r.shape,
             r.n,
             r.d,
@@ -188,7 +193,7 @@ fn summary(rows: &[Row]) {
         let (peer_name, peer_ns) = peer.map_or(("-", f64::NAN), |p| (p.name.as_str(), p.ns));
         let short = best.name.strip_prefix("nnjit ").unwrap_or(&best.name);
         println!(
-            "    {:>14} {:>12.1} {:>20} {:>12.1} {:>28} {:>12.1} {:>11.2}x",
+            "    {:>14} {:>12.2} {:>20} {:>12.2} {:>28} {:>12.2} {:>11.2}x",
             shape,
             packed,
             short,

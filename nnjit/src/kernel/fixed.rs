@@ -35,6 +35,11 @@ use crate::error::{Error, Result};
 pub struct FixedDense<const D: usize, const F: usize> {
     /// The single-row kernels `[identity, relu]`.
     kern: [FixedFn; 2],
+    /// Non-null: run the compact kernel inline instead of through `kern` (x86 only; see
+    /// `isa::FixedPlan::inline`), on this compact layout, which then always has a bias slot
+    /// (`-0.0`s for a layer without a bias: adding them changes nothing, `+0.0 + -0.0` is
+    /// `+0.0`), so one load gives the test, the weights and the bias.
+    inline_w: *const f32,
     /// The weights and bias (or null) the kernels read: into `compact` if it is `Some`,
     /// otherwise into `packed`'s buffers. Both are heap buffers owned by `self` and never
     /// written after construction, so the pointers stay valid as long as `self`.
@@ -52,7 +57,7 @@ unsafe impl<const D: usize, const F: usize> Sync for FixedDense<D, F> {}
 
 impl<const D: usize, const F: usize> Clone for FixedDense<D, F> {
     fn clone(&self) -> Self {
-        Self::assemble(self.kern, self.compact.clone(), self.packed.clone())
+        Self::assemble(self.kern, !self.inline_w.is_null(), self.compact.clone(), self.packed.clone())
     }
 }
 
@@ -87,18 +92,23 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
         let packed = PackedDense::new(isa, w, bias, D, F)?;
         let compact = if plan.compact {
             let overflow = || Error::SizeOverflow { what: "compact Dense kernel".into(), shape: vec![D, F] };
-            let len = compact_len(D, F, bias.is_some()).ok_or_else(overflow)?;
+            let used = compact_len(D, F, bias.is_some()).ok_or_else(overflow)?;
+            // The inline kernel always reads a bias slot (see `inline_w`).
+            let len = if plan.inline { compact_len(D, F, true).ok_or_else(overflow)? } else { used };
             let mut buf = AlignedBuf::zeroed("compact Dense kernel", len)?;
-            pack_compact(buf.as_mut_slice(), w, bias, D, F);
+            let (layout, slot) = buf.as_mut_slice().split_at_mut(used);
+            pack_compact(layout, w, bias, D, F);
+            // Empty, or the `-0.0` bias of an inline layer without one.
+            slot.fill(-0.0);
             Some(buf)
         } else {
             None
         };
-        Ok(Self::assemble(plan.fns, compact, packed))
+        Ok(Self::assemble(plan.fns, plan.inline, compact, packed))
     }
 
     /// Points the kernels' arguments at the buffers (which the value then owns).
-    fn assemble(kern: [FixedFn; 2], compact: Option<AlignedBuf>, packed: PackedDense) -> Self {
+    fn assemble(kern: [FixedFn; 2], inline: bool, compact: Option<AlignedBuf>, packed: PackedDense) -> Self {
         let (w, bias) = match &compact {
             Some(buf) => {
                 let w = buf.as_ptr();
@@ -107,7 +117,8 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
             }
             None => (packed.packed_w(), packed.packed_bias()),
         };
-        FixedDense { kern, w, bias, compact, packed }
+        let inline_w = if inline && compact.is_some() { w } else { ptr::null() };
+        FixedDense { kern, inline_w, w, bias, compact, packed }
     }
 
     /// The path the parameters were bound for.
@@ -165,6 +176,19 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
     pub fn apply_act(&self, x: &[f32; D], act: Activation) -> [f32; F] {
         let relu = act == Activation::Relu;
         let mut y = MaybeUninit::<[f32; F]>::uninit();
+        #[cfg(target_arch = "x86_64")]
+        if !self.inline_w.is_null() {
+            let w = self.inline_w;
+            let bias = w.wrapping_add(D * row_stride(F));
+            let mut out = MaybeUninit::<[f32; F]>::uninit();
+            // SAFETY: `inline_w` is set only for a compact layout (64-byte aligned, 4-float
+            // rows, then a bias slot) bound for an x86 SIMD path (checked available in `new`,
+            // so FMA and AVX are there) with `1 <= F <= 4`, owned by `self`; `x` has D
+            // floats, `out` is a local of F floats.
+            unsafe { super::x86::compact_inline::<D, F>(w, bias, x.as_ptr(), out.as_mut_ptr().cast(), relu) };
+            // SAFETY: the kernel writes all F outputs.
+            return unsafe { out.assume_init() };
+        }
         // SAFETY: `kern` are the D → F kernels of `self.isa()` (checked available in `new`)
         // for the layout `w`/`bias` point into (owned by `self`, see the fields); `x` has D
         // floats, `y` is a local of F floats.

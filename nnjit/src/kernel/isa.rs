@@ -204,7 +204,16 @@ pub(crate) struct FixedPlan {
     /// `true`: the compact layout of module `small` (weights, then the padded bias);
     /// `false`: the packed panels (and padded bias) of [`PackedDense`](super::PackedDense).
     pub compact: bool,
+    /// The compact kernel may instead run inline in the caller (`x86::compact_inline`): an
+    /// x86 SIMD path (so FMA and AVX are there), `F <= 4` and `D <= INLINE_MAX_D`. Saves the
+    /// call through the function pointer, which is most of the cost of such tiny layers.
+    pub inline: bool,
 }
+
+/// Longest contraction whose narrow compact kernel runs inline in the caller: beyond it the
+/// call costs little next to the chain, and inlining would only grow the caller's code.
+#[cfg(target_arch = "x86_64")]
+const INLINE_MAX_D: usize = 16;
 
 /// The single-row kernels of `isa` for the compile-time shape `D → F`, with or without a
 /// bias: on x86, when `F` fits one tile (`1 <= F <= 8` vectors), the compact kernels of
@@ -215,7 +224,7 @@ pub(crate) fn fixed_kernels<const D: usize, const F: usize>(isa: Isa, bias: bool
     if !isa.is_available() {
         return Err(unavailable(isa));
     }
-    let packed = |f: FixedFn| Ok(FixedPlan { fns: [f, f], compact: false });
+    let packed = |f: FixedFn| Ok(FixedPlan { fns: [f, f], compact: false, inline: false });
     #[cfg(target_arch = "x86_64")]
     macro_rules! compact {
         ($k:ident) => {{
@@ -225,7 +234,7 @@ pub(crate) fn fixed_kernels<const D: usize, const F: usize>(isa: Isa, bias: bool
             } else {
                 [$k::<D, F, false, false>, $k::<D, F, false, true>]
             };
-            Ok(FixedPlan { fns, compact: true })
+            Ok(FixedPlan { fns, compact: true, inline: (1..=4).contains(&F) && D <= INLINE_MAX_D })
         }};
     }
     match isa {
