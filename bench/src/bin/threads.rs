@@ -1,6 +1,7 @@
-//! Large Dense GEMMs on one and two threads: nnjit's `parallel::apply_threads` (rows split,
-//! bits unchanged) against the peers that can use threads (faer `Par::rayon(2)`, gemm
-//! `Parallelism::Rayon(2)`, candle with `RAYON_NUM_THREADS=2`).
+//! Large Dense products on one and two threads: nnjit's `parallel::apply_threads` (rows or,
+//! for few rows, output columns split; bits unchanged) against the peers that can use
+//! threads (faer `Par::rayon(2)`, gemm `Parallelism::Rayon(2)`, candle with
+//! `RAYON_NUM_THREADS=2`).
 //!
 //! `cargo run --release -p nnjit-bench --bin threads [-- --quick] [--repeat K] [--shape NxDxF ...] [--nnjit] [--skip TEXT ...]`
 //!
@@ -17,15 +18,17 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nnjit::kernel::parallel::{apply_threads, threads_used};
+use nnjit::kernel::parallel::{apply_threads, choose_split, Split};
 use nnjit::kernel::reference::dense_reference;
 use nnjit::kernel::{best_isa, Activation, PackedDense};
 use nnjit_bench::max_rel_diff;
 use nnjit_bench::probe::interleaved_medians;
 use nnjit_bench::Problem;
 
-/// The large GEMM shapes `(N, D, F)`.
-const SHAPES: [(usize, usize, usize); 4] = [(32, 256, 256), (64, 512, 512), (128, 1024, 1024), (256, 784, 128)];
+/// The default shapes `(N, D, F)`: large GEMMs (split by rows), then a batch-1 GEMV and a
+/// batch of 8 whose 4 MiB of weights stream from L3 (split by columns).
+const SHAPES: [(usize, usize, usize); 6] =
+    [(32, 256, 256), (64, 512, 512), (128, 1024, 1024), (256, 784, 128), (1, 1024, 1024), (8, 1024, 1024)];
 
 const OURS_1T: &str = "nnjit PackedDense";
 
@@ -178,7 +181,7 @@ fn main() {
     println!("load average (1 min) at start: {:.2}", loadavg());
     println!();
 
-    // `--shape NxDxF` picks shapes (any, not only the default four).
+    // `--shape NxDxF` picks shapes (any, not only the defaults).
     let parse = |s: &str| -> Option<(usize, usize, usize)> {
         let v: Vec<usize> = s.split('x').map(|t| t.parse().ok()).collect::<Option<_>>()?;
         (v.len() == 3).then(|| (v[0], v[1], v[2]))
@@ -244,11 +247,15 @@ fn main() {
         let find = |name: &str| cs.iter().position(|c| c.name == name).map_or(f64::NAN, |i| meds[i]);
         let ours = find(OURS_1T);
         println!(
-            "{:>14}  ({} FMAs; nnjit splits into {} threads)   load {load_before:.2} -> {load_after:.2}, \
+            "{:>14}  ({} FMAs; nnjit on 2 threads: {})   load {load_before:.2} -> {load_after:.2}, \
              cores used {cores_used:.2}",
             p.label(),
             n * d * f,
-            threads_used(n, d, f, 2)
+            match choose_split(n, d, f, 2) {
+                Split::Serial => "not split".to_string(),
+                Split::Rows(t) => format!("rows split into {t} threads"),
+                Split::Columns(t) => format!("columns split into {t} threads"),
+            }
         );
         println!(
             "    {:<30} {:>3} {:>12} {:>19} {:>8} {:>10}",

@@ -20,8 +20,8 @@ use core::arch::aarch64::{
 };
 
 use super::simd::{
-    drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, SmallTable, Tile,
-    TileFn,
+    drive, drive_ldy, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, SmallTable,
+    Tile, TileFn,
 };
 
 /// NEON.
@@ -134,6 +134,16 @@ unsafe fn tile_neon<const MR: usize, const NV: usize, const LD: bool, const ST: 
 pub(crate) unsafe fn drive_neon(g: &Geometry) {
     // SAFETY: forwarded contract.
     unsafe { drive::<Neon>(g) }
+}
+
+/// NEON driver with output rows `ldy` floats apart (a [`DriveLdyFn`](super::simd::DriveLdyFn)).
+///
+/// # Safety
+/// NEON available and `g` satisfies the [`Geometry`] invariants for 4 lanes, with the `y`
+/// invariant of a `DriveLdyFn` for `ldy`.
+pub(crate) unsafe fn drive_neon_ldy(g: &Geometry, ldy: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { drive_ldy::<Neon>(g, ldy) }
 }
 
 /// NEON single-tile row kernel trampoline.

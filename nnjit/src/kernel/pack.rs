@@ -8,9 +8,12 @@
 //! the weights row-major.
 
 use std::fmt;
+use std::ops::Range;
 
 use super::isa::{self, Isa};
-use super::simd::{DriveFn, Geometry, SmallFn};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use super::simd::Simd;
+use super::simd::{DriveFn, DriveLdyFn, Geometry, SmallFn};
 use super::{check_len, Activation};
 use crate::alloc::try_with_capacity;
 use crate::error::{Error, Result};
@@ -84,6 +87,9 @@ pub struct PackedDense {
     ldw: usize,
     wv: usize,
     drive: DriveFn,
+    /// The same driver with an output row stride, for column ranges
+    /// ([`PackedDense::run_cols`]).
+    drive_ldy: DriveLdyFn,
     /// One-row kernels `[identity, relu]` when `F` fits one tile (possibly specific to `d`).
     small: Option<&'static [SmallFn; 2]>,
     /// Lanes of the last vector (for `small`).
@@ -118,6 +124,8 @@ impl PackedDense {
     /// ```
     pub fn new(isa: Isa, w: &[f32], bias: Option<&[f32]>, d: usize, f: usize) -> Result<Self> {
         let drive = isa::driver(isa)?;
+        let drive_ldy = strided_driver(isa)
+            .ok_or_else(|| Error::invalid("", format!("the {isa} kernels are not available on this CPU")))?;
         check_len("w", w.len(), d, f)?;
         if let Some(b) = bias {
             check_len("bias", b.len(), 1, f)?;
@@ -158,7 +166,7 @@ impl PackedDense {
             Some((k, rem)) => (Some(k), rem),
             None => (None, l),
         };
-        Ok(PackedDense { isa, d, f, w: wbuf, bias, ldw, wv, drive, small, rem })
+        Ok(PackedDense { isa, d, f, w: wbuf, bias, ldw, wv, drive, drive_ldy, small, rem })
     }
 
     /// Input features `D`.
@@ -275,9 +283,87 @@ impl PackedDense {
         unsafe { (self.drive)(&g) }
     }
 
+    /// Columns of one register tile of this layer's driver for `n` rows (`L` times the
+    /// vectors of [`Simd::plan`]: 96 on AVX-512 for one row, 64 for more; 64, 32 or 16 on
+    /// AVX2; 32 or 16 on NEON); 16 (one cache line of `y`) on the scalar path, which has no
+    /// tiles. Always a multiple of the panel width [`Isa::lanes`].
+    pub(crate) fn col_tile(&self, n: usize) -> usize {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => super::x86::Avx512::plan(n).0 * super::x86::Avx512::L,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => super::x86::Avx2::plan(n).0 * super::x86::Avx2::L,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => super::aarch64::Neon::plan(n).0 * super::aarch64::Neon::L,
+            _ => 16 * self.isa.lanes(),
+        }
+    }
+
+    /// Columns `cols = c0..c1` of `y = act(x·W + b)` for `n` rows, with rows of `y` `ldy`
+    /// floats apart: writes `y[r·ldy + j]` for `r < n`, `j` in `c0..c1`, and nothing else.
+    /// Every output is computed by the same driver and tile code as in [`run`](Self::run)
+    /// (one whole FMA chain each), so its bits are those of `apply`.
+    ///
+    /// # Safety
+    /// `c0` is a multiple of [`Isa::lanes`] and `c0 <= c1 <= F`; `x` is valid for `n·D` reads;
+    /// `y + r·ldy + j` is valid for writes for every `r < n` and `j` in `c0..c1`, and these
+    /// floats overlap neither `x` nor this object (nor anything another thread accesses
+    /// meanwhile).
+    pub(crate) unsafe fn run_cols(
+        &self,
+        x: *const f32,
+        n: usize,
+        y: *mut f32,
+        ldy: usize,
+        cols: Range<usize>,
+        relu: bool,
+    ) {
+        let (c0, c1) = (cols.start, cols.end);
+        let l = self.isa.lanes();
+        debug_assert!(c0.is_multiple_of(l) && c0 <= c1 && c1 <= self.f);
+        let bias = self.packed_bias();
+        let g = Geometry {
+            n,
+            d: self.d,
+            f: c1 - c0,
+            x,
+            // Panel c0/L: W[k, c0 + j] for the sub-problem's column j (row-major for the
+            // scalar path, where L = 1 and wv = 1).
+            w: self.packed_w().wrapping_add(c0 / l * self.wv),
+            ldw: self.ldw,
+            wv: self.wv,
+            bias: if bias.is_null() { bias } else { bias.wrapping_add(c0) },
+            padded: true,
+            y: y.wrapping_add(c0),
+            relu,
+        };
+        // SAFETY: `drive_ldy` belongs to `self.isa`, checked available in `new`. Since c0 is
+        // a multiple of L, the sub-problem's panels are whole panels of this layer: its
+        // weights W[k, j] and bias[j] for j < round_up(c1 - c0, L) lie within this layer's
+        // padded panels and bias (c0 + round_up(c1 - c0, L) <= round_up(F, L)), which is the
+        // padded Geometry invariant. `x` and the strided `y` per the caller.
+        unsafe { (self.drive_ldy)(&g, ldy) }
+    }
+
     /// The raw packed weights (for tests and debugging).
     #[cfg(test)]
     pub(crate) fn packed_slice(&self) -> &[f32] {
         self.w.as_slice()
+    }
+}
+
+/// The strided driver ([`DriveLdyFn`]) of `isa`, the counterpart of `isa::driver`, or `None`
+/// where `isa` has no code on this architecture.
+fn strided_driver(isa: Isa) -> Option<DriveLdyFn> {
+    match isa {
+        Isa::Scalar => Some(super::reference::drive_scalar_ldy as DriveLdyFn),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Some(super::x86::drive256_ldy as DriveLdyFn),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Some(super::x86::drive512_ldy as DriveLdyFn),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Some(super::aarch64::drive_neon_ldy as DriveLdyFn),
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }

@@ -1,17 +1,32 @@
 //! Multithreaded Dense applies that split the *outputs* only.
 //!
-//! [`apply_threads`] cuts the rows of `x` (and of `y`) into contiguous blocks and runs
-//! [`PackedDense::apply`] on each block, on the calling thread and the workers of a small
-//! persistent pool (plain `std` threads, started once; no dependency). Every output's FMA chain stays whole on one thread, in the order of
-//! the [module contract](super), so the bits are those of the single-threaded call and of
+//! [`apply_threads`] cuts the output `y` into parts and computes each part on one thread:
+//! the calling thread or a worker of a small persistent pool (plain `std` threads, started
+//! once; no dependency). [`choose_split`] picks how:
+//!
+//! * [`Split::Rows`]: contiguous blocks of rows of `x` and `y`, each computed by
+//!   [`PackedDense::apply`]. Used when there are enough rows: every thread gets at least
+//!   [`ROW_BLOCK`] of them, and block boundaries are multiples of `ROW_BLOCK` (the register
+//!   tile height of the SIMD paths) where possible, so a split adds no partial row tiles.
+//! * [`Split::Columns`]: ranges of output columns (all rows), for products with too few rows
+//!   to split, such as a batch-1 GEMV whose weights stream from L3 or memory: each thread
+//!   then reads only its own part of `W`, so two cores read it at about twice the bandwidth.
+//!   A range is made of whole packed column panels (its first column is a multiple of the
+//!   lane count `L`), and of whole register tiles (6 panels on AVX-512 for one row, 8 on
+//!   AVX2) when the ranges are wide enough for that to cost little balance; only the last
+//!   range can end in a partial panel. Each range is computed by the same driver and tiles
+//!   as a single-threaded apply, with the output row stride of the whole `y`.
+//!
+//! Either way every output's FMA chain stays whole on one thread, in the order of the
+//! [module contract](super) (the contraction is never split), so the bits are those of the
+//! single-threaded call and of
 //! [`reference::dense_reference`](super::reference::dense_reference) — for any number of
-//! threads.
+//! threads and either split.
 //!
 //! Waking a worker costs microseconds, more than small products take, so
-//! [`threads_used`] keeps a problem on the calling thread unless every thread gets at least
-//! [`MIN_MACS_PER_THREAD`] multiply-adds and at least [`ROW_BLOCK`] rows. Block boundaries
-//! are multiples of [`ROW_BLOCK`] (the register tile height of the SIMD paths) where
-//! possible, so a split adds no partial row tiles.
+//! [`choose_split`] keeps a problem on the calling thread unless every thread gets at least
+//! [`MIN_MACS_PER_THREAD`] multiply-adds, and at least [`ROW_BLOCK`] rows or [`COL_BLOCK`]
+//! columns.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -20,64 +35,154 @@ use crate::error::Result;
 
 /// Multiply-adds (`n·d·f` divided by the thread count) below which one more thread does
 /// not pay for its wake-up: smaller problems stay on fewer threads (down to the caller alone).
+/// The same bound holds for row and column splits.
 ///
 /// Measured on a 2-core AMD EPYC VM (AVX-512, `bench/src/bin/threads.rs --nnjit --shape ..`)
-/// with the persistent pool: `12×128×128` (2·10⁵ FMAs, 3.4 µs) gained only 1.12× on two
-/// threads, `12×256×256` (7.9·10⁵) 1.70×, `24×256×256` 1.82×. (With a thread started per
-/// call, ~27 µs, the break-even was ~4·10⁶ FMAs per thread.)
+/// with the persistent pool. Row splits: `12×128×128` (2·10⁵ FMAs, 3.4 µs) gained only 1.12×
+/// on two threads, `12×256×256` (7.9·10⁵) 1.70×, `24×256×256` 1.82×. (With a thread started
+/// per call, ~27 µs, the break-even was ~4·10⁶ FMAs per thread.) Column splits (forced, with
+/// the bound lowered): `1×128×128` took 2.0× as long on two threads, `1×256×256` (6.6·10⁴
+/// FMAs, 2.4 µs) and `1×256×512` (1.3·10⁵) gained 1.00–1.02×, while `1×512×512` and
+/// `1×1024×256` (2.6·10⁵) gained 1.7×, `4×256×256` 1.3×: the same bound.
 ///
 /// ```
 /// use nnjit::kernel::parallel::{threads_used, MIN_MACS_PER_THREAD};
 /// assert_eq!(threads_used(12, 128, 128, 2), 1); // 2·10⁵ FMAs: one thread
 /// assert!(12 * 128 * 128 < 2 * MIN_MACS_PER_THREAD);
 /// assert_eq!(threads_used(32, 256, 256, 2), 2);
+/// assert_eq!(threads_used(1, 256, 256, 2), 1); // a GEMV of 6.6·10⁴ FMAs: one thread
+/// assert_eq!(threads_used(1, 512, 512, 2), 2); // 2.6·10⁵ FMAs: two
 /// ```
 pub const MIN_MACS_PER_THREAD: usize = 1 << 17;
 
 /// Rows per register tile of the SIMD paths; row blocks are multiples of it where possible,
-/// and each thread gets at least this many rows.
+/// and each thread of a row split gets at least this many rows.
 ///
 /// ```
-/// use nnjit::kernel::parallel::{threads_used, ROW_BLOCK};
-/// assert_eq!(threads_used(ROW_BLOCK, 4096, 4096, 2), 1); // one row block: not split
+/// use nnjit::kernel::parallel::{choose_split, Split, ROW_BLOCK};
+/// // One row block cannot be split by rows: its columns are split instead.
+/// assert_eq!(choose_split(ROW_BLOCK, 4096, 4096, 2), Split::Columns(2));
+/// assert_eq!(choose_split(2 * ROW_BLOCK, 4096, 4096, 2), Split::Rows(2));
 /// ```
 pub const ROW_BLOCK: usize = 6;
+
+/// Fewest output columns per thread of a column split: 4 AVX-512 panels, 8 AVX2 panels, 16
+/// NEON panels, at least two thirds of a one-row register tile on every SIMD path (96
+/// columns on AVX-512, 64 on AVX2, 32 on NEON). (The ranges
+/// themselves are cut at the panel and tile boundaries of the layer's path, see the
+/// [module docs](self).)
+///
+/// ```
+/// use nnjit::kernel::parallel::{choose_split, Split, COL_BLOCK};
+/// assert_eq!(choose_split(1, 1 << 16, COL_BLOCK, 2), Split::Serial); // one block of columns
+/// assert_eq!(choose_split(1, 1 << 16, 2 * COL_BLOCK, 2), Split::Columns(2));
+/// ```
+pub const COL_BLOCK: usize = 64;
 
 /// Row blocks per thread: more blocks than threads, handed out from a shared counter, so
 /// that the calling thread (which starts at once) does more of the work while a worker wakes
 /// up, and a worker the OS delays leaves its blocks to the others.
 const BLOCKS_PER_THREAD: usize = 2;
 
+/// Column ranges per thread (as [`BLOCKS_PER_THREAD`] for rows). One range per thread
+/// measured the same within ±5% (`1×512×512`, `1×1024×1024`, `8×1024×1024`, two threads).
+const COL_RANGES_PER_THREAD: usize = 2;
+
+/// How [`apply_threads`] divides the work of one product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Split {
+    /// All on the calling thread: too small, or nothing to split.
+    Serial,
+    /// Blocks of rows, on this many threads (at least 2, the caller included).
+    Rows(usize),
+    /// Ranges of output columns (all rows each), on this many threads (at least 2, the
+    /// caller included).
+    Columns(usize),
+}
+
+impl Split {
+    /// The threads used, the caller included: 1 for [`Split::Serial`].
+    ///
+    /// ```
+    /// use nnjit::kernel::parallel::Split;
+    /// assert_eq!(Split::Serial.threads(), 1);
+    /// assert_eq!(Split::Columns(3).threads(), 3);
+    /// ```
+    pub fn threads(self) -> usize {
+        match self {
+            Split::Serial => 1,
+            Split::Rows(t) | Split::Columns(t) => t,
+        }
+    }
+}
+
+/// How [`apply_threads`] splits an `(n, d) · (d, f)` problem when allowed up to `threads`
+/// threads (0 counts as 1), the caller included.
+///
+/// Each thread must get at least [`MIN_MACS_PER_THREAD`] multiply-adds. A row split gives
+/// every thread at least [`ROW_BLOCK`] rows, a column split at least [`COL_BLOCK`] columns;
+/// of the two, the one that can use more threads is chosen, and rows on a tie, so every
+/// problem that was split by rows before column splits existed still is. (That tie rule is
+/// conservative rather than measured: on the 2-core development machine, a column split was
+/// about as fast or faster at ties too, 0.97–1.2× the row split's speed at `12×1024×1024`,
+/// `32×256×256`, `48×512×400`, `64×512×512`, `128×1024×1024` and `256×784×128`.) Does not
+/// depend on the instruction set.
+///
+/// ```
+/// use nnjit::kernel::parallel::{choose_split, Split};
+/// assert_eq!(choose_split(128, 1024, 1024, 2), Split::Rows(2)); // a large GEMM
+/// assert_eq!(choose_split(1, 1024, 1024, 2), Split::Columns(2)); // a batch-1 GEMV
+/// assert_eq!(choose_split(8, 1024, 1024, 2), Split::Columns(2)); // fewer than 2·ROW_BLOCK rows
+/// assert_eq!(choose_split(12, 1024, 1024, 4), Split::Columns(4)); // rows: only 2 blocks
+/// assert_eq!(choose_split(1, 4096, 4096, 8), Split::Columns(8));
+/// assert_eq!(choose_split(1, 256, 256, 2), Split::Serial); // too small to be worth a thread
+/// assert_eq!(choose_split(128, 1024, 1024, 1), Split::Serial);
+/// ```
+pub fn choose_split(n: usize, d: usize, f: usize, threads: usize) -> Split {
+    let macs = (n as u128).saturating_mul(d as u128).saturating_mul(f as u128);
+    let by_work = macs / MIN_MACS_PER_THREAD as u128;
+    let most = |by_shape: usize| -> usize { (threads as u128).min(by_work).min(by_shape as u128) as usize };
+    let rows = most(n / ROW_BLOCK);
+    let cols = most(f / COL_BLOCK);
+    if rows >= 2 && rows >= cols {
+        Split::Rows(rows)
+    } else if cols >= 2 {
+        Split::Columns(cols)
+    } else {
+        Split::Serial
+    }
+}
+
 /// How many threads (the caller included) [`apply_threads`] uses for an `(n, d) · (d, f)`
-/// problem when allowed up to `threads`: at most `threads` (0 counts as 1) and at most one per
-/// [`ROW_BLOCK`] rows, and only as many as get [`MIN_MACS_PER_THREAD`] multiply-adds each.
+/// problem when allowed up to `threads`: `choose_split(n, d, f, threads).threads()`, see
+/// [`choose_split`]. At most `threads` (0 counts as 1).
 ///
 /// ```
 /// use nnjit::kernel::parallel::threads_used;
-/// assert_eq!(threads_used(128, 1024, 1024, 2), 2); // a large GEMM: split
+/// assert_eq!(threads_used(128, 1024, 1024, 2), 2); // a large GEMM: rows split
 /// assert_eq!(threads_used(128, 1024, 1024, 0), 1); // 0 and 1 mean the calling thread
-/// assert_eq!(threads_used(1, 4096, 4096, 8), 1); // one row cannot be split
+/// assert_eq!(threads_used(1, 1024, 1024, 2), 2); // one row: columns split
+/// assert_eq!(threads_used(1, 4096, 4096, 8), 8);
+/// assert_eq!(threads_used(1, 4096, 64, 8), 1); // 64 columns: one COL_BLOCK, not split
 /// assert_eq!(threads_used(8, 16, 16, 8), 1); // too small to be worth a thread
 /// ```
 pub fn threads_used(n: usize, d: usize, f: usize, threads: usize) -> usize {
-    let macs = (n as u128).saturating_mul(d as u128).saturating_mul(f as u128);
-    let by_work = macs / MIN_MACS_PER_THREAD as u128;
-    let by_rows = (n / ROW_BLOCK) as u128;
-    threads.min(by_work.min(by_rows).try_into().unwrap_or(usize::MAX)).max(1)
+    choose_split(n, d, f, threads).threads()
 }
 
 /// `y = act(x·W + b)` for `n` rows, like [`PackedDense::apply`], on up to `threads` threads
 /// (the calling thread included).
 ///
-/// The rows are split into [`threads_used`] contiguous blocks, one per thread; the
-/// contraction is never split, so `y` has exactly the bits of `layer.apply(x, n, y, act)`
-/// whatever `threads` is. Problems too small to gain from threads run on the calling thread
-/// only (see [`MIN_MACS_PER_THREAD`]). If the system cannot start a thread, the calling
-/// thread computes its blocks.
+/// The outputs are split as [`choose_split`] says: into contiguous blocks of rows, or, for
+/// problems with few rows, into ranges of whole column panels; each part is computed on one
+/// thread. The contraction is never split, so `y` has exactly the bits of
+/// `layer.apply(x, n, y, act)` whatever `threads` is. Problems too small to gain from
+/// threads run on the calling thread only (see [`MIN_MACS_PER_THREAD`]). If the system
+/// cannot start a thread, the calling thread computes its parts.
 ///
-/// Allocates nothing but the threads' stacks and a few words. Errors
-/// ([`Error::InvalidArgument`](crate::Error::InvalidArgument)) only on length mismatches;
-/// never panics.
+/// Allocates nothing but a few words per part (and, on first use, the pool's threads).
+/// Errors ([`Error::InvalidArgument`](crate::Error::InvalidArgument)) only on length
+/// mismatches; never panics.
 ///
 /// ```
 /// use nnjit::kernel::{best_isa, parallel::apply_threads, Activation, PackedDense};
@@ -89,9 +194,19 @@ pub fn threads_used(n: usize, d: usize, f: usize, threads: usize) -> usize {
 /// let mut y1 = vec![0.0f32; n * f];
 /// layer.apply(&x, n, &mut y1, Activation::Relu)?;
 /// let mut y2 = vec![0.0f32; n * f];
-/// apply_threads(&layer, &x, n, &mut y2, Activation::Relu, 2)?; // two threads
+/// apply_threads(&layer, &x, n, &mut y2, Activation::Relu, 2)?; // two threads, rows split
 /// assert_eq!(y1, y2); // the same bits
 /// assert!(apply_threads(&layer, &x[1..], n, &mut y2, Activation::Relu, 2).is_err());
+///
+/// // One row of a wide layer: the columns are split.
+/// let (d, f) = (1024, 1000);
+/// let w: Vec<f32> = (0..d * f).map(|i| (i % 11) as f32 - 5.0).collect();
+/// let layer = PackedDense::new(best_isa(), &w, None, d, f)?;
+/// let x: Vec<f32> = (0..d).map(|i| (i % 3) as f32 * 0.5).collect();
+/// let (mut y1, mut y2) = (vec![0.0f32; f], vec![0.0f32; f]);
+/// layer.apply(&x, 1, &mut y1, Activation::Identity)?;
+/// apply_threads(&layer, &x, 1, &mut y2, Activation::Identity, 2)?;
+/// assert_eq!(y1, y2);
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub fn apply_threads(
@@ -102,12 +217,16 @@ pub fn apply_threads(
     act: Activation,
     threads: usize,
 ) -> Result<()> {
-    let t = threads_used(n, layer.d(), layer.f(), threads);
-    apply_split(layer, x, n, y, act, t)
+    match choose_split(n, layer.d(), layer.f(), threads) {
+        Split::Serial => layer.apply(x, n, y, act),
+        Split::Rows(t) => apply_split(layer, x, n, y, act, t),
+        Split::Columns(t) => apply_cols(layer, x, n, y, act, t),
+    }
 }
 
-/// [`apply_threads`] on exactly `t` threads (fewer if `n` has fewer rows), whatever the size
-/// of the problem: up to [`BLOCKS_PER_THREAD`]`·t` row blocks in a shared queue.
+/// [`apply_threads`] split by rows on exactly `t` threads (fewer if `n` has fewer rows),
+/// whatever the size of the problem: up to [`BLOCKS_PER_THREAD`]`·t` row blocks in a shared
+/// queue.
 pub(crate) fn apply_split(
     layer: &PackedDense,
     x: &[f32],
@@ -163,6 +282,84 @@ pub(crate) fn apply_split(
     });
     first_error.into_inner().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// [`apply_threads`] split by columns on exactly `t` threads (fewer if `f` has fewer
+/// panels), whatever the size of the problem: up to [`COL_RANGES_PER_THREAD`]`·t` column
+/// ranges in a shared queue.
+///
+/// Range boundaries are multiples of the panel width `L` (so every range's weights are
+/// whole packed panels), rounded to multiples of the layer's register tile
+/// ([`PackedDense::col_tile`]) when every range is at least [`TILES_PER_RANGE`] tiles wide.
+pub(crate) fn apply_cols(
+    layer: &PackedDense,
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    act: Activation,
+    t: usize,
+) -> Result<()> {
+    let (d, f) = (layer.d(), layer.f());
+    check_len("x", x.len(), n, d)?;
+    check_len("y", y.len(), n, f)?;
+    let l = layer.isa().lanes();
+    let panels = f.div_ceil(l);
+    let t = t.min(panels);
+    if t <= 1 || n == 0 || d == 0 {
+        return layer.apply(x, n, y, act);
+    }
+    let nb = t.saturating_mul(COL_RANGES_PER_THREAD).min(panels);
+    // Boundaries in panels: i·panels/nb rounded to the nearest multiple of `unit` (whole
+    // register tiles if the ranges are wide enough, else single panels), without overflow.
+    let tile = layer.col_tile(n) / l;
+    let unit = if panels / nb >= TILES_PER_RANGE * tile { tile } else { 1 };
+    let bound = |i: usize| -> usize {
+        let (i, p, nb, u) = (i as u128, panels as u128, nb as u128, unit as u128);
+        (((i * p + nb * u / 2) / (nb * u)) * u).min(p) as usize
+    };
+    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(nb);
+    let mut start = 0;
+    for i in 1..=nb {
+        let end = if i == nb { panels } else { bound(i) };
+        if end > start {
+            ranges.push((start * l, (end * l).min(f)));
+            start = end;
+        }
+    }
+    let helpers = ranges.len().min(t) - 1;
+    let relu = act == Activation::Relu;
+    let out = OutPtr(y.as_mut_ptr());
+    // Each task computes all rows of one column range; the calling thread takes ranges too.
+    pool::run(ranges.len(), helpers, &|i| {
+        let (c0, c1) = ranges[i];
+        // SAFETY: `c0` is a multiple of L (a panel boundary) and c0 < c1 <= f; `x` has n·d
+        // floats and `y` n·f (checked above), so y[r·f + j] is in bounds for r < n, j < f.
+        // The ranges are disjoint and each task index runs once (`pool::run`), so no two
+        // threads write the same float, and `run_cols` writes only its columns; `y` is a
+        // unique borrow not otherwise used until `pool::run` returns, after every task.
+        unsafe { layer.run_cols(x.as_ptr(), n, out.get(), f, c0..c1, relu) };
+    });
+    Ok(())
+}
+
+/// Register tiles each column range must be wide for the range boundaries to be rounded to
+/// whole tiles: rounding then unbalances two threads by at most half a tile in
+/// `TILES_PER_RANGE`.
+const TILES_PER_RANGE: usize = 4;
+
+/// The output of a column split, shared by its tasks, which write disjoint columns.
+struct OutPtr(*mut f32);
+
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the whole `OutPtr`, which is `Sync`,
+    /// rather than its raw-pointer field, which is not).
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+// SAFETY: an `OutPtr` is only dereferenced by the tasks of `apply_cols`, each writing its own
+// column range (disjoint floats), while the unique borrow it came from is not used.
+unsafe impl Sync for OutPtr {}
 
 /// Threads in nnjit's worker pool (started on first use: the available cores minus one; the
 /// calling thread is the other). [`apply_threads`] uses at most this many plus the caller.
@@ -239,7 +436,9 @@ mod tests {
         assert_eq!(threads_used(n, d, f, 2), 2);
         assert_eq!(threads_used(n, d, f, 7), 7);
         assert_eq!(threads_used(n, d, f, 64), 8); // one ROW_BLOCK of 6 rows each at least
-        assert_eq!(threads_used(12, 256, 256, 64), 2); // 12 rows: two row blocks
+        assert_eq!(choose_split(n, d, f, 64), Split::Rows(8)); // one ROW_BLOCK of 6 rows each at least
+        assert_eq!(choose_split(12, 256, 256, 64), Split::Columns(4)); // 2 row blocks, 4 COL_BLOCKs
+        assert_eq!(choose_split(12, 256, 256, 2), Split::Rows(2)); // a tie: rows
         let (x, w, b) = (data(n * d, 11), data(d * f, 12), data(f, 13));
         let mut want = vec![0.0f32; n * f];
         dense_reference(&x, &w, Some(&b), &mut want, n, d, f, Activation::Relu).unwrap();
@@ -270,7 +469,192 @@ mod tests {
         assert!(apply_threads(&layer, &[0.0; 9], usize::MAX, &mut [0.0; 5], Activation::Identity, 2).is_err());
         // The thread count.
         assert_eq!(threads_used(usize::MAX, usize::MAX, usize::MAX, 5), 5);
-        assert_eq!(threads_used(12, 1 << 20, 1 << 10, 5), 2); // one per ROW_BLOCK rows
+        assert_eq!(choose_split(12, 1 << 20, 1 << 10, 5), Split::Columns(5)); // 2 row blocks only
+        assert_eq!(choose_split(12, 1 << 20, 64, 5), Split::Rows(2)); // one COL_BLOCK only
+        assert_eq!(choose_split(11, 1 << 20, 1 << 10, 5), Split::Columns(5));
+        assert_eq!(choose_split(1, 1 << 20, 200, 5), Split::Columns(3)); // 3 COL_BLOCKs
+        assert_eq!(choose_split(1, 1 << 20, 127, 5), Split::Serial); // 1 COL_BLOCK
+        assert_eq!(choose_split(0, 0, 0, 5), Split::Serial);
+        assert_eq!(choose_split(1, 1 << 20, 1 << 10, 0), Split::Serial);
         assert_eq!(threads_used(0, 0, 0, 5), 1);
+        // Just below and at the work bound (two threads' worth of MIN_MACS_PER_THREAD).
+        let m = 2 * MIN_MACS_PER_THREAD;
+        assert_eq!(choose_split(1, m / 128 - 1, 128, 2), Split::Serial);
+        assert_eq!(choose_split(1, m / 128, 128, 2), Split::Columns(2));
+    }
+
+    /// Values over many binades with 1 in 6 special (NaN, ±inf, ±0, subnormal, huge).
+    fn data_specials(len: usize, seed: u32) -> Vec<f32> {
+        const SPECIALS: [f32; 8] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0, 1e-40, -1e-45, 1e30];
+        let plain = data(len, seed);
+        let mut s = seed.wrapping_mul(0x2545_F491) | 1;
+        plain
+            .into_iter()
+            .map(|v| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                if s.is_multiple_of(6) {
+                    SPECIALS[(s >> 8) as usize % SPECIALS.len()]
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    /// Forced column splits (`apply_cols`) of every row count 1..=11 and of column counts
+    /// below one panel, below two panels, not a multiple of any lane count, and wide enough
+    /// for tile-rounded boundaries; with specials, on every path: the reference's bits.
+    #[test]
+    fn column_splits_keep_the_bits() {
+        let fs = [3, 16, 20, 31, 33, 64, 100, 130, 257];
+        let mut seed = 0u32;
+        for n in 1..=11 {
+            for &f in &fs {
+                for d in [1, 6, 23] {
+                    seed += 1;
+                    let specials = seed.is_multiple_of(2);
+                    let gen = |len, s| if specials { data_specials(len, s) } else { data(len, s) };
+                    let (x, w, b) = (gen(n * d, 3 * seed), gen(d * f, 3 * seed + 1), gen(f, 3 * seed + 2));
+                    for (bias, act) in [
+                        (true, Activation::Relu),
+                        (false, Activation::Identity),
+                        (seed.is_multiple_of(3), ACTS[seed as usize % 2]),
+                    ] {
+                        check_cols(&x, &w, bias.then_some(&b[..]), n, d, f, act, &[1, 2, 3, 7]);
+                    }
+                }
+            }
+        }
+    }
+
+    const ACTS: [Activation; 2] = [Activation::Identity, Activation::Relu];
+
+    /// `apply_cols` on `ts` threads for every available path against the reference.
+    #[allow(clippy::too_many_arguments)]
+    fn check_cols(
+        x: &[f32],
+        w: &[f32],
+        b: Option<&[f32]>,
+        n: usize,
+        d: usize,
+        f: usize,
+        act: Activation,
+        ts: &[usize],
+    ) {
+        let mut want = vec![0.0f32; n * f];
+        dense_reference(x, w, b, &mut want, n, d, f, act).unwrap();
+        for isa in Isa::all_available() {
+            let layer = PackedDense::new(isa, w, b, d, f).unwrap();
+            for &t in ts {
+                let mut y = vec![-3.0f32; n * f];
+                apply_cols(&layer, x, n, &mut y, act, t).unwrap();
+                assert_eq!(
+                    bits(&y),
+                    bits(&want),
+                    "{isa} {n}x{d}x{f} bias={} {act:?}: columns split into {t}",
+                    b.is_some()
+                );
+            }
+        }
+    }
+
+    /// Wide layers, whose range boundaries are rounded to whole register tiles (with 2 and 7
+    /// threads on AVX-512), and odd widths.
+    #[test]
+    fn wide_column_splits_keep_the_bits() {
+        for (i, &(n, d, f)) in
+            [(1, 3, 1605), (2, 2, 1543), (1, 2, 5403), (5, 3, 2050), (11, 2, 1601)].iter().enumerate()
+        {
+            let s = 1000 + 3 * i as u32;
+            let (x, w, b) = (data_specials(n * d, s), data(d * f, s + 1), data(f, s + 2));
+            check_cols(&x, &w, Some(&b), n, d, f, Activation::Relu, &[2, 3, 7]);
+            check_cols(&x, &w, None, n, d, f, Activation::Identity, &[2, 7]);
+        }
+    }
+
+    /// `apply_threads` itself picks a column split for these shapes, and keeps the bits.
+    #[test]
+    fn apply_threads_splits_columns() {
+        for (i, &(n, d, f)) in [(1, 512, 520), (1, 900, 300), (4, 200, 333), (11, 100, 260)].iter().enumerate() {
+            assert!(matches!(choose_split(n, d, f, 2), Split::Columns(2)), "{n}x{d}x{f}");
+            let s = 2000 + 3 * i as u32;
+            let (x, w, b) = (data_specials(n * d, s), data(d * f, s + 1), data(f, s + 2));
+            for (bias, act) in [(true, Activation::Relu), (false, Activation::Identity)] {
+                let b = bias.then_some(&b[..]);
+                let mut want = vec![0.0f32; n * f];
+                dense_reference(&x, &w, b, &mut want, n, d, f, act).unwrap();
+                for isa in Isa::all_available() {
+                    let layer = PackedDense::new(isa, &w, b, d, f).unwrap();
+                    for t in [1, 2, 3, 7] {
+                        let mut y = vec![f32::NAN; n * f];
+                        apply_threads(&layer, &x, n, &mut y, act, t).unwrap();
+                        assert_eq!(bits(&y), bits(&want), "{isa} {n}x{d}x{f} apply_threads({t})");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `run_cols` writes exactly its columns of its rows, at the stride it is given (wider
+    /// than the layer here), and the bits of the reference there.
+    #[test]
+    fn run_cols_writes_only_its_columns() {
+        let (d, f, ldy) = (9, 45, 53);
+        let (w, b) = (data(d * f, 31), data(f, 32));
+        for n in [1, 2, 7] {
+            let x = data(n * d, 33 + n as u32);
+            let mut want = vec![0.0f32; n * f];
+            dense_reference(&x, &w, Some(&b), &mut want, n, d, f, Activation::Relu).unwrap();
+            for isa in Isa::all_available() {
+                let l = isa.lanes();
+                let layer = PackedDense::new(isa, &w, Some(&b), d, f).unwrap();
+                let starts: Vec<usize> = (0..f).step_by(l).collect();
+                for &c0 in &starts {
+                    for c1 in [c0, (c0 + 1).min(f), (c0 + l).min(f), (c0 + 2 * l + 3).min(f), f] {
+                        let sentinel = f32::from_bits(0x7F80_1234);
+                        let mut y = vec![sentinel; n * ldy];
+                        // SAFETY: c0 is a multiple of L, c0 <= c1 <= f; x has n·d floats; y has
+                        // n·ldy >= (n-1)·ldy + f floats; nothing else uses y.
+                        unsafe { layer.run_cols(x.as_ptr(), n, y.as_mut_ptr(), ldy, c0..c1, true) };
+                        for r in 0..n {
+                            for j in 0..ldy {
+                                let got = y[r * ldy + j].to_bits();
+                                if (c0..c1).contains(&j) {
+                                    assert_eq!(got, want[r * f + j].to_bits(), "{isa} n={n} {c0}..{c1}: ({r}, {j})");
+                                } else {
+                                    assert_eq!(got, sentinel.to_bits(), "{isa} n={n} {c0}..{c1}: wrote ({r}, {j})");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn column_split_degenerate_shapes() {
+        // d = 0 (y = bias), f = 0, n = 0: nothing to split, nothing panics.
+        for isa in Isa::all_available() {
+            let layer = PackedDense::new(isa, &[], Some(&vec![-1.5; 300]), 0, 300).unwrap();
+            let mut y = vec![0.0f32; 600];
+            apply_cols(&layer, &[], 2, &mut y, Activation::Identity, 3).unwrap();
+            assert!(y.iter().all(|&v| v == -1.5));
+            let layer = PackedDense::new(isa, &[], None, 3, 0).unwrap();
+            apply_cols(&layer, &[0.0; 30], 10, &mut [], Activation::Identity, 3).unwrap();
+            let layer = PackedDense::new(isa, &[1.0; 600], None, 3, 200).unwrap();
+            apply_cols(&layer, &[], 0, &mut [], Activation::Identity, 3).unwrap();
+            // Length errors, before any thread starts.
+            assert!(apply_cols(&layer, &[0.0; 5], 2, &mut [0.0; 400], Activation::Identity, 2).is_err());
+            assert!(apply_cols(&layer, &[0.0; 6], 2, &mut [0.0; 399], Activation::Identity, 2).is_err());
+            assert!(apply_cols(&layer, &[0.0; 6], usize::MAX, &mut [0.0; 400], Activation::Identity, 2).is_err());
+            // The register tile is a whole number of panels.
+            for n in [1, 2, 3, 6, 100] {
+                assert_eq!(layer.col_tile(n) % isa.lanes(), 0, "{isa}");
+                assert!(layer.col_tile(n) <= 2 * COL_BLOCK, "{isa}");
+            }
+        }
     }
 }

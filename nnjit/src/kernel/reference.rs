@@ -92,9 +92,21 @@ pub fn canon_nan(v: f32) -> f32 {
 /// `g` satisfies the [`Geometry`] invariants for 1 lane (element `W[k, j]` at
 /// `w + j·wv + k·ldw`).
 pub(crate) unsafe fn drive_scalar(g: &Geometry) {
+    // SAFETY: forwarded contract; `ldy = f` is the row-major `(n, f)` output of the invariants.
+    unsafe { drive_scalar_ldy(g, g.f) }
+}
+
+/// [`drive_scalar`] with output rows `ldy` floats apart (a
+/// [`DriveLdyFn`](super::simd::DriveLdyFn)): the same chains, written at `y + r·ldy + j` for
+/// `r < n`, `j < f` only.
+///
+/// # Safety
+/// `g` satisfies the [`Geometry`] invariants for 1 lane, with the `y` invariant of a
+/// `DriveLdyFn` for `ldy`.
+pub(crate) unsafe fn drive_scalar_ldy(g: &Geometry, ldy: usize) {
     for r in 0..g.n {
         let xr = g.x.wrapping_add(r * g.d);
-        let yr = g.y.wrapping_add(r * g.f);
+        let yr = g.y.wrapping_add(r * ldy);
         for j in 0..g.f {
             // SAFETY: y[r, j] is in bounds for writes (Geometry invariants).
             unsafe { *yr.wrapping_add(j) = 0.0 };

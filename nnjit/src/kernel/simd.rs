@@ -26,6 +26,11 @@ pub(crate) type TileFn = unsafe fn(&Tile);
 /// A whole-problem driver for one instruction set.
 pub(crate) type DriveFn = unsafe fn(&Geometry);
 
+/// A whole-problem driver with an explicit output row stride `ldy` (see [`drive_ldy`]): the
+/// same tiles and the same bits as the [`DriveFn`] of its instruction set, which is this
+/// with `ldy = g.f`.
+pub(crate) type DriveLdyFn = unsafe fn(&Geometry, usize);
+
 /// A single-row kernel for a compile-time shape: `(w, bias, x, y, relu)`, with `w` and `bias`
 /// in the packed layout of the instruction set (see [`Geometry`]).
 pub(crate) type FixedFn = unsafe fn(*const f32, *const f32, *const f32, *mut f32, bool);
@@ -44,6 +49,14 @@ pub(crate) type FixedFn = unsafe fn(*const f32, *const f32, *const f32, *mut f32
 /// - `y` is valid for writes of `n·f` floats (row-major `(n, f)`) and overlaps none of the
 ///   inputs,
 /// - the instruction set of the driver is available on this CPU.
+///
+/// A [`DriveLdyFn`] takes the output row stride `ldy` as an argument instead (row `r` of `y`
+/// starts at `y + r·ldy`; a `DriveFn` is the case `ldy = f`), and then needs, in place of the
+/// `y` invariant above, `y + r·ldy + j` valid for writes for every `r < n`, `j < f`, none of
+/// them overlapping the inputs. It writes exactly those floats and no other (a column range
+/// of a wider output can so be computed while other threads write the other columns). The
+/// stride is an argument, not a field, so that every `Geometry { .. }` literal in the crate
+/// keeps its meaning.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Geometry {
     pub n: usize,
@@ -372,13 +385,35 @@ unsafe fn tile_scalar(t: &Tile, lanes: usize, cols: usize) {
 /// `g` satisfies the [`Geometry`] invariants for `S::L` lanes.
 pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
     let g = &g.reload();
+    // SAFETY: forwarded contract; `ldy = f` is the row-major `(n, f)` output of the invariants.
+    unsafe { drive_tiles::<S>(g, g.f) }
+}
+
+/// [`drive`] with output rows `ldy` floats apart (a [`DriveLdyFn`]): the same tiles, so the
+/// same bits, written at `y + r·ldy + j` for `r < n`, `j < f` only.
+///
+/// # Safety
+/// `g` satisfies the [`Geometry`] invariants for `S::L` lanes, with the `y` invariant of a
+/// [`DriveLdyFn`] for `ldy`.
+pub(crate) unsafe fn drive_ldy<S: Simd>(g: &Geometry, ldy: usize) {
+    let g = &g.reload();
+    // SAFETY: forwarded contract.
+    unsafe { drive_tiles::<S>(g, ldy) }
+}
+
+/// The body of [`drive`] and [`drive_ldy`]: output row `r` starts at `g.y + r·ldy`.
+///
+/// # Safety
+/// As [`drive_ldy`].
+#[inline(always)]
+unsafe fn drive_tiles<S: Simd>(g: &Geometry, ldy: usize) {
     let l = S::L;
     if g.n == 0 || g.f == 0 {
         return;
     }
     if !g.padded && g.n <= KBLOCK_MAX_N && g.d >= 2 * ROW_KB && g.d * g.f >= KBLOCK_MIN_W {
         // SAFETY: forwarded contract; one row block.
-        unsafe { drive_kblocked::<S>(g) };
+        unsafe { drive_kblocked::<S>(g, ldy) };
         return;
     }
     let (nvmax, mrmax) = S::plan(g.n);
@@ -398,7 +433,7 @@ pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
             wv: g.wv,
             bias: if g.bias.is_null() { ptr::null() } else { g.bias.wrapping_add(j) },
             y: g.y,
-            ldy: g.f,
+            ldy,
             rem,
             relu: g.relu,
             acc_in: false,
@@ -409,16 +444,17 @@ pub(crate) unsafe fn drive<S: Simd>(g: &Geometry) {
         let mut i = 0;
         while i + mr <= g.n {
             t.x = g.x.wrapping_add(i * g.d);
-            t.y = g.y.wrapping_add(i * g.f + j);
-            // SAFETY: rows i..i+mr <= n and columns j..j+cols <= f (padded: up to nv·L within
-            // the padded panels); the Geometry invariants give the bounds.
+            t.y = g.y.wrapping_add(i * ldy + j);
+            // SAFETY: rows i..i+mr <= n and columns j..j+cols <= f (padded: loads up to nv·L
+            // within the padded panels; stores stop at column f, partial when `st`); the
+            // Geometry invariants (output rows `ldy` apart) give the bounds.
             unsafe { run_tile::<S>(full, &t, mr, nv, ld, st) };
             i += mr;
         }
         if i < g.n {
             let m = g.n - i;
             t.x = g.x.wrapping_add(i * g.d);
-            t.y = g.y.wrapping_add(i * g.f + j);
+            t.y = g.y.wrapping_add(i * ldy + j);
             // SAFETY: as above with rows i..n.
             unsafe { run_tile::<S>(S::tile_fn(m, nv, ld, st), &t, m, nv, ld, st) };
         }
@@ -445,8 +481,8 @@ const KBLOCK_MAX_N: usize = 2;
 ///
 /// # Safety
 /// `1 <= g.n <= S::plan(g.n).1` (one row block), and `g` satisfies the [`Geometry`] invariants for `S::L`
-/// lanes; the instruction set is available.
-unsafe fn drive_kblocked<S: Simd>(g: &Geometry) {
+/// lanes with output rows `ldy` apart (as [`drive_ldy`]); the instruction set is available.
+unsafe fn drive_kblocked<S: Simd>(g: &Geometry, ldy: usize) {
     let l = S::L;
     let (nvmax, _) = S::plan(g.n);
     let mr = g.n;
@@ -471,7 +507,7 @@ unsafe fn drive_kblocked<S: Simd>(g: &Geometry) {
             wv: g.wv,
             bias: g.bias,
             y: g.y,
-            ldy: g.f,
+            ldy,
             rem: l,
             relu: g.relu,
             acc_in: k0 > 0,

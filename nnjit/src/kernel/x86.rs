@@ -21,8 +21,8 @@
 use core::arch::x86_64::*;
 
 use super::simd::{
-    drive, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, SmallTable, Tile,
-    TileFn,
+    drive, drive_ldy, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, SmallTable,
+    Tile, TileFn,
 };
 use super::small::{compact_body, narrow_body, ANY_D, NARROW_MAX_D};
 
@@ -202,6 +202,16 @@ pub(crate) unsafe fn drive512(g: &Geometry) {
     unsafe { drive::<Avx512>(g) }
 }
 
+/// AVX-512 driver with output rows `ldy` floats apart (a [`DriveLdyFn`](super::simd::DriveLdyFn)).
+///
+/// # Safety
+/// AVX-512F available and `g` satisfies the [`Geometry`] invariants for 16 lanes, with
+/// the `y` invariant of a `DriveLdyFn` for `ldy`.
+pub(crate) unsafe fn drive512_ldy(g: &Geometry, ldy: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { drive_ldy::<Avx512>(g, ldy) }
+}
+
 /// AVX-512 single-tile row kernel trampoline.
 ///
 /// # Safety
@@ -347,6 +357,16 @@ unsafe fn tile256<const MR: usize, const NV: usize, const LD: bool, const ST: bo
 pub(crate) unsafe fn drive256(g: &Geometry) {
     // SAFETY: forwarded contract.
     unsafe { drive::<Avx2>(g) }
+}
+
+/// AVX2 driver with output rows `ldy` floats apart (a [`DriveLdyFn`](super::simd::DriveLdyFn)).
+///
+/// # Safety
+/// AVX2 and FMA available and `g` satisfies the [`Geometry`] invariants for 8 lanes, with
+/// the `y` invariant of a `DriveLdyFn` for `ldy`.
+pub(crate) unsafe fn drive256_ldy(g: &Geometry, ldy: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { drive_ldy::<Avx2>(g, ldy) }
 }
 
 /// AVX2 single-tile row kernel trampoline.
