@@ -69,6 +69,7 @@ impl<const D: usize, const F: usize> fmt::Debug for FixedDense<D, F> {
             .field("isa", &self.isa())
             .field("bias", &self.packed.has_bias())
             .field("compact", &self.compact.is_some())
+            .field("inline", &!self.inline_w.is_null())
             .finish_non_exhaustive()
     }
 }
@@ -229,5 +230,28 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
         // row-major; `y` is a local.
         unsafe { self.packed.run(x.as_ptr().cast(), N, y.as_mut_ptr().cast(), act == Activation::Relu) };
         y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which layers run inline: narrow compact layers on the x86 SIMD paths only. (That the
+    /// inline path gives the reference bits is checked with every other path in
+    /// `kernel::tests`.)
+    #[test]
+    fn narrow_layers_run_inline_on_x86_simd_paths() {
+        let inline = |s: String| s.contains("inline: true");
+        for isa in Isa::all_available() {
+            let simd_x86 = cfg!(target_arch = "x86_64") && matches!(isa, Isa::Avx2 | Isa::Avx512);
+            let narrow = FixedDense::<3, 4>::new(isa, &[1.0; 12], None).unwrap();
+            assert_eq!(inline(format!("{narrow:?}")), simd_x86, "{isa}");
+            assert_eq!(inline(format!("{:?}", narrow.clone())), simd_x86, "{isa} clone");
+            let wide = FixedDense::<3, 5>::new(isa, &[1.0; 15], None).unwrap();
+            assert!(!inline(format!("{wide:?}")), "{isa}");
+            let long = FixedDense::<17, 4>::new(isa, &[1.0; 68], None).unwrap();
+            assert!(!inline(format!("{long:?}")), "{isa}");
+        }
     }
 }
