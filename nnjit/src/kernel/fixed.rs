@@ -20,7 +20,10 @@ use crate::error::{Error, Result};
 /// that kernel reads its own compact copy of the parameters with the narrowest vector that
 /// fits (128-bit FMA for `F <= 4`, 256-bit for `F <= 8`), without masks, the contraction
 /// unrolled by rustc for small `D` and the bias add fused; wider layers use the packed
-/// [`PackedDense`] kernels. Bits are identical to [`dense`](super::dense) and
+/// [`PackedDense`] kernels. Narrow layers (`F <= 4`, `D <= 16`) bound for AVX2 or AVX-512 run
+/// that kernel inline in the caller instead of through the pointer: it is written with SSE
+/// and an inline-assembly FMA, so it needs no `#[target_feature]` and inlines into code built
+/// for the default target. Bits are identical to [`dense`](super::dense) and
 /// [`reference::dense_reference`](super::reference::dense_reference) on every path.
 ///
 /// ```
