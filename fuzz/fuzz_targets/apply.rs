@@ -24,6 +24,20 @@ fn dims(bytes: &[u8]) -> Vec<usize> {
     bytes.iter().map(|b| usize::from(*b % 9)).collect()
 }
 
+/// If the layer is `D → F`, `bind_fixed::<D, F>` must give `y` row by row, bit for bit.
+fn check_fixed<const D: usize, const F: usize>(lifted: &nn::JitDense, vars: &Variables, x: &ArrayD<f32>, y: &ArrayD<f32>) {
+    if x.shape().last() != Some(&D) || y.shape().last() != Some(&F) {
+        return;
+    }
+    let fixed = lifted.bind_fixed::<D, F>(vars).expect("apply succeeded, so the parameters bind");
+    let xs: Vec<f32> = x.iter().copied().collect();
+    let ys: Vec<f32> = y.iter().copied().collect();
+    for (row, want) in xs.chunks_exact(D).zip(ys.chunks_exact(F)) {
+        let got = fixed.apply(row.try_into().unwrap());
+        assert!(got.iter().zip(want).all(|(p, q)| p.to_bits() == q.to_bits()), "bind_fixed != apply: {got:?} vs {want:?}");
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut data = data;
     let head = take(&mut data, 8);
@@ -59,6 +73,14 @@ fuzz_target!(|data: &[u8]| {
         }
         (Err(e1), Err(e2)) => assert_eq!(e1, e2),
         _ => panic!("plain and lifted disagree on success: {a:?} vs {b:?}"),
+    }
+    // The const-generic entry (inline kernels for narrow layers on x86) gives the same rows.
+    if let Ok(a) = &a {
+        check_fixed::<3, 4>(&lifted, &vars, &x, a);
+        check_fixed::<1, 1>(&lifted, &vars, &x, a);
+        check_fixed::<5, 3>(&lifted, &vars, &x, a);
+        check_fixed::<16, 4>(&lifted, &vars, &x, a);
+        check_fixed::<2, 9>(&lifted, &vars, &x, a);
     }
     // Init never panics either (small shapes only: init draws random numbers for every element).
     if x_len <= 1024 && features <= 32 {

@@ -20,7 +20,10 @@ use crate::error::{Error, Result};
 /// that kernel reads its own compact copy of the parameters with the narrowest vector that
 /// fits (128-bit FMA for `F <= 4`, 256-bit for `F <= 8`), without masks, the contraction
 /// unrolled by rustc for small `D` and the bias add fused; wider layers use the packed
-/// [`PackedDense`] kernels. Bits are identical to [`dense`](super::dense) and
+/// [`PackedDense`] kernels. Narrow layers (`F <= 4`, `D <= 16`) bound for AVX2 or AVX-512 run
+/// that kernel inline in the caller instead of through the pointer: it is written with SSE
+/// and an inline-assembly FMA, so it needs no `#[target_feature]` and inlines into code built
+/// for the default target. Bits are identical to [`dense`](super::dense) and
 /// [`reference::dense_reference`](super::reference::dense_reference) on every path.
 ///
 /// ```
@@ -69,6 +72,7 @@ impl<const D: usize, const F: usize> fmt::Debug for FixedDense<D, F> {
             .field("isa", &self.isa())
             .field("bias", &self.packed.has_bias())
             .field("compact", &self.compact.is_some())
+            .field("inline", &!self.inline_w.is_null())
             .finish_non_exhaustive()
     }
 }
@@ -229,5 +233,28 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
         // row-major; `y` is a local.
         unsafe { self.packed.run(x.as_ptr().cast(), N, y.as_mut_ptr().cast(), act == Activation::Relu) };
         y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which layers run inline: narrow compact layers on the x86 SIMD paths only. (That the
+    /// inline path gives the reference bits is checked with every other path in
+    /// `kernel::tests`.)
+    #[test]
+    fn narrow_layers_run_inline_on_x86_simd_paths() {
+        let inline = |s: String| s.contains("inline: true");
+        for isa in Isa::all_available() {
+            let simd_x86 = cfg!(target_arch = "x86_64") && matches!(isa, Isa::Avx2 | Isa::Avx512);
+            let narrow = FixedDense::<3, 4>::new(isa, &[1.0; 12], None).unwrap();
+            assert_eq!(inline(format!("{narrow:?}")), simd_x86, "{isa}");
+            assert_eq!(inline(format!("{:?}", narrow.clone())), simd_x86, "{isa} clone");
+            let wide = FixedDense::<3, 5>::new(isa, &[1.0; 15], None).unwrap();
+            assert!(!inline(format!("{wide:?}")), "{isa}");
+            let long = FixedDense::<17, 4>::new(isa, &[1.0; 68], None).unwrap();
+            assert!(!inline(format!("{long:?}")), "{isa}");
+        }
     }
 }

@@ -563,20 +563,21 @@ impl Simd for InlineFma128 {
     type V = __m128;
     const L: usize = 4;
 
+    // The operations that are plain SSE (or SSE2) are those of `Fma128`, whose wrappers have
+    // no `#[target_feature]` and so inline here too.
     #[inline(always)]
-    fn plan(_n: usize) -> (usize, usize) {
-        (1, 1)
+    fn plan(n: usize) -> (usize, usize) {
+        Fma128::plan(n)
     }
 
-    fn tile_fn(_mr: usize, _nv: usize, _ld: bool, _st: bool) -> Option<TileFn> {
-        // Only the inline compact kernels use this type.
-        None
+    fn tile_fn(mr: usize, nv: usize, ld: bool, st: bool) -> Option<TileFn> {
+        Fma128::tile_fn(mr, nv, ld, st)
     }
 
     #[inline(always)]
     unsafe fn zero() -> __m128 {
-        // SAFETY: SSE is part of x86-64.
-        unsafe { _mm_setzero_ps() }
+        // SAFETY: SSE only.
+        unsafe { Fma128::zero() }
     }
     #[inline(always)]
     unsafe fn load(p: *const f32) -> __m128 {
@@ -628,7 +629,6 @@ impl Simd for InlineFma128 {
     #[inline(always)]
     unsafe fn canon_nan(a: __m128) -> __m128 {
         let mut a = a;
-        let mut mask: __m128;
         // SAFETY: AVX available (this type's contract); registers only. Unordered compare of
         // `a` with itself: all-ones for NaN lanes, which the blend takes from the canonical
         // NaN (two VEX instructions where SSE2 would need five).
@@ -637,18 +637,17 @@ impl Simd for InlineFma128 {
                 "vcmpunordps {m}, {a}, {a}",
                 "vblendvps {a}, {a}, {nan}, {m}",
                 a = inout(xmm_reg) a,
-                m = out(xmm_reg) mask,
+                m = out(xmm_reg) _,
                 nan = in(xmm_reg) _mm_set1_ps(f32::NAN),
                 options(pure, nomem, nostack, preserves_flags)
             );
         }
-        let _ = &mut mask;
         a
     }
     #[inline(always)]
     unsafe fn add(a: __m128, b: __m128) -> __m128 {
-        // SAFETY: SSE is part of x86-64.
-        unsafe { _mm_add_ps(a, b) }
+        // SAFETY: SSE only.
+        unsafe { Fma128::add(a, b) }
     }
     #[inline(always)]
     unsafe fn relu(a: __m128) -> __m128 {
@@ -658,20 +657,14 @@ impl Simd for InlineFma128 {
     }
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m128) {
-        // SAFETY: `p` valid for 4 writes (trait contract); SSE.
-        unsafe { _mm_storeu_ps(p, v) }
+        // SAFETY: `p` valid for 4 writes (trait contract); SSE only.
+        unsafe { Fma128::store(p, v) }
     }
     #[inline(always)]
     unsafe fn store_part(p: *mut f32, v: __m128, rem: usize) {
-        // SAFETY: `p` valid for `rem` <= 4 writes (trait contract); `store_tail4` uses SSE2
-        // stores only.
-        unsafe {
-            if rem >= 4 {
-                _mm_storeu_ps(p, v);
-            } else {
-                store_tail4(p, v, rem);
-            }
-        }
+        // SAFETY: `p` valid for `rem` <= 4 writes (trait contract); SSE2 stores only
+        // (`store_tail4`).
+        unsafe { Fma128::store_part(p, v, rem) }
     }
 }
 
