@@ -18,9 +18,10 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nnjit::kernel::parallel::{apply_threads, choose_split, Split};
+use nnjit::kernel::parallel::{apply_threads, choose_split, set_num_threads, Split};
 use nnjit::kernel::reference::dense_reference;
 use nnjit::kernel::{best_isa, Activation, PackedDense};
+use nnjit::nn::Module;
 use nnjit_bench::max_rel_diff;
 use nnjit_bench::probe::interleaved_medians;
 use nnjit_bench::Problem;
@@ -66,6 +67,22 @@ fn nnjit_contender(p: &Problem, threads: usize) -> Contender {
         }
         black_box(&mut y);
         out.then(|| y.clone())
+    })
+}
+
+/// The lifted module front door, `JitDense::apply` (parameters from `Variables`, output
+/// allocated), with `set_num_threads(threads)`: what a model gets from `NNJIT_NUM_THREADS`.
+fn module_contender(p: &Problem, threads: usize) -> Contender {
+    let vars = nnjit_bench::variables(p);
+    let x = nnjit::ndarray::Array2::from_shape_vec((p.n, p.d), p.x.clone()).expect("shape");
+    let m = nnjit::nn::JitDense::new(p.f);
+    let name = if threads == 1 { "nnjit JitDense.apply" } else { "nnjit JitDense.apply, 2 threads" };
+    contender(name, "nnjit JitDense.apply", threads, true, move |out| {
+        set_num_threads(threads);
+        let y = m.apply(black_box(&vars), black_box(&x)).expect("apply");
+        set_num_threads(1);
+        let y = black_box(y);
+        out.then(|| y.iter().copied().collect())
     })
 }
 
@@ -194,6 +211,8 @@ fn main() {
         let mut cs = vec![
             nnjit_contender(&p, 1),
             nnjit_contender(&p, 2),
+            module_contender(&p, 1),
+            module_contender(&p, 2),
             faer_contender(&p, 1),
             faer_contender(&p, 2),
             gemm_contender(&p, 1),
@@ -201,7 +220,7 @@ fn main() {
             candle_contender(&p),
         ];
         if nnjit_only {
-            cs.truncate(2);
+            cs.truncate(4);
         }
         cs.retain(|c| !skip.iter().any(|s| c.name.contains(s)));
         let mut want = vec![0.0f32; n * f];

@@ -6,6 +6,7 @@ use ndarray::ArrayD;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 use crate::jit::cache::slot_hit;
+use crate::kernel::parallel::{apply_threads, num_threads};
 use crate::kernel::{best_isa, Activation, FixedDense, PackedDense};
 use crate::layers::dense::{standard_slice, with_output, Dense, JitDense};
 use crate::module::AsInput;
@@ -156,7 +157,7 @@ impl JitDense {
                 &*bound
             }
         };
-        packed.apply(&standard_slice(&x), n, out, Activation::Identity)
+        apply_threads(packed, &standard_slice(&x), n, out, Activation::Identity, num_threads())
     }
 
     /// Binds `variables` once (Flax's `module.bind(variables)`): the parameters are checked and
@@ -278,7 +279,7 @@ impl BoundDense {
     pub fn apply(&self, x: impl AsInput) -> Result<ArrayD<f32>> {
         let x = x.as_input()?;
         self.check(x.shape())?;
-        with_output(&x, self.f(), |xs, n, y| self.packed.apply(xs, n, y, Activation::Identity))
+        with_output(&x, self.f(), |xs, n, y| apply_threads(&self.packed, xs, n, y, Activation::Identity, num_threads()))
     }
 
     /// The forward pass of `N = x.len() / D` rows into `out` (`N · F` elements): buffer donation,
@@ -304,7 +305,7 @@ impl BoundDense {
                 found: vec![x.len(), out.len()],
             });
         }
-        self.packed.apply(x, x.len() / d, out, Activation::Identity)
+        apply_threads(&self.packed, x, x.len() / d, out, Activation::Identity, num_threads())
     }
 
     fn check(&self, shape: &[usize]) -> Result<()> {

@@ -6,6 +6,7 @@ use ndarray::{ArrayD, ArrayViewD};
 
 use crate::error::{Error, Result};
 use crate::jit::cache::{slot_hit, JitCache, ShapePlan, Slots};
+use crate::kernel::parallel::{apply_threads, num_threads};
 use crate::kernel::{Activation, PackedDense};
 use crate::layers::dense::{with_output, Dense};
 use crate::module::{AsInput, Module};
@@ -68,8 +69,9 @@ impl Scope<'_, '_> {
         let ctx = frame.lift.as_mut()?;
         let index = ctx.cursor;
         ctx.cursor += 1;
-        let run =
-            |packed: &PackedDense| with_output(x, packed.f(), |xs, n, y| packed.apply(xs, n, y, Activation::Identity));
+        let run = |packed: &PackedDense| {
+            with_output(x, packed.f(), |xs, n, y| apply_threads(packed, xs, n, y, Activation::Identity, num_threads()))
+        };
         if !params_mutable {
             if let Some(packed) = slot_hit(&ctx.slots, index, generation, node, dims) {
                 return Some(run(packed));

@@ -63,6 +63,7 @@ mod simd;
 mod small;
 #[cfg(test)]
 mod tests;
+mod threads;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

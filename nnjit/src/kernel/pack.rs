@@ -288,15 +288,7 @@ impl PackedDense {
     /// AVX2; 32 or 16 on NEON); 16 (one cache line of `y`) on the scalar path, which has no
     /// tiles. Always a multiple of the panel width [`Isa::lanes`].
     pub(crate) fn col_tile(&self, n: usize) -> usize {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => super::x86::Avx512::plan(n).0 * super::x86::Avx512::L,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => super::x86::Avx2::plan(n).0 * super::x86::Avx2::L,
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon => super::aarch64::Neon::plan(n).0 * super::aarch64::Neon::L,
-            _ => 16 * self.isa.lanes(),
-        }
+        col_tile(self.isa, n)
     }
 
     /// Columns `cols = c0..c1` of `y = act(x·W + b)` for `n` rows, with rows of `y` `ldy`
@@ -354,7 +346,7 @@ impl PackedDense {
 
 /// The strided driver ([`DriveLdyFn`]) of `isa`, the counterpart of `isa::driver`, or `None`
 /// where `isa` has no code on this architecture.
-fn strided_driver(isa: Isa) -> Option<DriveLdyFn> {
+pub(crate) fn strided_driver(isa: Isa) -> Option<DriveLdyFn> {
     match isa {
         Isa::Scalar => Some(super::reference::drive_scalar_ldy as DriveLdyFn),
         #[cfg(target_arch = "x86_64")]
@@ -365,5 +357,18 @@ fn strided_driver(isa: Isa) -> Option<DriveLdyFn> {
         Isa::Neon => Some(super::aarch64::drive_neon_ldy as DriveLdyFn),
         #[allow(unreachable_patterns)]
         _ => None,
+    }
+}
+
+/// Columns of one register tile of `isa`'s driver for `n` rows (see [`PackedDense::col_tile`]).
+pub(crate) fn col_tile(isa: Isa, n: usize) -> usize {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => super::x86::Avx512::plan(n).0 * super::x86::Avx512::L,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => super::x86::Avx2::plan(n).0 * super::x86::Avx2::L,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => super::aarch64::Neon::plan(n).0 * super::aarch64::Neon::L,
+        _ => 16 * isa.lanes(),
     }
 }

@@ -30,8 +30,12 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use super::{check_len, pool, Activation, PackedDense};
-use crate::error::Result;
+use super::pack::{col_tile, strided_driver};
+use super::simd::Geometry;
+use super::{check_dense_args, check_len, dense, isa, pool, Activation, Isa, PackedDense};
+use crate::error::{Error, Result};
+
+pub use super::threads::{num_threads, set_num_threads};
 
 /// Multiply-adds (`n·d·f` divided by the thread count) below which one more thread does
 /// not pay for its wake-up: smaller problems stay on fewer threads (down to the caller alone).
@@ -138,7 +142,12 @@ impl Split {
 /// assert_eq!(choose_split(1, 256, 256, 2), Split::Serial); // too small to be worth a thread
 /// assert_eq!(choose_split(128, 1024, 1024, 1), Split::Serial);
 /// ```
+#[inline]
 pub fn choose_split(n: usize, d: usize, f: usize, threads: usize) -> Split {
+    if threads <= 1 {
+        // The common case (and the default): no arithmetic on the shape.
+        return Split::Serial;
+    }
     let macs = (n as u128).saturating_mul(d as u128).saturating_mul(f as u128);
     let by_work = macs / MIN_MACS_PER_THREAD as u128;
     let most = |by_shape: usize| -> usize { (threads as u128).min(by_work).min(by_shape as u128) as usize };
@@ -209,6 +218,7 @@ pub fn threads_used(n: usize, d: usize, f: usize, threads: usize) -> usize {
 /// assert_eq!(y1, y2);
 /// # Ok::<(), nnjit::Error>(())
 /// ```
+#[inline]
 pub fn apply_threads(
     layer: &PackedDense,
     x: &[f32],
@@ -225,8 +235,7 @@ pub fn apply_threads(
 }
 
 /// [`apply_threads`] split by rows on exactly `t` threads (fewer if `n` has fewer rows),
-/// whatever the size of the problem: up to [`BLOCKS_PER_THREAD`]`·t` row blocks in a shared
-/// queue.
+/// whatever the size of the problem (see [`split_rows`]).
 pub(crate) fn apply_split(
     layer: &PackedDense,
     x: &[f32],
@@ -238,9 +247,148 @@ pub(crate) fn apply_split(
     let (d, f) = (layer.d(), layer.f());
     check_len("x", x.len(), n, d)?;
     check_len("y", y.len(), n, f)?;
+    split_rows(x, n, d, y, f, t, &|xb, rows, yb| layer.apply(xb, rows, yb, act))
+}
+
+/// [`apply_threads`] split by columns on exactly `t` threads (fewer if `f` has fewer
+/// panels), whatever the size of the problem (see [`split_cols`]).
+pub(crate) fn apply_cols(
+    layer: &PackedDense,
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    act: Activation,
+    t: usize,
+) -> Result<()> {
+    let (d, f) = (layer.d(), layer.f());
+    check_len("x", x.len(), n, d)?;
+    check_len("y", y.len(), n, f)?;
+    if n == 0 || d == 0 {
+        return layer.apply(x, n, y, act);
+    }
+    let relu = act == Activation::Relu;
+    let out = OutPtr(y.as_mut_ptr());
+    let l = layer.isa().lanes();
+    split_cols(f, l, layer.col_tile(n), t, &|c0, c1| {
+        // SAFETY: `c0` is a multiple of L (a panel boundary) and c0 < c1 <= f (`split_cols`);
+        // `x` has n·d floats and `y` n·f (checked above), so y[r·f + j] is in bounds for
+        // r < n, j < f. The ranges are disjoint and each runs once, so no two threads write
+        // the same float, and `run_cols` writes only its columns; `y` is a unique borrow not
+        // otherwise used until `split_cols` returns, after every range.
+        unsafe { layer.run_cols(x.as_ptr(), n, out.get(), f, c0..c1, relu) };
+    });
+    Ok(())
+}
+
+/// [`dense`](super::dense) (row-major weights, read in place) on up to `threads` threads,
+/// the calling thread included: the unpacked counterpart of [`apply_threads`], with the same
+/// [`choose_split`] and the same bits as `dense` for any `threads`. What `nn::Dense` runs.
+///
+/// Errors as `dense` (lengths, an unavailable `isa`); never panics.
+///
+/// ```
+/// use nnjit::kernel::parallel::dense_threads;
+/// use nnjit::kernel::{best_isa, dense, Activation};
+/// let (n, d, f) = (1, 1024, 1000); // one row of a wide layer: split by columns
+/// let w: Vec<f32> = (0..d * f).map(|i| (i % 11) as f32 - 5.0).collect();
+/// let x: Vec<f32> = (0..d).map(|i| (i % 3) as f32 * 0.5).collect();
+/// let b = vec![0.25f32; f];
+/// let (mut y1, mut y2) = (vec![0.0f32; f], vec![0.0f32; f]);
+/// dense(best_isa(), &x, &w, Some(&b), &mut y1, n, d, f, Activation::Relu)?;
+/// dense_threads(best_isa(), &x, &w, Some(&b), &mut y2, n, d, f, Activation::Relu, 2)?;
+/// assert_eq!(y1, y2);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn dense_threads(
+    isa: Isa,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    n: usize,
+    d: usize,
+    f: usize,
+    act: Activation,
+    threads: usize,
+) -> Result<()> {
+    match choose_split(n, d, f, threads) {
+        Split::Serial => dense(isa, x, w, bias, y, n, d, f, act),
+        split => dense_split(isa, x, w, bias, y, n, d, f, act, split),
+    }
+}
+
+/// [`dense_threads`] with the split given (tests force each kind).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dense_split(
+    isa: Isa,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    n: usize,
+    d: usize,
+    f: usize,
+    act: Activation,
+    split: Split,
+) -> Result<()> {
+    if split == Split::Serial {
+        return dense(isa, x, w, bias, y, n, d, f, act);
+    }
+    check_dense_args(x, w, bias, y, n, d, f)?;
+    isa::driver(isa)?; // available
+    match split {
+        Split::Rows(t) => split_rows(x, n, d, y, f, t, &|xb, rows, yb| dense(isa, xb, w, bias, yb, rows, d, f, act)),
+        _ => {
+            let drive = strided_driver(isa).ok_or_else(|| Error::invalid("", format!("no {isa} kernels here")))?;
+            let relu = act == Activation::Relu;
+            let out = OutPtr(y.as_mut_ptr());
+            split_cols(f, isa.lanes(), col_tile(isa, n), split.threads(), &|c0, c1| {
+                let g = Geometry {
+                    n,
+                    d,
+                    f: c1 - c0,
+                    x: x.as_ptr(),
+                    // Row-major: W[k, c0 + j] at w + c0 + j + k·f.
+                    w: w.as_ptr().wrapping_add(c0),
+                    ldw: f,
+                    wv: isa.lanes(),
+                    bias: bias.map_or(std::ptr::null(), |b| b.as_ptr().wrapping_add(c0)),
+                    padded: false,
+                    y: out.get().wrapping_add(c0),
+                    relu,
+                };
+                // SAFETY: lengths checked against (n, d, f) and c0 < c1 <= f, so the
+                // sub-problem's unpadded row-major weights (`ldw = f`, `wv = L`), bias and
+                // input are in bounds, and y[r·f + c0 + j] for r < n, j < c1 - c0 lies in `y`.
+                // The column ranges are disjoint and each runs once, so no two threads write
+                // the same float; `y` is a unique borrow not otherwise used until `split_cols`
+                // returns. `drive` is the strided driver of `isa`, which is available.
+                unsafe { drive(&g, f) };
+            });
+            Ok(())
+        }
+    }
+}
+
+/// Runs `run(x_block, rows, y_block)` over contiguous row blocks of `x` (`n × d`) and `y`
+/// (`n × f`, lengths checked by the caller) on `t` threads (fewer if `n` has fewer rows),
+/// returning the first error: up to [`BLOCKS_PER_THREAD`]`·t` blocks in a shared queue,
+/// whose boundaries are multiples of [`ROW_BLOCK`] where possible.
+#[allow(clippy::type_complexity)]
+fn split_rows(
+    x: &[f32],
+    n: usize,
+    d: usize,
+    y: &mut [f32],
+    f: usize,
+    t: usize,
+    run: &(dyn Fn(&[f32], usize, &mut [f32]) -> Result<()> + Sync),
+) -> Result<()> {
     let t = t.min(n);
     if t <= 1 || d == 0 || f == 0 {
-        return layer.apply(x, n, y, act);
+        return run(x, n, y);
     }
     let nb = t.saturating_mul(BLOCKS_PER_THREAD).min(n.div_ceil(ROW_BLOCK)).max(t);
     // Block boundaries: i·n/nb rounded to the nearest multiple of ROW_BLOCK (so every block
@@ -272,7 +420,7 @@ pub(crate) fn apply_split(
     pool::run(blocks.len(), helpers, &|i| {
         let block = blocks[i].lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some((xb, yb, rows)) = block {
-            if let Err(e) = layer.apply(xb, rows, yb, act) {
+            if let Err(e) = run(xb, rows, yb) {
                 let mut first = first_error.lock().unwrap_or_else(PoisonError::into_inner);
                 if first.is_ok() {
                     *first = Err(e);
@@ -283,34 +431,19 @@ pub(crate) fn apply_split(
     first_error.into_inner().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// [`apply_threads`] split by columns on exactly `t` threads (fewer if `f` has fewer
-/// panels), whatever the size of the problem: up to [`COL_RANGES_PER_THREAD`]`·t` column
-/// ranges in a shared queue.
-///
-/// Range boundaries are multiples of the panel width `L` (so every range's weights are
-/// whole packed panels), rounded to multiples of the layer's register tile
-/// ([`PackedDense::col_tile`]) when every range is at least [`TILES_PER_RANGE`] tiles wide.
-pub(crate) fn apply_cols(
-    layer: &PackedDense,
-    x: &[f32],
-    n: usize,
-    y: &mut [f32],
-    act: Activation,
-    t: usize,
-) -> Result<()> {
-    let (d, f) = (layer.d(), layer.f());
-    check_len("x", x.len(), n, d)?;
-    check_len("y", y.len(), n, f)?;
-    let l = layer.isa().lanes();
+/// Runs `run(c0, c1)` over ranges of the `f` output columns on `t` threads (fewer if `f`
+/// has fewer panels of `l` lanes): up to [`COL_RANGES_PER_THREAD`]`·t` ranges in a shared
+/// queue. Every range is non-empty and starts at a multiple of `l`, so its weights are
+/// whole packed panels; boundaries are rounded to multiples of `tile_cols` (a register tile)
+/// when every range is at least [`TILES_PER_RANGE`] tiles wide. The ranges cover `0..f`
+/// exactly once.
+fn split_cols(f: usize, l: usize, tile_cols: usize, t: usize, run: &(dyn Fn(usize, usize) + Sync)) {
     let panels = f.div_ceil(l);
-    let t = t.min(panels);
-    if t <= 1 || n == 0 || d == 0 {
-        return layer.apply(x, n, y, act);
-    }
-    let nb = t.saturating_mul(COL_RANGES_PER_THREAD).min(panels);
+    let t = t.min(panels).max(1);
+    let nb = t.saturating_mul(COL_RANGES_PER_THREAD).min(panels).max(1);
     // Boundaries in panels: i·panels/nb rounded to the nearest multiple of `unit` (whole
     // register tiles if the ranges are wide enough, else single panels), without overflow.
-    let tile = layer.col_tile(n) / l;
+    let tile = (tile_cols / l).max(1);
     let unit = if panels / nb >= TILES_PER_RANGE * tile { tile } else { 1 };
     let bound = |i: usize| -> usize {
         let (i, p, nb, u) = (i as u128, panels as u128, nb as u128, unit as u128);
@@ -325,20 +458,18 @@ pub(crate) fn apply_cols(
             start = end;
         }
     }
+    if ranges.len() <= 1 || t <= 1 {
+        if f > 0 {
+            run(0, f);
+        }
+        return;
+    }
     let helpers = ranges.len().min(t) - 1;
-    let relu = act == Activation::Relu;
-    let out = OutPtr(y.as_mut_ptr());
     // Each task computes all rows of one column range; the calling thread takes ranges too.
     pool::run(ranges.len(), helpers, &|i| {
         let (c0, c1) = ranges[i];
-        // SAFETY: `c0` is a multiple of L (a panel boundary) and c0 < c1 <= f; `x` has n·d
-        // floats and `y` n·f (checked above), so y[r·f + j] is in bounds for r < n, j < f.
-        // The ranges are disjoint and each task index runs once (`pool::run`), so no two
-        // threads write the same float, and `run_cols` writes only its columns; `y` is a
-        // unique borrow not otherwise used until `pool::run` returns, after every task.
-        unsafe { layer.run_cols(x.as_ptr(), n, out.get(), f, c0..c1, relu) };
+        run(c0, c1);
     });
-    Ok(())
 }
 
 /// Register tiles each column range must be wide for the range boundaries to be rounded to
@@ -556,6 +687,17 @@ mod tests {
                     "{isa} {n}x{d}x{f} bias={} {act:?}: columns split into {t}",
                     b.is_some()
                 );
+                // The unpacked weights (what `nn::Dense` runs), split either way.
+                for split in [Split::Columns(t), Split::Rows(t)] {
+                    let mut y = vec![-3.0f32; n * f];
+                    dense_split(isa, x, w, b, &mut y, n, d, f, act, split).unwrap();
+                    assert_eq!(
+                        bits(&y),
+                        bits(&want),
+                        "{isa} {n}x{d}x{f} bias={} {act:?}: unpacked {split:?}",
+                        b.is_some()
+                    );
+                }
             }
         }
     }
@@ -572,6 +714,46 @@ mod tests {
             check_cols(&x, &w, Some(&b), n, d, f, Activation::Relu, &[2, 3, 7]);
             check_cols(&x, &w, None, n, d, f, Activation::Identity, &[2, 7]);
         }
+    }
+
+    /// Column ranges of unpacked weights large enough for the contraction-blocked driver
+    /// (which keeps partial sums in `y`, so it must use the output row stride too).
+    #[test]
+    fn unpacked_column_splits_of_large_layers() {
+        for (i, &(n, d, f)) in [(1, 640, 1100), (2, 520, 1030)].iter().enumerate() {
+            let s = 3000 + 3 * i as u32;
+            let (x, w, b) = (data_specials(n * d, s), data(d * f, s + 1), data(f, s + 2));
+            let mut want = vec![0.0f32; n * f];
+            dense_reference(&x, &w, Some(&b), &mut want, n, d, f, Activation::Relu).unwrap();
+            for isa in Isa::all_available() {
+                for t in [2, 3] {
+                    let mut y = vec![-3.0f32; n * f];
+                    dense_split(isa, &x, &w, Some(&b), &mut y, n, d, f, Activation::Relu, Split::Columns(t)).unwrap();
+                    assert_eq!(bits(&y), bits(&want), "{isa} {n}x{d}x{f}: unpacked columns split into {t}");
+                }
+                let mut y = vec![-3.0f32; n * f];
+                dense_threads(isa, &x, &w, Some(&b), &mut y, n, d, f, Activation::Relu, 2).unwrap();
+                assert_eq!(bits(&y), bits(&want), "{isa} {n}x{d}x{f}: dense_threads");
+            }
+        }
+        // Errors, not panics.
+        let mut y = vec![0.0f32; 4];
+        assert!(
+            dense_threads(Isa::Scalar, &[1.0; 3], &[1.0; 11], None, &mut y, 1, 3, 4, Activation::Identity, 2).is_err()
+        );
+        assert!(dense_split(
+            Isa::Scalar,
+            &[1.0; 3],
+            &[1.0; 12],
+            None,
+            &mut y[..3],
+            1,
+            3,
+            4,
+            Activation::Identity,
+            Split::Columns(2)
+        )
+        .is_err());
     }
 
     /// `apply_threads` itself picks a column split for these shapes, and keeps the bits.

@@ -208,7 +208,10 @@ pub(crate) fn dense_forward(
         }),
         None => None,
     };
-    with_output(x, f, |xs, n, y| kernel::dense(kernel::best_isa(), xs, w, b, y, n, d, f, act))
+    let threads = kernel::parallel::num_threads();
+    with_output(x, f, |xs, n, y| {
+        kernel::parallel::dense_threads(kernel::best_isa(), xs, w, b, y, n, d, f, act, threads)
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,70 @@
+//! Module applies on several threads (`set_num_threads`): plain and lifted Dense and a lifted
+//! composite give the bits of one thread, for shapes split by rows and by columns.
+//!
+//! The thread count is process-wide, so this file holds one test (its own process).
+
+use nnjit::kernel::parallel::{choose_split, num_threads, set_num_threads, Split};
+use nnjit::ndarray::{Array2, ArrayD, ArrayViewD};
+use nnjit::nn::{self, Module, Scope};
+
+#[nn::jit]
+#[derive(Debug, Clone)]
+struct Mlp {
+    hidden: usize,
+    out: usize,
+}
+
+impl Module for Mlp {
+    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+        let h = nn::relu(s.call(&nn::Dense::new(self.hidden), x)?);
+        s.call(&nn::Dense::new(self.out), &h)
+    }
+}
+
+fn bits(a: &ArrayD<f32>) -> Vec<u32> {
+    a.iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn threads_change_speed_not_bits() {
+    if std::env::var_os("NNJIT_NUM_THREADS").is_none() {
+        assert_eq!(num_threads(), 1, "the default is the calling thread only");
+    }
+    // (rows, in, out): a GEMM split by rows, a batch-1 GEMV and a few-row product split by columns.
+    for (n, d, f) in [(48, 256, 192), (1, 700, 900), (3, 512, 640)] {
+        set_num_threads(2);
+        assert_ne!(choose_split(n, d, f, num_threads()), Split::Serial, "{n}x{d}x{f} must be split");
+        let x = Array2::from_shape_fn((n, d), |(i, j)| ((i * 31 + j * 7) % 23) as f32 * 0.125 - 1.4);
+        let mut x = x.into_dyn();
+        x[[0, 1]] = f32::NAN;
+        x[[n - 1, d - 2]] = f32::INFINITY;
+        let plain = nn::Dense::new(f);
+        let vars = plain.init(nn::PRNGKey(7), &x).unwrap();
+        let lifted = nn::JitDense::new(f);
+        let mlp = JitMlp { hidden: f, out: 33 };
+        let mvars = mlp.init(nn::PRNGKey(3), &x).unwrap();
+        let mut outs = Vec::new();
+        for threads in [1, 2, 3] {
+            set_num_threads(threads);
+            let mut into = vec![0.0f32; n * f];
+            lifted.apply_into(&vars, &x, &mut into).unwrap();
+            let into = ArrayD::from_shape_vec(vec![n, f], into).unwrap();
+            let bound = lifted.bind(&vars).unwrap().apply(&x).unwrap();
+            outs.push([
+                bits(&plain.apply(&vars, &x).unwrap()),
+                bits(&lifted.apply(&vars, &x).unwrap()),
+                bits(&into),
+                bits(&bound),
+                bits(&mlp.apply(&mvars, &x).unwrap()),
+                bits(&Mlp::from(mlp.clone()).apply(&mvars, &x).unwrap()),
+            ]);
+        }
+        let one = &outs[0];
+        assert!(one[1..4].iter().all(|o| *o == one[0]), "{n}x{d}x{f}: entries differ on one thread");
+        assert_eq!(one[4], one[5], "{n}x{d}x{f}: lifted and plain MLP differ on one thread");
+        for (t, o) in outs.iter().enumerate().skip(1) {
+            assert_eq!(o, one, "{n}x{d}x{f}: {} threads changed the bits", t + 1);
+        }
+    }
+    set_num_threads(1);
+}
