@@ -37,8 +37,10 @@
 //! AVX2, 32 on NEON) goes straight to one fully inlined tile function (no driver); a row or
 //! two of large row-major weights (in [`dense`]) is computed in blocks of 4 consecutive `k`,
 //! each output's chain carried through `y` between blocks (an f32 store and reload is exact),
-//! so that the weights are read row by row. Single-threaded: parallelism belongs to the
-//! caller (split rows or columns, never the contraction).
+//! so that the weights are read row by row. [`dense`] and [`PackedDense::apply`] run on the
+//! calling thread; [`parallel`] splits a product across threads (rows or column panels of the
+//! output, never the contraction), which module applies do when
+//! [`parallel::num_threads`] (`NNJIT_NUM_THREADS`) allows.
 //!
 //! ```
 //! use nnjit::kernel::{dense, best_isa, Activation};
