@@ -190,7 +190,7 @@ pub fn threads_used(n: usize, d: usize, f: usize, threads: usize) -> usize {
 /// cannot start a thread, the calling thread computes its parts.
 ///
 /// Allocates nothing but a few words per part (and, on first use, the pool's threads).
-/// Errors ([`Error::InvalidArgument`](crate::Error::InvalidArgument)) only on length
+/// Errors ([`Error::InvalidArgument`]) only on length
 /// mismatches; never panics.
 ///
 /// ```
@@ -280,7 +280,7 @@ pub(crate) fn apply_cols(
     Ok(())
 }
 
-/// [`dense`](super::dense) (row-major weights, read in place) on up to `threads` threads,
+/// [`dense`] (row-major weights, read in place) on up to `threads` threads,
 /// the calling thread included: the unpacked counterpart of [`apply_threads`], with the same
 /// [`choose_split`] and the same bits as `dense` for any `threads`. What `nn::Dense` runs.
 ///
