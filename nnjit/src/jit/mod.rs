@@ -12,6 +12,7 @@
 //! | `donate_argnums` | [`Lifted::apply_into`] writes into the caller's buffer |
 //! | `methods=` | the lifted method is `Module::call` (nnjit modules have one forward) |
 //! | fork of the RNGs before the call | off by default (init equals the plain module); opt in with [`Lifted::init_flax_jit`] |
+//! | XLA:CPU's intra-op threads (all cores) | one thread unless `NNJIT_NUM_THREADS` / [`set_num_threads`](crate::kernel::parallel::set_num_threads) allows more; same bits for any count |
 //!
 //! ```
 //! use nnjit::nn::{self, Lifted, Module};
