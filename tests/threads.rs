@@ -30,10 +30,12 @@ fn threads_change_speed_not_bits() {
     if std::env::var_os("NNJIT_NUM_THREADS").is_none() {
         assert_eq!(num_threads(), 1, "the default is the calling thread only");
     }
-    // (rows, in, out): a GEMM split by rows, a batch-1 GEMV and a few-row product split by columns.
-    for (n, d, f) in [(48, 256, 192), (1, 700, 900), (3, 512, 640)] {
+    // (rows, in, out, split on 2 threads): a narrow GEMM split by rows, a batch-1 GEMV, a
+    // few-row product and a wide GEMM split by columns.
+    for (n, d, f, by_rows) in [(48, 256, 64, true), (1, 700, 900, false), (3, 512, 640, false), (48, 256, 192, false)] {
         set_num_threads(2);
-        assert_ne!(choose_split(n, d, f, num_threads()), Split::Serial, "{n}x{d}x{f} must be split");
+        let want = if by_rows { Split::Rows(2) } else { Split::Columns(2) };
+        assert_eq!(choose_split(n, d, f, num_threads()), want, "{n}x{d}x{f}");
         let x = Array2::from_shape_fn((n, d), |(i, j)| ((i * 31 + j * 7) % 23) as f32 * 0.125 - 1.4);
         let mut x = x.into_dyn();
         x[[0, 1]] = f32::NAN;

@@ -4,18 +4,20 @@
 //! the calling thread or a worker of a small persistent pool (plain `std` threads, started
 //! once; no dependency). [`choose_split`] picks how:
 //!
+//! * [`Split::Columns`]: ranges of output columns (all rows each). Each thread then reads
+//!   only its own part of `W`, the large operand, so two cores read it at about twice the
+//!   bandwidth: the choice whenever it can use as many threads as a row split, from a batch-1
+//!   GEMV whose weights stream from L3 to a large GEMM. A range is made of whole packed column
+//!   panels (its first column is a multiple of the lane count `L`), and of whole register
+//!   tiles of the layer's path (on AVX-512, 6 panels for one row, 4 for more) when the ranges are
+//!   wide enough for that to cost little balance; only the last range can end in a partial
+//!   panel. Each range is computed by the same driver and tiles as a single-threaded apply,
+//!   with the output row stride of the whole `y`.
 //! * [`Split::Rows`]: contiguous blocks of rows of `x` and `y`, each computed by
-//!   [`PackedDense::apply`]. Used when there are enough rows: every thread gets at least
-//!   [`ROW_BLOCK`] of them, and block boundaries are multiples of `ROW_BLOCK` (the register
-//!   tile height of the SIMD paths) where possible, so a split adds no partial row tiles.
-//! * [`Split::Columns`]: ranges of output columns (all rows), for products with too few rows
-//!   to split, such as a batch-1 GEMV whose weights stream from L3 or memory: each thread
-//!   then reads only its own part of `W`, so two cores read it at about twice the bandwidth.
-//!   A range is made of whole packed column panels (its first column is a multiple of the
-//!   lane count `L`), and of whole register tiles (6 panels on AVX-512 for one row, 8 on
-//!   AVX2) when the ranges are wide enough for that to cost little balance; only the last
-//!   range can end in a partial panel. Each range is computed by the same driver and tiles
-//!   as a single-threaded apply, with the output row stride of the whole `y`.
+//!   [`PackedDense::apply`], where they allow more threads than columns do (many rows, few
+//!   output columns). Every thread gets at least [`ROW_BLOCK`] rows, and block boundaries are
+//!   multiples of `ROW_BLOCK` (the register tile height of the SIMD paths) where possible, so
+//!   a split adds no partial row tiles.
 //!
 //! Either way every output's FMA chain stays whole on one thread, in the order of the
 //! [module contract](super) (the contraction is never split), so the bits are those of the
@@ -65,8 +67,8 @@ pub const MIN_MACS_PER_THREAD: usize = 1 << 17;
 /// ```
 /// use nnjit::kernel::parallel::{choose_split, Split, ROW_BLOCK};
 /// // One row block cannot be split by rows: its columns are split instead.
-/// assert_eq!(choose_split(ROW_BLOCK, 4096, 4096, 2), Split::Columns(2));
-/// assert_eq!(choose_split(2 * ROW_BLOCK, 4096, 4096, 2), Split::Rows(2));
+/// assert_eq!(choose_split(ROW_BLOCK, 4096, 64, 2), Split::Serial); // and 64 columns cannot either
+/// assert_eq!(choose_split(2 * ROW_BLOCK, 4096, 64, 2), Split::Rows(2));
 /// ```
 pub const ROW_BLOCK: usize = 6;
 
@@ -125,16 +127,18 @@ impl Split {
 ///
 /// Each thread must get at least [`MIN_MACS_PER_THREAD`] multiply-adds. A row split gives
 /// every thread at least [`ROW_BLOCK`] rows, a column split at least [`COL_BLOCK`] columns;
-/// of the two, the one that can use more threads is chosen, and rows on a tie, so every
-/// problem that was split by rows before column splits existed still is. (That tie rule is
-/// conservative rather than measured: on the 2-core development machine, a column split was
-/// about as fast or faster at ties too, 0.97–1.2× the row split's speed at `12×1024×1024`,
-/// `32×256×256`, `48×512×400`, `64×512×512`, `128×1024×1024` and `256×784×128`.) Does not
-/// depend on the instruction set.
+/// of the two, the one that can use more threads is chosen, and columns on a tie: each thread
+/// then streams only its part of `W` (the large operand) instead of all of it. Measured on the
+/// 2-core development machine, back to back, speed-up on 2 threads by columns (by rows):
+/// `32×256×256` 1.87× (1.52×), `64×512×512` 1.98× (1.85×), `128×1024×1024` 1.86–2.00×
+/// (1.81×), `256×784×128` 1.90–1.98× (1.93×), `12×1024×1024` 1.95× (1.86–1.90×),
+/// `48×512×400` 1.84–1.90× (1.75–1.89×). Rows are chosen where they allow more threads (few
+/// output columns). Does not depend on the instruction set.
 ///
 /// ```
 /// use nnjit::kernel::parallel::{choose_split, Split};
-/// assert_eq!(choose_split(128, 1024, 1024, 2), Split::Rows(2)); // a large GEMM
+/// assert_eq!(choose_split(128, 1024, 1024, 2), Split::Columns(2)); // a large GEMM
+/// assert_eq!(choose_split(256, 784, 64, 2), Split::Rows(2)); // 64 columns: one COL_BLOCK
 /// assert_eq!(choose_split(1, 1024, 1024, 2), Split::Columns(2)); // a batch-1 GEMV
 /// assert_eq!(choose_split(8, 1024, 1024, 2), Split::Columns(2)); // fewer than 2·ROW_BLOCK rows
 /// assert_eq!(choose_split(12, 1024, 1024, 4), Split::Columns(4)); // rows: only 2 blocks
@@ -153,10 +157,10 @@ pub fn choose_split(n: usize, d: usize, f: usize, threads: usize) -> Split {
     let most = |by_shape: usize| -> usize { (threads as u128).min(by_work).min(by_shape as u128) as usize };
     let rows = most(n / ROW_BLOCK);
     let cols = most(f / COL_BLOCK);
-    if rows >= 2 && rows >= cols {
-        Split::Rows(rows)
-    } else if cols >= 2 {
+    if cols >= 2 && cols >= rows {
         Split::Columns(cols)
+    } else if rows >= 2 {
+        Split::Rows(rows)
     } else {
         Split::Serial
     }
@@ -569,7 +573,8 @@ mod tests {
         assert_eq!(threads_used(n, d, f, 64), 8); // one ROW_BLOCK of 6 rows each at least
         assert_eq!(choose_split(n, d, f, 64), Split::Rows(8)); // one ROW_BLOCK of 6 rows each at least
         assert_eq!(choose_split(12, 256, 256, 64), Split::Columns(4)); // 2 row blocks, 4 COL_BLOCKs
-        assert_eq!(choose_split(12, 256, 256, 2), Split::Rows(2)); // a tie: rows
+        assert_eq!(choose_split(12, 256, 256, 2), Split::Columns(2)); // a tie: columns
+        assert_eq!(choose_split(48, 512, 64, 2), Split::Rows(2)); // 64 columns: one COL_BLOCK
         let (x, w, b) = (data(n * d, 11), data(d * f, 12), data(f, 13));
         let mut want = vec![0.0f32; n * f];
         dense_reference(&x, &w, Some(&b), &mut want, n, d, f, Activation::Relu).unwrap();
