@@ -26,8 +26,8 @@ use nnjit_bench::max_rel_diff;
 use nnjit_bench::probe::interleaved_medians;
 use nnjit_bench::Problem;
 
-/// The default shapes `(N, D, F)`: large GEMMs (split by rows), then a batch-1 GEMV and a
-/// batch of 8 whose 4 MiB of weights stream from L3 (split by columns).
+/// The default shapes `(N, D, F)`: large GEMMs, then a batch-1 GEMV and a
+/// batch of 8 whose 4 MiB of weights stream from L3 (all split by columns on 2 threads).
 const SHAPES: [(usize, usize, usize); 6] =
     [(32, 256, 256), (64, 512, 512), (128, 1024, 1024), (256, 784, 128), (1, 1024, 1024), (8, 1024, 1024)];
 

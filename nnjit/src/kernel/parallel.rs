@@ -66,8 +66,8 @@ pub const MIN_MACS_PER_THREAD: usize = 1 << 17;
 ///
 /// ```
 /// use nnjit::kernel::parallel::{choose_split, Split, ROW_BLOCK};
-/// // One row block cannot be split by rows: its columns are split instead.
-/// assert_eq!(choose_split(ROW_BLOCK, 4096, 64, 2), Split::Serial); // and 64 columns cannot either
+/// // Rows split in blocks of at least ROW_BLOCK (here the 64 columns cannot be split).
+/// assert_eq!(choose_split(ROW_BLOCK, 4096, 64, 2), Split::Serial); // one row block
 /// assert_eq!(choose_split(2 * ROW_BLOCK, 4096, 64, 2), Split::Rows(2));
 /// ```
 pub const ROW_BLOCK: usize = 6;
@@ -172,7 +172,7 @@ pub fn choose_split(n: usize, d: usize, f: usize, threads: usize) -> Split {
 ///
 /// ```
 /// use nnjit::kernel::parallel::threads_used;
-/// assert_eq!(threads_used(128, 1024, 1024, 2), 2); // a large GEMM: rows split
+/// assert_eq!(threads_used(128, 1024, 1024, 2), 2); // a large GEMM (by columns)
 /// assert_eq!(threads_used(128, 1024, 1024, 0), 1); // 0 and 1 mean the calling thread
 /// assert_eq!(threads_used(1, 1024, 1024, 2), 2); // one row: columns split
 /// assert_eq!(threads_used(1, 4096, 4096, 8), 8);
@@ -199,7 +199,7 @@ pub fn threads_used(n: usize, d: usize, f: usize, threads: usize) -> usize {
 ///
 /// ```
 /// use nnjit::kernel::{best_isa, parallel::apply_threads, Activation, PackedDense};
-/// let (n, d, f) = (256, 128, 128);
+/// let (n, d, f) = (256, 128, 64); // many rows, few output columns: rows are split
 /// let x: Vec<f32> = (0..n * d).map(|i| (i % 7) as f32 - 3.0).collect();
 /// let w: Vec<f32> = (0..d * f).map(|i| (i % 5) as f32 * 0.25).collect();
 /// let layer = PackedDense::new(best_isa(), &w, Some(&vec![0.5; f]), d, f)?;
@@ -207,7 +207,7 @@ pub fn threads_used(n: usize, d: usize, f: usize, threads: usize) -> usize {
 /// let mut y1 = vec![0.0f32; n * f];
 /// layer.apply(&x, n, &mut y1, Activation::Relu)?;
 /// let mut y2 = vec![0.0f32; n * f];
-/// apply_threads(&layer, &x, n, &mut y2, Activation::Relu, 2)?; // two threads, rows split
+/// apply_threads(&layer, &x, n, &mut y2, Activation::Relu, 2)?; // two threads
 /// assert_eq!(y1, y2); // the same bits
 /// assert!(apply_threads(&layer, &x[1..], n, &mut y2, Activation::Relu, 2).is_err());
 ///
@@ -534,6 +534,16 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// `apply_threads` on each of `ts` threads gives `want`, bit for bit.
+    fn assert_threads_exact(layer: &PackedDense, x: &[f32], n: usize, act: Activation, want: &[f32], ts: &[usize]) {
+        let (isa, d, f) = (layer.isa(), layer.d(), layer.f());
+        for &t in ts {
+            let mut y = vec![f32::NAN; n * f];
+            apply_threads(layer, x, n, &mut y, act, t).unwrap();
+            assert_eq!(bits(&y), bits(want), "{isa} {n}x{d}x{f} {act:?} apply_threads({t})");
+        }
+    }
+
     /// Every split of every shape, on every path: the bits of one thread and of the reference.
     #[test]
     fn splits_keep_the_bits() {
@@ -551,14 +561,13 @@ mod tests {
                     let mut one = vec![f32::NAN; n * f];
                     layer.apply(&x, n, &mut one, act).unwrap();
                     assert_eq!(bits(&one), bits(&want), "{isa} {n}x{d}x{f} single");
-                    for t in [1, 2, 3, 7, n, n + 5] {
+                    let ts = [1, 2, 3, 7, n, n + 5];
+                    for t in ts {
                         let mut y = vec![f32::NAN; n * f];
                         apply_split(&layer, &x, n, &mut y, act, t).unwrap();
                         assert_eq!(bits(&y), bits(&want), "{isa} {n}x{d}x{f} split into {t}");
-                        let mut y = vec![f32::NAN; n * f];
-                        apply_threads(&layer, &x, n, &mut y, act, t).unwrap();
-                        assert_eq!(bits(&y), bits(&want), "{isa} {n}x{d}x{f} apply_threads({t})");
                     }
+                    assert_threads_exact(&layer, &x, n, act, &want, &ts);
                 }
             }
         }
@@ -580,11 +589,7 @@ mod tests {
         dense_reference(&x, &w, Some(&b), &mut want, n, d, f, Activation::Relu).unwrap();
         for isa in Isa::all_available() {
             let layer = PackedDense::new(isa, &w, Some(&b), d, f).unwrap();
-            for t in [1, 2, 3, 7] {
-                let mut y = vec![f32::NAN; n * f];
-                apply_threads(&layer, &x, n, &mut y, Activation::Relu, t).unwrap();
-                assert_eq!(bits(&y), bits(&want), "{isa} apply_threads({t})");
-            }
+            assert_threads_exact(&layer, &x, n, Activation::Relu, &want, &[1, 2, 3, 7]);
         }
     }
 
@@ -774,11 +779,7 @@ mod tests {
                 dense_reference(&x, &w, b, &mut want, n, d, f, act).unwrap();
                 for isa in Isa::all_available() {
                     let layer = PackedDense::new(isa, &w, b, d, f).unwrap();
-                    for t in [1, 2, 3, 7] {
-                        let mut y = vec![f32::NAN; n * f];
-                        apply_threads(&layer, &x, n, &mut y, act, t).unwrap();
-                        assert_eq!(bits(&y), bits(&want), "{isa} {n}x{d}x{f} apply_threads({t})");
-                    }
+                    assert_threads_exact(&layer, &x, n, act, &want, &[1, 2, 3, 7]);
                 }
             }
         }
