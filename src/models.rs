@@ -1,7 +1,6 @@
 //! The composite models of `gen_modules.py`, written as an nnjit user would, and lifted.
 
-use ndarray::{ArrayD, ArrayViewD};
-use nnjit::nn::{self, Module, Scope};
+use nnjit::nn::{self, Module, Scope, Tensor};
 
 /// Flax: `Dense(hidden) → relu → Dense(out)`.
 #[nn::jit]
@@ -14,10 +13,13 @@ pub struct Mlp {
 }
 
 impl Module for Mlp {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
         let h = s.call(&nn::Dense::new(self.hidden), x)?;
         let h = nn::relu(h);
-        s.call(&nn::Dense::new(self.out), &h)
+        s.call(&nn::Dense::new(self.out), h)
     }
 }
 
@@ -37,12 +39,15 @@ pub struct MlpBnDrop {
 }
 
 impl Module for MlpBnDrop {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
         let h = s.call(&nn::Dense::new(self.hidden), x)?;
         let bn = nn::BatchNorm::new().use_running_average(!self.train).momentum(0.9).epsilon(1e-5);
-        let h = s.call(&bn, &h)?;
+        let h = s.call(&bn, h)?;
         let h = nn::relu(h);
-        let h = s.call(&nn::Dropout::new(self.rate).deterministic(!self.train), &h)?;
-        s.call(&nn::Dense::new(self.out), &h)
+        let h = s.call(&nn::Dropout::new(self.rate).deterministic(!self.train), h)?;
+        s.call(&nn::Dense::new(self.out), h)
     }
 }

@@ -3,7 +3,7 @@
 //! It compares nothing itself.
 
 use nnjit::ndarray::{ArrayD, IxDyn};
-use nnjit::nn::{Module, Mutable, PRNGKey, Rngs};
+use nnjit::nn::{Module, Mutable, PRNGKey, Rngs, Tensor};
 use nnjit::variables::{Dict, Node};
 use nnjit::Variables;
 use serde_json::{json, Map, Value};
@@ -63,14 +63,23 @@ fn flat(a: &ArrayD<f32>) -> Value {
     Value::Array(a.iter().map(|v| json!(f64::from(*v))).collect())
 }
 
-fn mlp_side<M: Module>(model: &M, case: &Value, x: &ArrayD<f32>) -> Result<Value, String> {
+fn mlp_side<M: Module<Input = Tensor, Output = Tensor>>(
+    model: &M,
+    case: &Value,
+    x: &ArrayD<f32>,
+) -> Result<Value, String> {
     let seed = int(case, "seed")?;
     let vars = model.init(PRNGKey(seed), x).map_err(|e| e.to_string())?;
     let y = model.apply(&vars, x).map_err(|e| e.to_string())?;
     Ok(json!({"variables": tree(&vars), "output": flat(&y), "output_shape": y.shape()}))
 }
 
-fn bn_side<M: Module>(eval: &M, train: &M, case: &Value, x: &ArrayD<f32>) -> Result<Value, String> {
+fn bn_side<M: Module<Input = Tensor, Output = Tensor>>(
+    eval: &M,
+    train: &M,
+    case: &Value,
+    x: &ArrayD<f32>,
+) -> Result<Value, String> {
     let rngs = field(case, "init_rngs")?;
     let init_rngs = Rngs::new(PRNGKey(int(rngs, "params")?)).with("dropout", PRNGKey(int(rngs, "dropout")?));
     let vars = eval.init(init_rngs, x).map_err(|e| e.to_string())?;

@@ -115,6 +115,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A lifted module's body read the values of a traced tensor (JAX's
+    /// `ConcretizationTypeError`): a compiled program runs without calling the body again, so
+    /// values cannot steer Rust code.
+    TracedValue {
+        /// Module path.
+        path: String,
+        /// What read the values (`to_array`, `item`, ...).
+        operation: String,
+    },
 }
 
 impl Error {
@@ -208,6 +217,15 @@ impl fmt::Display for Error {
                 write!(f, "could not allocate {bytes} bytes for {what}")
             }
             Error::Format { what, message } => write!(f, "cannot read {what}: {message}"),
+            Error::TracedValue { path, operation } => write!(
+                f,
+                "module \"{}\" read the values of a traced tensor (`{operation}`) while its lifted \
+                 program was being compiled: a compiled module runs without calling your code \
+                 again, so values cannot steer Rust code. Branch on shapes or module fields \
+                 instead, compute with tensor ops (`where`, `maximum`, ...), or run host code \
+                 inside the program with `Tensor::host_callback` (ConcretizationTypeError)",
+                at(path)
+            ),
         }
     }
 }

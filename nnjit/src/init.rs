@@ -107,6 +107,20 @@ impl Initializer {
     }
 }
 
+/// Initializers compare by name (which includes their parameters, `normal(0.02)`): a lifted
+/// module's cache compares fields, and an initializer only runs at init, which is never cached.
+///
+/// ```
+/// use nnjit::nn::initializers::{lecun_normal, normal};
+/// assert_eq!(lecun_normal(), lecun_normal());
+/// assert_ne!(normal(0.02), normal(0.01));
+/// ```
+impl PartialEq for Initializer {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
 impl fmt::Debug for Initializer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Initializer({})", self.name)

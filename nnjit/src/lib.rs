@@ -35,6 +35,7 @@ pub mod module;
 pub mod random;
 pub mod scope;
 pub mod summary;
+pub mod tensor;
 pub mod variables;
 
 pub use error::{Error, Result};
@@ -54,39 +55,40 @@ pub use ndarray;
 /// let x = ndarray::array![[1.0f32, 2.0, 3.0]];
 /// let model = nn::Dense::new(4).kernel_init(nn::initializers::lecun_normal());
 /// let variables = model.init(nn::PRNGKey(0), &x)?;
-/// let y = nn::relu(&model.apply(&variables, &x)?);
+/// let y = model.apply(&variables, &x)?;
 /// assert_eq!(y.shape(), &[1, 4]);
-/// assert!(y.iter().all(|&v| v >= 0.0));
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub mod nn {
     pub use crate::init as initializers;
     pub use crate::jit::Lifted;
     pub use crate::layers::activation::{
-        elu, gelu, gelu_exact, identity, leaky_relu, log_softmax, relu, relu6, sigmoid, silu, softmax, softplus, tanh,
+        elu, gelu, gelu_exact, leaky_relu, log_softmax, relu, relu6, sigmoid, silu, softmax, softplus, tanh, where_,
     };
     pub use crate::layers::batch_norm::BatchNorm;
     pub use crate::layers::dense::{Dense, JitDense};
     pub use crate::layers::dropout::Dropout;
-    pub use crate::module::{AsInput, Module};
+    pub use crate::module::{Args, AsInput, Feed, Module};
     pub use crate::random::{Key, PRNGKey};
     pub use crate::scope::{Mutable, Rngs, Scope};
+    pub use crate::tensor::{DType, HostFn, Tensor};
     pub use crate::variables::Variables;
 
     /// Lifts a module struct (Flax's `nn.jit`): keeps the struct and generates `Jit{Name}`.
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
     /// #[nn::jit]
-    /// #[derive(Debug, Clone)]
+    /// #[derive(Debug, Clone, PartialEq)]
     /// pub struct Mlp { pub hidden: usize, pub out: usize }
     ///
     /// impl Module for Mlp {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         let h = nn::relu(s.call(&nn::Dense::new(self.hidden), x)?);
-    ///         s.call(&nn::Dense::new(self.out), &h)
+    ///         s.call(&nn::Dense::new(self.out), h)
     ///     }
     /// }
     ///
@@ -94,7 +96,7 @@ pub mod nn {
     /// let model = JitMlp { hidden: 16, out: 2 };                 // same fields as Mlp
     /// let vars = model.init(nn::PRNGKey(0), &x)?;
     /// assert!(vars.bits_eq(&Mlp { hidden: 16, out: 2 }.init(nn::PRNGKey(0), &x)?));
-    /// let y = model.apply(&vars, &x)?;                            // packed once for this shape
+    /// let y = model.apply(&vars, &x)?;                            // traced and compiled once
     /// assert_eq!(y, Mlp { hidden: 16, out: 2 }.apply(&vars, &x)?);
     /// assert_eq!(nn::Lifted::cache_size(&model), 1);
     /// # Ok::<(), nnjit::Error>(())

@@ -14,6 +14,7 @@ use ndarray::{ArrayD, ArrayViewD};
 
 use crate::error::{Error, Result};
 use crate::scope::{Frame, Mode, Mutable, Rngs, Scope};
+use crate::tensor::Tensor;
 use crate::variables::Variables;
 
 /// Anything `init`/`apply` accept as input: ndarray arrays and views of any rank (the last axis
@@ -74,23 +75,281 @@ impl<T: AsInput + ?Sized> AsInput for &T {
     }
 }
 
-/// A module: Flax linen's `nn.Module` with an `@nn.compact` `__call__`.
+/// What flows into and out of [`Module::call`]: a [`Tensor`], static arguments (`bool`,
+/// integers, strings: Flax's `static_argnums`, part of a lifted module's cache key), and
+/// tuples and vectors of these.
 ///
-/// Implement [`call`](Module::call); [`init`](Module::init) and [`apply`](Module::apply) (and
-/// their full forms) come for free with Flax's semantics.
+/// Flax's `def __call__(self, x, train: bool)` is `type Input = (Tensor, bool);` in Rust, and a
+/// module returning two arrays has `type Output = (Tensor, Tensor);`.
 ///
 /// ```
-/// use nnjit::nn::{self, Module, Scope};
-/// use ndarray::{ArrayD, ArrayViewD};
+/// use nnjit::nn::{self, Module, Scope, Tensor};
+///
+/// struct Head;
+/// impl Module for Head {
+///     type Input = (Tensor, bool); // __call__(self, x, train)
+///     type Output = (Tensor, Tensor); // (logits, probabilities)
+///     fn call(&self, s: &mut Scope, (x, train): (Tensor, bool)) -> nnjit::Result<(Tensor, Tensor)> {
+///         let logits = s.call(&nn::Dense::new(3), x)?;
+///         let logits = if train { logits * 0.5 } else { logits };
+///         let p = nn::softmax(&logits);
+///         Ok((logits, p))
+///     }
+/// }
+/// let x = ndarray::array![[1.0f32, 2.0]];
+/// let vars = Head.init(nn::PRNGKey(0), (&x, false))?;
+/// let (logits, p) = Head.apply(&vars, (&x, false))?;
+/// assert_eq!((logits.shape(), p.shape()), (&[1, 3][..], &[1, 3][..]));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub trait Args: Sized + Clone + Send + Sync + 'static {
+    /// What `apply` returns for this type: arrays for tensors.
+    type Host;
+
+    /// Converts to the host form (an error for a traced or failed tensor).
+    ///
+    /// ```
+    /// use nnjit::nn::{Args, Tensor};
+    /// let (a, flag) = (Tensor::ones(&[2]), true).into_host()?;
+    /// assert_eq!((a.len(), flag), (2, true));
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    fn into_host(self) -> Result<Self::Host>;
+
+    /// Calls `f` on each tensor, in order.
+    #[doc(hidden)]
+    fn for_each_tensor<'a>(&'a self, f: &mut dyn FnMut(&'a Tensor));
+
+    /// Replaces each tensor, in order.
+    #[doc(hidden)]
+    fn map_tensors(self, f: &mut dyn FnMut(Tensor) -> Tensor) -> Self;
+
+    /// Whether the static (non-tensor) parts are equal.
+    #[doc(hidden)]
+    fn statics_eq(&self, _other: &Self) -> bool {
+        true
+    }
+
+    /// Hashes the static parts.
+    #[doc(hidden)]
+    fn hash_statics(&self, _h: &mut dyn std::hash::Hasher) {}
+
+    /// Whether this type is exactly one tensor (lifted applies then read an array in place).
+    #[doc(hidden)]
+    fn is_single_tensor() -> bool {
+        false
+    }
+
+    /// `Self` from its one tensor (only when [`Args::is_single_tensor`]).
+    #[doc(hidden)]
+    fn single_from(_t: Tensor) -> Result<Self> {
+        Err(Error::invalid("", "internal: not a single tensor"))
+    }
+
+    /// Builds the host form from arrays, in tensor order, with `self` as the template for the
+    /// static parts (what a compiled program returns, without wrapping arrays in tensors).
+    #[doc(hidden)]
+    fn host_from_arrays(&self, arrays: &mut dyn Iterator<Item = ArrayD<f32>>) -> Result<Self::Host>;
+}
+
+impl Args for Tensor {
+    type Host = ArrayD<f32>;
+    fn into_host(self) -> Result<ArrayD<f32>> {
+        self.into_array()
+    }
+    fn for_each_tensor<'a>(&'a self, f: &mut dyn FnMut(&'a Tensor)) {
+        f(self);
+    }
+    fn map_tensors(self, f: &mut dyn FnMut(Tensor) -> Tensor) -> Self {
+        f(self)
+    }
+    fn host_from_arrays(&self, arrays: &mut dyn Iterator<Item = ArrayD<f32>>) -> Result<ArrayD<f32>> {
+        arrays.next().ok_or_else(|| Error::invalid("", "internal: too few program outputs"))
+    }
+    fn is_single_tensor() -> bool {
+        true
+    }
+    fn single_from(t: Tensor) -> Result<Self> {
+        Ok(t)
+    }
+}
+
+impl Args for Vec<Tensor> {
+    type Host = Vec<ArrayD<f32>>;
+    fn into_host(self) -> Result<Self::Host> {
+        self.into_iter().map(Tensor::into_array).collect()
+    }
+    fn for_each_tensor<'a>(&'a self, f: &mut dyn FnMut(&'a Tensor)) {
+        self.iter().for_each(f);
+    }
+    fn map_tensors(self, f: &mut dyn FnMut(Tensor) -> Tensor) -> Self {
+        self.into_iter().map(f).collect()
+    }
+    fn statics_eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+    }
+    fn hash_statics(&self, h: &mut dyn std::hash::Hasher) {
+        h.write_usize(self.len());
+    }
+    fn host_from_arrays(&self, arrays: &mut dyn Iterator<Item = ArrayD<f32>>) -> Result<Self::Host> {
+        self.iter().map(|t| t.host_from_arrays(arrays)).collect()
+    }
+}
+
+macro_rules! static_args {
+    ($($t:ty),*) => {$(
+        impl Args for $t {
+            type Host = $t;
+            fn into_host(self) -> Result<$t> {
+                Ok(self)
+            }
+            fn for_each_tensor<'a>(&'a self, _f: &mut dyn FnMut(&'a Tensor)) {}
+            fn map_tensors(self, _f: &mut dyn FnMut(Tensor) -> Tensor) -> Self {
+                self
+            }
+            fn statics_eq(&self, other: &Self) -> bool {
+                self == other
+            }
+            fn hash_statics(&self, mut h: &mut dyn std::hash::Hasher) {
+                std::hash::Hash::hash(self, &mut h);
+            }
+            fn host_from_arrays(&self, _arrays: &mut dyn Iterator<Item = ArrayD<f32>>) -> Result<$t> {
+                Ok(self.clone())
+            }
+        }
+        impl Feed<$t> for $t {
+            fn feed(self) -> Result<$t> {
+                Ok(self)
+            }
+        }
+    )*};
+}
+
+static_args!(bool, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, String, &'static str, ());
+
+macro_rules! tuple_args {
+    ($(($($n:ident $i:tt),*))*) => {$(
+        impl<$($n: Args),*> Args for ($($n,)*) {
+            type Host = ($($n::Host,)*);
+            fn into_host(self) -> Result<Self::Host> {
+                Ok(($(self.$i.into_host()?,)*))
+            }
+            fn for_each_tensor<'a>(&'a self, f: &mut dyn FnMut(&'a Tensor)) {
+                $(self.$i.for_each_tensor(f);)*
+            }
+            fn map_tensors(self, f: &mut dyn FnMut(Tensor) -> Tensor) -> Self {
+                ($(self.$i.map_tensors(f),)*)
+            }
+            fn statics_eq(&self, other: &Self) -> bool {
+                $(self.$i.statics_eq(&other.$i))&&*
+            }
+            fn hash_statics(&self, h: &mut dyn std::hash::Hasher) {
+                $(self.$i.hash_statics(h);)*
+            }
+            fn host_from_arrays(&self, arrays: &mut dyn Iterator<Item = ArrayD<f32>>) -> Result<Self::Host> {
+                Ok(($(self.$i.host_from_arrays(arrays)?,)*))
+            }
+        }
+    )*};
+}
+
+tuple_args! {
+    (A 0, B 1)
+    (A 0, B 1, C 2)
+    (A 0, B 1, C 2, D 3)
+}
+
+/// What `init`/`apply` accept for a module's [`Module::Input`]: arrays, views, slices and
+/// vectors for a [`Tensor`] (see [`AsInput`]), the value itself for a static argument, and
+/// tuples of these (`(&x, true)` for `(Tensor, bool)`).
+///
+/// ```
+/// use nnjit::nn::{Feed, Tensor};
+/// let t: Tensor = (&[1.0f32, 2.0]).feed()?;
+/// assert_eq!(t.shape(), &[2]);
+/// let (t, train): (Tensor, bool) = (&ndarray::array![[1.0f32]], true).feed()?;
+/// assert_eq!((t.shape(), train), (&[1, 1][..], true));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub trait Feed<A: Args> {
+    /// Converts to the module's input (arrays are copied into tensors).
+    fn feed(self) -> Result<A>;
+
+    /// The input as one f32 view, if it is a single array (lifted applies read it in place).
+    #[doc(hidden)]
+    fn single_view(&self) -> Option<ArrayViewD<'_, f32>> {
+        None
+    }
+}
+
+impl<T: AsInput> Feed<Tensor> for T {
+    fn feed(self) -> Result<Tensor> {
+        Ok(Tensor::from(self.as_input()?))
+    }
+    fn single_view(&self) -> Option<ArrayViewD<'_, f32>> {
+        self.as_input().ok()
+    }
+}
+
+impl Feed<Tensor> for Tensor {
+    fn feed(self) -> Result<Tensor> {
+        self.check()?;
+        Ok(self)
+    }
+}
+
+impl Feed<Tensor> for &Tensor {
+    fn feed(self) -> Result<Tensor> {
+        self.check()?;
+        Ok(self.clone())
+    }
+}
+
+impl<T: AsInput> Feed<Vec<Tensor>> for Vec<T> {
+    fn feed(self) -> Result<Vec<Tensor>> {
+        self.iter().map(|x| Ok(Tensor::from(x.as_input()?))).collect()
+    }
+}
+
+macro_rules! tuple_feed {
+    ($(($($f:ident $a:ident $i:tt),*))*) => {$(
+        impl<$($a: Args, $f: Feed<$a>),*> Feed<($($a,)*)> for ($($f,)*) {
+            fn feed(self) -> Result<($($a,)*)> {
+                Ok(($(self.$i.feed()?,)*))
+            }
+        }
+    )*};
+}
+
+tuple_feed! {
+    (FA A 0, FB B 1)
+    (FA A 0, FB B 1, FC C 2)
+    (FA A 0, FB B 1, FC C 2, FD D 3)
+}
+
+/// A module: Flax linen's `nn.Module` with an `@nn.compact` `__call__`.
+///
+/// Implement [`call`](Module::call) on [`Tensor`]s; [`init`](Module::init) and
+/// [`apply`](Module::apply) (and their full forms) come for free with Flax's semantics.
+/// `Input` and `Output` say what `call` takes and returns (see [`Args`]): usually `Tensor`.
+///
+/// Bodies must be pure functions of their inputs, fields, variables and RNG keys (JAX's
+/// contract for traced functions): no globals, no interior mutability, no I/O. A lifted
+/// module (`#[nn::jit]`) runs its body once per input shape to compile it.
+///
+/// ```
+/// use nnjit::nn::{self, Module, Scope, Tensor};
 ///
 /// #[derive(Debug, Clone)]
 /// struct Mlp { hidden: usize, out: usize }
 ///
 /// impl Module for Mlp {
-///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+///     type Input = Tensor;
+///     type Output = Tensor;
+///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
 ///         let h = s.call(&nn::Dense::new(self.hidden), x)?;   // Dense_0
-///         let h = nn::relu(h); // owned: updated in place
-///         s.call(&nn::Dense::new(self.out), &h)               // Dense_1
+///         let h = nn::relu(h);
+///         s.call(&nn::Dense::new(self.out), h)                // Dense_1
 ///     }
 /// }
 ///
@@ -103,17 +362,23 @@ impl<T: AsInput + ?Sized> AsInput for &T {
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub trait Module {
+    /// What `call` takes: [`Tensor`], or tuples with static arguments (see [`Args`]).
+    type Input: Args;
+    /// What `call` returns: [`Tensor`] or tuples of tensors.
+    type Output: Args;
+
     /// The forward pass, run in `scope` (the body of Flax's `@nn.compact __call__`).
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
     /// struct Residual;
     /// impl Module for Residual {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
-    ///         let d = x.shape()[x.ndim() - 1];
-    ///         Ok(&s.call(&nn::Dense::new(d), &x)? + &x) // x + Dense(d)(x)
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         let d = x.shape()[x.ndim() - 1]; // shapes may steer code; values may not
+    ///         Ok(s.call(&nn::Dense::new(d), &x)? + &x) // x + Dense(d)(x)
     ///     }
     /// }
     /// let vars = Residual.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
@@ -122,24 +387,27 @@ pub trait Module {
     /// assert_eq!(Residual.apply(&zeroed, &[1.0f32, 2.0])?, ndarray::arr1(&[1.0f32, 2.0]).into_dyn());
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    fn call(&self, scope: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>>;
+    fn call(&self, scope: &mut Scope<'_, '_>, x: Self::Input) -> Result<Self::Output>;
 
     /// The class name Flax uses for automatic child names (`Dense` → `Dense_0`). Defaults to
     /// the Rust type's name without path and generics.
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
     /// struct Block;
     /// impl Module for Block {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         s.call(&nn::Dense::new(2), x)
     ///     }
     /// }
     /// struct Named;
     /// impl Module for Named {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         s.call(&Block, x)
     ///     }
     /// }
@@ -167,7 +435,7 @@ pub trait Module {
     /// assert!(vars.bits_eq(&nn::Dense::new(4).init(Rngs::new(nn::PRNGKey(0)), &x)?));
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    fn init(&self, rngs: impl Into<Rngs>, x: impl AsInput) -> Result<Variables>
+    fn init(&self, rngs: impl Into<Rngs>, x: impl Feed<Self::Input>) -> Result<Variables>
     where
         Self: Sized,
     {
@@ -184,14 +452,17 @@ pub trait Module {
     /// assert_eq!(y, model.apply(&vars, &x)?);
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    fn init_with_output(&self, rngs: impl Into<Rngs>, x: impl AsInput) -> Result<(ArrayD<f32>, Variables)>
+    fn init_with_output(
+        &self,
+        rngs: impl Into<Rngs>,
+        x: impl Feed<Self::Input>,
+    ) -> Result<(<Self::Output as Args>::Host, Variables)>
     where
         Self: Sized,
     {
-        let x = x.as_input()?;
         let mut frame = Frame::new(Mode::Init, None, rngs.into(), Mutable::All);
-        let y = run(self, &mut frame, x)?;
-        Ok((y, frame.out))
+        let y = run(self, &mut frame, x.feed()?)?;
+        Ok((y.into_host()?, frame.out))
     }
 
     /// Checks `variables` against what this module creates for input `x` (Flax's
@@ -209,7 +480,7 @@ pub trait Module {
     /// assert!(matches!(nn::Dense::new(4).check_variables(&vars, &x), Err(nnjit::Error::UnusedVariable { .. })));
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    fn check_variables(&self, variables: &Variables, x: impl AsInput) -> Result<()>
+    fn check_variables(&self, variables: &Variables, x: impl Feed<Self::Input>) -> Result<()>
     where
         Self: Sized,
     {
@@ -252,11 +523,11 @@ pub trait Module {
     /// assert_eq!(table.total("params"), 16); // kernel 3·4 + bias 4
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    fn tabulate(&self, rngs: impl Into<Rngs>, x: impl AsInput) -> Result<crate::summary::Summary>
+    fn tabulate(&self, rngs: impl Into<Rngs>, x: impl Feed<Self::Input>) -> Result<crate::summary::Summary>
     where
         Self: Sized,
     {
-        crate::summary::tabulate(self, rngs.into(), x)
+        crate::summary::tabulate(self, rngs.into(), x.feed()?)
     }
 
     /// The forward pass with `variables` (Flax's `apply(variables, x)`): no RNG streams, no
@@ -273,13 +544,12 @@ pub trait Module {
     /// assert!(model.apply(&nnjit::Variables::new(), &[1.0f32, 2.0, 3.0]).is_err()); // missing params
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    fn apply(&self, variables: &Variables, x: impl AsInput) -> Result<ArrayD<f32>>
+    fn apply(&self, variables: &Variables, x: impl Feed<Self::Input>) -> Result<<Self::Output as Args>::Host>
     where
         Self: Sized,
     {
-        let x = x.as_input()?;
         let mut frame = Frame::new(Mode::Apply, Some(variables), Rngs::none(), Mutable::Nothing);
-        run(self, &mut frame, x)
+        run(self, &mut frame, x.feed()?)?.into_host()
     }
 
     /// The full `apply`: named RNG streams (`rngs={'dropout': key}`) and mutable collections
@@ -299,26 +569,23 @@ pub trait Module {
     fn apply_with(
         &self,
         variables: &Variables,
-        x: impl AsInput,
+        x: impl Feed<Self::Input>,
         rngs: impl Into<Rngs>,
         mutable: Mutable,
-    ) -> Result<(ArrayD<f32>, Variables)>
+    ) -> Result<(<Self::Output as Args>::Host, Variables)>
     where
         Self: Sized,
     {
-        let x = x.as_input()?;
         let mut frame = Frame::new(Mode::Apply, Some(variables), rngs.into(), mutable);
-        let y = run(self, &mut frame, x)?;
-        Ok((y, frame.out))
+        let y = run(self, &mut frame, x.feed()?)?;
+        Ok((y.into_host()?, frame.out))
     }
 }
 
-pub(crate) fn run<M: Module + ?Sized>(m: &M, frame: &mut Frame<'_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+/// Runs `m` at the root of `frame`, checking the output for failed tensors.
+pub(crate) fn run<M: Module + ?Sized>(m: &M, frame: &mut Frame<'_>, x: M::Input) -> Result<M::Output> {
     let mut scope = Scope::root(frame);
-    if scope.frame().trace.is_some() {
-        return scope.traced_call(m, x);
-    }
-    m.call(&mut scope, x)
+    scope.run_module(m, x)
 }
 
 /// `a::b::Name<T>` → `Name`.
@@ -334,7 +601,9 @@ pub(crate) fn short_type_name(full: &'static str) -> &'static str {
 }
 
 impl<M: Module + ?Sized> Module for Box<M> {
-    fn call(&self, scope: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+    type Input = M::Input;
+    type Output = M::Output;
+    fn call(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
         (**self).call(scope, x)
     }
     fn type_name(&self) -> &'static str {
@@ -343,7 +612,9 @@ impl<M: Module + ?Sized> Module for Box<M> {
 }
 
 impl<M: Module + ?Sized> Module for &M {
-    fn call(&self, scope: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+    type Input = M::Input;
+    type Output = M::Output;
+    fn call(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
         (**self).call(scope, x)
     }
     fn type_name(&self) -> &'static str {
@@ -352,7 +623,8 @@ impl<M: Module + ?Sized> Module for &M {
 }
 
 /// Checks the input has rank ≥ 1 and a non-empty feature axis; returns the feature count.
-pub(crate) fn feature_dim(path: impl FnOnce() -> String, x: &ArrayViewD<'_, f32>) -> Result<usize> {
+pub(crate) fn feature_dim(path: impl FnOnce() -> String, x: &Tensor) -> Result<usize> {
+    x.check()?;
     match x.shape().last() {
         Some(&d) if d > 0 => Ok(d),
         _ => Err(Error::InputShape {

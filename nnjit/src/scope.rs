@@ -32,13 +32,17 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use std::borrow::Borrow;
+
 use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
 use crate::init::Initializer;
-use crate::jit::LiftCtx;
+use crate::module::{Args, Feed, Module};
 use crate::random::flax::{fold_in_static, SuffixPart};
 use crate::random::Key;
+use crate::tensor::trace::{RngRead, Source, VarRead, VarWrite};
+use crate::tensor::{DType, Graph, Meta, Repr, Tensor, Value};
 use crate::variables::{Dict, Leaf, Node, Variables};
 
 /// Named RNG streams for `init`/`apply` (Flax's `rngs={'params': key, 'dropout': key}`).
@@ -160,7 +164,7 @@ impl<S: Into<String>, const N: usize> From<[(S, Key); N]> for Rngs {
 /// assert!(bn.apply_with(&vars, &x, Rngs::none(), Mutable::Nothing).is_err());
 /// # Ok::<(), nnjit::Error>(())
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Mutable {
     /// None (`mutable=False`, the default of `apply`).
     #[default]
@@ -229,6 +233,29 @@ pub enum Mode {
     Apply,
 }
 
+/// Observes module calls (`tabulate` records its rows through it): the one hook of the scope.
+pub(crate) trait CallHook {
+    /// A module starts at `path`; returns a token for [`CallHook::exit`].
+    fn enter(&mut self, path: &str, module: &'static str, input: &[usize]) -> usize;
+    /// The module of `token` returned an output of shape `output`.
+    fn exit(&mut self, token: usize, output: &[usize]);
+}
+
+/// The trace of a lifted module's body: its tensors are nodes of `graph`.
+pub(crate) struct Tracer {
+    pub(crate) graph: Arc<Graph>,
+    /// Depth of the lifted module's scope: variable and RNG paths are kept relative to it.
+    pub(crate) base_depth: usize,
+    /// Variables written while tracing, read back by later reads of the same call.
+    written: Vec<(String, Vec<String>, String, Tensor)>,
+}
+
+impl Tracer {
+    pub(crate) fn new(graph: Arc<Graph>, base_depth: usize) -> Self {
+        Tracer { graph, base_depth, written: Vec::new() }
+    }
+}
+
 /// The state one `init`/`apply` call shares between all its scopes.
 pub(crate) struct Frame<'v> {
     pub(crate) mode: Mode,
@@ -237,13 +264,14 @@ pub(crate) struct Frame<'v> {
     pub(crate) mutable: Mutable,
     pub(crate) rngs: Rngs,
     counters: Vec<(String, String, u32)>,
-    pub(crate) lift: Option<LiftCtx<'v>>,
     /// Flax's `nn.jit` RNG derivation requested (lifted types fork the RNGs).
     pub(crate) flax_jit_rngs: bool,
     /// Collections visible inside a lift that filters them.
     pub(crate) visible: Option<&'static [&'static str]>,
-    /// Module calls recorded for `tabulate`.
-    pub(crate) trace: Option<crate::summary::Trace>,
+    /// Set while a lifted module's body is traced.
+    pub(crate) tracer: Option<Tracer>,
+    /// Observer of module calls.
+    pub(crate) hook: Option<&'v mut dyn CallHook>,
 }
 
 impl<'v> Frame<'v> {
@@ -255,11 +283,20 @@ impl<'v> Frame<'v> {
             mutable,
             rngs,
             counters: Vec::new(),
-            lift: None,
             flax_jit_rngs: false,
             visible: None,
-            trace: None,
+            tracer: None,
+            hook: None,
         }
+    }
+
+    /// The RNG counters (saved and restored around a trace, which must not advance them).
+    pub(crate) fn take_counters(&mut self) -> Vec<(String, String, u32)> {
+        self.counters.clone()
+    }
+
+    pub(crate) fn restore_counters(&mut self, c: Vec<(String, String, u32)>) {
+        self.counters = c;
     }
 }
 
@@ -297,10 +334,7 @@ pub(crate) struct PathNode<'a> {
 }
 
 impl PathNode<'_> {
-    /// The top of the module tree.
-    pub(crate) const ROOT: PathNode<'static> = PathNode { parent: None, name: None };
-
-    fn segments(&self) -> Vec<String> {
+    pub(crate) fn segments(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut node = Some(self);
         while let Some(n) = node {
@@ -343,7 +377,7 @@ impl PathNode<'_> {
         rest.is_empty()
     }
 
-    fn depth(&self) -> usize {
+    pub(crate) fn depth(&self) -> usize {
         self.parent.map_or(0, |p| p.depth() + 1)
     }
 
@@ -552,50 +586,110 @@ impl<'c, 'v> Scope<'c, 'v> {
     }
 
     /// The frame and this scope's path at once (disjoint borrows of the scope).
-    pub(crate) fn frame_and_node(&mut self) -> (&mut Frame<'v>, &PathNode<'c>) {
-        (self.frame, &self.node)
-    }
 
     fn visible(&self, collection: &str) -> bool {
         self.frame.visible.is_none_or(|v| v.contains(&collection))
     }
 
     fn read_leaf(&self, collection: &str, name: &str) -> Option<Cow<'v, Leaf>> {
+        self.read_leaf_below(collection, &[], name)
+    }
+
+    /// The leaf `collection`/`rel`/`name` below this scope: written in this call, else given.
+    pub(crate) fn read_leaf_below(&self, collection: &str, rel: &[String], name: &str) -> Option<Cow<'v, Leaf>> {
         if !self.visible(collection) {
             return None;
         }
-        // Values written in this call win (a mutable collection read after an update).
-        let written = if self.frame.out.is_empty() {
-            None
-        } else {
-            self.frame.out.collection(collection).and_then(|c| self.node.resolve(c)).and_then(|d| d.leaf(name))
+        let walk = |root: &Dict| -> Option<Leaf> {
+            let mut d = self.node.resolve(root)?;
+            for seg in rel {
+                d = d.dict(seg)?;
+            }
+            d.leaf(name).cloned()
         };
-        if let Some(l) = written {
-            return Some(Cow::Owned(l.clone()));
+        // Values written in this call win (a mutable collection read after an update).
+        if !self.frame.out.is_empty() {
+            if let Some(l) = self.frame.out.collection(collection).and_then(walk) {
+                return Some(Cow::Owned(l));
+            }
         }
         let input: &'v Variables = self.frame.input?;
-        let dict = self.node.resolve(input.collection(collection)?)?;
-        dict.leaf(name).map(Cow::Borrowed)
-    }
-
-    /// The dict of `collection` at this scope's path in the variables given to `apply`, when
-    /// nothing was written in this call: reads then resolve the path once for several leaves
-    /// (what [`read_leaf`](Self::read_leaf) returns for each of them, without the checks).
-    pub(crate) fn input_dict(&self, collection: &str) -> Option<&'v Dict> {
-        if !self.frame.out.is_empty() || !self.visible(collection) {
-            return None;
+        let mut d = self.node.resolve(input.collection(collection)?)?;
+        for seg in rel {
+            d = d.dict(seg)?;
         }
-        let input: &'v Variables = self.frame.input?;
-        self.node.resolve(input.collection(collection)?)
+        d.leaf(name).map(Cow::Borrowed)
     }
 
     fn write_leaf(&mut self, collection: &str, name: &str, leaf: Leaf) {
+        self.write_leaf_below(collection, &[], name, leaf);
+    }
+
+    pub(crate) fn write_leaf_below(&mut self, collection: &str, rel: &[String], name: &str, leaf: Leaf) {
         let segs = self.node.segments();
         let mut dict = self.frame.out.collection_mut_or_insert(collection);
-        for s in &segs {
+        for s in segs.iter().chain(rel) {
             dict = dict.dict_mut_or_insert(s);
         }
         dict.insert(name, Node::Leaf(leaf));
+    }
+
+    /// Path segments of this scope below the traced module's scope.
+    fn rel_segments(&self) -> Vec<String> {
+        let depth = self.frame.tracer.as_ref().map_or(0, |t| t.base_depth);
+        let segs = self.node.segments();
+        segs[depth.min(segs.len())..].to_vec()
+    }
+
+    /// While traced: the tensor written earlier in this trace at `collection`/`name`, if any.
+    fn traced_written(&self, collection: &str, name: &str) -> Option<Tensor> {
+        let t = self.frame.tracer.as_ref()?;
+        let rel = self.rel_segments();
+        t.written.iter().rev().find(|(c, r, n, _)| c == collection && *r == rel && n == name).map(|w| w.3.clone())
+    }
+
+    /// While traced: a node reading the variable at run time (its shape is checked now against
+    /// the variables given, and again by the program on every call).
+    fn traced_read(&mut self, collection: &str, name: &str, leaf: &Leaf, shape: &[usize]) -> Result<Tensor> {
+        self.check_shape(collection, name, leaf, shape)?;
+        let rel = self.rel_segments();
+        let t = self.frame.tracer.as_ref().ok_or_else(|| Error::invalid(self.path(), "internal: not tracing"))?;
+        let graph = Arc::clone(&t.graph);
+        let index = {
+            let mut b = graph.lock();
+            let read = VarRead { collection: collection.into(), rel, name: name.into(), shape: shape.to_vec() };
+            match b.vars.iter().position(|v| *v == read) {
+                Some(i) => i,
+                None => {
+                    b.vars.push(read);
+                    b.vars.len() - 1
+                }
+            }
+        };
+        Ok(graph.push(Source::Var(index), Vec::new(), Meta::new(DType::F32, shape)))
+    }
+
+    /// While traced: records that the program writes `value` to `collection`/`name`.
+    fn traced_write(&mut self, collection: &str, name: &str, value: Tensor) -> Result<()> {
+        let rel = self.rel_segments();
+        let t = self.frame.tracer.as_mut().ok_or_else(|| Error::invalid("", "internal: not tracing"))?;
+        let graph = Arc::clone(&t.graph);
+        let value = match &value.repr {
+            Repr::Traced(tr) if Arc::ptr_eq(&tr.graph, &graph) => value,
+            Repr::Eager(v) => graph.push(Source::Const(v.clone()), Vec::new(), v.meta()),
+            _ => return Err(Error::invalid("", "a tensor of another trace was written to a variable")),
+        };
+        let Repr::Traced(tr) = &value.repr else {
+            return Err(Error::invalid("", "internal: write of an untraced tensor"));
+        };
+        graph.lock().writes.push(VarWrite {
+            collection: collection.into(),
+            rel: rel.clone(),
+            name: name.into(),
+            node: tr.node,
+        });
+        t.written.push((collection.into(), rel, name.into(), value));
+        Ok(())
     }
 
     fn check_shape(&self, collection: &str, name: &str, leaf: &Leaf, shape: &[usize]) -> Result<()> {
@@ -629,20 +723,36 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// assert_eq!(vars.get("params/w").unwrap().shape(), &[] as &[usize]);
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    pub fn param(&mut self, name: &str, init: &Initializer, shape: &[usize]) -> Result<Cow<'v, Leaf>> {
+    pub fn param(&mut self, name: &str, init: &Initializer, shape: &[usize]) -> Result<Tensor> {
+        if self.frame.tracer.is_some() {
+            if let Some(t) = self.traced_written("params", name) {
+                return Ok(t);
+            }
+            return match self.read_leaf("params", name) {
+                Some(leaf) => self.traced_read("params", name, &leaf, shape),
+                None if self.is_mutable_collection("params") => Err(Error::invalid(
+                    self.path(),
+                    format!(
+                        "parameter \"{name}\" does not exist: a lifted apply cannot create parameters; call init first"
+                    ),
+                )),
+                None => Err(Error::MissingVariable { collection: "params".into(), path: self.var_path(name) }),
+            };
+        }
         if let Some(leaf) = self.read_leaf("params", name) {
             self.check_shape("params", name, &leaf, shape)?;
-            return Ok(leaf);
+            return Ok(leaf_tensor(&leaf));
         }
         if !self.is_mutable_collection("params") {
             return Err(Error::MissingVariable { collection: "params".into(), path: self.var_path(name) });
         }
-        let key = self.make_rng("params")?;
+        let key = self.next_key("params")?;
         let array = init.init(key, shape)?;
         let leaf = Leaf::new(array);
         self.check_shape("params", name, &leaf, shape)?;
-        self.write_leaf("params", name, leaf.clone());
-        Ok(Cow::Owned(leaf))
+        let t = leaf_tensor(&leaf);
+        self.write_leaf("params", name, leaf);
+        Ok(t)
     }
 
     /// A variable of any collection (Flax's `self.variable(col, name, init_fn)`): read if it
@@ -675,18 +785,32 @@ impl<'c, 'v> Scope<'c, 'v> {
         name: &str,
         shape: &[usize],
         init: impl FnOnce() -> Result<ArrayD<f32>>,
-    ) -> Result<Cow<'v, Leaf>> {
-        if let Some(leaf) = self.read_leaf(collection, name) {
+    ) -> Result<Tensor> {
+        if self.frame.tracer.is_some() {
+            if let Some(t) = self.traced_written(collection, name) {
+                return Ok(t);
+            }
+            if let Some(leaf) = self.read_leaf(collection, name) {
+                return self.traced_read(collection, name, &leaf, shape);
+            }
+        } else if let Some(leaf) = self.read_leaf(collection, name) {
             self.check_shape(collection, name, &leaf, shape)?;
-            return Ok(leaf);
+            return Ok(leaf_tensor(&leaf));
         }
         if !self.is_mutable_collection(collection) {
             return Err(Error::MissingVariable { collection: collection.into(), path: self.var_path(name) });
         }
+        // The initial value depends on fields and shapes only (the closure sees no tensors), so
+        // a trace may keep it as a constant.
         let leaf = Leaf::new(init()?);
         self.check_shape(collection, name, &leaf, shape)?;
-        self.write_leaf(collection, name, leaf.clone());
-        Ok(Cow::Owned(leaf))
+        let t = leaf_tensor(&leaf);
+        if self.frame.tracer.is_some() {
+            self.traced_write(collection, name, t.clone())?;
+            return self.traced_written(collection, name).ok_or_else(|| Error::invalid("", "internal: lost write"));
+        }
+        self.write_leaf(collection, name, leaf);
+        Ok(t)
     }
 
     /// Whether the variable exists (written in this call or given to `apply`).
@@ -711,7 +835,7 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// ```
     #[must_use]
     pub fn has_variable(&self, collection: &str, name: &str) -> bool {
-        self.read_leaf(collection, name).is_some()
+        self.traced_written(collection, name).is_some() || self.read_leaf(collection, name).is_some()
     }
 
     /// Writes a variable (Flax's `variable.value = ...`); an error if the collection is not
@@ -735,11 +859,16 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// assert!(Remember.apply(&vars, &[7.0f32]).is_err()); // `cache` is not mutable
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    pub fn put_variable(&mut self, collection: &str, name: &str, value: ArrayD<f32>) -> Result<()> {
+    pub fn put_variable(&mut self, collection: &str, name: &str, value: impl Borrow<Tensor>) -> Result<()> {
         if !self.is_mutable_collection(collection) {
             return Err(Error::ImmutableCollection { collection: collection.into(), path: self.var_path(name) });
         }
-        self.write_leaf(collection, name, Leaf::new(value));
+        let value = value.borrow();
+        value.check()?;
+        if self.frame.tracer.is_some() {
+            return self.traced_write(collection, name, value.clone());
+        }
+        self.write_leaf(collection, name, Leaf::new(value.to_array()?));
         Ok(())
     }
 
@@ -766,23 +895,58 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// assert!(Keys.apply(&nnjit::Variables::new(), &[1.0f32]).is_err()); // no stream at all: MissingRng
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    pub fn make_rng(&mut self, stream: &str) -> Result<Key> {
-        let stream = if self.has_rng(stream) {
-            stream
+    pub fn make_rng(&mut self, stream: &str) -> Result<Tensor> {
+        if self.frame.tracer.is_some() {
+            let stream = self.resolve_stream(stream)?;
+            let rel = self.rel_segments();
+            let graph = self
+                .frame
+                .tracer
+                .as_ref()
+                .map(|t| Arc::clone(&t.graph))
+                .ok_or_else(|| Error::invalid("", "internal"))?;
+            let index = {
+                let mut b = graph.lock();
+                b.rngs.push(RngRead { stream: stream.to_string(), rel });
+                b.rngs.len() - 1
+            };
+            return Ok(graph.push(Source::Rng(index), Vec::new(), Meta::new(DType::U32, vec![2])));
+        }
+        Ok(Tensor::from_key(self.next_key(stream)?))
+    }
+
+    /// The stream `make_rng(stream)` draws from: itself, else `params` (Flax's fallback).
+    fn resolve_stream<'s>(&self, stream: &'s str) -> Result<&'s str> {
+        if self.has_rng(stream) {
+            Ok(stream)
         } else if self.has_rng("params") {
-            "params"
+            Ok("params")
         } else {
-            return Err(Error::MissingRng { stream: stream.into(), path: self.path() });
-        };
+            Err(Error::MissingRng { stream: stream.into(), path: self.path() })
+        }
+    }
+
+    /// `make_rng` as a key, in the scope `rel` below this one (what a compiled program does for
+    /// each RNG request, so counters advance exactly as in an eager call).
+    pub(crate) fn next_key_below(&mut self, rel: &[String], stream: &str) -> Result<Key> {
+        let stream = self.resolve_stream(stream)?;
         let (base, from) = match self
             .fork
             .as_deref()
             .and_then(|f| f.keys.iter().find(|(n, _)| n == stream).map(|(_, k)| (*k, f.depth)))
         {
             Some(b) => b,
-            None => (self.frame.rngs.get(stream).expect("checked by has_rng above"), 0),
+            None => (
+                self.frame
+                    .rngs
+                    .get(stream)
+                    .ok_or_else(|| Error::MissingRng { stream: stream.into(), path: self.path() })?,
+                0,
+            ),
         };
-        let path = self.path();
+        let mut segs = self.node.segments();
+        segs.extend(rel.iter().cloned());
+        let path = if segs.is_empty() { String::new() } else { format!("/{}", segs.join("/")) };
         let counters = &mut self.frame.counters;
         let pos = match counters.iter().position(|(p, s, _)| *p == path && s == stream) {
             Some(i) => i,
@@ -793,10 +957,14 @@ impl<'c, 'v> Scope<'c, 'v> {
         };
         counters[pos].2 += 1;
         let count = counters[pos].2;
-        let segs = self.node.segments();
         let mut parts: Vec<SuffixPart> = segs[from.min(segs.len())..].iter().map(|s| SuffixPart::Name(s)).collect();
         parts.push(SuffixPart::Index(u64::from(count)));
         Ok(fold_in_static(base, &parts))
+    }
+
+    /// `make_rng` as a key (eager only).
+    fn next_key(&mut self, stream: &str) -> Result<Key> {
+        self.next_key_below(&[], stream)
     }
 
     /// Flax's `fork_rngs` as `nn.jit` does it: every stream draws one key here, which becomes the
@@ -823,35 +991,11 @@ impl<'c, 'v> Scope<'c, 'v> {
         let names: Vec<String> = self.frame.rngs.names().map(str::to_string).collect();
         let mut keys = Vec::with_capacity(names.len());
         for n in names {
-            let k = self.make_rng(&n)?;
+            let k = self.next_key(&n)?;
             keys.push((n, k));
         }
         self.fork = Some(Arc::new(RngFork { keys, depth: self.node.depth() }));
         Ok(())
-    }
-
-    /// Runs `module` here, recording the call for `tabulate`.
-    pub(crate) fn traced_call<M: crate::module::Module + ?Sized>(
-        &mut self,
-        module: &M,
-        x: ndarray::ArrayViewD<'_, f32>,
-    ) -> Result<ArrayD<f32>> {
-        let row = crate::summary::Row {
-            path: self.path().trim_start_matches('/').to_string(),
-            module: module.type_name().to_string(),
-            input: x.shape().to_vec(),
-            output: Vec::new(),
-            variables: Vec::new(),
-        };
-        let index = self.frame.trace.as_ref().map_or(0, |t| t.rows.len());
-        if let Some(t) = self.frame.trace.as_mut() {
-            t.rows.push(row);
-        }
-        let y = module.call(self, x)?;
-        if let Some(r) = self.frame.trace.as_mut().and_then(|t| t.rows.get_mut(index)) {
-            r.output = y.shape().to_vec();
-        }
-        Ok(y)
     }
 
     fn auto_index(&mut self, base: &'static str) -> u32 {
@@ -877,11 +1021,7 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// assert_eq!(vars.get("params/Dense_1/kernel").unwrap().shape(), &[3, 1]);
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    pub fn call<M: crate::module::Module + ?Sized>(
-        &mut self,
-        module: &M,
-        x: impl crate::module::AsInput,
-    ) -> Result<ArrayD<f32>> {
+    pub fn call<M: Module + ?Sized>(&mut self, module: &M, x: impl Feed<M::Input>) -> Result<M::Output> {
         let base = module.type_name();
         let index = self.auto_index(base);
         let name = Name::Auto(base, index);
@@ -908,12 +1048,12 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// assert!(vars.get("params/shared/kernel").is_some());
     /// # Ok::<(), nnjit::Error>(())
     /// ```
-    pub fn call_named<M: crate::module::Module + ?Sized>(
+    pub fn call_named<M: Module + ?Sized>(
         &mut self,
         name: &str,
         module: &M,
-        x: impl crate::module::AsInput,
-    ) -> Result<ArrayD<f32>> {
+        x: impl Feed<M::Input>,
+    ) -> Result<M::Output> {
         if name.is_empty() || name.contains('/') {
             return Err(Error::invalid(self.path(), format!("invalid submodule name \"{name}\"")));
         }
@@ -921,22 +1061,70 @@ impl<'c, 'v> Scope<'c, 'v> {
         self.run_child(&name, module, x)
     }
 
-    fn run_child<M: crate::module::Module + ?Sized>(
-        &mut self,
-        name: &Name,
-        module: &M,
-        x: impl crate::module::AsInput,
-    ) -> Result<ArrayD<f32>> {
-        let x = x.as_input()?;
+    fn run_child<M: Module + ?Sized>(&mut self, name: &Name, module: &M, x: impl Feed<M::Input>) -> Result<M::Output> {
+        let x = x.feed()?;
         let mut child = Scope {
             frame: &mut *self.frame,
             node: PathNode { parent: Some(&self.node), name: Some(name) },
             fork: self.fork.clone(),
             auto_names: AutoNames::default(),
         };
-        if child.frame.trace.is_some() {
-            return child.traced_call(module, x);
-        }
-        module.call(&mut child, x)
+        child.run_module(module, x)
     }
+
+    /// Runs `module` in this scope: the hook sees the call, a trace attributes its ops to this
+    /// path, and a failed output tensor becomes the error.
+    pub(crate) fn run_module<M: Module + ?Sized>(&mut self, module: &M, x: M::Input) -> Result<M::Output> {
+        let mut failed = Ok(());
+        x.for_each_tensor(&mut |t| {
+            if failed.is_ok() {
+                failed = t.check();
+            }
+        });
+        failed?;
+        let saved_path = self.frame.tracer.as_ref().map(|t| {
+            let path: Arc<str> = Arc::from(self.path());
+            std::mem::replace(&mut t.graph.lock().path, path)
+        });
+        let hook_path = if self.frame.hook.is_some() { self.path() } else { String::new() };
+        let token = match self.frame.hook.as_deref_mut() {
+            Some(h) => {
+                let mut first: &[usize] = &[];
+                let mut found = false;
+                x.for_each_tensor(&mut |t| {
+                    if !found {
+                        first = t.shape();
+                        found = true;
+                    }
+                });
+                Some(h.enter(hook_path.trim_start_matches('/'), module.type_name(), first))
+            }
+            None => None,
+        };
+        let y = module.call(self, x);
+        if let (Some(p), Some(t)) = (saved_path, self.frame.tracer.as_ref()) {
+            t.graph.lock().path = p;
+        }
+        let y = y?;
+        let mut failed = Ok(());
+        let mut first: Option<Vec<usize>> = None;
+        y.for_each_tensor(&mut |t| {
+            if failed.is_ok() {
+                failed = t.check();
+            }
+            if first.is_none() {
+                first = Some(t.shape().to_vec());
+            }
+        });
+        failed?;
+        if let (Some(token), Some(h)) = (token, self.frame.hook.as_deref_mut()) {
+            h.exit(token, first.as_deref().unwrap_or(&[]));
+        }
+        Ok(y)
+    }
+}
+
+/// A variable's leaf as a tensor (shared, no copy when in standard layout).
+fn leaf_tensor(leaf: &Leaf) -> Tensor {
+    Tensor::eager(Value::f32_shared(leaf.shared()))
 }

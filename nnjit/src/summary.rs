@@ -13,8 +13,8 @@
 use std::fmt;
 
 use crate::error::Result;
-use crate::module::{AsInput, Module};
-use crate::scope::{Frame, Mode, Mutable, Rngs};
+use crate::module::Module;
+use crate::scope::{CallHook, Frame, Mode, Mutable, Rngs};
 use crate::variables::Variables;
 
 /// One module call seen while tabulating.
@@ -100,8 +100,29 @@ impl Summary {
 }
 
 /// A call being recorded (the scope pushes one per module call while tabulating).
-pub(crate) struct Trace {
-    pub(crate) rows: Vec<Row>,
+/// Records one row per module call (the scope's call hook).
+#[derive(Default)]
+struct Recorder {
+    rows: Vec<Row>,
+}
+
+impl CallHook for Recorder {
+    fn enter(&mut self, path: &str, module: &'static str, input: &[usize]) -> usize {
+        self.rows.push(Row {
+            path: path.to_string(),
+            module: module.to_string(),
+            input: input.to_vec(),
+            output: Vec::new(),
+            variables: Vec::new(),
+        });
+        self.rows.len() - 1
+    }
+
+    fn exit(&mut self, token: usize, output: &[usize]) {
+        if let Some(r) = self.rows.get_mut(token) {
+            r.output = output.to_vec();
+        }
+    }
 }
 
 fn shape(s: &[usize]) -> String {
@@ -113,13 +134,15 @@ fn shape(s: &[usize]) -> String {
     }
 }
 
-pub(crate) fn tabulate<M: Module + ?Sized>(m: &M, rngs: Rngs, x: impl AsInput) -> Result<Summary> {
-    let x = x.as_input()?;
-    let mut frame = Frame::new(Mode::Init, None, rngs, Mutable::All);
-    frame.trace = Some(Trace { rows: Vec::new() });
-    crate::module::run(m, &mut frame, x)?;
-    let vars: Variables = std::mem::take(&mut frame.out);
-    let mut rows = frame.trace.take().map(|t| t.rows).unwrap_or_default();
+pub(crate) fn tabulate<M: Module + ?Sized>(m: &M, rngs: Rngs, x: M::Input) -> Result<Summary> {
+    let mut recorder = Recorder::default();
+    let vars: Variables = {
+        let mut frame = Frame::new(Mode::Init, None, rngs, Mutable::All);
+        frame.hook = Some(&mut recorder);
+        crate::module::run(m, &mut frame, x)?;
+        std::mem::take(&mut frame.out)
+    };
+    let mut rows = recorder.rows;
     for (path, leaf) in vars.leaves() {
         let mut segs: Vec<&str> = path.split('/').collect();
         let name = segs.pop().unwrap_or_default().to_string();

@@ -114,6 +114,11 @@ impl Leaf {
     pub fn version(&self) -> u64 {
         self.version
     }
+
+    /// The shared array (what tensors read without copying).
+    pub(crate) fn shared(&self) -> &Arc<ArrayD<f32>> {
+        &self.array
+    }
 }
 
 impl fmt::Debug for Leaf {

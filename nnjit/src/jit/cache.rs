@@ -1,254 +1,348 @@
-//! The per-shape cache of a lifted type: "compile once per input shape, then reuse".
+//! The compilation cache of a lifted type: one [`Program`] per cache key, bounded
+//! (least-recently-used), looked up by hash; and the store of packed Dense weights that all of
+//! the type's programs share (one packing per parameter version).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::any::Any;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use crate::error::Result;
-use crate::kernel::{best_isa, PackedDense};
-use crate::scope::{Name, PathNode};
-use crate::variables::Leaf;
+use crate::jit::program::Program;
+use crate::kernel::{best_isa, Isa, PackedDense};
+use crate::scope::Mutable;
+use crate::tensor::Meta;
 
-/// Bound parameters of one Dense call site: packed once per parameter version.
-#[derive(Clone, Debug)]
-pub(crate) struct Slot {
-    /// Scope path of the call site and the variables it was bound for: a later call with the
-    /// same variables at the same path reuses the packed kernel without looking anything up.
-    path: Vec<Name>,
-    generation: u64,
-    dims: (usize, usize, bool),
-    kernel_version: u64,
-    bias_version: Option<u64>,
-    packed: Arc<PackedDense>,
-}
+/// FNV-1a: cache keys are short (a few shapes and names), so a simple hash beats SipHash.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
 
-impl Slot {
-    /// The packed kernel, if this slot was bound for the same variables (`generation`), path
-    /// and dims: no lookups, no checks beyond these comparisons.
-    pub(crate) fn hit(&self, generation: u64, path: &PathNode<'_>, dims: (usize, usize, bool)) -> Option<&PackedDense> {
-        (self.generation == generation && self.dims == dims && path.is(&self.path)).then_some(&*self.packed)
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
     }
 }
 
-/// The bound call sites of a plan, in call order (one immutable snapshot per apply).
-pub(crate) type Slots = Arc<Vec<Option<Slot>>>;
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
-/// The packed kernel of call site `index` in `slots`, if it was bound for these variables,
-/// path and dims (see [`Slot::hit`]).
-pub(crate) fn slot_hit<'s>(
-    slots: &'s Slots,
-    index: usize,
-    generation: u64,
-    path: &PathNode<'_>,
-    dims: (usize, usize, bool),
-) -> Option<&'s PackedDense> {
-    slots.get(index)?.as_ref()?.hit(generation, path, dims)
+/// What a program was compiled for, besides the module's fields and the input's statics
+/// (compared through `Any`).
+pub(crate) struct Entry {
+    pub(crate) module: Box<dyn Any + Send + Sync>,
+    pub(crate) input: Box<dyn Any + Send + Sync>,
+    pub(crate) output: Box<dyn Any + Send + Sync>,
+    pub(crate) metas: Vec<Meta>,
+    pub(crate) mutable: Mutable,
+    pub(crate) rngs: Vec<String>,
+    pub(crate) visible: Option<&'static [&'static str]>,
+    pub(crate) program: Arc<Program>,
+    last_used: AtomicU64,
 }
 
-/// What a lifted module prepared for one input shape: for each Dense call site, in call order,
-/// the parameters packed into the kernel's layout and the kernel chosen for its shape.
+impl Entry {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        module: Box<dyn Any + Send + Sync>,
+        input: Box<dyn Any + Send + Sync>,
+        output: Box<dyn Any + Send + Sync>,
+        metas: Vec<Meta>,
+        mutable: Mutable,
+        rngs: Vec<String>,
+        visible: Option<&'static [&'static str]>,
+        program: Arc<Program>,
+    ) -> Self {
+        Entry { module, input, output, metas, mutable, rngs, visible, program, last_used: AtomicU64::new(0) }
+    }
+}
+
+/// Counters of a [`JitCache`] (JAX's `_cache_size()` and its hit/miss logging).
 ///
 /// ```
 /// use nnjit::nn::{self, Lifted, Module};
-/// let m = nn::JitDense::new(4);
-/// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
-/// m.apply(&vars, &[1.0f32, 2.0, 3.0])?;
-/// let plan = nn::JitDense::jit_cache().get(std::any::type_name::<nn::JitDense>(), &[3]).unwrap();
-/// assert_eq!(plan.pack_count(), 1); // the one Dense call site, packed once
+/// let m = nn::JitDense::new(3);
+/// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
+/// let before = nn::JitDense::jit_cache().stats();
+/// m.apply(&vars, &[1.0f32, 2.0])?;
+/// m.apply(&vars, &[3.0f32, 4.0])?;
+/// let after = nn::JitDense::jit_cache().stats();
+/// assert!(after.hits > before.hits); // the second apply reused the program
 /// # Ok::<(), nnjit::Error>(())
 /// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Programs held now.
+    pub size: usize,
+    /// Most programs held at once.
+    pub capacity: usize,
+    /// Applies that found their program.
+    pub hits: u64,
+    /// Traces (cache misses that compiled a program).
+    pub traces: u64,
+    /// Programs dropped to stay within capacity.
+    pub evictions: u64,
+}
+
+/// The default capacity of a lifted type's cache (programs, i.e. distinct keys).
+pub const DEFAULT_CAPACITY: usize = 64;
+
+/// Packed Dense weights shared by the programs of a lifted type: one packing per (kernel,
+/// bias) version; programs' bindings hold them, the store only remembers them weakly.
 #[derive(Debug, Default)]
-pub struct ShapePlan {
-    /// Copy on write: an apply takes the current snapshot once (one lock, one reference count)
-    /// and reads its call sites without locking; binding a site publishes a new snapshot.
-    slots: RwLock<Slots>,
+pub(crate) struct PackStore {
+    map: Mutex<Option<Map<(u64, Option<u64>, Isa), Weak<PackedDense>>>>,
     packs: AtomicUsize,
 }
 
-impl ShapePlan {
-    /// The bound call sites as of now.
-    pub(crate) fn snapshot(&self) -> Slots {
-        Arc::clone(&self.slots.read().unwrap_or_else(|e| e.into_inner()))
+impl PackStore {
+    const fn new() -> Self {
+        PackStore { map: Mutex::new(None), packs: AtomicUsize::new(0) }
     }
 
-    /// Binds call site `index` to these (already shape-checked) parameters, packing them only
-    /// if they are new or changed (their version ids differ).
-    pub(crate) fn bind(
+    /// The packed weights of these leaf versions, packing them if no binding holds them.
+    pub(crate) fn get(
         &self,
-        index: usize,
-        generation: u64,
-        path: &PathNode<'_>,
-        dims: (usize, usize, bool),
-        kernel: &Leaf,
-        bias: Option<&Leaf>,
+        kernel: u64,
+        bias: Option<u64>,
+        w: &[f32],
+        b: Option<&[f32]>,
+        d: usize,
+        f: usize,
     ) -> Result<Arc<PackedDense>> {
-        let bias_version = bias.map(Leaf::version);
-        let reuse = match self.snapshot().get(index) {
-            Some(Some(s)) if s.kernel_version == kernel.version() && s.bias_version == bias_version => {
-                Some(Arc::clone(&s.packed))
-            }
-            _ => None,
-        };
-        let packed = match reuse {
-            Some(p) => p,
-            None => {
-                let k = kernel.array().as_standard_layout();
-                let b = bias.map(|b| b.array().as_standard_layout());
-                let p = Arc::new(PackedDense::new(
-                    best_isa(),
-                    k.as_slice().expect("standard layout"),
-                    b.as_ref().map(|b| b.as_slice().expect("standard layout")),
-                    dims.0,
-                    dims.1,
-                )?);
-                self.packs.fetch_add(1, Ordering::Relaxed);
-                p
-            }
-        };
-        let slot = Slot {
-            path: path.names(),
-            generation,
-            dims,
-            kernel_version: kernel.version(),
-            bias_version,
-            packed: Arc::clone(&packed),
-        };
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        let next = Arc::make_mut(&mut slots);
-        if next.len() <= index {
-            next.resize_with(index + 1, || None);
+        let isa = best_isa();
+        let key = (kernel, bias, isa);
+        let mut guard = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let map = guard.get_or_insert_with(Map::default);
+        if let Some(p) = map.get(&key).and_then(Weak::upgrade) {
+            return Ok(p);
         }
-        next[index] = Some(slot);
-        Ok(packed)
+        let p = Arc::new(PackedDense::new(isa, w, b, d, f)?);
+        self.packs.fetch_add(1, Ordering::Relaxed);
+        if map.len() >= 64 {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        map.insert(key, Arc::downgrade(&p));
+        Ok(p)
+    }
+}
+
+/// The cache of one lifted type, like the cache of a `jax.jit`-compiled function: one
+/// [`Program`] per key (the module's fields, input shapes and dtypes, static arguments,
+/// mutable collections, RNG streams, lift options), least-recently-used eviction beyond
+/// [`capacity`](JitCache::capacity), lookups by hash.
+///
+/// ```
+/// use nnjit::nn::{self, Lifted, Module};
+/// let m = nn::JitDense::new(2);
+/// let vars = m.init(nn::PRNGKey(0), &[1.0f32])?;
+/// let cache = nn::JitDense::jit_cache();
+/// cache.clear();
+/// for n in 1..=3 {
+///     m.apply(&vars, &ndarray::Array2::<f32>::zeros((n, 1)))?; // three batch sizes
+/// }
+/// assert_eq!(cache.size(), 3);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct JitCache {
+    entries: RwLock<Option<Map<u64, Vec<Arc<Entry>>>>>,
+    len: AtomicUsize,
+    capacity: AtomicUsize,
+    tick: AtomicU64,
+    hits: AtomicU64,
+    traces: AtomicU64,
+    evictions: AtomicU64,
+    pub(crate) packs: PackStore,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Entry({:?})", self.program)
+    }
+}
+
+impl Default for JitCache {
+    fn default() -> Self {
+        JitCache::new()
+    }
+}
+
+impl JitCache {
+    /// An empty cache with [`DEFAULT_CAPACITY`] (usable in a `static`).
+    ///
+    /// ```
+    /// let cache = nnjit::jit::JitCache::new();
+    /// assert_eq!(cache.size(), 0);
+    /// assert_eq!(cache.capacity(), nnjit::jit::DEFAULT_CAPACITY);
+    /// ```
+    #[must_use]
+    pub const fn new() -> Self {
+        JitCache {
+            entries: RwLock::new(None),
+            len: AtomicUsize::new(0),
+            capacity: AtomicUsize::new(DEFAULT_CAPACITY),
+            tick: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            traces: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            packs: PackStore::new(),
+        }
     }
 
-    /// How many times parameters were packed for this shape (once per call site and
-    /// parameter version).
+    /// Programs held now (JAX: `f._cache_size()`).
+    ///
+    /// ```
+    /// assert_eq!(nnjit::jit::JitCache::new().size(), 0);
+    /// ```
+    #[must_use]
+    pub fn size(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// The most programs held at once.
+    ///
+    /// ```
+    /// let cache = nnjit::jit::JitCache::new();
+    /// cache.set_capacity(8);
+    /// assert_eq!(cache.capacity(), 8);
+    /// ```
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Sets the capacity (at least 1), evicting least-recently-used programs beyond it.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// #[nn::jit]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// struct Tiny { f: usize }
+    /// impl Module for Tiny {
+    ///     type Input = nn::Tensor;
+    ///     type Output = nn::Tensor;
+    ///     fn call(&self, s: &mut nn::Scope, x: nn::Tensor) -> nnjit::Result<nn::Tensor> {
+    ///         s.call(&nn::Dense::new(self.f), x)
+    ///     }
+    /// }
+    /// let m = JitTiny { f: 2 };
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// JitTiny::jit_cache().set_capacity(2);
+    /// for n in 1..=5 {
+    ///     m.apply(&vars, &ndarray::Array2::<f32>::zeros((n, 1)))?;
+    /// }
+    /// assert_eq!(m.cache_size(), 2); // bounded
+    /// assert_eq!(JitTiny::jit_cache().stats().evictions, 3);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn set_capacity(&self, capacity: usize) {
+        self.capacity.store(capacity.max(1), Ordering::Relaxed);
+        let mut guard = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        self.evict(&mut guard);
+    }
+
+    /// Counters: size, capacity, hits, traces, evictions.
+    ///
+    /// ```
+    /// let s = nnjit::jit::JitCache::new().stats();
+    /// assert_eq!((s.size, s.hits, s.traces), (0, 0, 0));
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            size: self.size(),
+            capacity: self.capacity(),
+            hits: self.hits.load(Ordering::Relaxed),
+            traces: self.traces.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How many times Dense weights were packed for this type's programs (once per parameter
+    /// version while some program's binding holds them).
     ///
     /// ```
     /// use nnjit::nn::{self, Lifted, Module};
     /// let m = nn::JitDense::new(4);
     /// let mut vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
-    /// let ty = std::any::type_name::<nn::JitDense>();
     /// m.apply(&vars, &[1.0f32, 2.0, 3.0])?;
+    /// let packs = nn::JitDense::jit_cache().pack_count();
     /// m.apply(&vars, &[4.0f32, 5.0, 6.0])?; // same parameters: not packed again
-    /// assert_eq!(nn::JitDense::jit_cache().get(ty, &[3]).unwrap().pack_count(), 1);
+    /// assert_eq!(nn::JitDense::jit_cache().pack_count(), packs);
     /// vars.get_mut("params/bias").unwrap().fill(1.0); // a new parameter version
     /// m.apply(&vars, &[1.0f32, 2.0, 3.0])?;
-    /// assert_eq!(nn::JitDense::jit_cache().get(ty, &[3]).unwrap().pack_count(), 2);
+    /// assert_eq!(nn::JitDense::jit_cache().pack_count(), packs + 1);
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     #[must_use]
     pub fn pack_count(&self) -> usize {
-        self.packs.load(Ordering::Relaxed)
+        self.packs.packs.load(Ordering::Relaxed)
     }
-}
 
-/// Whether two type names are the same; they usually are the same `&'static str`, so the
-/// addresses are compared before the bytes.
-fn same_type(a: &'static str, b: &'static str) -> bool {
-    std::ptr::eq(a, b) || a == b
-}
-
-/// A prepared shape: (type name, input shape, plan).
-type PlanEntry = (&'static str, Vec<usize>, Arc<ShapePlan>);
-
-/// The cache of one lifted type: one [`ShapePlan`] per input shape, like the cache of a
-/// `jax.jit`-compiled function.
-///
-/// ```
-/// use nnjit::jit::JitCache;
-/// static CACHE: JitCache = JitCache::new(); // what #[nn::jit] generates for each lifted type
-/// let a = CACHE.plan("Mlp", &[1, 3]);
-/// let b = CACHE.plan("Mlp", &[1, 3]); // same shape: the same plan
-/// assert!(std::sync::Arc::ptr_eq(&a, &b));
-/// CACHE.plan("Mlp", &[2, 3]);
-/// assert_eq!(CACHE.size(), 2); // like jax.jit's _cache_size()
-/// ```
-#[derive(Debug, Default)]
-pub struct JitCache {
-    plans: RwLock<Vec<PlanEntry>>,
-    prepared: AtomicUsize,
-}
-
-impl JitCache {
-    /// An empty cache (usable in a `static`).
+    /// Forgets every program (JAX: `jax.clear_caches()`).
     ///
     /// ```
     /// let cache = nnjit::jit::JitCache::new();
+    /// cache.clear();
     /// assert_eq!(cache.size(), 0);
-    /// assert!(cache.get("Dense", &[3]).is_none());
-    /// ```
-    #[must_use]
-    pub const fn new() -> Self {
-        JitCache { plans: RwLock::new(Vec::new()), prepared: AtomicUsize::new(0) }
-    }
-
-    /// The plan of `shape` for type `ty`, prepared (once) if new.
-    ///
-    /// ```
-    /// let cache = nnjit::jit::JitCache::new();
-    /// let p = cache.plan("Dense", &[3]);
-    /// assert_eq!(p.pack_count(), 0); // nothing bound yet
-    /// assert!(std::sync::Arc::ptr_eq(&p, &cache.plan("Dense", &[3])));
-    /// assert_eq!(cache.size(), 1);
-    /// ```
-    pub fn plan(&self, ty: &'static str, shape: &[usize]) -> Arc<ShapePlan> {
-        let find = |plans: &Vec<PlanEntry>| {
-            plans.iter().find(|(t, s, _)| same_type(t, ty) && s == shape).map(|(_, _, p)| Arc::clone(p))
-        };
-        if let Some(p) = find(&self.plans.read().unwrap_or_else(|e| e.into_inner())) {
-            return p;
-        }
-        let mut plans = self.plans.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = find(&plans) {
-            return p; // another thread prepared it meanwhile
-        }
-        let p = Arc::new(ShapePlan::default());
-        plans.push((ty, shape.to_vec(), Arc::clone(&p)));
-        self.prepared.fetch_add(1, Ordering::Relaxed);
-        p
-    }
-
-    /// Number of input shapes prepared so far (JAX: `f._cache_size()`).
-    ///
-    /// ```
-    /// let cache = nnjit::jit::JitCache::new();
-    /// cache.plan("Dense", &[3]);
-    /// cache.plan("Dense", &[3]);
-    /// cache.plan("Dense", &[2, 3]);
-    /// assert_eq!(cache.size(), 2); // one per distinct input shape
-    /// ```
-    #[must_use]
-    pub fn size(&self) -> usize {
-        self.prepared.load(Ordering::Relaxed)
-    }
-
-    /// The plan of an already prepared shape, without preparing one.
-    ///
-    /// ```
-    /// let cache = nnjit::jit::JitCache::new();
-    /// assert!(cache.get("Dense", &[3]).is_none()); // get never prepares
-    /// cache.plan("Dense", &[3]);
-    /// assert!(cache.get("Dense", &[3]).is_some());
-    /// assert!(cache.get("Mlp", &[3]).is_none()); // plans are per type
-    /// ```
-    #[must_use]
-    pub fn get(&self, ty: &'static str, shape: &[usize]) -> Option<Arc<ShapePlan>> {
-        let plans = self.plans.read().unwrap_or_else(|e| e.into_inner());
-        plans.iter().find(|(t, s, _)| same_type(t, ty) && s == shape).map(|(_, _, p)| Arc::clone(p))
-    }
-
-    /// Forgets every prepared shape (JAX: `jax.clear_caches()`).
-    ///
-    /// ```
-    /// let cache = nnjit::jit::JitCache::new();
-    /// cache.plan("Dense", &[3]);
-    /// cache.clear(); // jax.clear_caches()
-    /// assert_eq!(cache.size(), 0);
-    /// assert!(cache.get("Dense", &[3]).is_none());
     /// ```
     pub fn clear(&self) {
-        self.plans.write().unwrap_or_else(|e| e.into_inner()).clear();
-        self.prepared.store(0, Ordering::Relaxed);
+        let mut guard = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        *guard = None;
+        self.len.store(0, Ordering::Relaxed);
+    }
+
+    /// The entry with hash `h` that `matches` accepts, marking it used.
+    pub(crate) fn find(&self, h: u64, matches: impl Fn(&Entry) -> bool) -> Option<Arc<Entry>> {
+        let guard = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let e = guard.as_ref()?.get(&h)?.iter().find(|e| matches(e))?;
+        e.last_used.store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(Arc::clone(e))
+    }
+
+    /// Adds a freshly traced entry (replacing an equal one another thread added meanwhile).
+    pub(crate) fn insert(&self, h: u64, entry: Entry, same: impl Fn(&Entry) -> bool) -> Arc<Entry> {
+        self.traces.fetch_add(1, Ordering::Relaxed);
+        entry.last_used.store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        let entry = Arc::new(entry);
+        let mut guard = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let map = guard.get_or_insert_with(Map::default);
+        let bucket = map.entry(h).or_default();
+        let before = bucket.len();
+        bucket.retain(|e| !same(e));
+        let replaced = before - bucket.len();
+        bucket.push(Arc::clone(&entry));
+        self.len.fetch_add(1, Ordering::Relaxed);
+        self.len.fetch_sub(replaced, Ordering::Relaxed);
+        self.evict(&mut guard);
+        entry
+    }
+
+    /// Drops least-recently-used entries beyond the capacity.
+    fn evict(&self, guard: &mut Option<Map<u64, Vec<Arc<Entry>>>>) {
+        let Some(map) = guard.as_mut() else { return };
+        while self.len.load(Ordering::Relaxed) > self.capacity() {
+            let oldest = map
+                .iter()
+                .flat_map(|(h, b)| b.iter().enumerate().map(move |(i, e)| (e.last_used.load(Ordering::Relaxed), *h, i)))
+                .min();
+            let Some((_, h, i)) = oldest else { break };
+            if let Some(b) = map.get_mut(&h) {
+                b.remove(i);
+                if b.is_empty() {
+                    map.remove(&h);
+                }
+            }
+            self.len.fetch_sub(1, Ordering::Relaxed);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -5,10 +5,9 @@ use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
 use crate::init::Initializer;
-use crate::jit::cache::slot_hit;
 use crate::kernel::parallel::{apply_threads, num_threads};
 use crate::kernel::{best_isa, Activation, FixedDense, PackedDense};
-use crate::layers::dense::{standard_slice, with_output, Dense, JitDense};
+use crate::layers::dense::{Dense, JitDense};
 use crate::module::AsInput;
 use crate::variables::Variables;
 
@@ -98,66 +97,6 @@ impl JitDense {
             None
         };
         Ok((kernel, bias))
-    }
-
-    /// The lifted apply with buffer donation: writes `x · kernel + bias` into `out` (its length
-    /// must be the output's element count) through the parameters packed for this input shape,
-    /// without allocating (after the first call for a shape and parameter version).
-    ///
-    /// ```
-    /// use nnjit::nn::{self, Module};
-    /// let m = nn::JitDense::new(4);
-    /// let x = [1.0f32, 2.0, 3.0];
-    /// let vars = m.init(nn::PRNGKey(0), &x)?;
-    /// let mut out = [0.0f32; 4];
-    /// m.apply_into(&vars, &x, &mut out)?;
-    /// assert_eq!(out.to_vec(), m.apply(&vars, &x)?.into_raw_vec_and_offset().0);
-    /// # Ok::<(), nnjit::Error>(())
-    /// ```
-    pub fn apply_into(&self, variables: &Variables, x: impl AsInput, out: &mut [f32]) -> Result<()> {
-        let x = x.as_input()?;
-        let d = crate::module::feature_dim(String::new, &x)?;
-        let n = x.len() / d;
-        if n.checked_mul(self.features) != Some(out.len()) {
-            return Err(Error::InputShape {
-                path: String::new(),
-                expected: format!("an output buffer of {n} × {} elements", self.features),
-                found: vec![out.len()],
-            });
-        }
-        let plan = <JitDense as crate::jit::Lifted>::jit_cache().plan(std::any::type_name::<JitDense>(), x.shape());
-        let root = crate::scope::PathNode::ROOT;
-        let dims = (d, self.features, self.use_bias);
-        let slots = plan.snapshot();
-        let hit = slot_hit(&slots, 0, variables.generation(), &root, dims);
-        let bound;
-        let packed = match hit {
-            Some(p) => p,
-            None => {
-                let (k, b) = self.params(variables)?;
-                if k.shape()[0] != d {
-                    return Err(Error::VariableShape {
-                        collection: "params".into(),
-                        path: "/kernel".into(),
-                        expected: vec![d, self.features],
-                        found: k.shape().to_vec(),
-                    });
-                }
-                let _ = b;
-                // Validated above: both leaves exist with the right shapes.
-                let leaf = |p: &str| {
-                    variables.leaf(p).ok_or_else(|| Error::MissingVariable {
-                        collection: "params".into(),
-                        path: p.trim_start_matches("params").into(),
-                    })
-                };
-                let k = leaf("params/kernel")?;
-                let b = if self.use_bias { Some(leaf("params/bias")?) } else { None };
-                bound = plan.bind(0, variables.generation(), &root, dims, k, b)?;
-                &*bound
-            }
-        };
-        apply_threads(packed, &standard_slice(&x), n, out, Activation::Identity, num_threads())
     }
 
     /// Binds `variables` once (Flax's `module.bind(variables)`): the parameters are checked and
@@ -279,7 +218,15 @@ impl BoundDense {
     pub fn apply(&self, x: impl AsInput) -> Result<ArrayD<f32>> {
         let x = x.as_input()?;
         self.check(x.shape())?;
-        with_output(&x, self.f(), |xs, n, y| apply_threads(&self.packed, xs, n, y, Activation::Identity, num_threads()))
+        let xs = x.as_standard_layout();
+        let mut shape = x.shape().to_vec();
+        let rows = crate::alloc::checked_len("Dense output", &shape[..shape.len() - 1])?;
+        if let Some(last) = shape.last_mut() {
+            *last = self.f();
+        }
+        let mut y = crate::alloc::try_zeroed("Dense output", crate::alloc::checked_len("Dense output", &shape)?)?;
+        apply_threads(&self.packed, xs.as_slice().unwrap_or(&[]), rows, &mut y, Activation::Identity, num_threads())?;
+        ArrayD::from_shape_vec(ndarray::IxDyn(&shape), y).map_err(|e| Error::invalid("", e.to_string()))
     }
 
     /// The forward pass of `N = x.len() / D` rows into `out` (`N · F` elements): buffer donation,

@@ -1,16 +1,25 @@
-//! Runtime support for lifted modules (`#[nn::jit]`): the per-shape cache, parameters bound and
-//! packed once, and the options of the lift.
+//! The lift (`#[nn::jit]`): trace once per cache key, compile, then run the program.
+//!
+//! The first apply of a lifted module for a key traces the original body with
+//! [`Tensor`](crate::tensor::Tensor)s that have shapes but no values, records every op into a
+//! graph, and compiles it into a [`Program`]: straight-line steps over planned buffers, Dense
+//! kernels on weights packed once per parameter version, Dense + bias + relu and elementwise
+//! chains fused. Every later apply with that key runs the program with the variables, RNG
+//! streams and inputs it is given, and never calls the body.
 //!
 //! # How Flax's `nn.jit` maps to nnjit
 //! | Flax `nn.jit(...)` | nnjit |
 //! |---|---|
 //! | `JitM = nn.jit(M)` (a new class) | `#[nn::jit] struct M {..}` generates `JitM` with the same fields |
-//! | compile once per input shape, then reuse | [`JitCache`]: a plan per input shape, prepared on first call ([`Lifted::cache_size`]) |
-//! | traced params become XLA buffers | parameters packed once per version into kernel layout ([`crate::kernel::PackedDense`]) |
+//! | trace once per (module, input shapes), then reuse | [`JitCache`]: one [`Program`] per key ([`Lifted::cache_size`], [`JitCache::stats`]) |
+//! | cache key: hash of the module's fields | `Original: PartialEq` (compared, never hashed into a collision) |
+//! | `jax.jit(f).lower(x).as_text()` | [`Lifted::lower`] and `Display` of [`Program`] |
+//! | traced params become XLA buffers | variables are program inputs; Dense kernels packed once per version |
 //! | `variables=` / `rngs=` filters | `#[nn::jit(variables = ["params"], rngs = ["dropout"])]` |
-//! | `static_argnums` | module fields are static; `JitDense::bind_fixed::<D, F>` makes shapes const generics |
+//! | `static_argnums` | static arguments in `Module::Input` (`(Tensor, bool)`), and the module's fields |
 //! | `donate_argnums` | [`Lifted::apply_into`] writes into the caller's buffer |
-//! | `methods=` | the lifted method is `Module::call` (nnjit modules have one forward) |
+//! | `jax.pure_callback` | [`Tensor::host_callback`](crate::tensor::Tensor::host_callback) |
+//! | `ConcretizationTypeError` | [`Error::TracedValue`](crate::Error::TracedValue) |
 //! | fork of the RNGs before the call | off by default (init equals the plain module); opt in with [`Lifted::init_flax_jit`] |
 //! | XLA:CPU's intra-op threads (all cores) | one thread unless `NNJIT_NUM_THREADS` / [`set_num_threads`](crate::kernel::parallel::set_num_threads) allows more; same bits for any count |
 //!
@@ -18,20 +27,23 @@
 //! use nnjit::nn::{self, Lifted, Module};
 //!
 //! let m = nn::JitDense::new(4); // nn.jit(nn.Dense)(4)
+//! nn::JitDense::jit_cache().clear();
 //! let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
 //! m.apply(&vars, &[1.0f32, 2.0, 3.0])?;
-//! m.apply(&vars, &[3.0f32, 2.0, 1.0])?; // same shape: the prepared plan is reused
-//! m.apply(&vars, &ndarray::array![[1.0f32, 2.0, 3.0]])?; // new shape: a new plan
+//! m.apply(&vars, &[3.0f32, 2.0, 1.0])?; // same shape: the program is reused
+//! m.apply(&vars, &ndarray::array![[1.0f32, 2.0, 3.0]])?; // new shape: a new program
 //! assert_eq!(m.cache_size(), 2);
 //! # Ok::<(), nnjit::Error>(())
 //! ```
 
 mod cache;
 mod dense;
-pub use dense::BoundDense;
 mod lift;
+mod program;
 
-pub use cache::{JitCache, ShapePlan};
+pub use cache::{CacheStats, JitCache, DEFAULT_CAPACITY};
+pub use dense::BoundDense;
+#[doc(hidden)]
+pub use lift::lifted_apply;
 pub use lift::{lifted_call, LiftOptions, Lifted};
-
-pub(crate) use lift::LiftCtx;
+pub use program::Program;

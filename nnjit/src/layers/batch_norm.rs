@@ -10,12 +10,13 @@
 //! # Ok::<(), nnjit::Error>(())
 //! ```
 
-use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::init::{self, Initializer};
 use crate::module::{feature_dim, Module};
 use crate::scope::Scope;
+use crate::tensor::Tensor;
 
 /// Batch normalization over the last (feature) axis.
 ///
@@ -36,7 +37,7 @@ use crate::scope::Scope;
 /// assert!((mean[0] - 0.2).abs() < 1e-6); // 0.9·0 + 0.1·2
 /// # Ok::<(), nnjit::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 #[must_use]
 pub struct BatchNorm {
     /// Use the running statistics instead of the batch's (evaluation mode).
@@ -134,85 +135,53 @@ impl BatchNorm {
     }
 }
 
-fn vector(a: &ArrayD<f32>) -> ndarray::ArrayView1<'_, f32> {
-    a.view().into_dimensionality::<Ix1>().expect("shape checked by the scope")
-}
-
 impl Module for BatchNorm {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> Result<Tensor> {
         let c = feature_dim(|| s.path(), &x)?;
         if !(self.epsilon >= 0.0 && self.momentum.is_finite()) {
             return Err(Error::invalid(s.path(), "BatchNorm needs epsilon >= 0 and a finite momentum"));
         }
-        let zeros = || {
-            crate::alloc::try_filled("batch_stats", c, 0.0)
-                .map(|v| ArrayD::from_shape_vec(IxDyn(&[c]), v).expect("len c"))
+        let filled = |v: f32| {
+            move || {
+                crate::alloc::try_filled("batch_stats", c, v)
+                    .and_then(|v| ArrayD::from_shape_vec(IxDyn(&[c]), v).map_err(|e| Error::invalid("", e.to_string())))
+            }
         };
-        let ones = || {
-            crate::alloc::try_filled("batch_stats", c, 1.0)
-                .map(|v| ArrayD::from_shape_vec(IxDyn(&[c]), v).expect("len c"))
-        };
-        let ra_mean = s.variable("batch_stats", "mean", &[c], zeros)?;
-        let ra_var = s.variable("batch_stats", "var", &[c], ones)?;
-        let rows = x.to_shape((x.len() / c, c)).map_err(|e| Error::invalid(s.path(), e.to_string()))?;
+        let ra_mean = s.variable("batch_stats", "mean", &[c], filled(0.0))?;
+        let ra_var = s.variable("batch_stats", "var", &[c], filled(1.0))?;
         let (mean, var) = if self.use_running_average {
-            (vector(ra_mean.array()).to_owned(), vector(ra_var.array()).to_owned())
+            (ra_mean, ra_var)
         } else {
-            if rows.nrows() == 0 {
+            if x.len() == 0 {
                 return Err(Error::InputShape {
                     path: s.path(),
                     expected: "at least one row to compute batch statistics".into(),
                     found: x.shape().to_vec(),
                 });
             }
-            // Sequential f32 sums over the batch, then a true division (jnp.mean).
-            let n = rows.nrows() as f32;
-            let mut sum = ndarray::Array1::<f32>::zeros(c);
-            let mut sum2 = ndarray::Array1::<f32>::zeros(c);
-            for row in rows.axis_iter(Axis(0)) {
-                for ((s1, s2), &v) in sum.iter_mut().zip(sum2.iter_mut()).zip(row.iter()) {
-                    *s1 += v;
-                    *s2 += v * v;
-                }
-            }
-            let mean = sum.mapv(|v| v / n);
-            let mean2 = sum2.mapv(|v| v / n);
-            let var = ndarray::Zip::from(&mean).and(&mean2).map_collect(|&m, &m2| (m2 - m * m).max(0.0));
+            // Flax's fast variance: E[x²] − E[x]², each a sequential f32 sum over the batch
+            // axes, then a true division (jnp.mean).
+            let batch_axes: Vec<isize> = (0..x.ndim() as isize - 1).collect();
+            let mean = x.mean(&batch_axes, false);
+            let mean2 = (&x * &x).mean(&batch_axes, false);
+            let var = (&mean2 - &(&mean * &mean)).maximum(0.0);
             if !s.is_initializing() {
                 // As in Flax, training with an immutable `batch_stats` is an error.
                 let m = self.momentum as f32;
                 let one_minus = (1.0 - self.momentum) as f32;
-                let new_mean =
-                    ndarray::Zip::from(vector(ra_mean.array())).and(&mean).map_collect(|&r, &b| m * r + one_minus * b);
-                let new_var =
-                    ndarray::Zip::from(vector(ra_var.array())).and(&var).map_collect(|&r, &b| m * r + one_minus * b);
-                s.put_variable("batch_stats", "mean", new_mean.into_dyn())?;
-                s.put_variable("batch_stats", "var", new_var.into_dyn())?;
+                s.put_variable("batch_stats", "mean", &ra_mean * m + &mean * one_minus)?;
+                s.put_variable("batch_stats", "var", &ra_var * m + &var * one_minus)?;
             }
             (mean, var)
         };
-        let eps = self.epsilon as f32;
-        let mut mul = var.mapv(|v| 1.0 / (v + eps).sqrt());
+        let mut mul = (var + self.epsilon as f32).rsqrt();
         if self.use_scale {
-            let scale = s.param("scale", &self.scale_init, &[c])?;
-            mul = mul * vector(scale.array());
+            mul = mul * s.param("scale", &self.scale_init, &[c])?;
         }
-        let bias = if self.use_bias { Some(s.param("bias", &self.bias_init, &[c])?.into_owned()) } else { None };
-        let mut y = x.to_owned();
-        {
-            let mut yr = y
-                .view_mut()
-                .into_shape_with_order((rows.nrows(), c))
-                .map_err(|e| Error::invalid(s.path(), e.to_string()))?;
-            for mut row in yr.axis_iter_mut(Axis(0)) {
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = (*v - mean[j]) * mul[j];
-                }
-                if let Some(b) = &bias {
-                    row += &vector(b.array());
-                }
-            }
-        }
-        Ok(y)
+        let y = (&x - &mean) * &mul;
+        Ok(if self.use_bias { y + s.param("bias", &self.bias_init, &[c])? } else { y })
     }
 }

@@ -8,17 +8,11 @@
 //! # Ok::<(), nnjit::Error>(())
 //! ```
 
-use std::borrow::Cow;
-
-use ndarray::{Array1, Array2, ArrayD, ArrayViewD};
-
-use crate::alloc::{checked_len, try_zeroed};
 use crate::error::{Error, Result};
 use crate::init::{self, Initializer};
-use crate::kernel::{self, Activation};
 use crate::module::{feature_dim, Module};
 use crate::scope::Scope;
-use crate::variables::Leaf;
+use crate::tensor::Tensor;
 
 /// A linear transformation applied over the last axis (Flax's `nn.Dense`).
 ///
@@ -40,7 +34,7 @@ use crate::variables::Leaf;
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 #[crate::nn::jit]
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 #[must_use]
 pub struct Dense {
     /// Number of output features (`F`).
@@ -110,108 +104,21 @@ impl Dense {
         self.bias_init = init;
         self
     }
-
-    /// Reads (or, while initializing, creates) the parameters for input width `d`.
-    pub(crate) fn params<'v>(&self, s: &mut Scope<'_, 'v>, d: usize) -> Result<(Cow<'v, Leaf>, Option<Cow<'v, Leaf>>)> {
-        if self.features == 0 {
-            return Err(Error::invalid(s.path(), "Dense features must be at least 1, got 0"));
-        }
-        if let Some(params) = s.input_dict("params") {
-            // Apply's common case: both leaves present with the right shapes, one path walk.
-            let kernel = params.leaf("kernel").filter(|k| k.array().shape() == [d, self.features]);
-            let bias = params.leaf("bias").filter(|b| b.array().shape() == [self.features]);
-            match (kernel, bias, self.use_bias) {
-                (Some(k), Some(b), true) => return Ok((Cow::Borrowed(k), Some(Cow::Borrowed(b)))),
-                (Some(k), _, false) => return Ok((Cow::Borrowed(k), None)),
-                _ => {} // missing or mis-shaped: the checked path below reports it
-            }
-        }
-        let kernel = s.param("kernel", &self.kernel_init, &[d, self.features])?;
-        let bias = if self.use_bias { Some(s.param("bias", &self.bias_init, &[self.features])?) } else { None };
-        Ok((kernel, bias))
-    }
 }
 
 impl Module for Dense {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> Result<Tensor> {
         let d = feature_dim(|| s.path(), &x)?;
-        if let Some(lifted) = s.lifted_dense(self, &x, d) {
-            return lifted;
+        if self.features == 0 {
+            return Err(Error::invalid(s.path(), "Dense features must be at least 1, got 0"));
         }
-        let (kernel, bias) = self.params(s, d)?;
-        dense_forward(&x, kernel.array(), bias.as_deref().map(Leaf::array), Activation::Identity)
+        let kernel = s.param("kernel", &self.kernel_init, &[d, self.features])?;
+        let bias = if self.use_bias { Some(s.param("bias", &self.bias_init, &[self.features])?) } else { None };
+        Ok(x.linear(&kernel, bias.as_ref()))
     }
-}
-
-/// Runs `run(x, n, y)` over `x` as `n` contiguous rows and wraps `y` as the output array of
-/// shape `x.shape[:-1] + (f,)`. `x` must have rank ≥ 1.
-///
-/// This runs on every Dense call, so the common ranks 1 and 2 build their output with static
-/// dimensions (generic `IxDyn` shape and stride code cost more than a tiny kernel).
-pub(crate) fn with_output(
-    x: &ArrayViewD<'_, f32>,
-    f: usize,
-    run: impl FnOnce(&[f32], usize, &mut [f32]) -> Result<()>,
-) -> Result<ArrayD<f32>> {
-    let shape = x.shape();
-    let rank = shape.len();
-    let rows = checked_len("Dense output", &shape[..rank - 1])?;
-    let len = checked_len("Dense output", &[rows, f])?;
-    let xs = standard_slice(x);
-    let mut y = try_zeroed("Dense output", len)?;
-    run(&xs, rows, &mut y)?;
-    Ok(match rank {
-        1 => Array1::from_vec(y).into_dyn(),
-        // SAFETY (both arms): `y` holds exactly `len` = product of the output dims (checked
-        // above, no overflow), and the default C-order strides address exactly those elements.
-        2 => unsafe { Array2::from_shape_vec_unchecked((shape[0], f), y) }.into_dyn(),
-        _ => {
-            let mut dim = x.raw_dim();
-            dim[rank - 1] = f;
-            unsafe { ArrayD::from_shape_vec_unchecked(dim, y) }
-        }
-    })
-}
-
-/// The elements of `x` in standard (row-major) order: borrowed when `x` is contiguous, copied
-/// only for strided views.
-pub(crate) fn standard_slice<'a>(x: &'a ArrayViewD<'_, f32>) -> Cow<'a, [f32]> {
-    match x.as_slice() {
-        Some(xs) => Cow::Borrowed(xs),
-        None => Cow::Owned(x.iter().copied().collect()),
-    }
-}
-
-/// `act(x · kernel + bias)` for `x` of any rank ≥ 1, with the unpacked kernel of the best ISA.
-pub(crate) fn dense_forward(
-    x: &ArrayViewD<'_, f32>,
-    kernel: &ArrayD<f32>,
-    bias: Option<&ArrayD<f32>>,
-    act: Activation,
-) -> Result<ArrayD<f32>> {
-    let (d, f) = (kernel.shape()[0], kernel.shape()[1]);
-    let (w_std, b_std);
-    let w = match kernel.as_slice() {
-        Some(w) => w,
-        None => {
-            w_std = kernel.as_standard_layout();
-            w_std.as_slice().expect("standard layout is contiguous")
-        }
-    };
-    let b = match bias {
-        Some(b) => Some(match b.as_slice() {
-            Some(b) => b,
-            None => {
-                b_std = b.as_standard_layout();
-                b_std.as_slice().expect("standard layout is contiguous")
-            }
-        }),
-        None => None,
-    };
-    let threads = kernel::parallel::num_threads();
-    with_output(x, f, |xs, n, y| {
-        kernel::parallel::dense_threads(kernel::best_isa(), xs, w, b, y, n, d, f, act, threads)
-    })
 }
 
 #[cfg(test)]

@@ -9,12 +9,10 @@
 //! # Ok::<(), nnjit::Error>(())
 //! ```
 
-use ndarray::{ArrayD, ArrayViewD};
-
 use crate::error::{Error, Result};
 use crate::module::Module;
-use crate::random;
 use crate::scope::Scope;
+use crate::tensor::Tensor;
 
 /// Randomly zeroes inputs with probability `rate` and scales the rest by `1 / (1 − rate)`.
 ///
@@ -36,7 +34,7 @@ use crate::scope::Scope;
 /// assert!(drop.apply(&vars, &x).is_err());
 /// # Ok::<(), nnjit::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 #[must_use]
 pub struct Dropout {
     /// Probability of zeroing an element, in `[0, 1]`.
@@ -79,19 +77,23 @@ impl Dropout {
 }
 
 impl Module for Dropout {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> Result<Tensor> {
         if !(0.0..=1.0).contains(&self.rate) {
             return Err(Error::invalid(s.path(), format!("Dropout rate must be in [0, 1], got {}", self.rate)));
         }
         if self.rate == 0.0 || self.deterministic {
-            return Ok(x.to_owned());
+            return Ok(x);
         }
         if self.rate == 1.0 {
-            return Ok(ArrayD::zeros(x.raw_dim()));
+            return Ok(Tensor::zeros(x.shape())); // jnp.zeros_like
         }
+        // Flax: mask = bernoulli(make_rng('dropout'), keep); where(mask, x / keep, 0).
         let keep = (1.0 - self.rate) as f32;
         let key = s.make_rng(&self.rng_collection)?;
-        let mask = random::bernoulli(key, keep, x.shape())?;
-        Ok(ndarray::Zip::from(&x).and(&mask).map_collect(|&v, &m| if m { v / keep } else { 0.0 }))
+        let mask = Tensor::bernoulli(&key, keep, x.shape());
+        Ok(Tensor::select(&mask, &x / keep, 0.0))
     }
 }

@@ -2,10 +2,10 @@
 //!
 //! ```
 //! use nnjit::layers::{relu, BatchNorm, Dense, Dropout}; // also reachable as nnjit::nn::*
-//! use nnjit::nn::Module;
+//! use nnjit::nn::{Module, Tensor};
 //! let x = ndarray::array![[1.0f32, -2.0]];
 //! let vars = Dense::new(3).init(nnjit::nn::PRNGKey(0), &x)?;
-//! let y = relu(&Dense::new(3).apply(&vars, &x)?);
+//! let y = relu(Tensor::from(Dense::new(3).apply(&vars, &x)?)).to_array()?;
 //! assert!(y.iter().all(|&v| v >= 0.0));
 //! assert_eq!(BatchNorm::new().momentum, 0.99);
 //! assert!(!Dropout::new(0.1).deterministic);
