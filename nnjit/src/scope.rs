@@ -463,11 +463,20 @@ pub struct Scope<'c, 'v> {
     pub(crate) node: PathNode<'c>,
     fork: Option<Arc<RngFork>>,
     auto_names: AutoNames,
+    /// This scope's dict in the given `params`, resolved on first use (layers read several
+    /// parameters at one path).
+    params_here: std::cell::Cell<Option<Option<&'v Dict>>>,
 }
 
 impl<'c, 'v> Scope<'c, 'v> {
     pub(crate) fn root(frame: &'c mut Frame<'v>) -> Self {
-        Scope { frame, node: PathNode { parent: None, name: None }, fork: None, auto_names: AutoNames::default() }
+        Scope {
+            frame,
+            node: PathNode { parent: None, name: None },
+            fork: None,
+            auto_names: AutoNames::default(),
+            params_here: std::cell::Cell::new(None),
+        }
     }
 
     /// The `/`-joined path of this scope (`/Dense_0`; the empty string at the top).
@@ -614,7 +623,19 @@ impl<'c, 'v> Scope<'c, 'v> {
             }
         }
         let input: &'v Variables = self.frame.input?;
-        let mut d = self.node.resolve(input.collection(collection)?)?;
+        let mut d = if collection == "params" {
+            let here = match self.params_here.get() {
+                Some(d) => d,
+                None => {
+                    let d = input.collection("params").and_then(|c| self.node.resolve(c));
+                    self.params_here.set(Some(d));
+                    d
+                }
+            };
+            here?
+        } else {
+            self.node.resolve(input.collection(collection)?)?
+        };
         for seg in rel {
             d = d.dict(seg)?;
         }
@@ -1068,6 +1089,7 @@ impl<'c, 'v> Scope<'c, 'v> {
             node: PathNode { parent: Some(&self.node), name: Some(name) },
             fork: self.fork.clone(),
             auto_names: AutoNames::default(),
+            params_here: std::cell::Cell::new(None),
         };
         child.run_module(module, x)
     }
@@ -1075,6 +1097,17 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// Runs `module` in this scope: the hook sees the call, a trace attributes its ops to this
     /// path, and a failed output tensor becomes the error.
     pub(crate) fn run_module<M: Module + ?Sized>(&mut self, module: &M, x: M::Input) -> Result<M::Output> {
+        if self.frame.hook.is_none() && self.frame.tracer.is_none() {
+            // The common case: no observer, no trace (inputs were checked when fed).
+            let y = module.call(self, x)?;
+            let mut failed = Ok(());
+            y.for_each_tensor(&mut |t| {
+                if failed.is_ok() {
+                    failed = t.check();
+                }
+            });
+            return failed.map(|()| y);
+        }
         let mut failed = Ok(());
         x.for_each_tensor(&mut |t| {
             if failed.is_ok() {

@@ -18,7 +18,7 @@ use crate::scope::{Name, Scope};
 use crate::tensor::broadcast::{self, Reader};
 use crate::tensor::op::{Binary, Data, DataMut, Op, Unary};
 use crate::tensor::trace::{Builder, RngRead, Source, VarRead, VarWrite};
-use crate::tensor::{DType, Meta, Value};
+use crate::tensor::{DType, Meta, Shared, Value};
 use crate::variables::Leaf;
 
 /// Where a step reads a value.
@@ -97,13 +97,11 @@ impl Buf {
     }
 
     fn into_value(self, shape: &[usize]) -> Result<Value> {
-        let dim = IxDyn(shape);
-        let e = |e: ndarray::ShapeError| Error::invalid("", e.to_string());
         Ok(match self {
-            Buf::F32(v) => Value::F32(Arc::new(ArrayD::from_shape_vec(dim, v).map_err(e)?)),
-            Buf::I32(v) => Value::I32(Arc::new(ArrayD::from_shape_vec(dim, v).map_err(e)?)),
-            Buf::U32(v) => Value::U32(Arc::new(ArrayD::from_shape_vec(dim, v).map_err(e)?)),
-            Buf::Bool(v) => Value::Bool(Arc::new(ArrayD::from_shape_vec(dim, v).map_err(e)?)),
+            Buf::F32(v) => Value::F32(Shared::from_vec(shape, v)?),
+            Buf::I32(v) => Value::I32(Shared::from_vec(shape, v)?),
+            Buf::U32(v) => Value::U32(Shared::from_vec(shape, v)?),
+            Buf::Bool(v) => Value::Bool(Shared::from_vec(shape, v)?),
         })
     }
 }
@@ -124,7 +122,7 @@ fn copy_data(d: Data<'_>, meta: &Meta) -> Result<Buf> {
 struct Binding {
     generation: u64,
     path: Vec<Name>,
-    leaves: Vec<Arc<ArrayD<f32>>>,
+    leaves: Vec<Shared<f32>>,
     packs: Vec<Option<Arc<PackedDense>>>,
 }
 
@@ -632,18 +630,14 @@ impl Program {
                 });
             }
             versions.push(leaf.version());
-            leaves.push(if leaf.array().is_standard_layout() {
-                Arc::clone(leaf.shared())
-            } else {
-                Arc::new(leaf.array().as_standard_layout().into_owned())
-            });
+            leaves.push(Shared::new(Arc::clone(leaf.shared())));
         }
         let mut packed = Vec::with_capacity(self.steps.len());
         for step in &self.steps {
             packed.push(match step.pack {
                 Some((k, b)) => {
-                    let w = leaves[k].as_slice_memory_order().unwrap_or(&[]);
-                    let bias = b.map(|b| leaves[b].as_slice_memory_order().unwrap_or(&[]));
+                    let w = leaves[k].slice();
+                    let bias = b.map(|b| leaves[b].slice());
                     let (d, f) = (self.vars[k].shape[0], self.vars[k].shape[1]);
                     Some(packs.get(versions[k], b.map(|b| versions[b]), w, bias, d, f)?)
                 }
@@ -696,7 +690,7 @@ impl<'a> Views<'a, '_> {
     fn data(&self, l: Loc) -> Data<'a> {
         match l {
             Loc::Input(i) => self.inputs.get(i).map_or(Data::F32(&[]), |d| d.0),
-            Loc::Var(i) => Data::F32(self.binding.leaves[i].as_slice_memory_order().unwrap_or(&[])),
+            Loc::Var(i) => Data::F32(self.binding.leaves[i].slice()),
             Loc::Rng(i) => Data::U32(&self.arena.keys[i]),
             Loc::Const(i) => self.program.consts[i].data(),
             Loc::Slot(s) => self.arena.slots[s].data(),
@@ -706,6 +700,16 @@ impl<'a> Views<'a, '_> {
     }
 
     fn exec(&self, index: usize, step: &Step, out: &mut DataMut<'_>, threads: usize) -> Result<()> {
+        let packed = self.binding.packs.get(index).and_then(Option::as_deref);
+        if let (Op::Linear { act, .. }, Some(p), DataMut::F32(y)) = (&step.head, packed, &mut *out) {
+            // Packed weights: only `x` is read.
+            let Data::F32(x) = self.data_len(step.ins[0], step.in_shapes[0].iter().product()) else {
+                return Err(Error::invalid("", "internal: dense input"));
+            };
+            let rows = if p.d() == 0 { 0 } else { x.len() / p.d() };
+            apply_threads(p, x, rows, y, *act, threads)?;
+            return self.tails(step, out);
+        }
         // Input data on the stack for the usual ≤ 4 inputs (no allocation per call).
         let empty: (Data<'_>, &[usize]) = (Data::F32(&[]), &[]);
         let mut small = [empty; 4];
@@ -724,15 +728,12 @@ impl<'a> Views<'a, '_> {
                 .collect();
             &big
         };
-        let packed = self.binding.packs.get(index).and_then(Option::as_deref);
-        match (&step.head, packed, &mut *out) {
-            (Op::Linear { act, .. }, Some(p), DataMut::F32(y)) => {
-                let Data::F32(x) = ins[0].0 else { return Err(Error::invalid("", "internal: dense input")) };
-                let rows = if p.d() == 0 { 0 } else { x.len() / p.d() };
-                apply_threads(p, x, rows, y, *act, threads)?;
-            }
-            (head, _, out) => head.eval(ins, reborrow(out), &step.meta.shape)?,
-        }
+        step.head.eval(ins, reborrow(out), &step.meta.shape)?;
+        self.tails(step, out)
+    }
+
+    /// The fused elementwise ops after a step's head, in place.
+    fn tails(&self, step: &Step, out: &mut DataMut<'_>) -> Result<()> {
         if step.tail.is_empty() {
             return Ok(());
         }
@@ -841,7 +842,13 @@ impl Buf {
     /// The buffer as an f32 array of `shape` (what `apply` returns).
     pub(crate) fn into_f32_array(self, shape: &[usize]) -> Result<ArrayD<f32>> {
         match self {
-            Buf::F32(v) => ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| Error::invalid("", e.to_string())),
+            // Static ranks 1 and 2 build their arrays with less shape arithmetic than IxDyn.
+            Buf::F32(v) => match *shape {
+                [n] => ndarray::Array1::from_shape_vec(n, v).map(|a| a.into_dyn()),
+                [r, c] => ndarray::Array2::from_shape_vec((r, c), v).map(|a| a.into_dyn()),
+                _ => ArrayD::from_shape_vec(IxDyn(shape), v),
+            }
+            .map_err(|e| Error::invalid("", e.to_string())),
             _ => Err(Error::invalid("", "the output is not an f32 tensor")),
         }
     }

@@ -6,11 +6,11 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 
 use super::op::{Binary, Compare, Data, DataMut, Op, Reduce, Sampler, Unary};
 use super::trace::Source;
-use super::{DType, Meta, Repr, Tensor, Value};
+use super::{DType, Meta, MetaRef, Repr, Shared, Tensor, Value};
 use crate::error::{Error, Result};
 use crate::kernel::Activation;
 
@@ -38,8 +38,20 @@ pub(crate) fn apply(op: Op, ins: &[&Tensor]) -> Tensor {
             Repr::Eager(_) => {}
         }
     }
-    let metas: Vec<Meta> = ins.iter().filter_map(|t| t.meta().ok()).collect();
-    let meta = match op.infer(&metas) {
+    // Shapes on the stack for the usual ≤ 4 inputs (eager ops run on every call).
+    let empty = MetaRef { dtype: DType::F32, shape: &[] };
+    let mut small = [empty; 4];
+    let big: Vec<MetaRef<'_>>;
+    let metas: &[MetaRef<'_>] = if ins.len() <= 4 {
+        for (m, t) in small.iter_mut().zip(ins) {
+            *m = t.meta_ref().unwrap_or(empty);
+        }
+        &small[..ins.len()]
+    } else {
+        big = ins.iter().map(|t| t.meta_ref().unwrap_or(empty)).collect();
+        &big
+    };
+    let meta = match op.infer(metas) {
         Ok(m) => m,
         Err(e) => return Tensor::failed(e),
     };
@@ -68,31 +80,45 @@ pub(crate) fn apply(op: Op, ins: &[&Tensor]) -> Tensor {
 
 /// Allocates the output of `meta` and computes `op` into it.
 pub(crate) fn eval_eager(op: &Op, ins: &[&Tensor], meta: &Meta) -> Result<Value> {
-    let values: Vec<Value> = ins.iter().map(|t| t.value("op")).collect::<Result<_>>()?;
-    let data: Vec<(Data<'_>, &[usize])> = values.iter().map(|v| (v.data(), v.shape())).collect();
+    fn value<'t>(t: &'t Tensor) -> Result<(Data<'t>, &'t [usize])> {
+        match &t.repr {
+            Repr::Eager(v) => Ok((v.data(), v.shape())),
+            _ => Err(Error::invalid("", "internal: eager op on a non-eager tensor")),
+        }
+    }
+    let empty: (Data<'_>, &[usize]) = (Data::F32(&[]), &[]);
+    let mut small = [empty; 4];
+    let big: Vec<(Data<'_>, &[usize])>;
+    let data: &[(Data<'_>, &[usize])] = if ins.len() <= 4 {
+        for (d, t) in small.iter_mut().zip(ins) {
+            *d = value(t)?;
+        }
+        &small[..ins.len()]
+    } else {
+        big = ins.iter().map(|t| value(t)).collect::<Result<_>>()?;
+        &big
+    };
     let n = crate::alloc::checked_len("tensor", &meta.shape)?;
-    let dim = IxDyn(&meta.shape);
-    let shape_err = |e: ndarray::ShapeError| Error::invalid("", e.to_string());
     Ok(match meta.dtype {
         DType::F32 => {
             let mut y = crate::alloc::try_zeroed("tensor", n)?;
-            op.eval(&data, DataMut::F32(&mut y), &meta.shape)?;
-            Value::F32(Arc::new(ArrayD::from_shape_vec(dim, y).map_err(shape_err)?))
+            op.eval(data, DataMut::F32(&mut y), &meta.shape)?;
+            Value::F32(Shared::from_vec(&meta.shape, y)?)
         }
         DType::I32 => {
             let mut y = try_vec("tensor", n, 0i32)?;
-            op.eval(&data, DataMut::I32(&mut y), &meta.shape)?;
-            Value::I32(Arc::new(ArrayD::from_shape_vec(dim, y).map_err(shape_err)?))
+            op.eval(data, DataMut::I32(&mut y), &meta.shape)?;
+            Value::I32(Shared::from_vec(&meta.shape, y)?)
         }
         DType::U32 => {
             let mut y = try_vec("tensor", n, 0u32)?;
-            op.eval(&data, DataMut::U32(&mut y), &meta.shape)?;
-            Value::U32(Arc::new(ArrayD::from_shape_vec(dim, y).map_err(shape_err)?))
+            op.eval(data, DataMut::U32(&mut y), &meta.shape)?;
+            Value::U32(Shared::from_vec(&meta.shape, y)?)
         }
         DType::Bool => {
             let mut y = try_vec("tensor", n, false)?;
-            op.eval(&data, DataMut::Bool(&mut y), &meta.shape)?;
-            Value::Bool(Arc::new(ArrayD::from_shape_vec(dim, y).map_err(shape_err)?))
+            op.eval(data, DataMut::Bool(&mut y), &meta.shape)?;
+            Value::Bool(Shared::from_vec(&meta.shape, y)?)
         }
     })
 }

@@ -99,14 +99,94 @@ impl fmt::Display for Meta {
     }
 }
 
-/// The data of an eager tensor, shared (cloning a tensor copies no data). Always in standard
-/// (row-major, contiguous) layout, so every op reads plain slices.
+/// A shared array in standard (row-major, contiguous) layout: the layout is checked once
+/// when it is made, so reading its elements as a slice costs nothing afterwards.
+#[derive(Debug)]
+pub(crate) struct Shared<T>(Arc<ArrayD<T>>);
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared(Arc::clone(&self.0))
+    }
+}
+
+impl<T: Clone> Shared<T> {
+    /// Shares `a`, copying it only if it is not in standard layout.
+    pub(crate) fn new(a: Arc<ArrayD<T>>) -> Self {
+        if a.is_standard_layout() {
+            Shared(a)
+        } else {
+            Shared(Arc::new(a.as_standard_layout().into_owned()))
+        }
+    }
+
+    /// Wraps an owned array (copied only if not in standard layout).
+    pub(crate) fn from_array(a: ArrayD<T>) -> Self {
+        Shared(Arc::new(standard(a)))
+    }
+
+    /// `v` as an array of `shape` in row-major order (no layout check: `from_shape_vec` with a
+    /// plain shape builds standard layout).
+    pub(crate) fn from_vec(shape: &[usize], v: Vec<T>) -> Result<Self> {
+        ArrayD::from_shape_vec(IxDyn(shape), v)
+            .map(|a| Shared(Arc::new(a)))
+            .map_err(|e| Error::invalid("", e.to_string()))
+    }
+
+    /// The array, without a copy when this is its only owner.
+    pub(crate) fn into_array(self) -> ArrayD<T> {
+        Arc::try_unwrap(self.0).unwrap_or_else(|a| (*a).clone())
+    }
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn array(&self) -> &ArrayD<T> {
+        &self.0
+    }
+
+    pub(crate) fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+
+    /// The elements in row-major order.
+    pub(crate) fn slice(&self) -> &[T] {
+        // SAFETY: every `Shared` is in standard layout (checked by `new`/`from_array`, its only
+        // constructors, and immutable behind the `Arc` since), so its `len()` elements are
+        // contiguous from `as_ptr()`; the slice borrows `self`, which keeps the array alive.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), self.0.len()) }
+    }
+}
+
+/// Shape and dtype, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MetaRef<'a> {
+    pub(crate) dtype: DType,
+    pub(crate) shape: &'a [usize],
+}
+
+impl MetaRef<'_> {
+    pub(crate) fn to_meta(self) -> Meta {
+        Meta::new(self.dtype, self.shape)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+impl fmt::Display for MetaRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.to_meta().fmt(f)
+    }
+}
+
+/// The data of an eager tensor, shared (cloning a tensor copies no data).
 #[derive(Clone, Debug)]
 pub(crate) enum Value {
-    F32(Arc<ArrayD<f32>>),
-    I32(Arc<ArrayD<i32>>),
-    U32(Arc<ArrayD<u32>>),
-    Bool(Arc<ArrayD<bool>>),
+    F32(Shared<f32>),
+    I32(Shared<i32>),
+    U32(Shared<u32>),
+    Bool(Shared<bool>),
 }
 
 impl Value {
@@ -119,6 +199,15 @@ impl Value {
         }
     }
 
+    pub(crate) fn dtype(&self) -> DType {
+        match self {
+            Value::F32(_) => DType::F32,
+            Value::I32(_) => DType::I32,
+            Value::U32(_) => DType::U32,
+            Value::Bool(_) => DType::Bool,
+        }
+    }
+
     pub(crate) fn shape(&self) -> &[usize] {
         match self {
             Value::F32(a) => a.shape(),
@@ -128,31 +217,24 @@ impl Value {
         }
     }
 
-    /// The elements as a slice reference (standard layout is an invariant of `Value`).
+    /// The elements as a slice.
     pub(crate) fn data(&self) -> op::Data<'_> {
-        fn s<T>(a: &ArrayD<T>) -> &[T] {
-            a.as_slice_memory_order().unwrap_or(&[])
-        }
         match self {
-            Value::F32(a) => op::Data::F32(s(a)),
-            Value::I32(a) => op::Data::I32(s(a)),
-            Value::U32(a) => op::Data::U32(s(a)),
-            Value::Bool(a) => op::Data::Bool(s(a)),
+            Value::F32(a) => op::Data::F32(a.slice()),
+            Value::I32(a) => op::Data::I32(a.slice()),
+            Value::U32(a) => op::Data::U32(a.slice()),
+            Value::Bool(a) => op::Data::Bool(a.slice()),
         }
     }
 
     /// Wraps an array, copying it only if it is not in standard layout.
     pub(crate) fn f32(a: ArrayD<f32>) -> Value {
-        Value::F32(Arc::new(standard(a)))
+        Value::F32(Shared::from_array(a))
     }
 
     /// A shared f32 array (a variable's leaf), copied only if not in standard layout.
     pub(crate) fn f32_shared(a: &Arc<ArrayD<f32>>) -> Value {
-        if a.is_standard_layout() {
-            Value::F32(Arc::clone(a))
-        } else {
-            Value::F32(Arc::new(a.as_standard_layout().into_owned()))
-        }
+        Value::F32(Shared::new(Arc::clone(a)))
     }
 }
 
@@ -197,10 +279,10 @@ impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Eager(v) => match v {
-                Value::F32(a) => write!(f, "Tensor({a:?})"),
-                Value::I32(a) => write!(f, "Tensor({a:?})"),
-                Value::U32(a) => write!(f, "Tensor({a:?})"),
-                Value::Bool(a) => write!(f, "Tensor({a:?})"),
+                Value::F32(a) => write!(f, "Tensor({:?})", a.array()),
+                Value::I32(a) => write!(f, "Tensor({:?})", a.array()),
+                Value::U32(a) => write!(f, "Tensor({:?})", a.array()),
+                Value::Bool(a) => write!(f, "Tensor({:?})", a.array()),
             },
             Repr::Traced(t) => write!(f, "Traced<{}>(%{})", t.meta, t.node),
             Repr::Failed(e) => write!(f, "Failed({e})"),
@@ -274,7 +356,7 @@ impl Tensor {
     #[must_use]
     pub fn dtype(&self) -> DType {
         match &self.repr {
-            Repr::Eager(v) => v.meta().dtype,
+            Repr::Eager(v) => v.dtype(),
             Repr::Traced(t) => t.meta.dtype,
             Repr::Failed(_) => DType::F32,
         }
@@ -306,6 +388,14 @@ impl Tensor {
         }
     }
 
+    pub(crate) fn meta_ref(&self) -> Option<MetaRef<'_>> {
+        match &self.repr {
+            Repr::Eager(v) => Some(MetaRef { dtype: v.dtype(), shape: v.shape() }),
+            Repr::Traced(t) => Some(MetaRef { dtype: t.meta.dtype, shape: &t.meta.shape }),
+            Repr::Failed(_) => None,
+        }
+    }
+
     pub(crate) fn meta(&self) -> Result<Meta> {
         match &self.repr {
             Repr::Eager(v) => Ok(v.meta()),
@@ -327,7 +417,7 @@ impl Tensor {
     /// ```
     pub fn to_array(&self) -> Result<ArrayD<f32>> {
         match self.value("to_array")? {
-            Value::F32(a) => Ok((*a).clone()),
+            Value::F32(a) => Ok(a.array().clone()),
             v => Err(dtype_error("to_array", DType::F32, v.meta().dtype)),
         }
     }
@@ -342,7 +432,7 @@ impl Tensor {
     /// ```
     pub fn into_array(self) -> Result<ArrayD<f32>> {
         match self.into_value("into_array")? {
-            Value::F32(a) => Ok(Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone())),
+            Value::F32(a) => Ok(a.into_array()),
             v => Err(dtype_error("into_array", DType::F32, v.meta().dtype)),
         }
     }
@@ -357,7 +447,7 @@ impl Tensor {
     /// ```
     pub fn to_bool_array(&self) -> Result<ArrayD<bool>> {
         match self.value("to_bool_array")? {
-            Value::Bool(a) => Ok((*a).clone()),
+            Value::Bool(a) => Ok(a.array().clone()),
             v => Err(dtype_error("to_bool_array", DType::Bool, v.meta().dtype)),
         }
     }
@@ -373,7 +463,7 @@ impl Tensor {
     /// ```
     pub fn to_i32_array(&self) -> Result<ArrayD<i32>> {
         match self.value("to_i32_array")? {
-            Value::I32(a) => Ok((*a).clone()),
+            Value::I32(a) => Ok(a.array().clone()),
             v => Err(dtype_error("to_i32_array", DType::I32, v.meta().dtype)),
         }
     }
@@ -390,8 +480,7 @@ impl Tensor {
     pub fn to_key(&self) -> Result<Key> {
         match self.value("to_key")? {
             Value::U32(a) if a.shape() == [2] => {
-                let w = a.as_slice_memory_order().unwrap_or(&[]);
-                match w {
+                match a.slice() {
                     [a, b] => Ok(Key::from([*a, *b])),
                     _ => Err(dtype_error("to_key", DType::U32, DType::U32)),
                 }
@@ -410,7 +499,7 @@ impl Tensor {
     #[must_use]
     pub fn from_key(key: Key) -> Tensor {
         let w: [u32; 2] = key.into();
-        Tensor::eager(Value::U32(Arc::new(ArrayD::from_shape_vec(IxDyn(&[2]), w.to_vec()).unwrap_or_default())))
+        Tensor::eager(Value::U32(Shared::from_array(ArrayD::from_shape_vec(IxDyn(&[2]), w.to_vec()).unwrap_or_default())))
     }
 
     /// The single element of a one-element f32 tensor (eager only: a Rust value read from a
@@ -423,13 +512,13 @@ impl Tensor {
     /// ```
     pub fn item(&self) -> Result<f32> {
         let a = self.to_array_op("item")?;
-        match a.as_slice_memory_order() {
-            Some([v]) => Ok(*v),
+        match a.slice() {
+            [v] => Ok(*v),
             _ => Err(Error::invalid("", format!("item: the tensor has shape {:?}, not one element", a.shape()))),
         }
     }
 
-    fn to_array_op(&self, op: &'static str) -> Result<Arc<ArrayD<f32>>> {
+    fn to_array_op(&self, op: &'static str) -> Result<Shared<f32>> {
         match self.value(op)? {
             Value::F32(a) => Ok(a),
             v => Err(dtype_error(op, DType::F32, v.meta().dtype)),
@@ -488,7 +577,7 @@ impl Tensor {
     pub fn full(shape: &[usize], value: f32) -> Tensor {
         match crate::alloc::checked_len("tensor", shape).and_then(|n| crate::alloc::try_filled("tensor", n, value)) {
             Ok(v) => match ArrayD::from_shape_vec(IxDyn(shape), v) {
-                Ok(a) => Tensor::eager(Value::F32(Arc::new(a))),
+                Ok(a) => Tensor::eager(Value::F32(Shared::from_array(a))),
                 Err(e) => Tensor::failed(Error::invalid("", e.to_string())),
             },
             Err(e) => Tensor::failed(e),
@@ -519,19 +608,19 @@ impl<D: ndarray::Dimension> From<ndarray::Array<f32, D>> for Tensor {
 
 impl<D: ndarray::Dimension> From<ndarray::Array<i32, D>> for Tensor {
     fn from(a: ndarray::Array<i32, D>) -> Tensor {
-        Tensor::eager(Value::I32(Arc::new(standard(a.into_dyn()))))
+        Tensor::eager(Value::I32(Shared::from_array(a.into_dyn())))
     }
 }
 
 impl<D: ndarray::Dimension> From<ndarray::Array<bool, D>> for Tensor {
     fn from(a: ndarray::Array<bool, D>) -> Tensor {
-        Tensor::eager(Value::Bool(Arc::new(standard(a.into_dyn()))))
+        Tensor::eager(Value::Bool(Shared::from_array(a.into_dyn())))
     }
 }
 
 impl From<ArrayViewD<'_, f32>> for Tensor {
     fn from(a: ArrayViewD<'_, f32>) -> Tensor {
-        Tensor::eager(Value::F32(Arc::new(a.as_standard_layout().into_owned())))
+        Tensor::eager(Value::F32(Shared::from_array(a.as_standard_layout().into_owned())))
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use ndarray::{ArrayD, IxDyn};
 
 use super::broadcast::{self, Reader};
-use super::{DType, Meta};
+use super::{DType, Meta, MetaRef};
 use crate::error::{Error, Result};
 use crate::kernel::{self, Activation};
 use crate::random::{self, Key};
@@ -100,6 +100,37 @@ impl Unary {
             u => format!("{u:?}").to_lowercase().replace("geluexact", "gelu_exact"),
         }
     }
+}
+
+/// `y = u(x)` elementwise, one loop per function (the match is outside the loop, so each loop
+/// is a plain, vectorizable map).
+pub(crate) fn unary_into(u: Unary, x: &[f32], y: &mut [f32]) {
+    macro_rules! each {
+        ($($pat:pat),*) => {
+            match u {
+                $($pat => y.iter_mut().zip(x).for_each(|(y, &v)| *y = u.apply(v)),)*
+            }
+        };
+    }
+    each!(
+        Unary::Neg,
+        Unary::Abs,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Sqrt,
+        Unary::Rsqrt,
+        Unary::Erf,
+        Unary::Relu,
+        Unary::Relu6,
+        Unary::Sigmoid,
+        Unary::Tanh,
+        Unary::Silu,
+        Unary::Softplus,
+        Unary::Gelu,
+        Unary::GeluExact,
+        Unary::Elu(_),
+        Unary::LeakyRelu(_)
+    )
 }
 
 /// `max(v, 0)` keeping NaN and `-0.0` (Flax's `jax.nn.relu` on these inputs).
@@ -315,7 +346,7 @@ impl Op {
     }
 
     /// The output's shape and dtype for inputs `ins`, or an error naming the op and shapes.
-    pub(crate) fn infer(&self, ins: &[Meta]) -> Result<Meta> {
+    pub(crate) fn infer(&self, ins: &[MetaRef<'_>]) -> Result<Meta> {
         let bad = |msg: String| Error::invalid("", format!("{}: {msg}", self.name()));
         let shapes = || ins.iter().map(|m| format!("{m}")).collect::<Vec<_>>().join(", ");
         let arity = |n: usize| -> Result<()> {
@@ -325,7 +356,7 @@ impl Op {
                 Err(bad(format!("expected {n} inputs, got {}", ins.len())))
             }
         };
-        let want = |m: &Meta, d: DType| -> Result<()> {
+        let want = |m: &MetaRef<'_>, d: DType| -> Result<()> {
             if m.dtype == d {
                 Ok(())
             } else {
@@ -339,7 +370,7 @@ impl Op {
             Op::Unary(_) => {
                 arity(1)?;
                 want(&ins[0], DType::F32)?;
-                Ok(ins[0].clone())
+                Ok(ins[0].to_meta())
             }
             Op::Binary(_) => {
                 arity(2)?;
@@ -357,7 +388,7 @@ impl Op {
             Op::Not => {
                 arity(1)?;
                 want(&ins[0], DType::Bool)?;
-                Ok(ins[0].clone())
+                Ok(ins[0].to_meta())
             }
             Op::Where => {
                 arity(3)?;
@@ -370,7 +401,7 @@ impl Op {
             }
             Op::Cast(d) => {
                 arity(1)?;
-                Ok(Meta::new(*d, ins[0].shape.clone()))
+                Ok(Meta::new(*d, ins[0].shape.to_vec()))
             }
             Op::Reduce { axes, keepdims, .. } => {
                 arity(1)?;
@@ -412,12 +443,12 @@ impl Op {
                 if *axis >= first.shape.len() {
                     return Err(bad(format!("axis {axis} out of range for {}", shapes())));
                 }
-                let mut shape = first.shape.clone();
+                let mut shape = first.shape.to_vec();
                 shape[*axis] = 0;
                 for m in ins {
                     let same = m.dtype == first.dtype
                         && m.shape.len() == first.shape.len()
-                        && m.shape.iter().zip(&first.shape).enumerate().all(|(i, (a, b))| i == *axis || a == b);
+                        && m.shape.iter().zip(first.shape.iter()).enumerate().all(|(i, (a, b))| i == *axis || a == b);
                     if !same {
                         return Err(bad(format!("inputs {} differ off axis {axis}", shapes())));
                     }
@@ -427,11 +458,11 @@ impl Op {
             }
             Op::Slice { axis, start, end, step } => {
                 arity(1)?;
-                let s = &ins[0].shape;
+                let s = ins[0].shape;
                 if *axis >= s.len() || *step == 0 || start > end || *end > s[*axis] {
                     return Err(bad(format!("[{start}:{end}:{step}] on axis {axis} out of range for {}", shapes())));
                 }
-                let mut shape = s.clone();
+                let mut shape = s.to_vec();
                 shape[*axis] = (end - start).div_ceil(*step);
                 Ok(Meta::new(ins[0].dtype, shape))
             }
@@ -440,7 +471,7 @@ impl Op {
                 for m in ins {
                     want(m, DType::F32)?;
                 }
-                let (x, k) = (&ins[0].shape, &ins[1].shape);
+                let (x, k) = (ins[0].shape, ins[1].shape);
                 let ok = k.len() == 2 && x.last() == Some(&k[0]) && (!bias || ins[2].shape == [k[1]]);
                 if !ok {
                     return Err(bad(format!(
@@ -449,7 +480,7 @@ impl Op {
                         shapes()
                     )));
                 }
-                let mut shape = x.clone();
+                let mut shape = x.to_vec();
                 *shape.last_mut().unwrap_or(&mut 0) = k[1];
                 Ok(Meta::new(DType::F32, shape))
             }
@@ -459,11 +490,11 @@ impl Op {
                 if *axis >= ins[0].shape.len() {
                     return Err(bad(format!("axis {axis} out of range for {}", shapes())));
                 }
-                Ok(ins[0].clone())
+                Ok(ins[0].to_meta())
             }
             Op::Random { sampler, shape } => {
                 arity(1)?;
-                if ins[0] != Meta::new(DType::U32, vec![2]) {
+                if !(ins[0].dtype == DType::U32 && ins[0].shape == [2]) {
                     return Err(bad(format!("expected a u32[2] key, got {}", shapes())));
                 }
                 let dtype = if matches!(sampler, Sampler::Bernoulli(_)) { DType::Bool } else { DType::F32 };
@@ -485,7 +516,7 @@ impl Op {
         match (self, out) {
             (Op::Unary(u), DataMut::F32(y)) => {
                 let Data::F32(x) = ins[0].0 else { return Err(mismatch()) };
-                y.iter_mut().zip(x).for_each(|(y, &x)| *y = u.apply(x));
+                unary_into(*u, x, y);
             }
             (Op::Binary(b), DataMut::F32(y)) => {
                 let (Data::F32(a), Data::F32(c)) = (ins[0].0, ins[1].0) else { return Err(mismatch()) };
