@@ -88,6 +88,9 @@ pub struct CacheStats {
     pub traces: u64,
     /// Programs dropped to stay within capacity.
     pub evictions: u64,
+    /// Entries compared with a call's key by lookups (lookups go by hash: a hit compares the
+    /// entries sharing its hash, usually one).
+    pub compares: u64,
 }
 
 /// The default capacity of a lifted type's cache (programs, i.e. distinct keys).
@@ -159,6 +162,7 @@ pub struct JitCache {
     hits: AtomicU64,
     traces: AtomicU64,
     evictions: AtomicU64,
+    compares: AtomicU64,
     pub(crate) packs: PackStore,
 }
 
@@ -192,6 +196,7 @@ impl JitCache {
             hits: AtomicU64::new(0),
             traces: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            compares: AtomicU64::new(0),
             packs: PackStore::new(),
         }
     }
@@ -262,6 +267,7 @@ impl JitCache {
             hits: self.hits.load(Ordering::Relaxed),
             traces: self.traces.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
+            compares: self.compares.load(Ordering::Relaxed),
         }
     }
 
@@ -302,7 +308,10 @@ impl JitCache {
     /// The entry with hash `h` that `matches` accepts, marking it used.
     pub(crate) fn find(&self, h: u64, matches: impl Fn(&Entry) -> bool) -> Option<Arc<Entry>> {
         let guard = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let e = guard.as_ref()?.get(&h)?.iter().find(|e| matches(e))?;
+        let e = guard.as_ref()?.get(&h)?.iter().find(|e| {
+            self.compares.fetch_add(1, Ordering::Relaxed);
+            matches(e)
+        })?;
         e.last_used.store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(Arc::clone(e))

@@ -15,7 +15,7 @@ use crate::module::{Args, Feed, Module};
 use crate::scope::{Frame, Mode, Mutable, Rngs, Scope, Tracer};
 use crate::tensor::op::Data;
 use crate::tensor::trace::Source;
-use crate::tensor::{DType, Graph, Meta, Repr, Tensor, Value};
+use crate::tensor::{DType, Graph, Repr, Tensor, Value};
 use crate::variables::Variables;
 
 /// Options of a lift, set with the attribute's arguments
@@ -313,8 +313,7 @@ fn run_top<L: Lifted>(
         let xs = std_view.as_slice().unwrap_or(&[]);
         let shape = view.shape();
         return with_options::<L, _>(scope, |scope| {
-            let meta = Meta::new(DType::F32, shape);
-            let entry = entry_for(m, scope, Probe::View(&meta))?;
+            let entry = entry_for(m, scope, Probe::View(shape))?;
             entry.program.run(scope, &L::jit_cache().packs, &[(Data::F32(xs), shape)], ext, &mut |k, buf, meta| {
                 sink(k, buf.into_f32_array(&meta.shape)?)
             })?;
@@ -370,14 +369,15 @@ fn with_options<L: Lifted, T>(scope: &mut Scope<'_, '_>, f: impl FnOnce(&mut Sco
 /// What the cache key is computed from: the call's arguments, or one borrowed array.
 enum Probe<'a, I> {
     Args(&'a I),
-    View(&'a Meta),
+    /// The shape of one f32 array.
+    View(&'a [usize]),
 }
 
 impl<I: Args> Probe<'_, I> {
     fn for_each_meta(&self, f: &mut dyn FnMut(DType, &[usize])) {
         match self {
             Probe::Args(x) => x.for_each_tensor(&mut |t| f(t.dtype(), t.shape())),
-            Probe::View(m) => f(m.dtype, &m.shape),
+            Probe::View(shape) => f(DType::F32, shape),
         }
     }
 }
@@ -409,7 +409,7 @@ fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::In
     let x: L::Input = match probe {
         Probe::Args(x) => x.clone(),
         // The only input is one tensor (checked by the caller); its values are not read.
-        Probe::View(meta) => <L::Input as Args>::single_from(Tensor::zeros(&meta.shape))?,
+        Probe::View(shape) => <L::Input as Args>::single_from(Tensor::zeros(shape))?,
     };
     let (program, output) = trace::<L>(m, scope, x.clone())?;
     let frame = scope.frame();
