@@ -6,22 +6,25 @@
 //! `fold_in_static(root, ["a", "b", counter])`, one SHA-1 over the suffix (`flax/core/scope.py`).
 //!
 //! ```
-//! use nnjit::nn::{self, Module, Scope};
+//! use nnjit::nn::{self, Module, Scope, Tensor};
 //! use nnjit::random::flax::{fold_in_static, SuffixPart::{Index, Name}};
-//! use ndarray::{ArrayD, ArrayViewD};
 //!
 //! struct Probe;
 //! impl Module for Probe {
-//!     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+//!     type Input = Tensor;
+//!     type Output = Tensor;
+//!     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
 //!         assert_eq!(s.path(), "/Probe_0");
 //!         let k = s.make_rng("params")?;
-//!         assert_eq!(k, fold_in_static(nn::PRNGKey(0), &[Name("Probe_0"), Index(1)]));
-//!         Ok(x.to_owned())
+//!         assert_eq!(k.to_key()?, fold_in_static(nn::PRNGKey(0), &[Name("Probe_0"), Index(1)]));
+//!         Ok(x)
 //!     }
 //! }
 //! struct Outer;
 //! impl Module for Outer {
-//!     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+//!     type Input = Tensor;
+//!     type Output = Tensor;
+//!     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
 //!         s.call(&Probe, x)
 //!     }
 //! }
@@ -209,15 +212,16 @@ impl Mutable {
 /// Whether a call creates variables (`init`) or reads them (`apply`).
 ///
 /// ```
-/// use nnjit::nn::{self, Module, Scope};
+/// use nnjit::nn::{self, Module, Scope, Tensor};
 /// use nnjit::scope::Mode;
-/// use ndarray::{ArrayD, ArrayViewD};
 ///
 /// struct Probe;
 /// impl Module for Probe {
-///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+///     type Input = Tensor;
+///     type Output = Tensor;
+///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
 ///         let mode = if s.is_initializing() { Mode::Init } else { Mode::Apply };
-///         Ok(ArrayD::from_elem(vec![1], if mode == Mode::Init { 1.0 } else { 0.0 }) + x.sum())
+///         Ok(x.sum(&[], false) + if mode == Mode::Init { 1.0 } else { 0.0 })
 ///     }
 /// }
 /// let (y, vars) = Probe.init_with_output(nn::PRNGKey(0), &[0.0f32])?;
@@ -441,16 +445,17 @@ impl AutoNames {
 /// [`call`](Scope::call) (a child module with Flax's automatic name, `Dense_0`, `Dense_1`, ...).
 ///
 /// ```
-/// use nnjit::nn::{self, Module, Scope};
-/// use ndarray::{ArrayD, ArrayViewD};
+/// use nnjit::nn::{self, Module, Scope, Tensor};
 ///
 /// /// `y = x · w + b` with one scalar weight and bias, written against the scope directly.
 /// struct Affine;
 /// impl Module for Affine {
-///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
-///         let w = s.param("w", &nn::initializers::ones(), &[])?.array().sum();
-///         let b = s.param("b", &nn::initializers::zeros(), &[])?.array().sum();
-///         Ok(x.mapv(|v| v * w + b))
+///     type Input = Tensor;
+///     type Output = Tensor;
+///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+///         let w = s.param("w", &nn::initializers::ones(), &[])?;
+///         let b = s.param("b", &nn::initializers::zeros(), &[])?;
+///         Ok(x * w + b)
 ///     }
 /// }
 /// let vars = Affine.init(nn::PRNGKey(0), &[2.0f32])?;
@@ -482,12 +487,13 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// The `/`-joined path of this scope (`/Dense_0`; the empty string at the top).
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
     /// struct Path;
     /// impl Module for Path {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         assert_eq!(s.path(), ""); // the top module
     ///         s.call_named("block", &nn::Dense::new(2), x) // runs at /block
     ///     }
@@ -513,14 +519,15 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// Whether this call creates variables (Flax's `is_initializing()`).
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
     /// struct Check;
     /// impl Module for Check {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         // e.g. skip an expensive statistic while initializing, as Flax code does
-    ///         Ok(if s.is_initializing() { x.mapv(|_| 0.0) } else { x.to_owned() })
+    ///         Ok(if s.is_initializing() { Tensor::zeros(x.shape()) } else { x })
     ///     }
     /// }
     /// let (y, vars) = Check.init_with_output(nn::PRNGKey(0), &[5.0f32])?;
@@ -536,14 +543,15 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// Whether `collection` may be written in this call.
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope, Tensor};
     ///
     /// struct Check;
     /// impl Module for Check {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         let m = s.is_mutable_collection("batch_stats");
-    ///         Ok(x.mapv(|_| if m { 1.0 } else { 0.0 }))
+    ///         Ok(Tensor::full(x.shape(), if m { 1.0 } else { 0.0 }))
     ///     }
     /// }
     /// let vars = Check.init(nn::PRNGKey(0), &[0.0f32])?; // init: everything is mutable
@@ -562,14 +570,15 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// is `false` although `make_rng("dropout")` succeeds.
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope, Tensor};
     ///
     /// struct Check;
     /// impl Module for Check {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         let h = s.has_rng("dropout");
-    ///         Ok(x.mapv(|_| if h { 1.0 } else { 0.0 }))
+    ///         Ok(Tensor::full(x.shape(), if h { 1.0 } else { 0.0 }))
     ///     }
     /// }
     /// let vars = nnjit::Variables::new();
@@ -730,14 +739,15 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// initializing, otherwise read and checked against `shape` (Flax's `self.param`).
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
     /// struct Scale;
     /// impl Module for Scale {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         let w = s.param("w", &nn::initializers::ones(), &[])?;
-    ///         Ok(&x * w.array().first().copied().unwrap_or(1.0))
+    ///         Ok(x * w)
     ///     }
     /// }
     /// let vars = Scale.init(nn::PRNGKey(0), &ndarray::array![2.0f32])?;
@@ -780,18 +790,19 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// exists, otherwise created with `init` when the collection is mutable.
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope, Tensor};
     ///
     /// /// Counts its calls in the `counter` collection.
     /// struct Counter;
     /// impl Module for Counter {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
-    ///         let n = s.variable("counter", "n", &[], || Ok(ArrayD::zeros(vec![])))?.array().sum();
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         let n = s.variable("counter", "n", &[], || Ok(ndarray::ArrayD::zeros(vec![])))?;
     ///         if !s.is_initializing() && s.is_mutable_collection("counter") {
-    ///             s.put_variable("counter", "n", ArrayD::from_elem(vec![], n + 1.0))?;
+    ///             s.put_variable("counter", "n", n + 1.0)?;
     ///         }
-    ///         Ok(x.to_owned())
+    ///         Ok(x)
     ///     }
     /// }
     /// let vars = Counter.init(nn::PRNGKey(0), &[1.0f32])?;
@@ -837,16 +848,17 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// Whether the variable exists (written in this call or given to `apply`).
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
     /// struct Check;
     /// impl Module for Check {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         let before = s.has_variable("params", "w");
     ///         s.param("w", &nn::initializers::ones(), &[1])?;
     ///         assert!(s.has_variable("params", "w"));
-    ///         Ok(x.mapv(|_| if before { 1.0 } else { 0.0 }))
+    ///         Ok(Tensor::full(x.shape(), if before { 1.0 } else { 0.0 }))
     ///     }
     /// }
     /// let (y, vars) = Check.init_with_output(nn::PRNGKey(0), &[0.0f32])?;
@@ -863,15 +875,16 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// mutable in this call.
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Mutable, Rngs, Scope, Tensor};
     ///
     /// /// Stores the last input it saw (`self.variable('cache', 'x').value = x`).
     /// struct Remember;
     /// impl Module for Remember {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
-    ///         s.put_variable("cache", "x", x.to_owned())?;
-    ///         Ok(x.to_owned())
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         s.put_variable("cache", "x", &x)?;
+    ///         Ok(x)
     ///     }
     /// }
     /// let vars = Remember.init(nn::PRNGKey(0), &[1.0f32])?;
@@ -898,18 +911,19 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// falls back to `params` as in Flax; if that is missing too, [`Error::MissingRng`].
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     /// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
-    /// use ndarray::{ArrayD, ArrayViewD};
     ///
     /// struct Keys;
     /// impl Module for Keys {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         let root = nn::PRNGKey(0);
-    ///         assert_eq!(s.make_rng("params")?, fold_in_static(root, &[Index(1)])); // Dense's kernel key
-    ///         assert_eq!(s.make_rng("params")?, fold_in_static(root, &[Index(2)])); // the counter went up
-    ///         assert!(s.make_rng("params")?.words() != [0, 0]);
-    ///         Ok(x.to_owned())
+    ///         assert_eq!(s.make_rng("params")?.to_key()?, fold_in_static(root, &[Index(1)])); // Dense's kernel key
+    ///         assert_eq!(s.make_rng("params")?.to_key()?, fold_in_static(root, &[Index(2)])); // the counter went up
+    ///         assert!(s.make_rng("params")?.to_key()?.words() != [0, 0]);
+    ///         Ok(x)
     ///     }
     /// }
     /// Keys.init(nn::PRNGKey(0), &[1.0f32])?;
@@ -992,17 +1006,18 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// stream's new base for this scope and its children (counters keep running).
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     /// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
-    /// use ndarray::{ArrayD, ArrayViewD};
     ///
     /// struct Forked;
     /// impl Module for Forked {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         s.fork_rngs()?; // draws key #1 of every stream as the new base
     ///         let base = fold_in_static(nn::PRNGKey(0), &[Index(1)]);
-    ///         assert_eq!(s.make_rng("params")?, fold_in_static(base, &[Index(2)])); // nn.jit's kernel key
-    ///         Ok(x.to_owned())
+    ///         assert_eq!(s.make_rng("params")?.to_key()?, fold_in_static(base, &[Index(2)])); // nn.jit's kernel key
+    ///         Ok(x)
     ///     }
     /// }
     /// Forked.init(nn::PRNGKey(0), &[1.0f32])?;
@@ -1027,14 +1042,15 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// type name in this scope), like instantiating and calling a submodule in `@nn.compact`.
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
     /// struct TwoLayers;
     /// impl Module for TwoLayers {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         let h = s.call(&nn::Dense::new(3), x)?; // Dense_0
-    ///         s.call(&nn::Dense::new(1), &h) // Dense_1
+    ///         s.call(&nn::Dense::new(1), h) // Dense_1
     ///     }
     /// }
     /// let vars = TwoLayers.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
@@ -1053,15 +1069,16 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// same name shares the child's variables, as reusing a submodule does in Flax.
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
     /// /// One Dense applied twice (a shared submodule).
     /// struct Tied;
     /// impl Module for Tied {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         let h = s.call_named("shared", &nn::Dense::new(2), x)?;
-    ///         s.call_named("shared", &nn::Dense::new(2), &h)
+    ///         s.call_named("shared", &nn::Dense::new(2), h)
     ///     }
     /// }
     /// let vars = Tied.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;

@@ -62,14 +62,15 @@ impl Summary {
     /// One row per module call, in call order.
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
     /// struct Mlp;
     /// impl Module for Mlp {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         let h = s.call(&nn::Dense::new(8), x)?;
-    ///         s.call(&nn::Dense::new(2), &nn::relu(&h))
+    ///         s.call(&nn::Dense::new(2), nn::relu(h))
     ///     }
     /// }
     /// let table = Mlp.tabulate(nn::PRNGKey(0), &[1.0f32, 2.0])?;

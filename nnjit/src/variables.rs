@@ -244,11 +244,12 @@ impl Dict {
     /// The nested dict under `key`, if that key holds a dict.
     ///
     /// ```
-    /// use nnjit::nn::{self, Module, Scope};
-    /// use ndarray::{ArrayD, ArrayViewD};
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
     /// struct Mlp;
     /// impl Module for Mlp {
-    ///     fn call(&self, s: &mut Scope, x: ArrayViewD<f32>) -> nnjit::Result<ArrayD<f32>> {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         s.call(&nn::Dense::new(2), x)
     ///     }
     /// }

@@ -15,8 +15,7 @@ use crate::jit::cache::PackStore;
 use crate::kernel::parallel::{apply_threads, num_threads};
 use crate::kernel::{Activation, PackedDense};
 use crate::scope::{Name, Scope};
-use crate::tensor::broadcast::{self, Reader};
-use crate::tensor::op::{Binary, Data, DataMut, Op, Unary};
+use crate::tensor::op::{binary_in_place, Binary, Data, DataMut, Op, Unary};
 use crate::tensor::trace::{Builder, RngRead, Source, VarRead, VarWrite};
 use crate::tensor::{DType, Meta, Shared, Value};
 use crate::variables::Leaf;
@@ -740,12 +739,12 @@ impl<'a> Views<'a, '_> {
         let DataMut::F32(y) = out else { return Err(Error::invalid("", "internal: fused non-f32")) };
         for t in &step.tail {
             match t {
-                Tail::Unary(u) => y.iter_mut().for_each(|v| *v = u.apply(*v)),
+                Tail::Unary(u) => crate::tensor::op::unary_in_place(*u, y),
                 Tail::Binary { op, other, other_shape, acc_left } => {
                     let Data::F32(o) = self.data_len(*other, other_shape.iter().product()) else {
                         return Err(Error::invalid("", "internal: fused operand"));
                     };
-                    in_place(*op, y, &step.meta.shape, o, other_shape, *acc_left);
+                    binary_in_place(*op, y, &step.meta.shape, o, other_shape, *acc_left);
                 }
             }
         }
@@ -759,23 +758,6 @@ fn reborrow<'b>(d: &'b mut DataMut<'_>) -> DataMut<'b> {
         DataMut::I32(v) => DataMut::I32(v),
         DataMut::U32(v) => DataMut::U32(v),
         DataMut::Bool(v) => DataMut::Bool(v),
-    }
-}
-
-/// `y = y ∘ o` (or `o ∘ y`) with `o` broadcast into `y`'s shape.
-fn in_place(op: Binary, y: &mut [f32], shape: &[usize], o: &[f32], o_shape: &[usize], acc_left: bool) {
-    let f = |a: f32, b: f32| if acc_left { op.apply(a, b) } else { op.apply(b, a) };
-    if o_shape == shape {
-        y.iter_mut().zip(o).for_each(|(y, &o)| *y = f(*y, o));
-    } else if o.len() == 1 {
-        y.iter_mut().for_each(|y| *y = f(*y, o[0]));
-    } else if o_shape.len() == 1 && shape.last() == o_shape.last() {
-        for row in y.chunks_exact_mut(o.len()) {
-            row.iter_mut().zip(o).for_each(|(y, &o)| *y = f(*y, o));
-        }
-    } else {
-        let rs = [Reader::new(o_shape, shape)];
-        broadcast::for_each(shape, &rs, |i, [j]| y[i] = f(y[i], o[j]));
     }
 }
 

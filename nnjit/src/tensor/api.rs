@@ -2,7 +2,6 @@
 //! builds one primitive [`Op`] and hands it to [`apply`], which computes it (eager) or records
 //! it (traced).
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -785,6 +784,39 @@ impl Tensor {
     }
 }
 
+impl Tensor {
+    /// `u(self)`, in place when `self` is an eager f32 tensor nobody else holds.
+    fn unary_owned(mut self, u: Unary) -> Tensor {
+        if let Repr::Eager(Value::F32(a)) = &mut self.repr {
+            if let Some(y) = a.unique_slice_mut() {
+                crate::tensor::op::unary_in_place(u, y);
+                return self;
+            }
+        }
+        self.unary(u)
+    }
+
+    /// `self ∘ rhs` (or `rhs ∘ self`), in place when `self` is an eager f32 tensor nobody else
+    /// holds and the result has its shape; per element the same operation either way.
+    fn binary_owned(mut self, op: Binary, rhs: &Tensor, self_left: bool) -> Tensor {
+        if let (Repr::Eager(Value::F32(a)), Repr::Eager(Value::F32(b))) = (&mut self.repr, &rhs.repr) {
+            let fits = crate::tensor::broadcast::shapes(a.shape(), b.shape()).is_some_and(|s| s == a.shape());
+            if fits {
+                let shape = a.shape().to_vec();
+                if let Some(y) = a.unique_slice_mut() {
+                    crate::tensor::op::binary_in_place(op, y, &shape, b.slice(), b.shape(), self_left);
+                    return self;
+                }
+            }
+        }
+        if self_left {
+            apply(Op::Binary(op), &[&self, rhs])
+        } else {
+            apply(Op::Binary(op), &[rhs, &self])
+        }
+    }
+}
+
 macro_rules! binary_ops {
     ($($trait:ident $method:ident $op:ident;)*) => {$(
         impl std::ops::$trait<&Tensor> for &Tensor {
@@ -796,19 +828,19 @@ macro_rules! binary_ops {
         impl std::ops::$trait<Tensor> for Tensor {
             type Output = Tensor;
             fn $method(self, rhs: Tensor) -> Tensor {
-                apply(Op::Binary(Binary::$op), &[&self, &rhs])
+                self.binary_owned(Binary::$op, &rhs, true)
             }
         }
         impl std::ops::$trait<&Tensor> for Tensor {
             type Output = Tensor;
             fn $method(self, rhs: &Tensor) -> Tensor {
-                apply(Op::Binary(Binary::$op), &[&self, rhs])
+                self.binary_owned(Binary::$op, rhs, true)
             }
         }
         impl std::ops::$trait<Tensor> for &Tensor {
             type Output = Tensor;
             fn $method(self, rhs: Tensor) -> Tensor {
-                apply(Op::Binary(Binary::$op), &[self, &rhs])
+                rhs.binary_owned(Binary::$op, self, false)
             }
         }
         impl std::ops::$trait<f32> for &Tensor {
@@ -820,7 +852,7 @@ macro_rules! binary_ops {
         impl std::ops::$trait<f32> for Tensor {
             type Output = Tensor;
             fn $method(self, rhs: f32) -> Tensor {
-                apply(Op::Binary(Binary::$op), &[&self, &Tensor::scalar(rhs)])
+                self.binary_owned(Binary::$op, &Tensor::scalar(rhs), true)
             }
         }
         impl std::ops::$trait<&Tensor> for f32 {
@@ -832,7 +864,7 @@ macro_rules! binary_ops {
         impl std::ops::$trait<Tensor> for f32 {
             type Output = Tensor;
             fn $method(self, rhs: Tensor) -> Tensor {
-                apply(Op::Binary(Binary::$op), &[&Tensor::scalar(self), &rhs])
+                rhs.binary_owned(Binary::$op, &Tensor::scalar(self), false)
             }
         }
     )*};
@@ -855,11 +887,12 @@ impl std::ops::Neg for &Tensor {
 impl std::ops::Neg for Tensor {
     type Output = Tensor;
     fn neg(self) -> Tensor {
-        self.unary(Unary::Neg)
+        self.unary_owned(Unary::Neg)
     }
 }
 
-/// The `nn::` activation functions (Flax's `nn.relu`, ...), on owned or borrowed tensors.
+/// The `nn::` activation functions (Flax's `nn.relu`, ...), on owned or borrowed tensors: an
+/// owned eager tensor that nothing else holds is updated in place.
 pub mod activation {
     use super::*;
 
@@ -867,8 +900,8 @@ pub mod activation {
         ($($(#[$doc:meta])* $name:ident => $u:expr;)*) => {$(
             $(#[$doc])*
             #[must_use]
-            pub fn $name(x: impl Borrow<Tensor>) -> Tensor {
-                x.borrow().unary($u)
+            pub fn $name(x: impl Into<Tensor>) -> Tensor {
+                x.into().unary_owned($u)
             }
         )*};
     }
@@ -951,8 +984,8 @@ pub mod activation {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     #[must_use]
-    pub fn elu(x: impl Borrow<Tensor>, alpha: f32) -> Tensor {
-        x.borrow().unary(Unary::Elu(alpha))
+    pub fn elu(x: impl Into<Tensor>, alpha: f32) -> Tensor {
+        x.into().unary_owned(Unary::Elu(alpha))
     }
 
     /// `x` if `x ≥ 0`, else `negative_slope · x` (`nn.leaky_relu(x, negative_slope)`; Flax's
@@ -964,8 +997,8 @@ pub mod activation {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     #[must_use]
-    pub fn leaky_relu(x: impl Borrow<Tensor>, negative_slope: f32) -> Tensor {
-        x.borrow().unary(Unary::LeakyRelu(negative_slope))
+    pub fn leaky_relu(x: impl Into<Tensor>, negative_slope: f32) -> Tensor {
+        x.into().unary_owned(Unary::LeakyRelu(negative_slope))
     }
 
     /// Softmax over the last axis (`nn.softmax(x)`; [`Tensor::softmax`] takes an axis).
@@ -976,8 +1009,8 @@ pub mod activation {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     #[must_use]
-    pub fn softmax(x: impl Borrow<Tensor>) -> Tensor {
-        x.borrow().softmax(-1)
+    pub fn softmax(x: impl Into<Tensor>) -> Tensor {
+        x.into().softmax(-1)
     }
 
     /// Log-softmax over the last axis (`nn.log_softmax(x)`).
@@ -988,8 +1021,8 @@ pub mod activation {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     #[must_use]
-    pub fn log_softmax(x: impl Borrow<Tensor>) -> Tensor {
-        x.borrow().log_softmax(-1)
+    pub fn log_softmax(x: impl Into<Tensor>) -> Tensor {
+        x.into().log_softmax(-1)
     }
 
     /// `jnp.where(cond, a, b)`.

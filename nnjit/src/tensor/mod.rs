@@ -140,6 +140,12 @@ impl<T: Clone> Shared<T> {
 }
 
 impl<T> Shared<T> {
+    /// The elements, mutably, when this is the array's only owner (no copy-on-write needed).
+    pub(crate) fn unique_slice_mut(&mut self) -> Option<&mut [T]> {
+        // Standard layout (the invariant of `Shared`) makes the memory-order slice row-major.
+        Arc::get_mut(&mut self.0).and_then(|a| a.as_slice_memory_order_mut())
+    }
+
     pub(crate) fn array(&self) -> &ArrayD<T> {
         &self.0
     }
@@ -479,12 +485,10 @@ impl Tensor {
     /// ```
     pub fn to_key(&self) -> Result<Key> {
         match self.value("to_key")? {
-            Value::U32(a) if a.shape() == [2] => {
-                match a.slice() {
-                    [a, b] => Ok(Key::from([*a, *b])),
-                    _ => Err(dtype_error("to_key", DType::U32, DType::U32)),
-                }
-            }
+            Value::U32(a) if a.shape() == [2] => match a.slice() {
+                [a, b] => Ok(Key::from([*a, *b])),
+                _ => Err(dtype_error("to_key", DType::U32, DType::U32)),
+            },
             v => Err(Error::invalid("", format!("to_key: expected a u32[2] key, got {}", v.meta()))),
         }
     }
@@ -499,7 +503,9 @@ impl Tensor {
     #[must_use]
     pub fn from_key(key: Key) -> Tensor {
         let w: [u32; 2] = key.into();
-        Tensor::eager(Value::U32(Shared::from_array(ArrayD::from_shape_vec(IxDyn(&[2]), w.to_vec()).unwrap_or_default())))
+        Tensor::eager(Value::U32(Shared::from_array(
+            ArrayD::from_shape_vec(IxDyn(&[2]), w.to_vec()).unwrap_or_default(),
+        )))
     }
 
     /// The single element of a one-element f32 tensor (eager only: a Rust value read from a
@@ -620,7 +626,14 @@ impl<D: ndarray::Dimension> From<ndarray::Array<bool, D>> for Tensor {
 
 impl From<ArrayViewD<'_, f32>> for Tensor {
     fn from(a: ArrayViewD<'_, f32>) -> Tensor {
-        Tensor::eager(Value::F32(Shared::from_array(a.as_standard_layout().into_owned())))
+        let v: Vec<f32> = match a.as_slice() {
+            Some(s) => s.to_vec(),
+            None => a.iter().copied().collect(),
+        };
+        match Shared::from_vec(a.shape(), v) {
+            Ok(s) => Tensor::eager(Value::F32(s)),
+            Err(e) => Tensor::failed(e),
+        }
     }
 }
 

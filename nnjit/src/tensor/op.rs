@@ -675,6 +675,54 @@ pub(crate) fn binary(op: Binary, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize
     }
 }
 
+/// `y = y ∘ o` (or `o ∘ y` when `acc_left` is false) with `o` broadcast into `y`'s shape: the
+/// in-place form of [`binary`], per element the same operation.
+pub(crate) fn binary_in_place(op: Binary, y: &mut [f32], shape: &[usize], o: &[f32], o_shape: &[usize], acc_left: bool) {
+    let f = |a: f32, b: f32| if acc_left { op.apply(a, b) } else { op.apply(b, a) };
+    if o_shape == shape {
+        y.iter_mut().zip(o).for_each(|(y, &o)| *y = f(*y, o));
+    } else if o.len() == 1 {
+        y.iter_mut().for_each(|y| *y = f(*y, o[0]));
+    } else if o_shape.len() == 1 && shape.last() == o_shape.last() {
+        for row in y.chunks_exact_mut(o.len()) {
+            row.iter_mut().zip(o).for_each(|(y, &o)| *y = f(*y, o));
+        }
+    } else {
+        let rs = [Reader::new(o_shape, shape)];
+        broadcast::for_each(shape, &rs, |i, [j]| y[i] = f(y[i], o[j]));
+    }
+}
+
+/// `y = u(y)` in place.
+pub(crate) fn unary_in_place(u: Unary, y: &mut [f32]) {
+    macro_rules! each {
+        ($($pat:pat),*) => {
+            match u {
+                $($pat => y.iter_mut().for_each(|v| *v = u.apply(*v)),)*
+            }
+        };
+    }
+    each!(
+        Unary::Neg,
+        Unary::Abs,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Sqrt,
+        Unary::Rsqrt,
+        Unary::Erf,
+        Unary::Relu,
+        Unary::Relu6,
+        Unary::Sigmoid,
+        Unary::Tanh,
+        Unary::Silu,
+        Unary::Softplus,
+        Unary::Gelu,
+        Unary::GeluExact,
+        Unary::Elu(_),
+        Unary::LeakyRelu(_)
+    )
+}
+
 fn cast(x: Data<'_>, out: DataMut<'_>) {
     macro_rules! conv {
         ($y:ident, $f:expr) => {
