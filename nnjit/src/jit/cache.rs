@@ -14,24 +14,47 @@ use crate::kernel::{best_isa, Isa, PackedDense};
 use crate::scope::Mutable;
 use crate::tensor::Meta;
 
-/// FNV-1a: cache keys are short (a few shapes and names), so a simple hash beats SipHash.
+/// A word-at-a-time multiplicative hash (rustc's FxHash): cache keys are a few words (a type
+/// id, shapes, flags) hashed on every apply, where SipHash's strength buys nothing. Lookups
+/// compare full keys, so a collision costs a comparison, never a wrong program.
 #[derive(Default)]
-pub(crate) struct Fnv(u64);
+pub(crate) struct KeyHasher(u64);
 
-impl Hasher for Fnv {
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
         }
-        self.0 = h;
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
     }
 }
 
-type Map<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
 /// What a program was compiled for, besides the module's fields and the input's statics
 /// (compared through `Any`).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
-use crate::jit::cache::{Entry, Fnv, JitCache};
+use crate::jit::cache::{Entry, JitCache, KeyHasher};
 use crate::jit::program::{Program, Traced};
 use crate::module::{Args, Feed, Module};
 use crate::scope::{Frame, Mode, Mutable, Rngs, Scope, Tracer};
@@ -283,17 +283,19 @@ pub fn lifted_apply<L: Lifted>(
 ) -> Result<(<L::Output as Args>::Host, Variables)> {
     let mut frame = Frame::new(Mode::Apply, Some(variables), rngs, mutable);
     let mut scope = Scope::root(&mut frame);
-    let mut arrays: [Option<ArrayD<f32>>; 4] = [None, None, None, None];
+    // Outputs arrive in order: the first (usually the only one) needs no container.
+    let mut first: Option<ArrayD<f32>> = None;
     let mut more: Vec<ArrayD<f32>> = Vec::new();
     let template = run_top(m, &mut scope, x, None, &mut |k, a| {
-        match arrays.get_mut(k) {
-            Some(slot) => *slot = Some(a),
-            None => more.push(a),
+        if k == 0 {
+            first = Some(a);
+        } else {
+            more.push(a);
         }
         Ok(())
     })?;
     drop(scope);
-    let mut it = arrays.into_iter().flatten().chain(more);
+    let mut it = first.into_iter().chain(more);
     let host = template.host_from_arrays(&mut it)?;
     Ok((host, frame.out))
 }
@@ -309,8 +311,15 @@ fn run_top<L: Lifted>(
     sink: &mut dyn FnMut(usize, ArrayD<f32>) -> Result<()>,
 ) -> Result<L::Output> {
     if let Some(view) = x.single_view().filter(|_| <L::Input as Args>::is_single_tensor()) {
-        let std_view = view.as_standard_layout();
-        let xs = std_view.as_slice().unwrap_or(&[]);
+        // Contiguous input is read in place; only a strided view is copied.
+        let copied;
+        let xs = match view.as_slice() {
+            Some(xs) => xs,
+            None => {
+                copied = view.iter().copied().collect::<Vec<f32>>();
+                &copied
+            }
+        };
         let shape = view.shape();
         return with_options::<L, _>(scope, |scope| {
             let entry = entry_for(m, scope, Probe::View(shape))?;
@@ -385,7 +394,7 @@ impl<I: Args> Probe<'_, I> {
 /// The cache entry for this call (tracing and compiling it on a miss).
 fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::Input>) -> Result<Arc<Entry>> {
     let frame = scope.frame();
-    let mut h = Fnv::default();
+    let mut h = KeyHasher::default();
     TypeId::of::<L::Original>().hash(&mut h);
     probe.for_each_meta(&mut |d, s| {
         d.hash(&mut h);
