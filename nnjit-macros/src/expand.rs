@@ -184,11 +184,11 @@ mod tests {
     use quote::quote;
 
     const CASES: &[(&str, &str, &str)] = &[
-        ("mlp", "", "#[derive(Debug, Clone)] pub struct Mlp { pub hidden: usize, pub out: usize }"),
+        ("mlp", "", "#[derive(Debug, Clone, PartialEq)] pub struct Mlp { pub hidden: usize, pub out: usize }"),
         (
             "generic_named",
             "name = FastWrap, rngs = [\"dropout\"]",
-            "/// Runs `inner`.\npub(crate) struct Wrap<'a, M: Module> where M: Clone, { inner: &'a M }",
+            "/// Runs `inner`.\npub(crate) struct Wrap<M: Module> where M: Clone, { inner: M }",
         ),
         ("tuple", "variables = [\"params\"]", "#[repr(C)] struct Pair(pub usize, usize);"),
     ];
@@ -238,5 +238,17 @@ mod tests {
             ),
         );
         assert!(out.to_string().contains("enum E"));
+        // A lifetime parameter: the struct could not be 'static, so no twin is generated.
+        let out = jit(
+            quote!(),
+            quote!(
+                pub struct R<'a> {
+                    pub label: &'a str,
+                }
+            ),
+        );
+        let s = out.to_string();
+        assert!(s.contains("pub struct R") && s.contains("compile_error") && s.contains("'static"), "{s}");
+        assert!(!s.contains("JitR"), "{s}");
     }
 }

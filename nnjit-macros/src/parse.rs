@@ -102,6 +102,17 @@ pub fn module_struct(item: &Item) -> syn::Result<&ItemStruct> {
             {
                 return Err(syn::Error::new(span, "#[nn::jit] does not support #[repr(packed)] module structs"));
             }
+            if let Some(lt) = s.generics.lifetimes().next() {
+                return Err(syn::Error::new(
+                    lt.lifetime.span(),
+                    format!(
+                        "#[nn::jit] needs a 'static module struct (the compilation cache keeps its fields), \
+                         so it cannot have the lifetime parameter `{}`; own the borrowed data instead \
+                         (e.g. `String` for `&str`)",
+                        lt.lifetime
+                    ),
+                ));
+            }
             return Ok(s);
         }
         Item::Enum(e) => (e.enum_token.span, "an enum"),

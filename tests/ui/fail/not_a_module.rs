@@ -2,7 +2,7 @@ use nnjit::nn;
 
 // A struct that does not implement nn::Module cannot be lifted.
 #[nn::jit]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub hidden: usize,
 }

@@ -1,25 +1,30 @@
 //! Tuple and unit structs lift too; `name =`, `variables =` and `rngs =` are accepted.
-use nnjit::ndarray::{ArrayD, ArrayViewD};
-use nnjit::nn::{self, Module, Scope};
+use nnjit::nn::{self, Module, Scope, Tensor};
 
 #[nn::jit]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pair(pub usize, usize);
 
 impl Module for Pair {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
         let h = s.call(&nn::Dense::new(self.0), x)?;
-        s.call(&nn::Dense::new(self.1), &h)
+        s.call(&nn::Dense::new(self.1), h)
     }
 }
 
 #[nn::jit(name = FastRelu, variables = ["params"], rngs = ["params", "dropout"])]
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 struct Relu;
 
 impl Module for Relu {
-    fn call(&self, _: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
-        Ok(nn::relu(&x))
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, _: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
+        Ok(nn::relu(x))
     }
 }
 
