@@ -8,12 +8,12 @@
 
 use std::time::Instant;
 
-use nnjit::ndarray::{Array2, ArrayD, ArrayViewD};
-use nnjit::nn::{self, Lifted, Module, Scope};
+use nnjit::ndarray::Array2;
+use nnjit::nn::{self, Lifted, Module, Scope, Tensor};
 
 /// Dense → relu → Dense → relu → Dense.
 #[nn::jit]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Mlp {
     /// Hidden widths.
     pub hidden: [usize; 2],
@@ -22,12 +22,15 @@ pub struct Mlp {
 }
 
 impl Module for Mlp {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
-        let mut h = x.to_owned();
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
+        let mut h = x;
         for &w in &self.hidden {
-            h = nn::relu(s.call(&nn::Dense::new(w), &h)?);
+            h = nn::relu(s.call(&nn::Dense::new(w), h)?);
         }
-        s.call(&nn::Dense::new(self.out), &h)
+        s.call(&nn::Dense::new(self.out), h)
     }
 }
 

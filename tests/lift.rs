@@ -1,8 +1,8 @@
 //! The lift: lifted types init and apply exactly like the originals (Dense, user composites,
 //! mutable collections, RNG streams), compose in every direction, and prepare once per shape.
 
-use nnjit::ndarray::{ArrayD, ArrayViewD, IxDyn};
-use nnjit::nn::{self, Lifted, Module, Mutable, Rngs, Scope};
+use nnjit::ndarray::{ArrayD, IxDyn};
+use nnjit::nn::{self, Lifted, Module, Mutable, Rngs, Scope, Tensor};
 use nnjit::Variables;
 use nnjit_suite::models::{JitMlp, JitMlpBnDrop, Mlp, MlpBnDrop};
 use rand::{Rng, SeedableRng};
@@ -75,13 +75,16 @@ fn mutable_collections_and_rng_streams_cross_the_lift() {
 
 /// A lifted type used only here, so its cache counts only this test's shapes.
 #[nn::jit]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Probe {
     features: usize,
 }
 
 impl Module for Probe {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
         s.call(&nn::Dense::new(self.features), x)
     }
 }
@@ -90,34 +93,44 @@ impl Module for Probe {
 fn compiles_once_per_shape_then_reuses() {
     let m = JitProbe { features: 3 };
     let x = [1.0f32, 2.0];
+    let cache = JitProbe::jit_cache();
+    let packs = cache.pack_count();
     let vars = m.init(nn::PRNGKey(0), x).unwrap();
     assert_eq!(m.cache_size(), 0, "init prepares nothing");
+    assert_eq!(cache.pack_count(), packs, "init packs nothing");
     let y = m.apply(&vars, x).unwrap();
     assert_eq!(m.cache_size(), 1);
-    let plan = JitProbe::jit_cache().get(std::any::type_name::<JitProbe>(), &[2]).unwrap();
-    assert_eq!(plan.pack_count(), 1);
+    assert_eq!(cache.pack_count(), packs + 1);
+    let traces = cache.stats().traces;
     for _ in 0..5 {
         assert_eq!(m.apply(&vars, x).unwrap(), y);
     }
     assert_eq!(m.cache_size(), 1, "a repeated shape reuses");
-    assert_eq!(plan.pack_count(), 1, "parameters packed once");
+    assert_eq!(cache.stats().traces, traces, "a repeated shape traces nothing");
+    assert_eq!(cache.pack_count(), packs + 1, "parameters packed once");
     m.apply(&vars, nnjit::ndarray::Array2::<f32>::ones((4, 2))).unwrap();
     assert_eq!(m.cache_size(), 2, "a new shape prepares once");
-    // New parameter values (a new version) are packed again; the old plan never serves them.
+    assert_eq!(cache.stats().traces, traces + 1);
+    // New parameter values (a new version) are packed again; the old program never serves them.
+    let packs_before_v2 = cache.pack_count();
     let mut v2 = vars.clone();
     v2.get_mut("params/Dense_0/kernel").unwrap()[[0, 0]] = 10.0;
     let y2 = m.apply(&v2, x).unwrap();
     assert_eq!(y2, Probe { features: 3 }.apply(&v2, x).unwrap());
     assert_ne!(y2, y);
-    assert_eq!(plan.pack_count(), 2);
-    assert_eq!(m.cache_size(), 2);
+    assert_eq!(cache.pack_count(), packs_before_v2 + 1);
+    assert_eq!(m.cache_size(), 2, "new parameter values are not a new shape");
+    assert_eq!(m.apply(&vars, x).unwrap(), y, "the old values still give the old output");
 }
 
 /// An un-lifted parent whose child is lifted.
 struct ParentOfLifted;
 impl Module for ParentOfLifted {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
-        let h = nn::relu(&s.call(&nn::JitDense::new(6), x)?);
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
+        let h = nn::relu(s.call(&nn::JitDense::new(6), x)?);
         s.call(&nn::Dense::new(2), &h)
     }
 }
@@ -125,8 +138,11 @@ impl Module for ParentOfLifted {
 /// The same parent with plain children.
 struct ParentOfPlain;
 impl Module for ParentOfPlain {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
-        let h = nn::relu(&s.call(&nn::Dense::new(6), x)?);
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
+        let h = nn::relu(s.call(&nn::Dense::new(6), x)?);
         s.call(&nn::Dense::new(2), &h)
     }
 }
@@ -134,13 +150,16 @@ impl Module for ParentOfPlain {
 /// A module that runs another module in its own scope; lifting it over a lifted module is a
 /// lift of a lift.
 #[nn::jit]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Wrap<M: Module> {
     inner: M,
 }
 
 impl<M: Module> Module for Wrap<M> {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+    type Input = M::Input;
+    type Output = M::Output;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: M::Input) -> nnjit::Result<M::Output> {
         self.inner.call(s, x)
     }
 }
@@ -151,11 +170,14 @@ struct Deep {
     lifted: bool,
 }
 impl Module for Deep {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
-        let mut h = x.to_owned();
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
+        let mut h = x;
         for &w in &self.widths {
-            h = if self.lifted { s.call(&nn::JitDense::new(w), &h)? } else { s.call(&nn::Dense::new(w), &h)? };
-            h = nn::tanh(&h);
+            h = if self.lifted { s.call(&nn::JitDense::new(w), h)? } else { s.call(&nn::Dense::new(w), h)? };
+            h = nn::tanh(h);
         }
         Ok(h)
     }
@@ -208,23 +230,29 @@ fn conversions_and_flax_rng_opt_in() {
 }
 
 #[nn::jit(rngs = ["params"], name = NoDropoutRngs)]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct DropOnly {
     rate: f64,
 }
 
 impl Module for DropOnly {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
         s.call(&nn::Dropout::new(self.rate), x)
     }
 }
 
 #[nn::jit(variables = ["params"])]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct BnParamsOnly;
 
 impl Module for BnParamsOnly {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
         s.call(&nn::BatchNorm::new().use_running_average(true), x)
     }
 }

@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use nnjit::nn::{self, Module};
+use nnjit::nn::{self, Lifted, Module, Tensor};
 
 struct Counting;
 
@@ -89,8 +89,10 @@ fn lifted_entries_do_not_allocate_per_call() {
 }
 
 /// Peak memory of an apply: the plain path holds its output and a few bookkeeping bytes (it
-/// reads the parameters in place, unpacked); the lifted path adds its packed parameters on
-/// the first call for a shape, and only the output after that. Strided inputs add one copy.
+/// reads the parameters in place, unpacked) when given a `Tensor`; an array given to the plain
+/// path is copied into a tensor first (`Feed`), one input more. The lifted path reads an array
+/// in place and adds its packed parameters on the first call for a shape, and only the output
+/// after that. Strided inputs add one copy.
 #[test]
 fn peak_memory_is_inputs_params_output_and_packing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,8 +101,15 @@ fn peak_memory_is_inputs_params_output_and_packing() {
         let x = nnjit::ndarray::Array2::from_shape_fn((n, d), |(i, j)| ((i * 7 + j) % 13) as f32 * 0.1 - 0.6);
         let vars = nn::Dense::new(f).init(nn::PRNGKey(0), &x).unwrap();
         let out_bytes = n * f * 4;
-        let plain = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, &x).unwrap()));
+        let in_bytes = n * d * 4;
+        let xt = Tensor::from(x.clone());
+        let plain = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, &xt).unwrap()));
         assert!(plain <= out_bytes + SLACK, "{n}x{d}x{f}: plain apply peaked at {plain} B, output {out_bytes} B");
+        let plain_array = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, &x).unwrap()));
+        assert!(
+            plain_array <= in_bytes + out_bytes + SLACK,
+            "{n}x{d}x{f}: plain apply of an array peaked at {plain_array} B, input {in_bytes} B, output {out_bytes} B"
+        );
 
         let lifted = nn::JitDense::new(f);
         let packed_bytes = (d + 1) * f.next_multiple_of(16) * 4 + 2 * 64; // padded panels + bias, aligned
@@ -115,7 +124,6 @@ fn peak_memory_is_inputs_params_output_and_packing() {
         let strided = x.t().to_owned(); // (d, n) in standard layout; its transpose is a strided (n, d)
         let view = strided.t();
         let copy = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, view).unwrap()));
-        let in_bytes = n * d * 4;
         assert!(copy <= in_bytes + out_bytes + SLACK, "{n}x{d}x{f}: strided apply peaked at {copy} B");
     }
 }

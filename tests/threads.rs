@@ -4,20 +4,23 @@
 //! The thread count is process-wide, so this file holds one test (its own process).
 
 use nnjit::kernel::parallel::{choose_split, num_threads, set_num_threads, Split};
-use nnjit::ndarray::{Array2, ArrayD, ArrayViewD};
-use nnjit::nn::{self, Module, Scope};
+use nnjit::ndarray::{Array2, ArrayD};
+use nnjit::nn::{self, Lifted, Module, Scope, Tensor};
 
 #[nn::jit]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Mlp {
     hidden: usize,
     out: usize,
 }
 
 impl Module for Mlp {
-    fn call(&self, s: &mut Scope<'_, '_>, x: ArrayViewD<'_, f32>) -> nnjit::Result<ArrayD<f32>> {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
         let h = nn::relu(s.call(&nn::Dense::new(self.hidden), x)?);
-        s.call(&nn::Dense::new(self.out), &h)
+        s.call(&nn::Dense::new(self.out), h)
     }
 }
 

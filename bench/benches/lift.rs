@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use nnjit::kernel::{best_isa, Activation, PackedDense};
 use nnjit::ndarray::{Array2, Axis, Ix1, Ix2};
-use nnjit::nn::{self, Module};
+use nnjit::nn::{self, Lifted, Module};
 use nnjit_bench::{JitMlp, Mlp};
 
 fn dense_3x4(c: &mut Criterion) {

@@ -235,7 +235,7 @@ pub fn contenders(p: &Problem, extra_isas: bool) -> Vec<Contender> {
 
     // ---- nnjit module-level APIs ----------------------------------------------------------
     {
-        use nnjit::nn::Module;
+        use nnjit::nn::{Lifted, Module};
         let vars = variables(p);
         let x = nnjit::ndarray::Array2::from_shape_vec((n, d), p.x.clone()).expect("shape").into_dyn();
         let (plain, lifted) = (nnjit::nn::Dense::new(f), nnjit::nn::JitDense::new(f));
@@ -541,21 +541,20 @@ pub fn gemm_forward(
 /// The MLP of the lift benchmark: Dense → relu → Dense → relu → Dense (`#[nn::jit]` also makes
 /// `JitMlp`).
 #[nnjit::nn::jit]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Mlp {
     /// Output widths of the three Dense layers.
     pub widths: [usize; 3],
 }
 
 impl nnjit::nn::Module for Mlp {
-    fn call(
-        &self,
-        s: &mut nnjit::nn::Scope<'_, '_>,
-        x: nnjit::ndarray::ArrayViewD<'_, f32>,
-    ) -> nnjit::Result<nnjit::ndarray::ArrayD<f32>> {
+    type Input = nnjit::nn::Tensor;
+    type Output = nnjit::nn::Tensor;
+
+    fn call(&self, s: &mut nnjit::nn::Scope<'_, '_>, x: nnjit::nn::Tensor) -> nnjit::Result<nnjit::nn::Tensor> {
         use nnjit::nn;
         let h = nn::relu(s.call(&nn::Dense::new(self.widths[0]), x)?);
-        let h = nn::relu(s.call(&nn::Dense::new(self.widths[1]), &h)?);
-        s.call(&nn::Dense::new(self.widths[2]), &h)
+        let h = nn::relu(s.call(&nn::Dense::new(self.widths[1]), h)?);
+        s.call(&nn::Dense::new(self.widths[2]), h)
     }
 }

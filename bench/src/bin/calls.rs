@@ -10,7 +10,7 @@
 use std::hint::black_box;
 
 use nnjit::ndarray::Array2;
-use nnjit::nn::{self, Module};
+use nnjit::nn::{self, Lifted, Module};
 use nnjit_bench::{JitMlp, Mlp};
 
 fn main() {

@@ -155,7 +155,7 @@ impl Module for BatchNorm {
         let (mean, var) = if self.use_running_average {
             (ra_mean, ra_var)
         } else {
-            if x.len() == 0 {
+            if x.is_empty() {
                 return Err(Error::InputShape {
                     path: s.path(),
                     expected: "at least one row to compute batch statistics".into(),
