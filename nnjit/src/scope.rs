@@ -603,8 +603,6 @@ impl<'c, 'v> Scope<'c, 'v> {
         self.frame
     }
 
-    /// The frame and this scope's path at once (disjoint borrows of the scope).
-
     fn visible(&self, collection: &str) -> bool {
         self.frame.visible.is_none_or(|v| v.contains(&collection))
     }

@@ -119,11 +119,14 @@ pub struct CacheStats {
 /// The default capacity of a lifted type's cache (programs, i.e. distinct keys).
 pub const DEFAULT_CAPACITY: usize = 64;
 
+/// (kernel leaf version, bias leaf version, instruction set).
+type PackKey = (u64, Option<u64>, Isa);
+
 /// Packed Dense weights shared by the programs of a lifted type: one packing per (kernel,
 /// bias) version; programs' bindings hold them, the store only remembers them weakly.
 #[derive(Debug, Default)]
 pub(crate) struct PackStore {
-    map: Mutex<Option<Map<(u64, Option<u64>, Isa), Weak<PackedDense>>>>,
+    map: Mutex<Option<Map<PackKey, Weak<PackedDense>>>>,
     packs: AtomicUsize,
 }
 

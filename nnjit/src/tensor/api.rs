@@ -545,7 +545,7 @@ impl Tensor {
         if inferred > 1 || shape.iter().any(|&d| d < -1) {
             return Tensor::failed(Error::invalid("", format!("reshape: invalid shape {shape:?}")));
         }
-        let fill = if known == 0 { 0 } else { total / known };
+        let fill = total.checked_div(known).unwrap_or(0);
         let s: Vec<usize> = shape.iter().map(|&d| if d < 0 { fill } else { d as usize }).collect();
         apply(Op::Reshape(s), &[self])
     }
@@ -638,7 +638,7 @@ impl Tensor {
             Err(e) => return vec![Tensor::failed(e)],
         };
         let n = self.shape()[a];
-        if sections == 0 || n % sections != 0 {
+        if sections == 0 || !n.is_multiple_of(sections) {
             return vec![Tensor::failed(Error::invalid(
                 "",
                 format!("split: axis of length {n} does not split into {sections} equal parts"),

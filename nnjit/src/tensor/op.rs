@@ -376,14 +376,14 @@ impl Op {
                 arity(2)?;
                 want(&ins[0], DType::F32)?;
                 want(&ins[1], DType::F32)?;
-                Ok(Meta::new(DType::F32, bshape(&ins[0].shape, &ins[1].shape)?))
+                Ok(Meta::new(DType::F32, bshape(ins[0].shape, ins[1].shape)?))
             }
             Op::Compare(_) => {
                 arity(2)?;
                 if ins[0].dtype != ins[1].dtype || !matches!(ins[0].dtype, DType::F32 | DType::I32) {
                     return Err(bad(format!("operands must both be f32 or both i32, got {}", shapes())));
                 }
-                Ok(Meta::new(DType::Bool, bshape(&ins[0].shape, &ins[1].shape)?))
+                Ok(Meta::new(DType::Bool, bshape(ins[0].shape, ins[1].shape)?))
             }
             Op::Not => {
                 arity(1)?;
@@ -396,7 +396,7 @@ impl Op {
                 if ins[1].dtype != ins[2].dtype {
                     return Err(bad(format!("branches have different dtypes: {}", shapes())));
                 }
-                let s = bshape(&bshape(&ins[0].shape, &ins[1].shape)?, &ins[2].shape)?;
+                let s = bshape(&bshape(ins[0].shape, ins[1].shape)?, ins[2].shape)?;
                 Ok(Meta::new(ins[1].dtype, s))
             }
             Op::Cast(d) => {
@@ -610,7 +610,7 @@ impl Op {
                     _ => None,
                 };
                 let (d, f) = (ins[1].1[0], ins[1].1[1]);
-                let n = if d == 0 { out_shape[..out_shape.len() - 1].iter().product() } else { x.len() / d };
+                let n = x.len().checked_div(d).unwrap_or_else(|| out_shape[..out_shape.len() - 1].iter().product());
                 let threads = kernel::parallel::num_threads();
                 kernel::parallel::dense_threads(kernel::best_isa(), x, w, b, y, n, d, f, *act, threads)?;
             }
@@ -677,7 +677,14 @@ pub(crate) fn binary(op: Binary, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize
 
 /// `y = y ∘ o` (or `o ∘ y` when `acc_left` is false) with `o` broadcast into `y`'s shape: the
 /// in-place form of [`binary`], per element the same operation.
-pub(crate) fn binary_in_place(op: Binary, y: &mut [f32], shape: &[usize], o: &[f32], o_shape: &[usize], acc_left: bool) {
+pub(crate) fn binary_in_place(
+    op: Binary,
+    y: &mut [f32],
+    shape: &[usize],
+    o: &[f32],
+    o_shape: &[usize],
+    acc_left: bool,
+) {
     let f = |a: f32, b: f32| if acc_left { op.apply(a, b) } else { op.apply(b, a) };
     if o_shape == shape {
         y.iter_mut().zip(o).for_each(|(y, &o)| *y = f(*y, o));
