@@ -106,18 +106,19 @@ impl ElementFn for NormalFn {
     }
 }
 
-/// `clip(erf_inv(u) · √2, lo, hi)`, the truncated normal sample.
-struct TruncatedNormalFn {
-    uniform: UniformMap,
+/// `clip(erf_inv(u) · √2, lo, hi)`, the truncated normal sample, over the uniform map `U`
+/// (eager, or jitted with a unit width).
+struct TruncatedNormalFn<U = UniformMap> {
+    uniform: U,
     lo: f32,
     hi: f32,
 }
 
-impl ElementFn for TruncatedNormalFn {
+impl<U: ElementFn<Out = f32>> ElementFn for TruncatedNormalFn<U> {
     type Out = f32;
     #[inline(always)]
     fn eval(&self, bits: u32) -> f32 {
-        let out = erf_inv(self.uniform.apply(bits)) * SQRT_2;
+        let out = erf_inv(self.uniform.eval(bits)) * SQRT_2;
         xla_min(self.hi, xla_max(self.lo, out))
     }
 }
@@ -215,22 +216,6 @@ impl AnyUniform {
         } else {
             AnyUniform::Fma(map)
         }
-    }
-}
-
-/// `clip(erf_inv(u) · √2, lo, hi)` over either uniform map.
-struct TruncatedNormalJitFn<U> {
-    uniform: U,
-    lo: f32,
-    hi: f32,
-}
-
-impl<U: ElementFn<Out = f32>> ElementFn for TruncatedNormalJitFn<U> {
-    type Out = f32;
-    #[inline(always)]
-    fn eval(&self, bits: u32) -> f32 {
-        let out = erf_inv(self.uniform.eval(bits)) * SQRT_2;
-        xla_min(self.hi, xla_max(self.lo, out))
     }
 }
 
@@ -528,7 +513,7 @@ pub fn truncated_normal_with(
     let what = "truncated normal sample";
     match AnyUniform::new(a, b, numerics) {
         AnyUniform::Fma(uniform) => generate(what, key, shape, TruncatedNormalFn { uniform, lo, hi }),
-        AnyUniform::UnitWidthJit(uniform) => generate(what, key, shape, TruncatedNormalJitFn { uniform, lo, hi }),
+        AnyUniform::UnitWidthJit(uniform) => generate(what, key, shape, TruncatedNormalFn { uniform, lo, hi }),
     }
 }
 
