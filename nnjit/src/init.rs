@@ -13,6 +13,21 @@
 //! assert_eq!(kernel[[0, 0]].to_bits(), 0x3D43_5FBA); // nn.Dense(4).init(PRNGKey(0), x)
 //! assert!(zeros().init(kernel_key, &[4]).unwrap().iter().all(|&b| b == 0.0));
 //! ```
+//!
+//! Every initializer also has its `jax.jit` numerics ([`Initializer::init_jitted`],
+//! [`Initializer::init_with`] and [`Numerics`]): under `jax.jit` or Flax's `nn.jit`, XLA folds
+//! constants and a few initializers come out differently in the last bit (e.g. `normal(σ)`
+//! computes `erfinv(u)·RN(√2·σ)` instead of `(√2·erfinv(u))·σ`).
+//!
+//! ```
+//! use nnjit::init::{normal, Numerics};
+//! use nnjit::random::PRNGKey;
+//! let eager = normal(0.02).init(PRNGKey(0), &[5, 24])?;
+//! let jit = normal(0.02).init_with(PRNGKey(0), &[5, 24], Numerics::Jit)?;
+//! assert_ne!(eager, jit); // some elements differ by one ulp
+//! assert_eq!(jit, normal(0.02).init_jitted(PRNGKey(0), &[5, 24])?);
+//! # Ok::<(), nnjit::Error>(())
+//! ```
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -23,6 +38,8 @@ use crate::alloc::{checked_len, try_filled};
 use crate::error::{Error, Result};
 use crate::random::{self, Key};
 
+pub use crate::random::Numerics;
+
 /// The function type an [`Initializer`] wraps.
 ///
 /// ```
@@ -32,6 +49,19 @@ use crate::random::{self, Key};
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub type InitFn = dyn Fn(Key, &[usize]) -> Result<ArrayD<f32>> + Send + Sync;
+
+/// The function type of an initializer that knows both its eager and its jitted numerics
+/// ([`Initializer::with_numerics`]).
+///
+/// ```
+/// use nnjit::init::{InitNumericsFn, Numerics};
+/// let f: Box<InitNumericsFn> = Box::new(|_key, shape, numerics| {
+///     Ok(ndarray::ArrayD::from_elem(shape, if numerics == Numerics::Jit { 1.0f32 } else { 0.0 }))
+/// });
+/// assert_eq!(f(nnjit::random::PRNGKey(0), &[2], Numerics::Jit)?.sum(), 2.0);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub type InitNumericsFn = dyn Fn(Key, &[usize], Numerics) -> Result<ArrayD<f32>> + Send + Sync;
 
 /// A named parameter initializer: `init(key, shape)` returns a float32 array of `shape`.
 ///
@@ -48,11 +78,13 @@ pub type InitFn = dyn Fn(Key, &[usize]) -> Result<ArrayD<f32>> + Send + Sync;
 #[derive(Clone)]
 pub struct Initializer {
     name: Arc<str>,
-    f: Arc<InitFn>,
+    f: Arc<InitNumericsFn>,
 }
 
 impl Initializer {
-    /// Wraps `f` under `name` (the name is only used in messages and `Debug`).
+    /// Wraps `f` under `name` (the name is only used in messages and `Debug`). `f` is used for
+    /// both [`Numerics`]: a custom initializer is assumed to compute the same bits under
+    /// `jax.jit` (use [`Initializer::with_numerics`] where it does not).
     ///
     /// ```
     /// use nnjit::init::Initializer;
@@ -64,6 +96,28 @@ impl Initializer {
     pub fn new<F>(name: impl Into<String>, f: F) -> Initializer
     where
         F: Fn(Key, &[usize]) -> Result<ArrayD<f32>> + Send + Sync + 'static,
+    {
+        Initializer { name: Arc::from(name.into()), f: Arc::new(move |key, shape, _numerics| f(key, shape)) }
+    }
+
+    /// Wraps `f`, which computes the initializer with either [`Numerics`]: eager JAX, or
+    /// under `jax.jit` / `nn.jit`. The built-in initializers are made this way.
+    ///
+    /// ```
+    /// use nnjit::init::{Initializer, Numerics};
+    /// use nnjit::random::{normal_scaled, PRNGKey};
+    /// // normal(0.02), written out.
+    /// let init = Initializer::with_numerics("my_normal", |key, shape, numerics| {
+    ///     normal_scaled(key, shape, 0.02, numerics)
+    /// });
+    /// let (key, shape) = (PRNGKey(0), [5, 24]);
+    /// assert_eq!(init.init(key, &shape)?, nnjit::init::normal(0.02).init(key, &shape)?);
+    /// assert_eq!(init.init_jitted(key, &shape)?, nnjit::init::normal(0.02).init_jitted(key, &shape)?);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn with_numerics<F>(name: impl Into<String>, f: F) -> Initializer
+    where
+        F: Fn(Key, &[usize], Numerics) -> Result<ArrayD<f32>> + Send + Sync + 'static,
     {
         Initializer { name: Arc::from(name.into()), f: Arc::new(f) }
     }
@@ -81,7 +135,49 @@ impl Initializer {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     pub fn init(&self, key: Key, shape: &[usize]) -> Result<ArrayD<f32>> {
-        let out = (self.f)(key, shape)?;
+        self.init_with(key, shape, Numerics::Eager)
+    }
+
+    /// Runs the initializer with the float arithmetic of JAX under `jax.jit`, as Flax's
+    /// `nn.jit` (or a jitted `Module.init`) computes it: `jax.jit(lambda k: init(k, shape,
+    /// jnp.float32))(key)`. Same as [`init_with`](Initializer::init_with)`(key, shape,
+    /// Numerics::Jit)`.
+    ///
+    /// The built-ins that differ from [`init`](Initializer::init) are `normal(σ)` and
+    /// `variance_scaling(…, "normal")` (one ulp in some elements: `erfinv(u)·RN(√2·σ)`
+    /// instead of `(√2·erfinv(u))·σ`) and `truncated_normal` with bounds other than
+    /// `(-2, 2)` (the folded `erf` of the bounds); the others give the same bits.
+    ///
+    /// ```
+    /// use nnjit::init::{he_normal, variance_scaling, Distribution, FanMode};
+    /// use nnjit::random::PRNGKey;
+    /// let (key, shape) = (PRNGKey(1), [5, 24]);
+    /// // Truncated-normal initializers (the defaults) are unchanged by jit...
+    /// assert_eq!(he_normal().init_jitted(key, &shape)?, he_normal().init(key, &shape)?);
+    /// // ...the normal ones are not.
+    /// let vs = variance_scaling(2.0, FanMode::FanIn, Distribution::Normal);
+    /// assert_ne!(vs.init_jitted(key, &shape)?, vs.init(key, &shape)?);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn init_jitted(&self, key: Key, shape: &[usize]) -> Result<ArrayD<f32>> {
+        self.init_with(key, shape, Numerics::Jit)
+    }
+
+    /// Runs the initializer with the chosen [`Numerics`] ([`Numerics::Eager`] is
+    /// [`init`](Initializer::init), [`Numerics::Jit`] is
+    /// [`init_jitted`](Initializer::init_jitted)).
+    ///
+    /// ```
+    /// use nnjit::init::{lecun_normal, Numerics};
+    /// use nnjit::random::PRNGKey;
+    /// for numerics in [Numerics::Eager, Numerics::Jit] {
+    ///     let k = lecun_normal().init_with(PRNGKey(0), &[3, 4], numerics)?;
+    ///     assert_eq!(k.shape(), &[3, 4]);
+    /// }
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn init_with(&self, key: Key, shape: &[usize], numerics: Numerics) -> Result<ArrayD<f32>> {
+        let out = (self.f)(key, shape, numerics)?;
         if out.shape() != shape {
             return Err(Error::invalid(
                 "",
@@ -256,6 +352,7 @@ fn filled(what: &str, shape: &[usize], value: f32) -> Result<ArrayD<f32>> {
     array(what, shape, try_filled(what, n, value)?)
 }
 
+#[allow(clippy::too_many_arguments)] // the parameters of JAX's variance_scaling, plus the numerics
 fn variance_scaling_init(
     key: Key,
     shape: &[usize],
@@ -264,6 +361,7 @@ fn variance_scaling_init(
     distribution: Distribution,
     in_axis: isize,
     out_axis: isize,
+    numerics: Numerics,
 ) -> Result<ArrayD<f32>> {
     let (fan_in, fan_out) = compute_fans(shape, in_axis, out_axis)?;
     if checked_len("variance_scaling", shape)? == 0 {
@@ -280,19 +378,15 @@ fn variance_scaling_init(
     match distribution {
         Distribution::TruncatedNormal => {
             let stddev = variance.sqrt() / TRUNCATED_STDDEV;
-            let mut t = random::truncated_normal(key, -2.0, 2.0, shape)?;
+            let mut t = random::truncated_normal_with(key, -2.0, 2.0, shape, numerics)?;
             t.mapv_inplace(|v| v * stddev);
             Ok(t)
         }
-        Distribution::Normal => {
-            let s = variance.sqrt();
-            let mut n = random::normal(key, shape)?;
-            n.mapv_inplace(|v| v * s);
-            Ok(n)
-        }
+        // Under jit: erfinv(u) · RN(√2·√variance) (XLA folds the two constants).
+        Distribution::Normal => random::normal_scaled(key, shape, variance.sqrt(), numerics),
         Distribution::Uniform => {
             let s = (3.0 * variance).sqrt();
-            let mut u = random::uniform(key, shape, -1.0, 1.0)?;
+            let mut u = random::uniform_with(key, shape, -1.0, 1.0, numerics)?;
             u.mapv_inplace(|v| v * s);
             Ok(u)
         }
@@ -306,6 +400,9 @@ fn variance_scaling_init(
 /// * truncated normal: `truncated_normal(key, -2, 2) · (√variance / 0.87962566)`;
 /// * normal: `normal(key) · √variance`;
 /// * uniform: `uniform(key, -1, 1) · √(3·variance)`.
+///
+/// Under `jax.jit` ([`Initializer::init_jitted`]) the normal distribution is
+/// `erfinv(u) · RN(√2 · √variance)` (XLA folds the constants); the other two are unchanged.
 ///
 /// Shapes of rank < 2 are an error, as in JAX. A shape with no elements gives an empty
 /// array (JAX raises `ZeroDivisionError` there).
@@ -358,8 +455,8 @@ fn named_variance_scaling(
     in_axis: isize,
     out_axis: isize,
 ) -> Initializer {
-    Initializer::new(name, move |key, shape| {
-        variance_scaling_init(key, shape, scale, mode, distribution, in_axis, out_axis)
+    Initializer::with_numerics(name, move |key, shape, numerics| {
+        variance_scaling_init(key, shape, scale, mode, distribution, in_axis, out_axis, numerics)
     })
 }
 
@@ -501,7 +598,8 @@ pub fn kaiming_uniform() -> Initializer {
 }
 
 /// `normal(stddev)`: `jax.random.normal(key, shape) · stddev` (JAX's default stddev is
-/// `1e-2`).
+/// `1e-2`). Under `jax.jit` ([`Initializer::init_jitted`]) XLA folds `√2 · stddev` into one
+/// float32 constant: `erfinv(u) · RN(√2 · stddev)`, one ulp off in some elements.
 ///
 /// ```
 /// use nnjit::init::normal;
@@ -510,10 +608,8 @@ pub fn kaiming_uniform() -> Initializer {
 /// assert!(w.iter().all(|v| v.abs() < 0.2));
 /// ```
 pub fn normal(stddev: f32) -> Initializer {
-    Initializer::new(format!("normal({stddev})"), move |key, shape| {
-        let mut n = random::normal(key, shape)?;
-        n.mapv_inplace(|v| v * stddev);
-        Ok(n)
+    Initializer::with_numerics(format!("normal({stddev})"), move |key, shape, numerics| {
+        random::normal_scaled(key, shape, stddev, numerics)
     })
 }
 
@@ -527,8 +623,8 @@ pub fn normal(stddev: f32) -> Initializer {
 /// assert!(w.iter().all(|&v| (0.0..0.5).contains(&v)));
 /// ```
 pub fn uniform(scale: f32) -> Initializer {
-    Initializer::new(format!("uniform({scale})"), move |key, shape| {
-        let mut u = random::uniform(key, shape, 0.0, 1.0)?;
+    Initializer::with_numerics(format!("uniform({scale})"), move |key, shape, numerics| {
+        let mut u = random::uniform_with(key, shape, 0.0, 1.0, numerics)?;
         u.mapv_inplace(|v| v * scale);
         Ok(u)
     })
@@ -549,7 +645,10 @@ pub fn truncated_normal(stddev: f32) -> Initializer {
 }
 
 /// `truncated_normal(stddev, lower=lower, upper=upper)`: the standard normal truncated to
-/// `(lower, upper)`, times `stddev`.
+/// `(lower, upper)`, times `stddev`. Under `jax.jit` ([`Initializer::init_jitted`]) the
+/// uniform range `erf(bound/√2)` is folded with the C library's `erff`
+/// ([`truncated_normal_erf_bounds_jit`](crate::random::sample::truncated_normal_erf_bounds_jit)),
+/// which changes the samples for some bounds other than `(-2, 2)`.
 ///
 /// ```
 /// use nnjit::init::truncated_normal_bounds;
@@ -563,8 +662,8 @@ pub fn truncated_normal_bounds(stddev: f32, lower: f32, upper: f32) -> Initializ
     } else {
         format!("truncated_normal({stddev}, lower={lower}, upper={upper})")
     };
-    Initializer::new(name, move |key, shape| {
-        let mut t = random::truncated_normal(key, lower, upper, shape)?;
+    Initializer::with_numerics(name, move |key, shape, numerics| {
+        let mut t = random::truncated_normal_with(key, lower, upper, shape, numerics)?;
         t.mapv_inplace(|v| v * stddev);
         Ok(t)
     })

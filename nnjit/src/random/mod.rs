@@ -4,6 +4,8 @@
 //!
 //! * [`Key`], [`PRNGKey`], [`fold_in`], [`split`]: keys and their derivation.
 //! * [`random_bits`], [`uniform`], [`normal`], [`truncated_normal`], [`bernoulli`]: samples.
+//! * [`Numerics`], [`uniform_with`], [`normal_scaled`], [`truncated_normal_with`]: the same
+//!   samples as JAX computes them under `jax.jit` / `nn.jit` (XLA folds some constants).
 //! * [`flax`]: Flax's SHA-1 based rng derivation (`_fold_in_static`).
 //! * [`xla_math`]: the float32 `log`, `log1p`, `erf`, `erf_inv` of XLA:CPU.
 //!
@@ -24,5 +26,8 @@ pub mod threefry;
 pub mod xla_math;
 
 pub use key::{fold_in, split, Key, PRNGKey};
-pub use sample::{bernoulli, normal, random_bits, truncated_normal, uniform};
+pub use sample::{
+    bernoulli, normal, normal_scaled, random_bits, truncated_normal, truncated_normal_with, uniform, uniform_with,
+    Numerics,
+};
 pub use threefry::threefry2x32;

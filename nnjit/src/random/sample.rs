@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 
 use super::key::Key;
 use super::threefry::bits_at;
-use super::xla_math::{erf, erf_inv, FRAC_1_SQRT_2, SQRT_2};
+use super::xla_math::{erf, erf_inv, host_erf, FRAC_1_SQRT_2, SQRT_2};
 
 /// How one element is computed from its 32 random bits. A trait with an always-inlined
 /// method (rather than a closure) so that the whole element computation is inlined into
@@ -106,18 +106,19 @@ impl ElementFn for NormalFn {
     }
 }
 
-/// `clip(erf_inv(u) · √2, lo, hi)`, the truncated normal sample.
-struct TruncatedNormalFn {
-    uniform: UniformMap,
+/// `clip(erf_inv(u) · √2, lo, hi)`, the truncated normal sample, over the uniform map `U`
+/// (eager, or jitted with a unit width).
+struct TruncatedNormalFn<U = UniformMap> {
+    uniform: U,
     lo: f32,
     hi: f32,
 }
 
-impl ElementFn for TruncatedNormalFn {
+impl<U: ElementFn<Out = f32>> ElementFn for TruncatedNormalFn<U> {
     type Out = f32;
     #[inline(always)]
     fn eval(&self, bits: u32) -> f32 {
-        let out = erf_inv(self.uniform.apply(bits)) * SQRT_2;
+        let out = erf_inv(self.uniform.eval(bits)) * SQRT_2;
         xla_min(self.hi, xla_max(self.lo, out))
     }
 }
@@ -133,6 +134,104 @@ impl ElementFn for BernoulliFn {
     #[inline(always)]
     fn eval(&self, bits: u32) -> bool {
         self.uniform.apply(bits) < self.p
+    }
+}
+
+/// Which float arithmetic a sampler or an initializer reproduces: JAX's eager
+/// (op-by-op) evaluation, or the same call traced under `jax.jit` (as Flax's `nn.jit` and a
+/// jitted `init` trace it), where XLA folds the constants of the whole computation before it
+/// compiles it.
+///
+/// The two differ only where XLA's algebraic simplifier or its constant folder changes the
+/// float arithmetic (see `tests/data/flax_lift/JIT_NUMERICS.md`):
+///
+/// * `normal(key, shape) * scale` ([`normal_scaled`]): eager `(√2·erfinv(u))·scale`,
+///   jitted `erfinv(u)·RN(√2·scale)` (the two constant factors are folded into one);
+/// * [`truncated_normal_with`] with bounds other than the default: the uniform range
+///   `erf(bound/√2)` is folded by XLA's constant evaluator with the C library's `erff`
+///   instead of XLA's compiled float32 `erf`;
+/// * [`uniform_with`] with `maxval − minval = 1` and `minval ≠ 0`: `(f − 1)·1 + minval`
+///   becomes `(f + RN(minval − 1))`.
+///
+/// Everything else ([`random_bits`], [`normal`], [`bernoulli`], uniform with other widths) is
+/// the same under both.
+///
+/// ```
+/// use nnjit::random::{normal_scaled, Numerics, PRNGKey};
+/// let eager = normal_scaled(PRNGKey(0), &[5, 24], 0.02, Numerics::Eager)?;
+/// let jit = normal_scaled(PRNGKey(0), &[5, 24], 0.02, Numerics::Jit)?;
+/// // Each element differs by at most one ulp, and some do.
+/// assert!(eager.iter().zip(&jit).all(|(a, b)| (a.to_bits() as i64 - b.to_bits() as i64).abs() <= 1));
+/// assert!(eager.iter().zip(&jit).any(|(a, b)| a != b));
+/// assert_eq!(Numerics::default(), Numerics::Eager);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Numerics {
+    /// JAX evaluating op by op (`init(key, shape)`, `Module.init` without `nn.jit`): each
+    /// `jax.random` sampler is its own compiled computation and the scaling is a separate op.
+    #[default]
+    Eager,
+    /// The same call under `jax.jit` / Flax's `nn.jit`: one computation, constants folded.
+    Jit,
+}
+
+/// `jax.random.uniform` when `maxval − minval` rounds to exactly 1 under `jax.jit`: XLA drops
+/// the multiplication by 1 and reassociates `(f − 1) + minval` into `f' + RN(minval − 1)`,
+/// where `f' = bitcast((bits >> 9) | 0x3F800000)` is in `[1, 2)`.
+#[derive(Clone, Copy)]
+struct UnitWidthJitMap {
+    min: f32,
+    offset: f32,
+}
+
+impl UnitWidthJitMap {
+    #[inline(always)]
+    fn apply(self, bits: u32) -> f32 {
+        xla_max(self.min, f32::from_bits((bits >> 9) | 0x3F80_0000) + self.offset)
+    }
+}
+
+impl ElementFn for UnitWidthJitMap {
+    type Out = f32;
+    #[inline(always)]
+    fn eval(&self, bits: u32) -> f32 {
+        self.apply(bits)
+    }
+}
+
+/// The uniform map of one sampler: eager (or jitted with a width other than 1), or jitted
+/// with a unit width.
+#[derive(Clone, Copy)]
+enum AnyUniform {
+    Fma(UniformMap),
+    UnitWidthJit(UnitWidthJitMap),
+}
+
+impl AnyUniform {
+    fn new(minval: f32, maxval: f32, numerics: Numerics) -> AnyUniform {
+        let map = UniformMap::new(minval, maxval);
+        if numerics == Numerics::Jit && map.width == 1.0 {
+            AnyUniform::UnitWidthJit(UnitWidthJitMap { min: minval, offset: minval - 1.0 })
+        } else {
+            AnyUniform::Fma(map)
+        }
+    }
+}
+
+/// `(pre · erf_inv(u)) · post`: the scaled normal, eager (`pre = √2`, `post = scale`) or
+/// jitted (`pre = 1`, `post = RN(√2·scale)`; `1 · x` is exact).
+struct NormalScaledFn {
+    uniform: UniformMap,
+    pre: f32,
+    post: f32,
+}
+
+impl ElementFn for NormalScaledFn {
+    type Out = f32;
+    #[inline(always)]
+    fn eval(&self, bits: u32) -> f32 {
+        (self.pre * erf_inv(self.uniform.apply(bits))) * self.post
     }
 }
 
@@ -310,6 +409,112 @@ pub fn truncated_normal(key: Key, lower: f32, upper: f32, shape: &[usize]) -> Re
 /// ```
 pub fn bernoulli(key: Key, p: f32, shape: &[usize]) -> Result<ArrayD<bool>> {
     generate("bernoulli mask", key, shape, BernoulliFn { uniform: UniformMap::new(0.0, 1.0), p })
+}
+
+/// [`uniform`] with the chosen [`Numerics`]. Under [`Numerics::Jit`] a range of width exactly
+/// 1 with `minval ≠ 0` is computed as `max(minval, f' + RN(minval − 1))` with
+/// `f' = bitcast((bits >> 9) | 0x3F800000)` (XLA drops `· 1` and reassociates the two
+/// additions); every other range is the same as eager.
+///
+/// ```
+/// use nnjit::random::{uniform, uniform_with, Numerics, PRNGKey};
+/// let key = PRNGKey(3);
+/// // jax.random.uniform(key, (200,), minval=-0.3, maxval=0.7) eager vs under jax.jit.
+/// let eager = uniform_with(key, &[200], -0.3, 0.7, Numerics::Eager)?;
+/// assert_eq!(eager, uniform(key, &[200], -0.3, 0.7)?);
+/// let jit = uniform_with(key, &[200], -0.3, 0.7, Numerics::Jit)?;
+/// assert!(eager.iter().zip(&jit).any(|(a, b)| a != b));
+/// // Other widths are unchanged by jit.
+/// assert_eq!(uniform_with(key, &[200], 2.0, 5.0, Numerics::Jit)?, uniform(key, &[200], 2.0, 5.0)?);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub fn uniform_with(key: Key, shape: &[usize], minval: f32, maxval: f32, numerics: Numerics) -> Result<ArrayD<f32>> {
+    match AnyUniform::new(minval, maxval, numerics) {
+        AnyUniform::Fma(map) => generate("uniform sample", key, shape, map),
+        AnyUniform::UnitWidthJit(map) => generate("uniform sample", key, shape, map),
+    }
+}
+
+/// `jax.random.normal(key, shape) * scale` with the chosen [`Numerics`] (the `normal(stddev)`
+/// and `variance_scaling(..., "normal")` initializers):
+///
+/// * [`Numerics::Eager`]: `RN(RN(√2 · erf_inv(u)) · scale)`, the same bits as
+///   [`normal`]`(key, shape)` times `scale`;
+/// * [`Numerics::Jit`]: `RN(erf_inv(u) · RN(√2 · scale))`: XLA folds the constants `√2` and
+///   `scale` into one float32 constant.
+///
+/// The two agree when `√2 · scale` needs no rounding beyond `√2`'s own (e.g. a power-of-two
+/// `scale`) and differ by one ulp in some elements otherwise.
+///
+/// ```
+/// use nnjit::random::{normal, normal_scaled, Numerics, PRNGKey};
+/// let key = PRNGKey(0);
+/// let eager = normal_scaled(key, &[120], 0.02, Numerics::Eager)?;
+/// assert_eq!(eager, normal(key, &[120])?.mapv(|v| v * 0.02));
+/// let jit = normal_scaled(key, &[120], 0.02, Numerics::Jit)?;
+/// let differing = eager.iter().zip(&jit).filter(|(a, b)| a != b).count();
+/// assert!(differing > 0 && differing < 60, "{differing}");
+/// // Scaling by a power of two is exact: no difference.
+/// assert_eq!(normal_scaled(key, &[120], 0.5, Numerics::Jit)?, normal(key, &[120])?.mapv(|v| v * 0.5));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub fn normal_scaled(key: Key, shape: &[usize], scale: f32, numerics: Numerics) -> Result<ArrayD<f32>> {
+    let uniform = UniformMap::new(next_after(-1.0, 0.0), 1.0);
+    let (pre, post) = match numerics {
+        Numerics::Eager => (SQRT_2, scale),
+        Numerics::Jit => (1.0, SQRT_2 * scale),
+    };
+    generate("normal sample", key, shape, NormalScaledFn { uniform, pre, post })
+}
+
+/// The uniform range of `jax.random.truncated_normal` under `jax.jit`: XLA's constant folder
+/// evaluates `erf(bound / √2)` (a true float32 division) with the host C library's `erff`
+/// ([`host_erf`]), not with the compiled float32 polynomial of
+/// [`truncated_normal_erf_bounds`].
+///
+/// ```
+/// use nnjit::random::sample::{truncated_normal_erf_bounds, truncated_normal_erf_bounds_jit};
+/// // The default bounds agree...
+/// assert_eq!(truncated_normal_erf_bounds_jit(-2.0, 2.0), truncated_normal_erf_bounds(-2.0, 2.0));
+/// // ...others need not.
+/// let (a, _) = truncated_normal_erf_bounds_jit(-0.25, 0.75);
+/// assert_eq!(a.to_bits(), 0xBE4A_268A);
+/// ```
+pub fn truncated_normal_erf_bounds_jit(lower: f32, upper: f32) -> (f32, f32) {
+    (host_erf(lower / SQRT_2), host_erf(upper / SQRT_2))
+}
+
+/// [`truncated_normal`] with the chosen [`Numerics`]. Under [`Numerics::Jit`] the uniform
+/// range comes from [`truncated_normal_erf_bounds_jit`] (and a range of width exactly 1 is
+/// drawn as in [`uniform_with`]); the rest is the same as eager. With the default bounds
+/// `(-2, 2)` the two agree.
+///
+/// ```
+/// use nnjit::random::{truncated_normal, truncated_normal_with, Numerics, PRNGKey};
+/// let key = PRNGKey(5);
+/// let jit = truncated_normal_with(key, -2.0, 2.0, &[100], Numerics::Jit)?;
+/// assert_eq!(jit, truncated_normal(key, -2.0, 2.0, &[100])?);
+/// let jit = truncated_normal_with(key, -0.1, 0.1, &[100], Numerics::Jit)?;
+/// assert!(jit.iter().all(|&v| v > -0.1 && v < 0.1));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub fn truncated_normal_with(
+    key: Key,
+    lower: f32,
+    upper: f32,
+    shape: &[usize],
+    numerics: Numerics,
+) -> Result<ArrayD<f32>> {
+    let (a, b) = match numerics {
+        Numerics::Eager => truncated_normal_erf_bounds(lower, upper),
+        Numerics::Jit => truncated_normal_erf_bounds_jit(lower, upper),
+    };
+    let (lo, hi) = (next_after(lower, f32::INFINITY), next_after(upper, f32::NEG_INFINITY));
+    let what = "truncated normal sample";
+    match AnyUniform::new(a, b, numerics) {
+        AnyUniform::Fma(uniform) => generate(what, key, shape, TruncatedNormalFn { uniform, lo, hi }),
+        AnyUniform::UnitWidthJit(uniform) => generate(what, key, shape, TruncatedNormalFn { uniform, lo, hi }),
+    }
 }
 
 #[cfg(test)]

@@ -211,6 +211,36 @@ pub fn erf(x: f32) -> f32 {
     num / den
 }
 
+mod host {
+    extern "C" {
+        /// The C library's float32 error function (libm's `erff`).
+        pub fn erff(x: f32) -> f32;
+    }
+}
+
+/// The host C library's float32 `erff`, which XLA's constant folder (its `HloEvaluator`)
+/// calls to fold `erf` of a constant: under `jax.jit`, `erf(lower / √2)` of
+/// `jax.random.truncated_normal` is this function, not XLA's compiled [`erf`].
+///
+/// The value is the platform's: the goldens were made with glibc 2.36 (x86-64), whose
+/// `erff` is the fdlibm algorithm; JAX on another C library folds with that library's `erff`,
+/// and so does this function.
+///
+/// ```
+/// use nnjit::random::xla_math::{erf, host_erf};
+/// assert_eq!(host_erf(0.0), 0.0);
+/// assert_eq!(host_erf(f32::INFINITY), 1.0);
+/// // erf(-0.25/√2): the constant XLA folds is not what its compiled erf computes.
+/// let x = -0.25f32 / std::f32::consts::SQRT_2;
+/// assert_eq!(host_erf(x).to_bits(), 0xBE4A_268A);
+/// assert_eq!(erf(x).to_bits(), 0xBE4A_268C);
+/// ```
+pub fn host_erf(x: f32) -> f32 {
+    // SAFETY: `erff` is a pure function of its argument, defined for every float
+    // (C99 7.12.8.1); the C library is linked by `std`.
+    unsafe { host::erff(x) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
