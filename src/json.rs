@@ -97,6 +97,16 @@ pub fn parse(text: &str) -> Result<Value, String> {
     Ok(v)
 }
 
+/// `v` as float32: a finite number beyond float32's range (`1e39`) is an error naming the
+/// element, as `where_` writes it, rather than an infinity; NaN and explicit infinities stay.
+pub fn to_f32(v: f64, where_: impl FnOnce() -> String) -> Result<f32, String> {
+    let x = v as f32;
+    if x.is_infinite() && v.is_finite() {
+        return Err(format!("element {} ({v:e}) is outside the float32 range (about ±3.4e38)", where_()));
+    }
+    Ok(x)
+}
+
 /// A 1-D or 2-D array of numbers as `(shape, row-major f32 values)`; ragged or empty input is
 /// an error.
 pub fn parse_matrix(text: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
@@ -105,7 +115,12 @@ pub fn parse_matrix(text: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
         Value::List(items) if items.is_empty() => Err("the input array is empty".into()),
         Value::List(items) => {
             if items.iter().all(|v| matches!(v, Value::Num(_))) {
-                let xs = items.iter().map(|v| if let Value::Num(n) = v { *n as f32 } else { 0.0 }).collect::<Vec<_>>();
+                let mut xs = Vec::with_capacity(items.len());
+                for (i, v) in items.iter().enumerate() {
+                    if let Value::Num(n) = v {
+                        xs.push(to_f32(*n, || format!("{i}"))?);
+                    }
+                }
                 return Ok((vec![xs.len()], xs));
             }
             let mut width = None;
@@ -124,9 +139,9 @@ pub fn parse_matrix(text: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
                         width.unwrap_or(0)
                     ));
                 }
-                for v in row {
+                for (c, v) in row.iter().enumerate() {
                     match v {
-                        Value::Num(n) => xs.push(*n as f32),
+                        Value::Num(n) => xs.push(to_f32(*n, || format!("[{r}][{c}]"))?),
                         Value::List(_) => return Err("only 1-D or 2-D arrays are accepted".into()),
                     }
                 }

@@ -126,6 +126,7 @@ const CHUNKED: &str = "__msgpack_chunked_array__";
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub fn from_bytes(bytes: &[u8]) -> Result<Variables> {
+    crate::io::check_input_size(WHAT, bytes)?;
     let value = msgpack::decode(bytes).map_err(rename)?;
     match value {
         Value::Map(entries) => {

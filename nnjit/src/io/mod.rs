@@ -31,6 +31,99 @@
 //! exactly) or `float64` (rounded to the nearest `f32`, as numpy's `astype(np.float32)` does);
 //! any other element type is an error naming the variable and the type.
 
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The largest input the checkpoint loaders accept: 16 GiB (`2^34` bytes).
+///
+/// [`flax::from_bytes`] and [`safetensors::load`] return [`Error::InputTooLarge`] for longer
+/// inputs, and `safetensors::load_file` reads no further than this. With the memory bound of the
+/// loaders (peak heap at most [`MEMORY_PER_INPUT_BYTE`] times the input's size plus
+/// [`MEMORY_OVERHEAD`], see the [module docs](self)), this bounds what any file can cost.
+///
+/// ```
+/// assert_eq!(nnjit::io::MAX_INPUT_BYTES, 16 << 30);
+/// ```
+pub const MAX_INPUT_BYTES: usize = 1 << 34;
+
+/// The loaders' memory bound, per byte of input: loading any checkpoint of `n` bytes (valid or
+/// not) allocates at most `MEMORY_PER_INPUT_BYTE · n + MEMORY_OVERHEAD` bytes at its peak, the
+/// input itself not counted. `tests/memory_bound.rs` checks it on hostile files with a
+/// counting allocator.
+///
+/// ```
+/// assert_eq!(nnjit::io::MEMORY_PER_INPUT_BYTE, 16);
+/// ```
+pub const MEMORY_PER_INPUT_BYTE: usize = 16;
+
+/// The constant term of the loaders' memory bound: 16 MiB (see [`MEMORY_PER_INPUT_BYTE`]).
+///
+/// ```
+/// assert_eq!(nnjit::io::MEMORY_OVERHEAD, 16 << 20);
+/// ```
+pub const MEMORY_OVERHEAD: usize = 16 << 20;
+
+/// Reads a whole file, but no more than `max_bytes` of it: a longer file (or an endless one,
+/// such as `/dev/zero` or a pipe) is an [`Error::InputTooLarge`] after at most `max_bytes + 1`
+/// bytes were read; a regular file's size is checked before reading. Failures of the operating
+/// system are [`Error::Io`], with the path and the `std::io::Error`.
+///
+/// ```
+/// let path = std::env::temp_dir().join("nnjit_read_file_doc.bin");
+/// std::fs::write(&path, b"12345").unwrap();
+/// assert_eq!(nnjit::io::read_file(&path, 5)?, b"12345");
+/// let too_long = nnjit::io::read_file(&path, 4).unwrap_err();
+/// assert!(matches!(too_long, nnjit::Error::InputTooLarge { limit: 4, .. }));
+/// let missing = nnjit::io::read_file("/no/such/file", 5).unwrap_err();
+/// assert!(matches!(missing, nnjit::Error::Io { .. }));
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub fn read_file(path: impl AsRef<Path>, max_bytes: usize) -> Result<Vec<u8>> {
+    let path = path.as_ref();
+    let too_large = || Error::InputTooLarge { what: path.display().to_string(), limit: max_bytes as u64 };
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, "open", e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, "read", e))?;
+    if meta.is_file() && meta.len() > max_bytes as u64 {
+        return Err(too_large());
+    }
+    let mut out = Vec::new();
+    if meta.is_file() {
+        // A hint only: the file may change while it is read, `take` below is the real limit.
+        let hint = usize::try_from(meta.len()).unwrap_or(max_bytes).min(max_bytes);
+        out.try_reserve_exact(hint).map_err(|_| Error::Allocation { what: path.display().to_string(), bytes: hint })?;
+    }
+    let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
+    let mut reader = file.take(limit);
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, "read", e)),
+        };
+        if out.len().saturating_add(n) > max_bytes {
+            return Err(too_large());
+        }
+        out.try_reserve(n)
+            .map_err(|_| Error::Allocation { what: path.display().to_string(), bytes: out.len().saturating_add(n) })?;
+        out.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+    Ok(out)
+}
+
+/// [`Error::InputTooLarge`] when `bytes` is longer than [`MAX_INPUT_BYTES`].
+#[cfg(any(feature = "flax-checkpoint", feature = "safetensors"))]
+pub(crate) fn check_input_size(what: &str, bytes: &[u8]) -> Result<()> {
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(Error::InputTooLarge { what: what.to_string(), limit: MAX_INPUT_BYTES as u64 });
+    }
+    Ok(())
+}
+
 #[cfg(feature = "flax-checkpoint")]
 pub mod flax;
 #[cfg(feature = "flax-checkpoint")]

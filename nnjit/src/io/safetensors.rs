@@ -97,6 +97,7 @@ pub fn load(bytes: &[u8]) -> Result<Variables> {
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, String)>)> {
+    crate::io::check_input_size(WHAT, bytes)?;
     let fail = |m: String| Error::format(WHAT, m);
     let Some((size, rest)) = bytes.split_first_chunk::<8>() else {
         return Err(fail(format!("{} bytes is too short for the 8-byte header size", bytes.len())));
@@ -177,7 +178,8 @@ pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, Strin
     Ok((Variables::from_dict(root), metadata))
 }
 
-/// Reads a safetensors file (see [`load`]).
+/// Reads a safetensors file (see [`load`]) of at most [`MAX_INPUT_BYTES`](crate::io::MAX_INPUT_BYTES)
+/// bytes. Failures to open or read it are [`Error::Io`], with the path and the `std::io::Error`.
 ///
 /// ```no_run
 /// let vars = nnjit::io::safetensors::load_file("model.safetensors")?;
@@ -185,8 +187,7 @@ pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, Strin
 /// ```
 pub fn load_file(path: impl AsRef<Path>) -> Result<Variables> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::format(format!("safetensors file {}", path.display()), e.to_string()))?;
+    let bytes = crate::io::read_file(path, crate::io::MAX_INPUT_BYTES)?;
     load(&bytes).map_err(|e| match e {
         Error::Format { message, .. } => Error::format(format!("safetensors file {}", path.display()), message),
         e => e,
@@ -300,7 +301,7 @@ pub fn save_with_metadata(vars: &Variables, metadata: &[(String, String)]) -> Re
     Ok(out)
 }
 
-/// Writes a safetensors file (see [`save`]).
+/// Writes a safetensors file (see [`save`]); a failure to write is [`Error::Io`].
 ///
 /// ```no_run
 /// # let vars = nnjit::Variables::new();
@@ -310,8 +311,7 @@ pub fn save_with_metadata(vars: &Variables, metadata: &[(String, String)]) -> Re
 pub fn save_file(vars: &Variables, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let bytes = save(vars)?;
-    std::fs::write(path, bytes)
-        .map_err(|e| Error::format(format!("safetensors file {}", path.display()), format!("cannot write: {e}")))
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, "write", e))
 }
 
 /// Every leaf with its `/`-joined name; keys must be non-empty and free of `/`.

@@ -198,7 +198,9 @@ impl Module for BatchNorm {
             mul = mul * vector(scale.array());
         }
         let bias = if self.use_bias { Some(s.param("bias", &self.bias_init, &[c])?.into_owned()) } else { None };
-        let mut y = x.to_owned();
+        // Standard layout, so that the rows view below exists whatever `x`'s strides (a
+        // reversed view, or its `to_owned()`, has negative strides).
+        let mut y = x.as_standard_layout().into_owned();
         {
             let mut yr = y
                 .view_mut()

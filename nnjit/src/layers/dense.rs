@@ -157,13 +157,23 @@ pub(crate) fn with_output(
     let rank = shape.len();
     let rows = checked_len("Dense output", &shape[..rank - 1])?;
     let len = checked_len("Dense output", &[rows, f])?;
+    // ndarray also requires the product of the non-zero axes to fit (`(0, 2^62, 1)` has no
+    // elements, but `(0, 2^62, 4)` is still a shape it refuses).
+    let non_zero: Vec<usize> = shape[..rank - 1].iter().copied().filter(|&d| d != 0).chain([f]).collect();
+    if rows == 0 && checked_len("Dense output", &non_zero).is_err() {
+        let mut out = shape.to_vec();
+        out[rank - 1] = f;
+        return Err(Error::SizeOverflow { what: "Dense output".into(), shape: out });
+    }
     let xs = standard_slice(x);
     let mut y = try_zeroed("Dense output", len)?;
     run(&xs, rows, &mut y)?;
     Ok(match rank {
         1 => Array1::from_vec(y).into_dyn(),
         // SAFETY (both arms): `y` holds exactly `len` = product of the output dims (checked
-        // above, no overflow), and the default C-order strides address exactly those elements.
+        // above, no overflow); the product of the non-zero dims fits too (checked above, for
+        // outputs without elements), and the default C-order strides address exactly those
+        // elements.
         2 => unsafe { Array2::from_shape_vec_unchecked((shape[0], f), y) }.into_dyn(),
         _ => {
             let mut dim = x.raw_dim();
