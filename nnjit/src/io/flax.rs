@@ -30,14 +30,12 @@
 //! # Ok::<(), nnjit::Error>(())
 //! ```
 
-use std::borrow::Cow;
-use std::collections::HashSet;
-
 use ndarray::ArrayD;
 
+use crate::alloc::checked_len;
 use crate::error::{Error, Result};
-use crate::io::msgpack::{self, Value};
-use crate::io::{decode_array, try_push, write_f32_le, Dtype};
+use crate::io::msgpack::{self, Head, Reader};
+use crate::io::{decode_array, entry_cost, leaf_cost, try_push, write_f32_le, Budget, Dtype};
 use crate::variables::{Dict, Leaf, Node, Variables};
 
 const WHAT: &str = "Flax msgpack checkpoint";
@@ -127,16 +125,19 @@ const CHUNKED: &str = "__msgpack_chunked_array__";
 /// ```
 pub fn from_bytes(bytes: &[u8]) -> Result<Variables> {
     crate::io::check_input_size(WHAT, bytes)?;
-    let value = msgpack::decode(bytes).map_err(rename)?;
-    match value {
-        Value::Map(entries) => {
-            if entries.iter().any(|(k, _)| k.as_str() == Some(CHUNKED)) {
+    let mut budget = Budget::new(WHAT, bytes.len());
+    let mut r = Reader::new(bytes);
+    let root = match r.head().map_err(rename)? {
+        Head::Map(n) => {
+            if has_chunked_key(&mut r, n)? {
                 return Err(Error::format(WHAT, "the top level is a chunked array, not a dict of collections"));
             }
-            Ok(Variables::from_dict(dict_from(entries, "")?))
+            read_dict(&mut r, n, None, 0, &mut budget)?
         }
-        other => Err(Error::format(WHAT, format!("the top level is {}, not a map of collections", a(&other)))),
-    }
+        other => return Err(Error::format(WHAT, format!("the top level is {}, not a map of collections", a(&other)))),
+    };
+    r.finish().map_err(rename)?;
+    Ok(Variables::from_dict(root))
 }
 
 /// Writes [`Variables`] as Flax does (`flax.serialization.to_bytes(variables)`): the same bytes
@@ -170,51 +171,90 @@ fn rename(e: Error) -> Error {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}/{key}")
-    }
-}
-
-/// "a map", "an int", ... (the value's msgpack kind, for messages).
-fn a(v: &Value<'_>) -> String {
+/// "a map", "an int", ... (the item's msgpack kind, for messages).
+fn a(v: &Head<'_>) -> String {
     let kind = v.kind();
     let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
     format!("{article} {kind}")
 }
 
-fn at(path: &str) -> &str {
-    if path.is_empty() {
-        "the top level"
+/// Where a value sits: its key and its parent's place, joined with `/` only when an error
+/// names it (so that reading allocates no path per level).
+struct Place<'p> {
+    parent: Option<&'p Place<'p>>,
+    key: &'p str,
+}
+
+fn path_of(place: Option<&Place<'_>>) -> String {
+    let mut keys = Vec::new();
+    let mut p = place;
+    while let Some(node) = p {
+        keys.push(node.key);
+        p = node.parent;
+    }
+    keys.reverse();
+    if keys.is_empty() {
+        "the top level".to_string()
     } else {
-        path
+        keys.join("/")
     }
 }
 
-fn dict_from(entries: Vec<(Value<'_>, Value<'_>)>, path: &str) -> Result<Dict> {
-    let mut seen = HashSet::new();
-    if let Some(dup) = entries.iter().filter_map(|(k, _)| k.as_str()).find(|k| !seen.insert(*k)) {
-        return Err(Error::format(WHAT, format!("{}: duplicate key", join(path, dup))));
+/// Whether the map whose `n` entries follow has the chunked-array key (anywhere among its
+/// keys, as Flax's `_unchunk_array_leaves_in_place` accepts); the reader is left where it was.
+fn has_chunked_key(r: &mut Reader<'_>, n: usize) -> Result<bool> {
+    let start = r.pos();
+    let mut found = false;
+    for _ in 0..n {
+        if r.head().map_err(rename)? == Head::Str(CHUNKED) {
+            found = true;
+            break;
+        }
+        r.skip().map_err(rename)?;
+    }
+    r.seek(start);
+    Ok(found)
+}
+
+/// Reads the `n` entries of a map into a dict, charging each entry and array to `budget`.
+fn read_dict(
+    r: &mut Reader<'_>,
+    n: usize,
+    place: Option<&Place<'_>>,
+    depth: usize,
+    budget: &mut Budget,
+) -> Result<Dict> {
+    if depth >= msgpack::MAX_DEPTH {
+        return Err(Error::format(
+            WHAT,
+            format!("{}: nesting deeper than {} levels of dicts", path_of(place), msgpack::MAX_DEPTH),
+        ));
     }
     let mut dict = Dict::new();
-    for (k, v) in entries {
-        let key = match k {
-            Value::Str(s) => s.into_owned(),
-            other => return Err(Error::format(WHAT, format!("{}: a key is {}, not a string", at(path), a(&other)))),
-        };
-        let p = join(path, &key);
-        let node = match v {
-            Value::Map(entries) if entries.iter().any(|(k, _)| k.as_str() == Some(CHUNKED)) => {
-                Node::Leaf(Leaf::new(unchunk(entries, &p)?))
+    for _ in 0..n {
+        let key = match r.head().map_err(rename)? {
+            Head::Str(s) => s,
+            other => {
+                return Err(Error::format(WHAT, format!("{}: a key is {}, not a string", path_of(place), a(&other))))
             }
-            Value::Map(entries) => Node::Dict(dict_from(entries, &p)?),
-            Value::Ext(code, payload) => Node::Leaf(Leaf::new(ext_array(code, &payload, &p)?)),
+        };
+        let here = Place { parent: place, key };
+        if dict.get(key).is_some() {
+            return Err(Error::format(WHAT, format!("{}: duplicate key", path_of(Some(&here)))));
+        }
+        budget.charge(entry_cost(key.len()))?;
+        let node = match r.head().map_err(rename)? {
+            Head::Map(m) if has_chunked_key(r, m)? => Node::Leaf(Leaf::new(unchunk(r, m, &here, budget)?)),
+            Head::Map(m) => Node::Dict(read_dict(r, m, Some(&here), depth + 1, budget)?),
+            Head::Ext(code, payload) => Node::Leaf(Leaf::new(ext_array(code, payload, &here, budget)?)),
             other => {
                 return Err(Error::format(
                     WHAT,
-                    format!("{p}: {} is not supported (nnjit variables hold only float arrays and dicts)", a(&other)),
+                    format!(
+                        "{}: {} is not supported (nnjit variables hold only float arrays and dicts)",
+                        path_of(Some(&here)),
+                        a(&other)
+                    ),
                 ))
             }
         };
@@ -223,40 +263,48 @@ fn dict_from(entries: Vec<(Value<'_>, Value<'_>)>, path: &str) -> Result<Dict> {
     Ok(dict)
 }
 
-fn ext_array(code: i8, payload: &[u8], path: &str) -> Result<ArrayD<f32>> {
+/// Decodes an ext value of Flax's (`[shape, dtype, bytes]`), charging the array to `budget`.
+fn ext_array(code: i8, payload: &[u8], place: &Place<'_>, budget: &mut Budget) -> Result<ArrayD<f32>> {
+    let path = || path_of(Some(place));
     match code {
         EXT_NDARRAY | EXT_NPSCALAR => {}
         EXT_NATIVE_COMPLEX => {
-            return Err(Error::format(WHAT, format!("{path}: complex numbers are not supported")));
+            return Err(Error::format(WHAT, format!("{}: complex numbers are not supported", path())));
         }
-        _ => return Err(Error::format(WHAT, format!("{path}: unknown msgpack ext type {code}"))),
+        _ => return Err(Error::format(WHAT, format!("{}: unknown msgpack ext type {code}", path()))),
     }
-    let value = msgpack::decode(payload).map_err(|e| match e {
-        Error::Format { message, .. } => Error::format(WHAT, format!("{path}: array payload: {message}")),
+    let bad = |msg: String| Error::format(WHAT, format!("{}: {msg}", path()));
+    let payload_err = |e: Error| match e {
+        Error::Format { message, .. } => bad(format!("array payload: {message}")),
         e => e,
-    })?;
-    let bad = |msg: String| Error::format(WHAT, format!("{path}: {msg}"));
-    let Value::Array(items) = value else {
-        return Err(bad(format!("the array payload is {}, not [shape, dtype, bytes]", a(&value))));
     };
-    let [shape, dtype, data] = <[Value<'_>; 3]>::try_from(items)
-        .map_err(|items| bad(format!("array payload has {} items, not 3 (shape, dtype, bytes)", items.len())))?;
-    let Value::Array(dims) = shape else {
-        return Err(bad(format!("the shape is {}, not an array of ints", a(&shape))));
+    let mut r = Reader::new(payload);
+    match r.head().map_err(payload_err)? {
+        Head::Array(3) => {}
+        Head::Array(n) => return Err(bad(format!("array payload has {n} items, not 3 (shape, dtype, bytes)"))),
+        other => return Err(bad(format!("the array payload is {}, not [shape, dtype, bytes]", a(&other)))),
+    }
+    let rank = match r.head().map_err(payload_err)? {
+        Head::Array(rank) => rank,
+        other => return Err(bad(format!("the shape is {}, not an array of ints", a(&other)))),
     };
+    // Dims and strides: 16 bytes per dim (charged with the leaf below, and refunded here if
+    // the array is rejected first).
+    budget.charge(rank.saturating_mul(std::mem::size_of::<usize>()))?;
     let mut shape = Vec::new();
-    for d in &dims {
+    for _ in 0..rank {
+        let d = r.head().map_err(payload_err)?;
         let n = d.as_u64().and_then(|n| usize::try_from(n).ok());
-        let n = n.ok_or_else(|| bad(format!("shape dimension {d:?} is not a non-negative integer")))?;
+        let n = n.ok_or_else(|| bad(format!("shape dimension {} is not a non-negative integer", describe(&d))))?;
         try_push(WHAT, &mut shape, n)?;
     }
     // `_ndarray_from_bytes` unpacks with raw=True: the dtype name may be str or bin.
-    let name: Cow<'_, [u8]> = match dtype {
-        Value::Str(s) => Cow::Owned(s.as_bytes().to_vec()),
-        Value::Bin(b) => b,
+    let name: &[u8] = match r.head().map_err(payload_err)? {
+        Head::Str(s) => s.as_bytes(),
+        Head::Bin(b) => b,
         other => return Err(bad(format!("the dtype is {}, not a name", a(&other)))),
     };
-    let dtype = match &*name {
+    let dtype = match name {
         b"float32" => Dtype::F32,
         b"float64" => Dtype::F64,
         b"float16" => Dtype::F16,
@@ -268,73 +316,129 @@ fn ext_array(code: i8, payload: &[u8], path: &str) -> Result<ArrayD<f32>> {
             )))
         }
     };
-    let data: &[u8] = match &data {
-        Value::Bin(b) => b,
-        Value::Str(s) => s.as_bytes(),
-        other => return Err(bad(format!("the array bytes are {}, not bin", a(other)))),
+    let data: &[u8] = match r.head().map_err(payload_err)? {
+        Head::Bin(b) => b,
+        Head::Str(s) => s.as_bytes(),
+        other => return Err(bad(format!("the array bytes are {}, not bin", a(&other)))),
     };
-    decode_array(WHAT, path, dtype, &shape, data)
+    r.finish().map_err(payload_err)?;
+    let len = checked_len(&path(), &shape)?;
+    budget.refund(rank.saturating_mul(std::mem::size_of::<usize>()));
+    if len.checked_mul(dtype.size()) == Some(data.len()) {
+        // Otherwise `decode_array` reports the mismatch, allocating nothing.
+        budget.charge(leaf_cost(rank, len))?;
+    }
+    decode_array(WHAT, &path(), dtype, &shape, data)
 }
 
-/// `_unchunk`: `{"shape": {"0": d0, ...}, "chunks": {"0": array, ...}}` → one array.
-fn unchunk(entries: Vec<(Value<'_>, Value<'_>)>, path: &str) -> Result<ArrayD<f32>> {
-    let bad = |msg: String| Error::format(WHAT, format!("{path}: chunked array: {msg}"));
-    let mut shape = None;
-    let mut chunks = None;
-    for (k, v) in entries {
-        match (k.as_str(), v) {
-            (Some("shape"), Value::Map(m)) => shape = Some(m),
-            (Some("chunks"), Value::Map(m)) => chunks = Some(m),
-            (Some(k @ ("shape" | "chunks")), v) => return Err(bad(format!("\"{k}\" is {}, not a map", a(&v)))),
-            _ => {}
+/// A shape dimension as it appeared, for messages (without printing nested containers).
+fn describe(h: &Head<'_>) -> String {
+    match h {
+        Head::Int(n) => n.to_string(),
+        Head::UInt(n) => n.to_string(),
+        Head::F32(x) => format!("{x:?}"),
+        Head::F64(x) => format!("{x:?}"),
+        Head::Str(s) => format!("{:?}", s.chars().take(40).collect::<String>()),
+        other => a(other),
+    }
+}
+
+/// `_unchunk`: the `n` entries of `{"__msgpack_chunked_array__": .., "shape": {"0": d0, ...},
+/// "chunks": {"0": array, ...}}` → one array.
+fn unchunk(r: &mut Reader<'_>, n: usize, place: &Place<'_>, budget: &mut Budget) -> Result<ArrayD<f32>> {
+    let path = || path_of(Some(place));
+    let bad = |msg: String| Error::format(WHAT, format!("{}: chunked array: {msg}", path()));
+    let mut dims: Option<Vec<usize>> = None;
+    let mut chunks: Option<Vec<(i8, &[u8])>> = None;
+    for _ in 0..n {
+        let key = r.head().map_err(rename)?;
+        match key {
+            Head::Str(k @ ("shape" | "chunks")) => match r.head().map_err(rename)? {
+                Head::Map(m) => {
+                    // Both are read into vectors of m slots: charged, kept until the array is built.
+                    let slot = if k == "shape" { std::mem::size_of::<Option<u64>>() } else { 32 };
+                    budget.charge(m.saturating_mul(slot))?;
+                    let items = indexed(r, m, k, &bad)?;
+                    if k == "shape" {
+                        let mut d = Vec::new();
+                        for h in items {
+                            let v = h.as_u64().and_then(|v| usize::try_from(v).ok());
+                            try_push(
+                                WHAT,
+                                &mut d,
+                                v.ok_or_else(|| bad(format!("shape dimension {} is not a size", describe(&h))))?,
+                            )?;
+                        }
+                        dims = Some(d);
+                    } else {
+                        let mut c = Vec::new();
+                        for (i, h) in items.into_iter().enumerate() {
+                            let Head::Ext(code, payload) = h else {
+                                return Err(bad(format!("chunk {i} is {}, not an array", a(&h))));
+                            };
+                            try_push(WHAT, &mut c, (code, payload))?;
+                        }
+                        chunks = Some(c);
+                    }
+                }
+                other => return Err(bad(format!("\"{k}\" is {}, not a map", a(&other)))),
+            },
+            _ => r.skip().map_err(rename)?,
         }
     }
-    let shape = shape.ok_or_else(|| bad("no \"shape\"".into()))?;
+    let dims = dims.ok_or_else(|| bad("no \"shape\"".into()))?;
     let chunks = chunks.ok_or_else(|| bad("no \"chunks\"".into()))?;
-    // `_dict_to_tuple`: keys "0" .. "n-1", in any order.
-    let dims = indexed(&shape, "shape", &bad)?;
-    let mut dim_values = Vec::new();
-    for d in dims {
-        let n = d.as_u64().and_then(|n| usize::try_from(n).ok());
-        try_push(WHAT, &mut dim_values, n.ok_or_else(|| bad(format!("shape dimension {d:?} is not a size")))?)?;
-    }
-    let n = crate::alloc::checked_len(path, &dim_values)?;
+    let total = checked_len(&path(), &dims)?;
+    budget.charge(leaf_cost(dims.len(), 0))?;
     let mut flat: Vec<f32> = Vec::new();
-    for (i, c) in indexed(&chunks, "chunks", &bad)?.into_iter().enumerate() {
-        let Value::Ext(code, payload) = c else {
-            return Err(bad(format!("chunk {i} is {}, not an array", a(c))));
-        };
-        let chunk = ext_array(*code, payload, &format!("{path}/chunks/{i}"))?;
-        if flat.len().checked_add(chunk.len()).is_none_or(|total| total > n) {
-            return Err(bad(format!("the chunks hold more than the {n} elements of shape {dim_values:?}")));
+    for (i, (code, payload)) in chunks.into_iter().enumerate() {
+        let key = format!("chunks/{i}");
+        let chunk_place = Place { parent: Some(place), key: &key };
+        // Each chunk is a temporary: charged while it lives (by `ext_array`), refunded once copied.
+        let chunk = ext_array(code, payload, &chunk_place, budget)?;
+        let chunk_cost = leaf_cost(chunk.ndim(), chunk.len());
+        if flat.len().checked_add(chunk.len()).is_none_or(|t| t > total) {
+            return Err(bad(format!("the chunks hold more than the {total} elements of shape {dims:?}")));
         }
+        // `flat` grows with the chunks read (never with the claimed shape): at most twice its
+        // elements, three times while it moves.
+        budget.charge(chunk.len().saturating_mul(12))?;
         flat.try_reserve(chunk.len())
-            .map_err(|_| Error::Allocation { what: path.to_string(), bytes: chunk.len() * 4 })?;
+            .map_err(|_| Error::Allocation { what: path(), bytes: total.saturating_mul(4) })?;
         flat.extend(chunk.iter());
+        drop(chunk);
+        budget.refund(chunk_cost);
     }
-    if flat.len() != n {
-        return Err(bad(format!("the chunks hold {} elements, shape {dim_values:?} needs {n}", flat.len())));
+    if flat.len() != total {
+        return Err(bad(format!("the chunks hold {} elements, shape {dims:?} needs {total}", flat.len())));
     }
-    ArrayD::from_shape_vec(dim_values, flat).map_err(|e| bad(e.to_string()))
+    ArrayD::from_shape_vec(dims, flat).map_err(|e| bad(e.to_string()))
 }
 
-/// The values of a `{"0": .., "1": .., ...}` map, in index order.
-fn indexed<'v, 'a>(
-    map: &'v [(Value<'a>, Value<'a>)],
-    name: &str,
-    bad: &dyn Fn(String) -> Error,
-) -> Result<Vec<&'v Value<'a>>> {
-    let mut out: Vec<Option<&Value<'a>>> = Vec::new();
-    out.try_reserve_exact(map.len()).map_err(|_| Error::Allocation { what: name.into(), bytes: map.len() })?;
-    out.resize(map.len(), None);
-    for (k, v) in map {
+/// The items of a `{"0": .., "1": .., ...}` map of `m` entries, in index order: keys exactly
+/// `str(i)` for i in 0..m, in any order (`_dict_to_tuple`). Containers among the items are
+/// errors (they are never dims or chunks).
+fn indexed<'a>(r: &mut Reader<'a>, m: usize, name: &str, bad: &dyn Fn(String) -> Error) -> Result<Vec<Head<'a>>> {
+    let mut out: Vec<Option<Head<'a>>> = Vec::new();
+    out.try_reserve_exact(m).map_err(|_| Error::Allocation { what: name.into(), bytes: m })?;
+    out.resize(m, None);
+    for _ in 0..m {
+        let k = r.head().map_err(rename)?;
+        let v = r.head().map_err(rename)?;
+        if let Head::Array(_) | Head::Map(_) = v {
+            return Err(bad(format!("\"{name}\" holds {}, not a number or an array", a(&v))));
+        }
         // Exactly `str(i)`: digits, no sign, no leading zero.
         let canonical = |s: &&str| s.bytes().all(|b| b.is_ascii_digit()) && (*s == "0" || !s.starts_with('0'));
-        let i = k.as_str().filter(canonical).and_then(|s| s.parse::<usize>().ok()).filter(|&i| i < map.len());
+        let key = match k {
+            Head::Str(s) => Some(s),
+            _ => None,
+        };
+        let i = key.filter(canonical).and_then(|s| s.parse::<usize>().ok()).filter(|&i| i < m);
         let slot = i.and_then(|i| out.get_mut(i)).filter(|s| s.is_none());
         match slot {
             Some(s) => *s = Some(v),
-            None => return Err(bad(format!("\"{name}\" must have the keys \"0\" .. \"{}\"", map.len().max(1) - 1))),
+            None => return Err(bad(format!("\"{name}\" must have the keys \"0\" .. \"{}\"", m.max(1) - 1))),
         }
     }
     Ok(out.into_iter().flatten().collect())
@@ -410,6 +514,7 @@ fn write_ndarray(out: &mut Vec<u8>, shape: &[usize], a: ndarray::ArrayViewD<'_, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::msgpack::Value;
     use ndarray::IxDyn;
 
     #[test]

@@ -24,8 +24,25 @@
 //!
 //! Every reader treats its input as hostile: lengths are checked against the remaining input
 //! before anything is allocated, nesting depth is bounded, sizes are computed with overflow
-//! checks, and any malformed, truncated or unsupported input is an [`Error`](crate::Error), never
+//! checks, and any malformed, truncated or unsupported input is an [`Error`], never
 //! a panic or an abort.
+//!
+//! # Limits
+//!
+//! - **Input size.** The loaders accept at most [`MAX_INPUT_BYTES`] (16 GiB); [`read_file`]
+//!   reads a file up to a limit you give (a regular file's size is checked first, an endless one
+//!   such as `/dev/zero` stops one byte past the limit), and `safetensors::load_file` uses
+//!   `MAX_INPUT_BYTES`. Beyond a limit: [`Error::InputTooLarge`].
+//! - **Memory.** Loading a checkpoint of `n` bytes, valid or not, allocates at most
+//!   [`MEMORY_PER_INPUT_BYTE`]` · n + `[`MEMORY_OVERHEAD`] bytes at its peak (16 · n + 16 MiB;
+//!   the input itself not counted). The Flax reader decodes the msgpack stream straight into the
+//!   variables (no intermediate tree of values), and both loaders charge each dict entry and array
+//!   to a budget before allocating it, at its worst-case size. Arrays cost their `f32` data (1× a
+//!   float32 file, 2× float16), so real checkpoints load at about their size; a file that
+//!   describes more dicts and arrays than the bound allows (hundreds of thousands of empty
+//!   dicts or tiny arrays per few MB) is refused with [`Error::Allocation`]
+//!   naming the bound. `tests/memory_bound.rs` measures the peak with a counting allocator on
+//!   hostile files (nested arrays, 10^6 keys, 10^6 empty tensors, deep names, chunk floods).
 //!
 //! Leaves are `f32` in nnjit. Files may store `float32`, `float16` and `bfloat16` (converted
 //! exactly) or `float64` (rounded to the nearest `f32`, as numpy's `astype(np.float32)` does);
@@ -238,6 +255,73 @@ mod common {
             None => array.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         }
         Ok(())
+    }
+
+    /// What a loader may allocate: [`MEMORY_PER_INPUT_BYTE`](super::MEMORY_PER_INPUT_BYTE) − 4
+    /// times the input's size plus half of [`MEMORY_OVERHEAD`](super::MEMORY_OVERHEAD) (the rest
+    /// of the bound is left for what is charged only once allocated, and for what is not
+    /// charged: error messages, the parsers' small buffers).
+    ///
+    /// Loaders charge every allocation they keep before making it, at its worst-case size
+    /// (vector growth and hash-table resizes included, see the `*_COST` functions), and refund
+    /// temporaries they free; a charge beyond the budget is an [`Error::Allocation`] that names
+    /// the bound. So the bound holds for every input by construction, and
+    /// `tests/memory_bound.rs` measures it on hostile files.
+    pub(crate) struct Budget {
+        what: &'static str,
+        input: usize,
+        left: usize,
+    }
+
+    impl Budget {
+        pub(crate) fn new(what: &'static str, input: usize) -> Self {
+            // 4 bytes per input byte and half the constant are kept for what is charged only
+            // once allocated (one name at a time) or not charged (messages, small buffers).
+            let left =
+                (super::MEMORY_PER_INPUT_BYTE - 4).saturating_mul(input).saturating_add(super::MEMORY_OVERHEAD / 2);
+            Budget { what, input, left }
+        }
+
+        /// Reserves `bytes` of the budget, or fails with [`Error::Allocation`].
+        pub(crate) fn charge(&mut self, bytes: usize) -> Result<()> {
+            if bytes > self.left {
+                return Err(Error::Allocation {
+                    what: format!(
+                        "{} (loading {} bytes needs more than the loaders' memory bound of {} × the input + {} bytes: \
+                         too many arrays or dicts for the file's size)",
+                        self.what,
+                        self.input,
+                        super::MEMORY_PER_INPUT_BYTE,
+                        super::MEMORY_OVERHEAD
+                    ),
+                    bytes,
+                });
+            }
+            self.left -= bytes;
+            Ok(())
+        }
+
+        /// Gives back a charge whose memory was freed.
+        pub(crate) fn refund(&mut self, bytes: usize) {
+            self.left = self.left.saturating_add(bytes);
+        }
+    }
+
+    /// The worst-case cost of one dict entry whose key has `key_len` bytes: the entry in a
+    /// growing vector (capacity up to twice the entries, and the old buffer while it moves:
+    /// 3×), the key, and its copy and slot in the dict's index (a hash table of up to 2.3 slots
+    /// per entry, 3.5 while it resizes).
+    pub(crate) fn entry_cost(key_len: usize) -> usize {
+        use crate::variables::Node;
+        3 * std::mem::size_of::<(String, Node)>() + 4 * (std::mem::size_of::<(String, usize)>() + 1) + 2 * key_len
+    }
+
+    /// The worst-case cost of one array leaf of `rank` dims and `len` elements (besides its
+    /// entry): the shared array header, its dims and strides when they do not fit inline, and
+    /// the `f32` data.
+    pub(crate) fn leaf_cost(rank: usize, len: usize) -> usize {
+        let header = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<ArrayD<f32>>();
+        header.saturating_add(rank.saturating_mul(16)).saturating_add(len.saturating_mul(4))
     }
 
     /// Pushes onto a vector, growing it fallibly (decoders grow with the input they have read,

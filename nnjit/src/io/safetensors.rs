@@ -38,7 +38,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::io::{decode_array, try_push, write_f32_le, Dtype};
+use crate::io::{decode_array, entry_cost, leaf_cost, try_push, write_f32_le, Budget, Dtype};
 use crate::variables::{Dict, Leaf, Node, Variables};
 
 const WHAT: &str = "safetensors data";
@@ -115,10 +115,13 @@ pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, Strin
     if !header.starts_with('{') {
         return Err(fail("the header does not start with '{'".into()));
     }
-    let (infos, metadata) = parse_header(header)?;
+    let mut budget = Budget::new(WHAT, bytes.len());
+    let (infos, metadata) = parse_header(header, &mut budget)?;
 
     // The offsets must tile the data buffer: sorted by offsets, each tensor starts where the
     // previous one ended, and the last ends at the end of the file.
+    // `order` (8 bytes a tensor) and, below, the set of names (at most 2.3 slots of 17 bytes).
+    budget.charge(infos.len().saturating_mul(8 + 48))?;
     let mut order: Vec<usize> = (0..infos.len()).collect();
     order.sort_by_key(|&i| (infos[i].begin, infos[i].end));
     let mut start = 0usize;
@@ -172,8 +175,12 @@ pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, Strin
     }
     let mut root = Dict::new();
     for t in &infos {
-        let array = decode_array(WHAT, &t.name, t.dtype, &t.shape, &data[t.begin..t.end])?;
-        insert(&mut root, &t.name, array);
+        // The offsets were checked above to tile `data`.
+        let bytes = data.get(t.begin..t.end).ok_or_else(|| fail(format!("tensor \"{}\": bad offsets", t.name)))?;
+        let len = crate::alloc::checked_len(&t.name, &t.shape)?;
+        budget.charge(leaf_cost(t.shape.len(), len))?;
+        let array = decode_array(WHAT, &t.name, t.dtype, &t.shape, bytes)?;
+        insert(&mut root, &t.name, array, &mut budget)?;
     }
     Ok((Variables::from_dict(root), metadata))
 }
@@ -349,14 +356,19 @@ fn collect<'v>(dict: &'v Dict, prefix: &mut String, depth: usize, out: &mut Vec<
 }
 
 /// Inserts `array` at the `/`-separated `name`, creating dicts (names were checked to form a
-/// tree).
-fn insert(root: &mut Dict, name: &str, array: ndarray::ArrayD<f32>) {
+/// tree), charging every entry it creates to `budget`.
+fn insert(root: &mut Dict, name: &str, array: ndarray::ArrayD<f32>, budget: &mut Budget) -> Result<()> {
     let (dirs, last) = name.rsplit_once('/').unwrap_or(("", name));
     let mut dict = root;
     for seg in dirs.split('/').filter(|s| !s.is_empty()) {
+        if dict.get(seg).is_none() {
+            budget.charge(entry_cost(seg.len()))?;
+        }
         dict = dict.dict_mut_or_insert(seg);
     }
+    budget.charge(entry_cost(last.len()))?;
     dict.insert(last, Node::Leaf(Leaf::new(array)));
+    Ok(())
 }
 
 /// serde_json's string escaping (what the Python library writes).
@@ -393,7 +405,7 @@ struct Info {
 
 type Metadata = Vec<(String, String)>;
 
-fn parse_header(header: &str) -> Result<(Vec<Info>, Metadata)> {
+fn parse_header(header: &str, budget: &mut Budget) -> Result<(Vec<Info>, Metadata)> {
     let mut p = Parser { s: header.as_bytes(), i: 0 };
     let mut infos: Vec<Info> = Vec::new();
     let mut metadata: Option<Metadata> = None;
@@ -402,9 +414,19 @@ fn parse_header(header: &str) -> Result<(Vec<Info>, Metadata)> {
             if metadata.is_some() {
                 return Err(p.err("duplicate key \"__metadata__\""));
             }
-            metadata = Some(p.metadata()?);
+            let m = p.metadata()?;
+            let cost: usize = m.iter().map(|(k, v)| 3 * 48 + 2 * (k.capacity() + v.capacity()) + 16).sum();
+            budget.charge(cost)?;
+            metadata = Some(m);
         } else {
             let info = p.info(key)?;
+            // The entry in `infos` (a growing vector: 3×), its name and dims, and the name's
+            // slot in the duplicate check below.
+            let cost = 3 * std::mem::size_of::<Info>()
+                + 2 * info.name.capacity()
+                + 3 * std::mem::size_of::<usize>() * info.shape.capacity()
+                + 2 * std::mem::size_of::<&str>();
+            budget.charge(cost)?;
             try_push(WHAT, &mut infos, info)?;
         }
         Ok(())
