@@ -16,6 +16,12 @@ pub const USAGE: &str = "usage: nn_jit_forward [--seed <i64>] [--features <usize
 
 /// The longest argument accepted, in bytes (1 MiB; Linux itself passes at most 128 KiB per
 /// argument): a longer `--x` is an error, not a parse.
+///
+/// ```
+/// use nnjit_suite::cli::{parse_args, MAX_ARG_BYTES};
+/// let long = format!("[{}0]", "0,".repeat(MAX_ARG_BYTES / 2));
+/// assert!(parse_args(&["--x", &long]).unwrap_err().contains("more than the limit"));
+/// ```
 pub const MAX_ARG_BYTES: usize = 1 << 20;
 
 /// The program's arguments (without its name) as UTF-8 strings: an argument that is not valid

@@ -99,6 +99,13 @@ pub fn parse(text: &str) -> Result<Value, String> {
 
 /// `v` as float32: a finite number beyond float32's range (`1e39`) is an error naming the
 /// element, as `where_` writes it, rather than an infinity; NaN and explicit infinities stay.
+///
+/// ```
+/// use nnjit_suite::json::to_f32;
+/// assert_eq!(to_f32(0.5, || "0".into()), Ok(0.5));
+/// assert_eq!(to_f32(f64::INFINITY, || "0".into()), Ok(f32::INFINITY));
+/// assert_eq!(to_f32(1e39, || "[0][2]".into()).unwrap_err(), "element [0][2] (1e39) is outside the float32 range (about ±3.4e38)");
+/// ```
 pub fn to_f32(v: f64, where_: impl FnOnce() -> String) -> Result<f32, String> {
     let x = v as f32;
     if x.is_infinite() && v.is_finite() {
