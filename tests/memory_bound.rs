@@ -228,6 +228,21 @@ fn flax_loader_stays_within_the_bound_on_hostile_files() {
     liar.extend_from_slice(&[0xdf, 0xff, 0xff, 0xff, 0xff]);
     liar.extend(std::iter::repeat_n(0x80, 1 << 20));
     check("msgpack: a map claiming 2^32 - 1 entries", &liar, flax::from_bytes);
+
+    // One valid array of rank 3,000,000 (every dim 1): 3 MB of shape.
+    let rank = 3_000_000;
+    let mut payload = vec![0x93];
+    array_header(&mut payload, rank);
+    payload.extend(std::iter::repeat_n(0x01, rank));
+    payload.extend_from_slice(b"\xa7float32\xc4\x04\0\0\x80?");
+    let mut high_rank = Vec::new();
+    map_header(&mut high_rank, 1);
+    str(&mut high_rank, "w");
+    high_rank.push(0xc9);
+    high_rank.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    high_rank.push(1);
+    high_rank.extend_from_slice(&payload);
+    check("msgpack: an array of rank 3,000,000", &high_rank, flax::from_bytes);
 }
 
 /// Real checkpoints (many arrays of data) load, at about the size of their data.
@@ -269,6 +284,18 @@ fn safetensors_loader_stays_within_the_bound_on_hostile_files() {
     // Every name 64 segments deep, no shared prefix: 63 dicts per tensor.
     let deep = safetensors_file((0..20_000).map(|i| format!("{}{}", key(i), "/a".repeat(63))));
     check("safetensors: 20,000 names 64 segments deep", &deep, safetensors::load);
+    // 300,000 metadata entries, and a tensor of rank 1,000,000.
+    let entries: Vec<String> = (0..300_000).map(|i| format!("\"{}\":\"\"", key(i))).collect();
+    let header = format!("{{\"__metadata__\":{{{}}}}}", entries.join(","));
+    let mut meta = (header.len() as u64).to_le_bytes().to_vec();
+    meta.extend_from_slice(header.as_bytes());
+    check("safetensors: 300,000 metadata entries", &meta, safetensors::load);
+    let ones = vec!["1"; 1_000_000].join(",");
+    let header = format!("{{\"w\":{{\"dtype\":\"F32\",\"shape\":[{ones}],\"data_offsets\":[0,4]}}}}");
+    let mut high_rank = (header.len() as u64).to_le_bytes().to_vec();
+    high_rank.extend_from_slice(header.as_bytes());
+    high_rank.extend_from_slice(&1f32.to_le_bytes());
+    check("safetensors: a tensor of rank 1,000,000", &high_rank, safetensors::load);
     let dup = safetensors_file((0..100_000).map(|_| "x".to_string()));
     check("safetensors: 100,000 duplicate names", &dup, safetensors::load);
 }

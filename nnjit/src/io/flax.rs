@@ -288,10 +288,12 @@ fn ext_array(code: i8, payload: &[u8], place: &Place<'_>, budget: &mut Budget) -
         Head::Array(rank) => rank,
         other => return Err(bad(format!("the shape is {}, not an array of ints", a(&other)))),
     };
-    // Dims and strides: 16 bytes per dim (charged with the leaf below, and refunded here if
-    // the array is rejected first).
-    budget.charge(rank.saturating_mul(std::mem::size_of::<usize>()))?;
+    // The shape, read into an exact vector (refunded once the array is built; the array's own
+    // dims and strides are charged with the leaf below).
+    let shape_bytes = rank.saturating_mul(std::mem::size_of::<usize>());
+    budget.charge(shape_bytes)?;
     let mut shape = Vec::new();
+    shape.try_reserve_exact(rank).map_err(|_| Error::Allocation { what: path(), bytes: shape_bytes })?;
     for _ in 0..rank {
         let d = r.head().map_err(payload_err)?;
         let n = d.as_u64().and_then(|n| usize::try_from(n).ok());
@@ -323,12 +325,14 @@ fn ext_array(code: i8, payload: &[u8], place: &Place<'_>, budget: &mut Budget) -
     };
     r.finish().map_err(payload_err)?;
     let len = checked_len(&path(), &shape)?;
-    budget.refund(rank.saturating_mul(std::mem::size_of::<usize>()));
     if len.checked_mul(dtype.size()) == Some(data.len()) {
         // Otherwise `decode_array` reports the mismatch, allocating nothing.
         budget.charge(leaf_cost(rank, len))?;
     }
-    decode_array(WHAT, &path(), dtype, &shape, data)
+    let array = decode_array(WHAT, &path(), dtype, &shape, data);
+    drop(shape);
+    budget.refund(shape_bytes);
+    array
 }
 
 /// A shape dimension as it appeared, for messages (without printing nested containers).
@@ -355,8 +359,9 @@ fn unchunk(r: &mut Reader<'_>, n: usize, place: &Place<'_>, budget: &mut Budget)
         match key {
             Head::Str(k @ ("shape" | "chunks")) => match r.head().map_err(rename)? {
                 Head::Map(m) => {
-                    // Both are read into vectors of m slots: charged, kept until the array is built.
-                    let slot = if k == "shape" { std::mem::size_of::<Option<u64>>() } else { 32 };
+                    // Both are read into vectors of m slots (`indexed`'s two, then the dims or
+                    // the chunks, growing): charged, kept until the array is built.
+                    let slot = 2 * std::mem::size_of::<Option<Head<'_>>>() + 3 * std::mem::size_of::<(i8, &[u8])>();
                     budget.charge(m.saturating_mul(slot))?;
                     let items = indexed(r, m, k, &bad)?;
                     if k == "shape" {

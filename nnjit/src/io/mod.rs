@@ -317,11 +317,11 @@ mod common {
     }
 
     /// The worst-case cost of one array leaf of `rank` dims and `len` elements (besides its
-    /// entry): the shared array header, its dims and strides when they do not fit inline, and
-    /// the `f32` data.
+    /// entry): the shared array header, its dims and strides when they do not fit inline (and
+    /// ndarray's temporary copies of them while it builds the array), and the `f32` data.
     pub(crate) fn leaf_cost(rank: usize, len: usize) -> usize {
         let header = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<ArrayD<f32>>();
-        header.saturating_add(rank.saturating_mul(16)).saturating_add(len.saturating_mul(4))
+        header.saturating_add(rank.saturating_mul(40)).saturating_add(len.saturating_mul(4))
     }
 
     /// Pushes onto a vector, growing it fallibly (decoders grow with the input they have read,

@@ -414,10 +414,7 @@ fn parse_header(header: &str, budget: &mut Budget) -> Result<(Vec<Info>, Metadat
             if metadata.is_some() {
                 return Err(p.err("duplicate key \"__metadata__\""));
             }
-            let m = p.metadata()?;
-            let cost: usize = m.iter().map(|(k, v)| 3 * 48 + 2 * (k.capacity() + v.capacity()) + 16).sum();
-            budget.charge(cost)?;
-            metadata = Some(m);
+            metadata = Some(p.metadata(budget)?);
         } else {
             let info = p.info(key)?;
             // The entry in `infos` (a growing vector: 3×), its name and dims, and the name's
@@ -679,7 +676,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `"__metadata__"`: null or an object of strings.
-    fn metadata(&mut self) -> Result<Metadata> {
+    fn metadata(&mut self, budget: &mut Budget) -> Result<Metadata> {
         let mut out: Metadata = Vec::new();
         if self.peek() == Some(b'n') {
             self.literal("null")?;
@@ -690,6 +687,12 @@ impl<'a> Parser<'a> {
                 return Err(p.err(&format!("__metadata__ value of \"{key}\" is not a string")));
             }
             let value = p.string()?;
+            // The entry in a growing vector (3×), its strings, and its slot in the key check.
+            budget.charge(
+                3 * std::mem::size_of::<(String, String)>()
+                    + 2 * (key.capacity() + value.capacity())
+                    + 2 * std::mem::size_of::<&str>(),
+            )?;
             try_push(WHAT, &mut out, (key, value))
         })?;
         let mut keys: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
