@@ -78,7 +78,14 @@ impl Reader<'_> {
             _ if tok.bytes().all(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
                 && !tok.is_empty() =>
             {
-                tok.parse::<f64>().map_err(|_| format!("invalid number \"{tok}\""))?
+                let v = tok.parse::<f64>().map_err(|_| format!("invalid number \"{tok}\""))?;
+                // `7E7777777` parses to inf: a finite literal out of range is a typing mistake.
+                if v.is_infinite() {
+                    return Err(format!(
+                        "number \"{tok}\" at byte {start} is outside the float32 range (about ±3.4e38)"
+                    ));
+                }
+                v
             }
             _ => return Err(format!("expected a number, found \"{}\"", if tok.is_empty() { "?" } else { tok })),
         };
@@ -225,6 +232,18 @@ mod tests {
         }
         let deep = "[".repeat(10_000);
         assert!(parse(&deep).is_err());
+    }
+
+    /// Found by the cli_args fuzz target (crash-3804d2ab...): a literal beyond f64's range
+    /// (`7E7777777`) parsed to inf before the float32 range check could see it.
+    #[test]
+    fn literals_beyond_f64_are_errors_not_infinities() {
+        let crash = "[[1577777,777,7E7777777,77777777777,77777777,777777777,77777777777,77777777.777777,777,3]\x0c]";
+        assert!(parse_matrix(crash).is_err_and(|e| e.contains("7E7777777") && !e.contains('\n')));
+        for bad in ["[1e309]", "[-1e400]", "[[1, 2], [3, 1e999]]"] {
+            assert!(parse_matrix(bad).is_err_and(|e| e.contains("outside the float32 range")), "{bad}");
+        }
+        assert_eq!(parse_matrix("[1e-400]").unwrap().1, [0.0]); // underflow is a value, not a typo
     }
 
     #[test]
