@@ -204,6 +204,20 @@ fn flax_loader_stays_within_the_bound_on_hostile_files() {
     tree(&mut deep, 20, &mut 1_000_000);
     check("msgpack: a binary tree of 2^20 dicts", &deep, flax::from_bytes);
 
+    // 200,000 empty dicts under 126 levels of single-key dicts: every level looks for the
+    // chunked-array key among its keys (skipping the values), so the scans cost time, not memory.
+    let mut chain = Vec::new();
+    for _ in 0..126 {
+        map_header(&mut chain, 1);
+        str(&mut chain, "a");
+    }
+    map_header(&mut chain, 200_000);
+    for i in 0..200_000 {
+        str(&mut chain, &key(i));
+        chain.push(0x80);
+    }
+    check("msgpack: 200,000 empty dicts 126 levels down", &chain, flax::from_bytes);
+
     // A chunked array claiming many chunks, and a map that claims 2^32 - 1 entries.
     let mut chunked = Vec::new();
     map_header(&mut chunked, 1);

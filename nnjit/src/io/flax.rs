@@ -128,12 +128,12 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Variables> {
     let mut budget = Budget::new(WHAT, bytes.len());
     let mut r = Reader::new(bytes);
     let root = match r.head().map_err(rename)? {
-        Head::Map(n) => {
-            if has_chunked_key(&mut r, n)? {
-                return Err(Error::format(WHAT, "the top level is a chunked array, not a dict of collections"));
+        Head::Map(n) => match read_dict(&mut r, n, None, 0, &mut budget).map_err(|f| f.error)? {
+            Found::Dict(d) => d,
+            Found::ChunkedKey => {
+                return Err(Error::format(WHAT, "the top level is a chunked array, not a dict of collections"))
             }
-            read_dict(&mut r, n, None, 0, &mut budget)?
-        }
+        },
         other => return Err(Error::format(WHAT, format!("the top level is {}, not a map of collections", a(&other)))),
     };
     r.finish().map_err(rename)?;
@@ -202,6 +202,8 @@ fn path_of(place: Option<&Place<'_>>) -> String {
 
 /// Whether the map whose `n` entries follow has the chunked-array key (anywhere among its
 /// keys, as Flax's `_unchunk_array_leaves_in_place` accepts); the reader is left where it was.
+/// This skips the map's values, so it runs only where a map is known to be suspect (see
+/// [`read_map`]), keeping loading linear in the input.
 fn has_chunked_key(r: &mut Reader<'_>, n: usize) -> Result<bool> {
     let start = r.pos();
     let mut found = false;
@@ -216,6 +218,61 @@ fn has_chunked_key(r: &mut Reader<'_>, n: usize) -> Result<bool> {
     Ok(found)
 }
 
+/// An error, and the depth of the map where it arose.
+struct Fail {
+    error: Error,
+    depth: usize,
+}
+
+impl Fail {
+    fn at(depth: usize) -> impl Fn(Error) -> Fail {
+        move |error| Fail { error, depth }
+    }
+}
+
+/// What reading a map as a dict found.
+enum Found {
+    Dict(Dict),
+    /// The chunked-array key, after other keys: the map is to be read again as an array.
+    ChunkedKey,
+}
+
+/// Reads a map of `n` entries at `depth`: a chunked array if it has the chunked-array key
+/// (Flax writes it first: checked at once), else a dict. A map whose marker comes after its
+/// fields is read again as an array when the key is met, or when reading it as a dict fails at
+/// its own level or its children's (a `true` or a shape of ints are not variables); the scan
+/// for the key runs once per failure, so loading stays linear in the input.
+fn read_map(
+    r: &mut Reader<'_>,
+    n: usize,
+    place: &Place<'_>,
+    depth: usize,
+    budget: &mut Budget,
+) -> std::result::Result<Node, Fail> {
+    let start = r.pos();
+    let first_is_marker = n > 0 && r.head().map_err(rename).map_err(Fail::at(depth))? == Head::Str(CHUNKED);
+    r.seek(start);
+    let saved = budget.left();
+    let chunked = first_is_marker
+        || match read_dict(r, n, Some(place), depth, budget) {
+            Ok(Found::Dict(d)) => return Ok(Node::Dict(d)),
+            Ok(Found::ChunkedKey) => true,
+            Err(fail) if fail.depth <= depth + 1 => {
+                r.seek(start);
+                if !has_chunked_key(r, n).map_err(Fail::at(depth))? {
+                    return Err(fail);
+                }
+                true
+            }
+            Err(fail) => return Err(fail),
+        };
+    debug_assert!(chunked);
+    // What the attempt as a dict allocated was dropped.
+    budget.restore(saved);
+    r.seek(start);
+    unchunk(r, n, place, budget).map(|a| Node::Leaf(Leaf::new(a))).map_err(Fail::at(depth))
+}
+
 /// Reads the `n` entries of a map into a dict, charging each entry and array to `budget`.
 fn read_dict(
     r: &mut Reader<'_>,
@@ -223,44 +280,46 @@ fn read_dict(
     place: Option<&Place<'_>>,
     depth: usize,
     budget: &mut Budget,
-) -> Result<Dict> {
+) -> std::result::Result<Found, Fail> {
+    let fail = Fail::at(depth);
     if depth >= msgpack::MAX_DEPTH {
-        return Err(Error::format(
+        return Err(fail(Error::format(
             WHAT,
             format!("{}: nesting deeper than {} levels of dicts", path_of(place), msgpack::MAX_DEPTH),
-        ));
+        )));
     }
     let mut dict = Dict::new();
     for _ in 0..n {
-        let key = match r.head().map_err(rename)? {
+        let key = match r.head().map_err(rename).map_err(&fail)? {
+            Head::Str(CHUNKED) => return Ok(Found::ChunkedKey),
             Head::Str(s) => s,
             other => {
-                return Err(Error::format(WHAT, format!("{}: a key is {}, not a string", path_of(place), a(&other))))
+                let message = format!("{}: a key is {}, not a string", path_of(place), a(&other));
+                return Err(fail(Error::format(WHAT, message)));
             }
         };
         let here = Place { parent: place, key };
         if dict.get(key).is_some() {
-            return Err(Error::format(WHAT, format!("{}: duplicate key", path_of(Some(&here)))));
+            return Err(fail(Error::format(WHAT, format!("{}: duplicate key", path_of(Some(&here))))));
         }
-        budget.charge(entry_cost(key.len()))?;
-        let node = match r.head().map_err(rename)? {
-            Head::Map(m) if has_chunked_key(r, m)? => Node::Leaf(Leaf::new(unchunk(r, m, &here, budget)?)),
-            Head::Map(m) => Node::Dict(read_dict(r, m, Some(&here), depth + 1, budget)?),
-            Head::Ext(code, payload) => Node::Leaf(Leaf::new(ext_array(code, payload, &here, budget)?)),
+        budget.charge(entry_cost(key.len())).map_err(&fail)?;
+        let node = match r.head().map_err(rename).map_err(&fail)? {
+            Head::Map(m) => read_map(r, m, &here, depth + 1, budget)?,
+            Head::Ext(code, payload) => Node::Leaf(Leaf::new(ext_array(code, payload, &here, budget).map_err(&fail)?)),
             other => {
-                return Err(Error::format(
+                return Err(fail(Error::format(
                     WHAT,
                     format!(
                         "{}: {} is not supported (nnjit variables hold only float arrays and dicts)",
                         path_of(Some(&here)),
                         a(&other)
                     ),
-                ))
+                )))
             }
         };
         dict.insert(key, node);
     }
-    Ok(dict)
+    Ok(Found::Dict(dict))
 }
 
 /// Decodes an ext value of Flax's (`[shape, dtype, bytes]`), charging the array to `budget`.
@@ -567,6 +626,37 @@ mod tests {
         for bad in ["00", "+0", "1", "", "x"] {
             assert!(from_bytes(&file(bad)).unwrap_err().to_string().contains("keys \"0\""), "{bad}");
         }
+    }
+
+    /// Flax writes the marker first, but `msgpack_restore` finds it anywhere among the keys;
+    /// so does `from_bytes` (read as a dict first, then again as an array).
+    #[test]
+    fn chunk_marker_anywhere_among_the_keys() {
+        let mut payload = Vec::new();
+        write_ndarray(&mut payload, &[2], ndarray::arr1(&[1.0f32, 2.0]).into_dyn().view()).unwrap();
+        let ext = msgpack::decode(&payload).unwrap();
+        let marker = (Value::from(CHUNKED), Value::Bool(true));
+        let shape = (Value::from("shape"), Value::Map(vec![(Value::from("0"), Value::UInt(2))]));
+        let chunks = (Value::from("chunks"), Value::Map(vec![(Value::from("0"), ext)]));
+        let extra = (Value::from("note"), Value::Array(vec![Value::Nil]));
+        let orders = [
+            vec![marker.clone(), shape.clone(), chunks.clone()],
+            vec![shape.clone(), marker.clone(), chunks.clone()],
+            vec![chunks.clone(), shape.clone(), marker.clone()],
+            vec![shape.clone(), chunks.clone(), extra.clone(), marker.clone()],
+        ];
+        for entries in orders {
+            let tree = Value::Map(vec![(
+                Value::from("params"),
+                Value::Map(vec![(Value::from("x"), Value::Map(entries)), (Value::from("y"), Value::Map(vec![]))]),
+            )]);
+            let v = from_bytes(&msgpack::encode(&tree).unwrap()).unwrap();
+            assert_eq!(v.get("params/x").unwrap().as_slice().unwrap(), &[1.0, 2.0]);
+            assert!(v.as_dict().dict("params").unwrap().dict("y").is_some());
+        }
+        // Without the marker, the same map is a dict with unsupported values.
+        let tree = Value::Map(vec![(Value::from("x"), Value::Map(vec![shape, chunks]))]);
+        assert!(from_bytes(&msgpack::encode(&tree).unwrap()).unwrap_err().to_string().contains("x/shape/0"));
     }
 
     #[test]

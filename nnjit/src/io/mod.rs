@@ -301,6 +301,17 @@ mod common {
             Ok(())
         }
 
+        /// What is left (to [`restore`](Budget::restore) after dropping what was built since).
+        pub(crate) fn left(&self) -> usize {
+            self.left
+        }
+
+        /// Sets what is left back to a value of [`left`](Budget::left), once everything
+        /// charged since was freed.
+        pub(crate) fn restore(&mut self, left: usize) {
+            self.left = left;
+        }
+
         /// Gives back a charge whose memory was freed.
         pub(crate) fn refund(&mut self, bytes: usize) {
             self.left = self.left.saturating_add(bytes);
