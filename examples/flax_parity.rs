@@ -4,6 +4,12 @@
 //!     cargo run --release --example flax_parity -- --cases tests/data/golden_modules_public.json --emit out.json
 //!
 //! Without arguments it runs the golden file shipped in `tests/data` and prints a summary.
+//! Case files larger than 64 MiB are refused; NaN and ±inf outputs are written as Python's
+//! `json` writes them (`NaN`, `Infinity`, `-Infinity`); every failure is one line on stderr and
+//! exit code 2.
+
+/// The largest case file this example reads.
+const MAX_CASES_BYTES: usize = 64 << 20;
 
 fn run(args: &[String]) -> Result<String, String> {
     let mut cases = None;
@@ -19,12 +25,14 @@ fn run(args: &[String]) -> Result<String, String> {
     }
     let path =
         cases.unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/golden_modules_public.json").into());
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let bytes = nnjit::io::read_file(&path, MAX_CASES_BYTES).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(bytes).map_err(|e| format!("{path} is not UTF-8 text: {e}"))?;
     let result = nnjit_suite::parity::run_file(&text)?;
     let n = result["cases"].as_array().map_or(0, Vec::len);
     match emit {
         Some(out) => {
-            std::fs::write(&out, result.to_string()).map_err(|e| format!("cannot write {out}: {e}"))?;
+            std::fs::write(&out, nnjit_suite::parity::to_text(&result))
+                .map_err(|e| nnjit::Error::io(&out, "write", e).to_string())?;
             Ok(format!("{n} cases from {path} written to {out}"))
         }
         None => Ok(format!("{n} cases from {path} run (plain and lifted); pass --emit OUT to write them")),
@@ -32,8 +40,7 @@ fn run(args: &[String]) -> Result<String, String> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
+    match nnjit_suite::cli::utf8_args(std::env::args_os().skip(1)).and_then(|args| run(&args)) {
         Ok(msg) => println!("{msg}"),
         Err(e) => {
             eprintln!("error: {e}");

@@ -4,8 +4,7 @@
 //!     cargo run --release --example nn_jit_forward -- --seed 0 --features 4 --x '[1,2,3]'
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match nnjit_suite::cli::run(&args) {
+    match nnjit_suite::cli::utf8_args(std::env::args_os().skip(1)).and_then(|args| nnjit_suite::cli::run(&args)) {
         Ok(out) => println!("{out}"),
         Err(e) => {
             eprintln!("error: {e}");

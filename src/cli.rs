@@ -14,6 +14,35 @@ pub const USAGE: &str = "usage: nn_jit_forward [--seed <i64>] [--features <usize
   --flax-jit-rngs  derive the parameters as Flax's nn.jit does (forked RNGs)
   --json           print {\"output\", \"output_shape\", \"kernel\", \"bias\"} (floats round-trip exactly)";
 
+/// The longest argument accepted, in bytes (1 MiB; Linux itself passes at most 128 KiB per
+/// argument): a longer `--x` is an error, not a parse.
+///
+/// ```
+/// use nnjit_suite::cli::{parse_args, MAX_ARG_BYTES};
+/// let long = format!("[{}0]", "0,".repeat(MAX_ARG_BYTES / 2));
+/// assert!(parse_args(&["--x", &long]).unwrap_err().contains("more than the limit"));
+/// ```
+pub const MAX_ARG_BYTES: usize = 1 << 20;
+
+/// The program's arguments (without its name) as UTF-8 strings: an argument that is not valid
+/// UTF-8 (`$'\xff'` in a shell) is a one-line error naming it, where `std::env::args()` panics.
+///
+/// ```
+/// # #[cfg(unix)] {
+/// use std::os::unix::ffi::OsStringExt;
+/// let args = [std::ffi::OsString::from("--seed"), std::ffi::OsString::from_vec(vec![0xff])];
+/// let err = nnjit_suite::cli::utf8_args(args).unwrap_err();
+/// assert_eq!(err, "argument 2 is not valid UTF-8: \"\\xFF\"");
+/// # }
+/// assert_eq!(nnjit_suite::cli::utf8_args(["--json".into()]), Ok(vec!["--json".to_string()]));
+/// ```
+pub fn utf8_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Vec<String>, String> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| a.into_string().map_err(|a| format!("argument {} is not valid UTF-8: {a:?}", i + 1)))
+        .collect()
+}
+
 /// Parsed arguments.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Args {
@@ -51,6 +80,9 @@ impl Default for Args {
 pub fn parse_args<S: AsRef<str>>(argv: &[S]) -> Result<Args, String> {
     let mut a = Args::default();
     let mut it = argv.iter().map(AsRef::as_ref);
+    if let Some((i, long)) = argv.iter().map(AsRef::as_ref).enumerate().find(|(_, a)| a.len() > MAX_ARG_BYTES) {
+        return Err(format!("argument {} has {} bytes, more than the limit of {MAX_ARG_BYTES}", i + 1, long.len()));
+    }
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
@@ -158,6 +190,20 @@ mod tests {
             assert!(parse_args(bad).is_err(), "{bad:?}");
         }
         assert!(run(&["--features", "100000000000"]).is_err());
+        let huge = format!("[{}1]", "1,".repeat(MAX_ARG_BYTES));
+        assert!(parse_args(&["--x", &huge]).is_err_and(|e| e.contains("more than the limit")));
+    }
+
+    /// Issue 14.7: a finite number outside float32's range is a typing mistake, reported on one
+    /// line naming the element, not an infinite input.
+    #[test]
+    fn out_of_range_numbers_are_errors() {
+        let e = parse_args(&["--x", "[1, 1e39]"]).unwrap_err();
+        assert_eq!(e, "--x: element 1 (1e39) is outside the float32 range (about ±3.4e38)");
+        let e = parse_args(&["--x", "[[1, 2], [-4e38, 0]]"]).unwrap_err();
+        assert!(e.contains("element [1][0]") && !e.contains('\n'), "{e}");
+        // Explicit infinities and the float32 extremes are inputs.
+        assert!(parse_args(&["--x", "[Infinity, -3.4028235e38, 1e-50]"]).is_ok());
     }
 
     #[test]

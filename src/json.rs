@@ -78,7 +78,14 @@ impl Reader<'_> {
             _ if tok.bytes().all(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
                 && !tok.is_empty() =>
             {
-                tok.parse::<f64>().map_err(|_| format!("invalid number \"{tok}\""))?
+                let v = tok.parse::<f64>().map_err(|_| format!("invalid number \"{tok}\""))?;
+                // `7E7777777` parses to inf: a finite literal out of range is a typing mistake.
+                if v.is_infinite() {
+                    return Err(format!(
+                        "number \"{tok}\" at byte {start} is outside the float32 range (about ±3.4e38)"
+                    ));
+                }
+                v
             }
             _ => return Err(format!("expected a number, found \"{}\"", if tok.is_empty() { "?" } else { tok })),
         };
@@ -97,6 +104,23 @@ pub fn parse(text: &str) -> Result<Value, String> {
     Ok(v)
 }
 
+/// `v` as float32: a finite number beyond float32's range (`1e39`) is an error naming the
+/// element, as `where_` writes it, rather than an infinity; NaN and explicit infinities stay.
+///
+/// ```
+/// use nnjit_suite::json::to_f32;
+/// assert_eq!(to_f32(0.5, || "0".into()), Ok(0.5));
+/// assert_eq!(to_f32(f64::INFINITY, || "0".into()), Ok(f32::INFINITY));
+/// assert_eq!(to_f32(1e39, || "[0][2]".into()).unwrap_err(), "element [0][2] (1e39) is outside the float32 range (about ±3.4e38)");
+/// ```
+pub fn to_f32(v: f64, where_: impl FnOnce() -> String) -> Result<f32, String> {
+    let x = v as f32;
+    if x.is_infinite() && v.is_finite() {
+        return Err(format!("element {} ({v:e}) is outside the float32 range (about ±3.4e38)", where_()));
+    }
+    Ok(x)
+}
+
 /// A 1-D or 2-D array of numbers as `(shape, row-major f32 values)`; ragged or empty input is
 /// an error.
 pub fn parse_matrix(text: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
@@ -105,7 +129,12 @@ pub fn parse_matrix(text: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
         Value::List(items) if items.is_empty() => Err("the input array is empty".into()),
         Value::List(items) => {
             if items.iter().all(|v| matches!(v, Value::Num(_))) {
-                let xs = items.iter().map(|v| if let Value::Num(n) = v { *n as f32 } else { 0.0 }).collect::<Vec<_>>();
+                let mut xs = Vec::with_capacity(items.len());
+                for (i, v) in items.iter().enumerate() {
+                    if let Value::Num(n) = v {
+                        xs.push(to_f32(*n, || format!("{i}"))?);
+                    }
+                }
                 return Ok((vec![xs.len()], xs));
             }
             let mut width = None;
@@ -124,9 +153,9 @@ pub fn parse_matrix(text: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
                         width.unwrap_or(0)
                     ));
                 }
-                for v in row {
+                for (c, v) in row.iter().enumerate() {
                     match v {
-                        Value::Num(n) => xs.push(*n as f32),
+                        Value::Num(n) => xs.push(to_f32(*n, || format!("[{r}][{c}]"))?),
                         Value::List(_) => return Err("only 1-D or 2-D arrays are accepted".into()),
                     }
                 }
@@ -203,6 +232,18 @@ mod tests {
         }
         let deep = "[".repeat(10_000);
         assert!(parse(&deep).is_err());
+    }
+
+    /// Found by the cli_args fuzz target (crash-3804d2ab...): a literal beyond f64's range
+    /// (`7E7777777`) parsed to inf before the float32 range check could see it.
+    #[test]
+    fn literals_beyond_f64_are_errors_not_infinities() {
+        let crash = "[[1577777,777,7E7777777,77777777777,77777777,777777777,77777777777,77777777.777777,777,3]\x0c]";
+        assert!(parse_matrix(crash).is_err_and(|e| e.contains("7E7777777") && !e.contains('\n')));
+        for bad in ["[1e309]", "[-1e400]", "[[1, 2], [3, 1e999]]"] {
+            assert!(parse_matrix(bad).is_err_and(|e| e.contains("outside the float32 range")), "{bad}");
+        }
+        assert_eq!(parse_matrix("[1e-400]").unwrap().1, [0.0]); // underflow is a value, not a typo
     }
 
     #[test]

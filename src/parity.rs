@@ -26,8 +26,68 @@ fn floats(v: &Value, what: &str) -> Result<Vec<f32>, String> {
     v.as_array()
         .ok_or_else(|| format!("\"{what}\" is not an array"))?
         .iter()
-        .map(|n| n.as_f64().map(|f| f as f32).ok_or_else(|| format!("\"{what}\" holds a non-number")))
+        .enumerate()
+        .map(|(i, n)| {
+            let f = n.as_f64().ok_or_else(|| format!("\"{what}\" holds a non-number"))?;
+            crate::json::to_f32(f, || format!("{i} of \"{what}\""))
+        })
         .collect()
+}
+
+/// One output value: a JSON number, or for NaN and ±inf (which JSON numbers cannot hold) the
+/// string `"NaN"`, `"Infinity"` or `"-Infinity"`, which [`to_text`] writes bare, as Python's
+/// `json` module does.
+fn num(v: f32) -> Value {
+    if v.is_finite() {
+        json!(f64::from(v))
+    } else {
+        Value::String(crate::json::float(v))
+    }
+}
+
+/// The document as Python's `json.dumps` writes it: numbers as serde_json writes them, and the
+/// non-finite values of the output arrays (`"NaN"`, `"Infinity"`, `"-Infinity"` strings in an
+/// array, see [`run_case`]) as the bare tokens `NaN`, `Infinity` and `-Infinity`.
+///
+/// ```
+/// let doc = serde_json::json!({"output": [1.5, "NaN", "-Infinity"], "output_shape": [3]});
+/// let text = nnjit_suite::parity::to_text(&doc);
+/// assert_eq!(text, r#"{"output":[1.5,NaN,-Infinity],"output_shape":[3]}"#);
+/// ```
+#[must_use]
+pub fn to_text(doc: &Value) -> String {
+    let mut out = String::new();
+    write_value(doc, false, &mut out);
+    out
+}
+
+fn write_value(v: &Value, in_array: bool, out: &mut String) {
+    match v {
+        Value::String(s) if in_array && matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") => out.push_str(s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(item, true, out);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, item)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_value(item, false, out);
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 /// The input array of a case (`x`, `x_shape`).
@@ -51,7 +111,7 @@ fn dict(d: &Dict) -> Value {
     let mut m = Map::new();
     for (k, n) in d.iter() {
         let v = match n {
-            Node::Leaf(l) => Value::Array(l.array().iter().map(|v| json!(f64::from(*v))).collect()),
+            Node::Leaf(l) => Value::Array(l.array().iter().map(|v| num(*v)).collect()),
             Node::Dict(d) => dict(d),
         };
         m.insert(k.to_string(), v);
@@ -60,7 +120,7 @@ fn dict(d: &Dict) -> Value {
 }
 
 fn flat(a: &ArrayD<f32>) -> Value {
-    Value::Array(a.iter().map(|v| json!(f64::from(*v))).collect())
+    Value::Array(a.iter().map(|v| num(*v)).collect())
 }
 
 fn mlp_side<M: Module<Input = Tensor, Output = Tensor>>(
@@ -96,7 +156,9 @@ fn bn_side<M: Module<Input = Tensor, Output = Tensor>>(
     }))
 }
 
-/// Runs one case: `{"plain": {...}, "lifted": {...}}`.
+/// Runs one case: `{"plain": {...}, "lifted": {...}}`. Output values are numbers, except NaN
+/// and ±inf, which are the strings `"NaN"`, `"Infinity"` and `"-Infinity"` ([`to_text`] writes
+/// them as Python's `json` does).
 pub fn run_case(case: &Value) -> Result<Value, String> {
     let x = input(case)?;
     let model = field(case, "model")?.as_str().ok_or("\"model\" is not a string")?;

@@ -230,6 +230,12 @@ fn safetensors_rust_round_trip() {
     std::fs::remove_dir_all(&dir).unwrap();
     let e = safetensors::load_file(dir.join("missing.safetensors")).unwrap_err();
     assert!(e.to_string().contains("missing.safetensors"), "{e}");
+    // Issue 14.8: the std::io::Error is kept (its kind, and as `source()`), not flattened.
+    assert!(matches!(&e, nnjit::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound), "{e:?}");
+    let source = std::error::Error::source(&e).expect("the io error is the source");
+    assert_eq!(source.downcast_ref::<std::io::Error>().map(std::io::Error::kind), Some(std::io::ErrorKind::NotFound));
+    let e = safetensors::save_file(&v, dir.join("no/such/dir/v.safetensors")).unwrap_err();
+    assert!(matches!(&e, nnjit::Error::Io { action, .. } if action == "write"), "{e:?}");
 }
 
 /// The format's rules, checked independently with serde_json: 8-byte aligned header of JSON

@@ -1,11 +1,15 @@
 //! Apply with arbitrary shapes and parameters: Dense and the lifted JitDense must return Ok or
-//! Err (never panic), agree bit for bit, and propagate NaN/inf like the reference order.
+//! Err (never panic), agree bit for bit, and propagate NaN/inf like the reference order. Also:
+//! `tabulate` (and its printing) on the same input, and the composite `MlpBnDrop` in training
+//! (a mutable `batch_stats` apply) followed by lifted applies with the updated variables, on
+//! arbitrary (also reversed, negatively strided) views.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nnjit::ndarray::{ArrayD, IxDyn};
-use nnjit::nn::{self, Lifted, Module};
+use nnjit::ndarray::{ArrayD, Axis, IxDyn};
+use nnjit::nn::{self, Lifted, Module, Mutable, Rngs};
 use nnjit::Variables;
+use nnjit_suite::models::{JitMlpBnDrop, MlpBnDrop};
 
 fn take<'a>(data: &mut &'a [u8], n: usize) -> &'a [u8] {
     let (a, b) = data.split_at(n.min(data.len()));
@@ -88,5 +92,60 @@ fuzz_target!(|data: &[u8]| {
             let _ = lifted.bind(&v).map(|bound| bound.apply(&x));
             let _ = lifted.init_flax_jit(nn::PRNGKey(seed), &x);
         }
+        // tabulate (plain and lifted) gives the same table, and prints.
+        let t1 = plain.tabulate(nn::PRNGKey(seed), &x);
+        let t2 = lifted.tabulate(nn::PRNGKey(seed), &x);
+        assert_eq!(t1.is_ok(), t2.is_ok());
+        if let (Ok(t1), Ok(t2)) = (&t1, &t2) {
+            assert_eq!(t1.rows().len(), t2.rows().len());
+            let _ = t1.to_string();
+        }
+        composite(&x, features, head[7], seed);
     }
 });
+
+/// `MlpBnDrop` in training mode (mutable `batch_stats`, dropout), then the lifted eval model
+/// applied with the updated variables, on `x` and on `x` reversed along every axis.
+fn composite(x: &ArrayD<f32>, features: usize, flags: u8, seed: i64) {
+    if x.ndim() == 0 {
+        return;
+    }
+    let hidden = features.max(1);
+    let rate = f64::from(flags % 5) / 4.0; // 0, 0.25, .., 1
+    let train = MlpBnDrop { hidden, out: 3, rate, train: true };
+    let eval = MlpBnDrop { train: false, ..train.clone() };
+    let rngs = || Rngs::new(nn::PRNGKey(seed)).with("dropout", nn::PRNGKey(seed ^ 1));
+    let Ok(mut vars) = eval.init(rngs(), x) else { return };
+    let mut reversed = x.view();
+    for ax in 0..reversed.ndim() {
+        reversed.invert_axis(Axis(ax));
+    }
+    let inputs = [x.view(), reversed];
+    for input in &inputs {
+        let lifted = JitMlpBnDrop::from(train.clone()).apply_with(&vars, input, rngs(), Mutable::only(["batch_stats"]));
+        let plain = train.apply_with(&vars, input, rngs(), Mutable::only(["batch_stats"]));
+        match (&lifted, &plain) {
+            (Ok((a, _)), Ok((b, _))) => {
+                assert!(a.iter().zip(b.iter()).all(|(p, q)| p.to_bits() == q.to_bits()), "train: lifted != plain")
+            }
+            (Err(_), Err(_)) => {}
+            _ => panic!("train: lifted and plain disagree: {lifted:?} vs {plain:?}"),
+        }
+        if let Ok((_, updates)) = plain {
+            vars.merge(updates);
+            let lifted = JitMlpBnDrop::from(eval.clone());
+            let a = lifted.apply(&vars, input);
+            let b = eval.apply(&vars, input);
+            let c = lifted.apply(&vars, input); // the cached plan, after the update
+            match (&a, &b, &c) {
+                (Ok(a), Ok(b), Ok(c)) => {
+                    assert!(a.iter().zip(b.iter()).all(|(p, q)| p.to_bits() == q.to_bits()), "eval: lifted != plain");
+                    assert!(a.iter().zip(c.iter()).all(|(p, q)| p.to_bits() == q.to_bits()), "eval: cached != first");
+                }
+                (Err(_), Err(_), Err(_)) => {}
+                _ => panic!("eval: {a:?} vs {b:?} vs {c:?}"),
+            }
+            let _ = vars.to_string();
+        }
+    }
+}

@@ -11,6 +11,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Shorthand for `Result<T, nnjit::Error>`.
 ///
@@ -124,6 +125,79 @@ pub enum Error {
         /// What read the values (`to_array`, `item`, ...).
         operation: String,
     },
+    /// A file could not be opened, read or written. The operating system's error is kept: its
+    /// [`kind`](std::io::Error::kind) through [`IoError`], and the error itself as
+    /// [`source()`](std::error::Error::source).
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// let err = nnjit::io::read_file("/no/such/checkpoint.msgpack", 1 << 20).unwrap_err();
+    /// let nnjit::Error::Io { path, action, source } = &err else { panic!("{err:?}") };
+    /// assert_eq!((path.as_str(), action.as_str()), ("/no/such/checkpoint.msgpack", "open"));
+    /// assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+    /// assert!(err.source().unwrap().downcast_ref::<std::io::Error>().is_some());
+    /// ```
+    Io {
+        /// The file.
+        path: String,
+        /// What was being done: `open`, `read` or `write`.
+        action: String,
+        /// The operating system's error.
+        source: IoError,
+    },
+    /// An input is larger than the limit for its kind (see [`crate::io::MAX_INPUT_BYTES`]);
+    /// nothing beyond the limit was read.
+    ///
+    /// ```
+    /// let err = nnjit::io::read_file("/dev/zero", 1024).unwrap_err();
+    /// assert!(matches!(err, nnjit::Error::InputTooLarge { limit: 1024, .. }), "{err:?}");
+    /// ```
+    InputTooLarge {
+        /// What was being read (a file name, `Flax msgpack checkpoint`, ...).
+        what: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+}
+
+/// A shared [`std::io::Error`], so that [`Error`] stays `Clone` and comparable.
+///
+/// It dereferences to the `std::io::Error`; two `IoError`s are equal when their kinds and
+/// messages are.
+///
+/// ```
+/// let e = nnjit::error::IoError::from(std::io::Error::from(std::io::ErrorKind::NotFound));
+/// assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+/// assert_eq!(e.clone(), e);
+/// ```
+#[derive(Clone, Debug)]
+pub struct IoError(Arc<std::io::Error>);
+
+impl From<std::io::Error> for IoError {
+    fn from(e: std::io::Error) -> Self {
+        IoError(Arc::new(e))
+    }
+}
+
+impl std::ops::Deref for IoError {
+    type Target = std::io::Error;
+    fn deref(&self) -> &std::io::Error {
+        &self.0
+    }
+}
+
+impl PartialEq for IoError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for IoError {}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 impl Error {
@@ -147,6 +221,19 @@ impl Error {
     /// ```
     pub fn format(what: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Format { what: what.into(), message: message.into() }
+    }
+
+    /// Builds an [`Error::Io`] for `action` (`open`, `read`, `write`) on `path`.
+    ///
+    /// ```
+    /// use std::error::Error as _;
+    /// let os = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+    /// let e = nnjit::Error::io("model.msgpack", "write", os);
+    /// assert_eq!(e.to_string(), "cannot write model.msgpack: permission denied");
+    /// assert!(e.source().is_some());
+    /// ```
+    pub fn io(path: impl AsRef<std::path::Path>, action: &str, source: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().display().to_string(), action: action.to_string(), source: source.into() }
     }
 }
 
@@ -226,11 +313,23 @@ impl fmt::Display for Error {
                  inside the program with `Tensor::host_callback` (ConcretizationTypeError)",
                 at(path)
             ),
+            Error::Io { path, action, source } => write!(f, "cannot {action} {path}: {source}"),
+            Error::InputTooLarge { what, limit } => {
+                write!(f, "{what} is larger than the limit of {limit} bytes")
+            }
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    /// The operating system's error of an [`Error::Io`]; `None` for every other variant.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(&*source.0),
+            _ => None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ use std::fmt;
 use crate::error::Result;
 use crate::module::Module;
 use crate::scope::{CallHook, Frame, Mode, Mutable, Rngs};
-use crate::variables::Variables;
+use crate::variables::{Variables, MAX_ALIGN};
 
 /// One module call seen while tabulating.
 ///
@@ -128,10 +128,9 @@ impl CallHook for Recorder {
 
 fn shape(s: &[usize]) -> String {
     let d: Vec<String> = s.iter().map(|v| v.to_string()).collect();
-    if s.len() == 1 {
-        format!("({},)", d[0])
-    } else {
-        format!("({})", d.join(", "))
+    match d.as_slice() {
+        [one] => format!("({one},)"),
+        _ => format!("({})", d.join(", ")),
     }
 }
 
@@ -145,10 +144,10 @@ pub(crate) fn tabulate<M: Module + ?Sized>(m: &M, rngs: Rngs, x: M::Input) -> Re
     };
     let mut rows = recorder.rows;
     for (path, leaf) in vars.leaves() {
-        let mut segs: Vec<&str> = path.split('/').collect();
-        let name = segs.pop().unwrap_or_default().to_string();
-        let collection = segs.remove(0).to_string();
-        let owner = segs.join("/");
+        // `collection/owner.../name`; every leaf of an init lies under a collection.
+        let Some((collection, rest)) = path.split_once('/') else { continue };
+        let (owner, name) = rest.rsplit_once('/').unwrap_or(("", rest));
+        let (collection, name) = (collection.to_string(), name.to_string());
         if let Some(row) = rows.iter_mut().find(|r| r.path == owner) {
             row.variables.push((collection, name, leaf.array().shape().to_vec()));
         }
@@ -157,7 +156,7 @@ pub(crate) fn tabulate<M: Module + ?Sized>(m: &M, rngs: Rngs, x: M::Input) -> Re
     for (path, leaf) in vars.leaves() {
         let collection = path.split('/').next().unwrap_or_default().to_string();
         match totals.iter_mut().find(|(c, _)| *c == collection) {
-            Some((_, n)) => *n += leaf.array().len(),
+            Some((_, n)) => *n = n.saturating_add(leaf.array().len()),
             None => totals.push((collection, leaf.array().len())),
         }
     }
@@ -172,21 +171,36 @@ impl fmt::Display for Summary {
             let vars: Vec<String> = r
                 .variables
                 .iter()
-                .map(|(c, n, s)| format!("{c}/{n} {} {}", shape(s), s.iter().product::<usize>()))
+                .map(|(c, n, s)| format!("{c}/{n} {} {}", shape(s), s.iter().fold(1usize, |a, &d| a.saturating_mul(d))))
                 .collect();
             let path = if r.path.is_empty() { "/".to_string() } else { r.path.clone() };
             table.push([path, r.module.clone(), shape(&r.input), shape(&r.output), vars.join(", ")]);
         }
-        let widths: Vec<usize> = (0..5).map(|c| table.iter().map(|row| row[c].len()).max().unwrap_or(0)).collect();
+        // Columns align up to MAX_ALIGN characters; a longer cell overflows its column (`{:w$}`
+        // panics for widths above 65,535, and one huge cell must not pad every row).
+        let mut widths = [0usize; 5];
+        for row in &table {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count().min(MAX_ALIGN));
+            }
+        }
         for (i, row) in table.iter().enumerate() {
-            let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:w$}")).collect();
-            writeln!(f, "{}", line.join(" | ").trim_end())?;
+            let mut line = String::new();
+            for (c, (cell, &w)) in row.iter().zip(&widths).enumerate() {
+                if c > 0 {
+                    line.push_str(" | ");
+                }
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', w.saturating_sub(cell.chars().count())));
+            }
+            writeln!(f, "{}", line.trim_end())?;
             if i == 0 {
                 let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
                 writeln!(f, "{}", rule.join("-+-"))?;
             }
         }
-        let totals: Vec<String> = self.totals.iter().map(|(c, n)| format!("{c}: {n} ({} bytes)", n * 4)).collect();
+        let totals: Vec<String> =
+            self.totals.iter().map(|(c, n)| format!("{c}: {n} ({} bytes)", n.saturating_mul(4))).collect();
         write!(f, "total {}", if totals.is_empty() { "no variables".to_string() } else { totals.join(", ") })
     }
 }

@@ -849,16 +849,36 @@ impl Variables {
     }
 }
 
+/// Widest column that `Display for Variables` and `tabulate` pad to.
+pub(crate) const MAX_ALIGN: usize = 120;
+
+/// Writes `s` left-aligned in `width` characters (what `{s:width$}` does, without its limit of
+/// 65,535 on `width`).
+pub(crate) fn write_padded(f: &mut fmt::Formatter<'_>, s: &str, width: usize) -> fmt::Result {
+    f.write_str(s)?;
+    for _ in s.chars().count()..width {
+        f.write_str(" ")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Variables {
     /// A shape summary, one line per array: `params/Dense_0/kernel  (3, 4)  12`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shapes = self.shapes();
-        let width = shapes.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+        // Paths are aligned up to MAX_ALIGN characters; longer ones overflow their column, so
+        // one hostile key cannot pad every line (nor reach `{:width$}`'s limit of 65,535).
+        let width = shapes.iter().map(|(p, _)| p.chars().count()).max().unwrap_or(0).min(MAX_ALIGN);
         for (p, s) in &shapes {
             let dims: Vec<String> = s.iter().map(|d| d.to_string()).collect();
-            let n: usize = s.iter().product();
-            let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-            writeln!(f, "{p:width$}  {tuple}  {n}")?;
+            // Leaves are allocated arrays, so the product fits; saturate all the same.
+            let n = s.iter().fold(1usize, |acc, &d| acc.saturating_mul(d));
+            let tuple = match dims.as_slice() {
+                [d] => format!("({d},)"),
+                _ => format!("({})", dims.join(", ")),
+            };
+            write_padded(f, p, width)?;
+            writeln!(f, "  {tuple}  {n}")?;
         }
         write!(f, "total: {} arrays, {} elements", shapes.len(), self.num_elements())
     }
@@ -906,6 +926,20 @@ mod tests {
         assert_ne!(v.generation(), g);
         assert_eq!(v.num_elements(), 12 + 4 + 4 + 4 + 1);
         assert!(v.to_string().contains("params/Dense_0/kernel"));
+    }
+
+    /// Issue 14.1: a path wider than 65,535 characters made `{p:width$}` panic ("Formatting
+    /// argument out of range"). Paths now align up to `MAX_ALIGN` characters and overflow beyond.
+    #[test]
+    fn display_survives_paths_wider_than_the_format_width_limit() {
+        let mut v = Variables::new();
+        let long = format!("params/{}", "k".repeat(70_000));
+        v.insert(&long, arr(&[2], 0.0)).unwrap();
+        v.insert("params/b", arr(&[3], 0.0)).unwrap();
+        let text = v.to_string();
+        assert!(text.contains(&format!("{long}  (2,)  2\n")), "long path printed whole");
+        let short = text.lines().find(|l| l.starts_with("params/b ")).unwrap();
+        assert_eq!(short.len(), MAX_ALIGN + "  (3,)  3".len(), "short paths padded to the capped width");
     }
 
     #[test]

@@ -30,14 +30,12 @@
 //! # Ok::<(), nnjit::Error>(())
 //! ```
 
-use std::borrow::Cow;
-use std::collections::HashSet;
-
 use ndarray::ArrayD;
 
+use crate::alloc::checked_len;
 use crate::error::{Error, Result};
-use crate::io::msgpack::{self, Value};
-use crate::io::{decode_array, try_push, write_f32_le, Dtype};
+use crate::io::msgpack::{self, Head, Reader};
+use crate::io::{decode_array, entry_cost, leaf_cost, try_push, write_f32_le, Budget, Dtype};
 use crate::variables::{Dict, Leaf, Node, Variables};
 
 const WHAT: &str = "Flax msgpack checkpoint";
@@ -126,16 +124,20 @@ const CHUNKED: &str = "__msgpack_chunked_array__";
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub fn from_bytes(bytes: &[u8]) -> Result<Variables> {
-    let value = msgpack::decode(bytes).map_err(rename)?;
-    match value {
-        Value::Map(entries) => {
-            if entries.iter().any(|(k, _)| k.as_str() == Some(CHUNKED)) {
-                return Err(Error::format(WHAT, "the top level is a chunked array, not a dict of collections"));
+    crate::io::check_input_size(WHAT, bytes)?;
+    let mut budget = Budget::new(WHAT, bytes.len());
+    let mut r = Reader::new(bytes);
+    let root = match r.head().map_err(rename)? {
+        Head::Map(n) => match read_dict(&mut r, n, None, 0, &mut budget).map_err(|f| f.error)? {
+            Found::Dict(d) => d,
+            Found::ChunkedKey => {
+                return Err(Error::format(WHAT, "the top level is a chunked array, not a dict of collections"))
             }
-            Ok(Variables::from_dict(dict_from(entries, "")?))
-        }
-        other => Err(Error::format(WHAT, format!("the top level is {}, not a map of collections", a(&other)))),
-    }
+        },
+        other => return Err(Error::format(WHAT, format!("the top level is {}, not a map of collections", a(&other)))),
+    };
+    r.finish().map_err(rename)?;
+    Ok(Variables::from_dict(root))
 }
 
 /// Writes [`Variables`] as Flax does (`flax.serialization.to_bytes(variables)`): the same bytes
@@ -169,93 +171,201 @@ fn rename(e: Error) -> Error {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}/{key}")
-    }
-}
-
-/// "a map", "an int", ... (the value's msgpack kind, for messages).
-fn a(v: &Value<'_>) -> String {
+/// "a map", "an int", ... (the item's msgpack kind, for messages).
+fn a(v: &Head<'_>) -> String {
     let kind = v.kind();
     let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
     format!("{article} {kind}")
 }
 
-fn at(path: &str) -> &str {
-    if path.is_empty() {
-        "the top level"
+/// Where a value sits: its key and its parent's place, joined with `/` only when an error
+/// names it (so that reading allocates no path per level).
+struct Place<'p> {
+    parent: Option<&'p Place<'p>>,
+    key: &'p str,
+}
+
+fn path_of(place: Option<&Place<'_>>) -> String {
+    let mut keys = Vec::new();
+    let mut p = place;
+    while let Some(node) = p {
+        keys.push(node.key);
+        p = node.parent;
+    }
+    keys.reverse();
+    if keys.is_empty() {
+        "the top level".to_string()
     } else {
-        path
+        keys.join("/")
     }
 }
 
-fn dict_from(entries: Vec<(Value<'_>, Value<'_>)>, path: &str) -> Result<Dict> {
-    let mut seen = HashSet::new();
-    if let Some(dup) = entries.iter().filter_map(|(k, _)| k.as_str()).find(|k| !seen.insert(*k)) {
-        return Err(Error::format(WHAT, format!("{}: duplicate key", join(path, dup))));
+/// Whether the map whose `n` entries follow has the chunked-array key (anywhere among its
+/// keys, as Flax's `_unchunk_array_leaves_in_place` accepts); the reader is left where it was.
+/// This skips the map's values, so it runs only where a map is known to be suspect (see
+/// [`read_map`]), keeping loading linear in the input.
+fn has_chunked_key(r: &mut Reader<'_>, n: usize) -> Result<bool> {
+    let start = r.pos();
+    let mut found = false;
+    for _ in 0..n {
+        if r.head().map_err(rename)? == Head::Str(CHUNKED) {
+            found = true;
+            break;
+        }
+        r.skip().map_err(rename)?;
+    }
+    r.seek(start);
+    Ok(found)
+}
+
+/// An error, and the depth of the map where it arose.
+struct Fail {
+    error: Error,
+    depth: usize,
+}
+
+impl Fail {
+    fn at(depth: usize) -> impl Fn(Error) -> Fail {
+        move |error| Fail { error, depth }
+    }
+}
+
+/// What reading a map as a dict found.
+enum Found {
+    Dict(Dict),
+    /// The chunked-array key, after other keys: the map is to be read again as an array.
+    ChunkedKey,
+}
+
+/// Reads a map of `n` entries at `depth`: a chunked array if it has the chunked-array key
+/// (Flax writes it first: checked at once), else a dict. A map whose marker comes after its
+/// fields is read again as an array when the key is met, or when reading it as a dict fails at
+/// its own level or its children's (a `true` or a shape of ints are not variables); the scan
+/// for the key runs once per failure, so loading stays linear in the input.
+fn read_map(
+    r: &mut Reader<'_>,
+    n: usize,
+    place: &Place<'_>,
+    depth: usize,
+    budget: &mut Budget,
+) -> std::result::Result<Node, Fail> {
+    let start = r.pos();
+    let first_is_marker = n > 0 && r.head().map_err(rename).map_err(Fail::at(depth))? == Head::Str(CHUNKED);
+    r.seek(start);
+    let saved = budget.left();
+    let chunked = first_is_marker
+        || match read_dict(r, n, Some(place), depth, budget) {
+            Ok(Found::Dict(d)) => return Ok(Node::Dict(d)),
+            Ok(Found::ChunkedKey) => true,
+            Err(fail) if fail.depth <= depth + 1 => {
+                r.seek(start);
+                if !has_chunked_key(r, n).map_err(Fail::at(depth))? {
+                    return Err(fail);
+                }
+                true
+            }
+            Err(fail) => return Err(fail),
+        };
+    debug_assert!(chunked);
+    // What the attempt as a dict allocated was dropped.
+    budget.restore(saved);
+    r.seek(start);
+    unchunk(r, n, place, budget).map(|a| Node::Leaf(Leaf::new(a))).map_err(Fail::at(depth))
+}
+
+/// Reads the `n` entries of a map into a dict, charging each entry and array to `budget`.
+fn read_dict(
+    r: &mut Reader<'_>,
+    n: usize,
+    place: Option<&Place<'_>>,
+    depth: usize,
+    budget: &mut Budget,
+) -> std::result::Result<Found, Fail> {
+    let fail = Fail::at(depth);
+    if depth >= msgpack::MAX_DEPTH {
+        return Err(fail(Error::format(
+            WHAT,
+            format!("{}: nesting deeper than {} levels of dicts", path_of(place), msgpack::MAX_DEPTH),
+        )));
     }
     let mut dict = Dict::new();
-    for (k, v) in entries {
-        let key = match k {
-            Value::Str(s) => s.into_owned(),
-            other => return Err(Error::format(WHAT, format!("{}: a key is {}, not a string", at(path), a(&other)))),
-        };
-        let p = join(path, &key);
-        let node = match v {
-            Value::Map(entries) if entries.iter().any(|(k, _)| k.as_str() == Some(CHUNKED)) => {
-                Node::Leaf(Leaf::new(unchunk(entries, &p)?))
-            }
-            Value::Map(entries) => Node::Dict(dict_from(entries, &p)?),
-            Value::Ext(code, payload) => Node::Leaf(Leaf::new(ext_array(code, &payload, &p)?)),
+    for _ in 0..n {
+        let key = match r.head().map_err(rename).map_err(&fail)? {
+            Head::Str(CHUNKED) => return Ok(Found::ChunkedKey),
+            Head::Str(s) => s,
             other => {
-                return Err(Error::format(
+                let message = format!("{}: a key is {}, not a string", path_of(place), a(&other));
+                return Err(fail(Error::format(WHAT, message)));
+            }
+        };
+        let here = Place { parent: place, key };
+        if dict.get(key).is_some() {
+            return Err(fail(Error::format(WHAT, format!("{}: duplicate key", path_of(Some(&here))))));
+        }
+        budget.charge(entry_cost(key.len())).map_err(&fail)?;
+        let node = match r.head().map_err(rename).map_err(&fail)? {
+            Head::Map(m) => read_map(r, m, &here, depth + 1, budget)?,
+            Head::Ext(code, payload) => Node::Leaf(Leaf::new(ext_array(code, payload, &here, budget).map_err(&fail)?)),
+            other => {
+                return Err(fail(Error::format(
                     WHAT,
-                    format!("{p}: {} is not supported (nnjit variables hold only float arrays and dicts)", a(&other)),
-                ))
+                    format!(
+                        "{}: {} is not supported (nnjit variables hold only float arrays and dicts)",
+                        path_of(Some(&here)),
+                        a(&other)
+                    ),
+                )))
             }
         };
         dict.insert(key, node);
     }
-    Ok(dict)
+    Ok(Found::Dict(dict))
 }
 
-fn ext_array(code: i8, payload: &[u8], path: &str) -> Result<ArrayD<f32>> {
+/// Decodes an ext value of Flax's (`[shape, dtype, bytes]`), charging the array to `budget`.
+fn ext_array(code: i8, payload: &[u8], place: &Place<'_>, budget: &mut Budget) -> Result<ArrayD<f32>> {
+    let path = || path_of(Some(place));
     match code {
         EXT_NDARRAY | EXT_NPSCALAR => {}
         EXT_NATIVE_COMPLEX => {
-            return Err(Error::format(WHAT, format!("{path}: complex numbers are not supported")));
+            return Err(Error::format(WHAT, format!("{}: complex numbers are not supported", path())));
         }
-        _ => return Err(Error::format(WHAT, format!("{path}: unknown msgpack ext type {code}"))),
+        _ => return Err(Error::format(WHAT, format!("{}: unknown msgpack ext type {code}", path()))),
     }
-    let value = msgpack::decode(payload).map_err(|e| match e {
-        Error::Format { message, .. } => Error::format(WHAT, format!("{path}: array payload: {message}")),
+    let bad = |msg: String| Error::format(WHAT, format!("{}: {msg}", path()));
+    let payload_err = |e: Error| match e {
+        Error::Format { message, .. } => bad(format!("array payload: {message}")),
         e => e,
-    })?;
-    let bad = |msg: String| Error::format(WHAT, format!("{path}: {msg}"));
-    let Value::Array(items) = value else {
-        return Err(bad(format!("the array payload is {}, not [shape, dtype, bytes]", a(&value))));
     };
-    let [shape, dtype, data] = <[Value<'_>; 3]>::try_from(items)
-        .map_err(|items| bad(format!("array payload has {} items, not 3 (shape, dtype, bytes)", items.len())))?;
-    let Value::Array(dims) = shape else {
-        return Err(bad(format!("the shape is {}, not an array of ints", a(&shape))));
+    let mut r = Reader::new(payload);
+    match r.head().map_err(payload_err)? {
+        Head::Array(3) => {}
+        Head::Array(n) => return Err(bad(format!("array payload has {n} items, not 3 (shape, dtype, bytes)"))),
+        other => return Err(bad(format!("the array payload is {}, not [shape, dtype, bytes]", a(&other)))),
+    }
+    let rank = match r.head().map_err(payload_err)? {
+        Head::Array(rank) => rank,
+        other => return Err(bad(format!("the shape is {}, not an array of ints", a(&other)))),
     };
+    // The shape, read into an exact vector (refunded once the array is built; the array's own
+    // dims and strides are charged with the leaf below).
+    let shape_bytes = rank.saturating_mul(std::mem::size_of::<usize>());
+    budget.charge(shape_bytes)?;
     let mut shape = Vec::new();
-    for d in &dims {
+    shape.try_reserve_exact(rank).map_err(|_| Error::Allocation { what: path(), bytes: shape_bytes })?;
+    for _ in 0..rank {
+        let d = r.head().map_err(payload_err)?;
         let n = d.as_u64().and_then(|n| usize::try_from(n).ok());
-        let n = n.ok_or_else(|| bad(format!("shape dimension {d:?} is not a non-negative integer")))?;
+        let n = n.ok_or_else(|| bad(format!("shape dimension {} is not a non-negative integer", describe(&d))))?;
         try_push(WHAT, &mut shape, n)?;
     }
     // `_ndarray_from_bytes` unpacks with raw=True: the dtype name may be str or bin.
-    let name: Cow<'_, [u8]> = match dtype {
-        Value::Str(s) => Cow::Owned(s.as_bytes().to_vec()),
-        Value::Bin(b) => b,
+    let name: &[u8] = match r.head().map_err(payload_err)? {
+        Head::Str(s) => s.as_bytes(),
+        Head::Bin(b) => b,
         other => return Err(bad(format!("the dtype is {}, not a name", a(&other)))),
     };
-    let dtype = match &*name {
+    let dtype = match name {
         b"float32" => Dtype::F32,
         b"float64" => Dtype::F64,
         b"float16" => Dtype::F16,
@@ -267,73 +377,132 @@ fn ext_array(code: i8, payload: &[u8], path: &str) -> Result<ArrayD<f32>> {
             )))
         }
     };
-    let data: &[u8] = match &data {
-        Value::Bin(b) => b,
-        Value::Str(s) => s.as_bytes(),
-        other => return Err(bad(format!("the array bytes are {}, not bin", a(other)))),
+    let data: &[u8] = match r.head().map_err(payload_err)? {
+        Head::Bin(b) => b,
+        Head::Str(s) => s.as_bytes(),
+        other => return Err(bad(format!("the array bytes are {}, not bin", a(&other)))),
     };
-    decode_array(WHAT, path, dtype, &shape, data)
+    r.finish().map_err(payload_err)?;
+    let len = checked_len(&path(), &shape)?;
+    if len.checked_mul(dtype.size()) == Some(data.len()) {
+        // Otherwise `decode_array` reports the mismatch, allocating nothing.
+        budget.charge(leaf_cost(rank, len))?;
+    }
+    let array = decode_array(WHAT, &path(), dtype, &shape, data);
+    drop(shape);
+    budget.refund(shape_bytes);
+    array
 }
 
-/// `_unchunk`: `{"shape": {"0": d0, ...}, "chunks": {"0": array, ...}}` → one array.
-fn unchunk(entries: Vec<(Value<'_>, Value<'_>)>, path: &str) -> Result<ArrayD<f32>> {
-    let bad = |msg: String| Error::format(WHAT, format!("{path}: chunked array: {msg}"));
-    let mut shape = None;
-    let mut chunks = None;
-    for (k, v) in entries {
-        match (k.as_str(), v) {
-            (Some("shape"), Value::Map(m)) => shape = Some(m),
-            (Some("chunks"), Value::Map(m)) => chunks = Some(m),
-            (Some(k @ ("shape" | "chunks")), v) => return Err(bad(format!("\"{k}\" is {}, not a map", a(&v)))),
-            _ => {}
+/// A shape dimension as it appeared, for messages (without printing nested containers).
+fn describe(h: &Head<'_>) -> String {
+    match h {
+        Head::Int(n) => n.to_string(),
+        Head::UInt(n) => n.to_string(),
+        Head::F32(x) => format!("{x:?}"),
+        Head::F64(x) => format!("{x:?}"),
+        Head::Str(s) => format!("{:?}", s.chars().take(40).collect::<String>()),
+        other => a(other),
+    }
+}
+
+/// `_unchunk`: the `n` entries of `{"__msgpack_chunked_array__": .., "shape": {"0": d0, ...},
+/// "chunks": {"0": array, ...}}` → one array.
+fn unchunk(r: &mut Reader<'_>, n: usize, place: &Place<'_>, budget: &mut Budget) -> Result<ArrayD<f32>> {
+    let path = || path_of(Some(place));
+    let bad = |msg: String| Error::format(WHAT, format!("{}: chunked array: {msg}", path()));
+    let mut dims: Option<Vec<usize>> = None;
+    let mut chunks: Option<Vec<(i8, &[u8])>> = None;
+    for _ in 0..n {
+        let key = r.head().map_err(rename)?;
+        match key {
+            Head::Str(k @ ("shape" | "chunks")) => match r.head().map_err(rename)? {
+                Head::Map(m) => {
+                    // Both are read into vectors of m slots (`indexed`'s two, then the dims or
+                    // the chunks, growing): charged, kept until the array is built.
+                    let slot = 2 * std::mem::size_of::<Option<Head<'_>>>() + 3 * std::mem::size_of::<(i8, &[u8])>();
+                    budget.charge(m.saturating_mul(slot))?;
+                    let items = indexed(r, m, k, &bad)?;
+                    if k == "shape" {
+                        let mut d = Vec::new();
+                        for h in items {
+                            let v = h.as_u64().and_then(|v| usize::try_from(v).ok());
+                            try_push(
+                                WHAT,
+                                &mut d,
+                                v.ok_or_else(|| bad(format!("shape dimension {} is not a size", describe(&h))))?,
+                            )?;
+                        }
+                        dims = Some(d);
+                    } else {
+                        let mut c = Vec::new();
+                        for (i, h) in items.into_iter().enumerate() {
+                            let Head::Ext(code, payload) = h else {
+                                return Err(bad(format!("chunk {i} is {}, not an array", a(&h))));
+                            };
+                            try_push(WHAT, &mut c, (code, payload))?;
+                        }
+                        chunks = Some(c);
+                    }
+                }
+                other => return Err(bad(format!("\"{k}\" is {}, not a map", a(&other)))),
+            },
+            _ => r.skip().map_err(rename)?,
         }
     }
-    let shape = shape.ok_or_else(|| bad("no \"shape\"".into()))?;
+    let dims = dims.ok_or_else(|| bad("no \"shape\"".into()))?;
     let chunks = chunks.ok_or_else(|| bad("no \"chunks\"".into()))?;
-    // `_dict_to_tuple`: keys "0" .. "n-1", in any order.
-    let dims = indexed(&shape, "shape", &bad)?;
-    let mut dim_values = Vec::new();
-    for d in dims {
-        let n = d.as_u64().and_then(|n| usize::try_from(n).ok());
-        try_push(WHAT, &mut dim_values, n.ok_or_else(|| bad(format!("shape dimension {d:?} is not a size")))?)?;
-    }
-    let n = crate::alloc::checked_len(path, &dim_values)?;
+    let total = checked_len(&path(), &dims)?;
+    budget.charge(leaf_cost(dims.len(), 0))?;
     let mut flat: Vec<f32> = Vec::new();
-    for (i, c) in indexed(&chunks, "chunks", &bad)?.into_iter().enumerate() {
-        let Value::Ext(code, payload) = c else {
-            return Err(bad(format!("chunk {i} is {}, not an array", a(c))));
-        };
-        let chunk = ext_array(*code, payload, &format!("{path}/chunks/{i}"))?;
-        if flat.len().checked_add(chunk.len()).is_none_or(|total| total > n) {
-            return Err(bad(format!("the chunks hold more than the {n} elements of shape {dim_values:?}")));
+    for (i, (code, payload)) in chunks.into_iter().enumerate() {
+        let key = format!("chunks/{i}");
+        let chunk_place = Place { parent: Some(place), key: &key };
+        // Each chunk is a temporary: charged while it lives (by `ext_array`), refunded once copied.
+        let chunk = ext_array(code, payload, &chunk_place, budget)?;
+        let chunk_cost = leaf_cost(chunk.ndim(), chunk.len());
+        if flat.len().checked_add(chunk.len()).is_none_or(|t| t > total) {
+            return Err(bad(format!("the chunks hold more than the {total} elements of shape {dims:?}")));
         }
+        // `flat` grows with the chunks read (never with the claimed shape): at most twice its
+        // elements, three times while it moves.
+        budget.charge(chunk.len().saturating_mul(12))?;
         flat.try_reserve(chunk.len())
-            .map_err(|_| Error::Allocation { what: path.to_string(), bytes: chunk.len() * 4 })?;
+            .map_err(|_| Error::Allocation { what: path(), bytes: total.saturating_mul(4) })?;
         flat.extend(chunk.iter());
+        drop(chunk);
+        budget.refund(chunk_cost);
     }
-    if flat.len() != n {
-        return Err(bad(format!("the chunks hold {} elements, shape {dim_values:?} needs {n}", flat.len())));
+    if flat.len() != total {
+        return Err(bad(format!("the chunks hold {} elements, shape {dims:?} needs {total}", flat.len())));
     }
-    ArrayD::from_shape_vec(dim_values, flat).map_err(|e| bad(e.to_string()))
+    ArrayD::from_shape_vec(dims, flat).map_err(|e| bad(e.to_string()))
 }
 
-/// The values of a `{"0": .., "1": .., ...}` map, in index order.
-fn indexed<'v, 'a>(
-    map: &'v [(Value<'a>, Value<'a>)],
-    name: &str,
-    bad: &dyn Fn(String) -> Error,
-) -> Result<Vec<&'v Value<'a>>> {
-    let mut out: Vec<Option<&Value<'a>>> = Vec::new();
-    out.try_reserve_exact(map.len()).map_err(|_| Error::Allocation { what: name.into(), bytes: map.len() })?;
-    out.resize(map.len(), None);
-    for (k, v) in map {
+/// The items of a `{"0": .., "1": .., ...}` map of `m` entries, in index order: keys exactly
+/// `str(i)` for i in 0..m, in any order (`_dict_to_tuple`). Containers among the items are
+/// errors (they are never dims or chunks).
+fn indexed<'a>(r: &mut Reader<'a>, m: usize, name: &str, bad: &dyn Fn(String) -> Error) -> Result<Vec<Head<'a>>> {
+    let mut out: Vec<Option<Head<'a>>> = Vec::new();
+    out.try_reserve_exact(m).map_err(|_| Error::Allocation { what: name.into(), bytes: m })?;
+    out.resize(m, None);
+    for _ in 0..m {
+        let k = r.head().map_err(rename)?;
+        let v = r.head().map_err(rename)?;
+        if let Head::Array(_) | Head::Map(_) = v {
+            return Err(bad(format!("\"{name}\" holds {}, not a number or an array", a(&v))));
+        }
         // Exactly `str(i)`: digits, no sign, no leading zero.
         let canonical = |s: &&str| s.bytes().all(|b| b.is_ascii_digit()) && (*s == "0" || !s.starts_with('0'));
-        let i = k.as_str().filter(canonical).and_then(|s| s.parse::<usize>().ok()).filter(|&i| i < map.len());
+        let key = match k {
+            Head::Str(s) => Some(s),
+            _ => None,
+        };
+        let i = key.filter(canonical).and_then(|s| s.parse::<usize>().ok()).filter(|&i| i < m);
         let slot = i.and_then(|i| out.get_mut(i)).filter(|s| s.is_none());
         match slot {
             Some(s) => *s = Some(v),
-            None => return Err(bad(format!("\"{name}\" must have the keys \"0\" .. \"{}\"", map.len().max(1) - 1))),
+            None => return Err(bad(format!("\"{name}\" must have the keys \"0\" .. \"{}\"", m.max(1) - 1))),
         }
     }
     Ok(out.into_iter().flatten().collect())
@@ -409,6 +578,7 @@ fn write_ndarray(out: &mut Vec<u8>, shape: &[usize], a: ndarray::ArrayViewD<'_, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::msgpack::Value;
     use ndarray::IxDyn;
 
     #[test]
@@ -456,6 +626,37 @@ mod tests {
         for bad in ["00", "+0", "1", "", "x"] {
             assert!(from_bytes(&file(bad)).unwrap_err().to_string().contains("keys \"0\""), "{bad}");
         }
+    }
+
+    /// Flax writes the marker first, but `msgpack_restore` finds it anywhere among the keys;
+    /// so does `from_bytes` (read as a dict first, then again as an array).
+    #[test]
+    fn chunk_marker_anywhere_among_the_keys() {
+        let mut payload = Vec::new();
+        write_ndarray(&mut payload, &[2], ndarray::arr1(&[1.0f32, 2.0]).into_dyn().view()).unwrap();
+        let ext = msgpack::decode(&payload).unwrap();
+        let marker = (Value::from(CHUNKED), Value::Bool(true));
+        let shape = (Value::from("shape"), Value::Map(vec![(Value::from("0"), Value::UInt(2))]));
+        let chunks = (Value::from("chunks"), Value::Map(vec![(Value::from("0"), ext)]));
+        let extra = (Value::from("note"), Value::Array(vec![Value::Nil]));
+        let orders = [
+            vec![marker.clone(), shape.clone(), chunks.clone()],
+            vec![shape.clone(), marker.clone(), chunks.clone()],
+            vec![chunks.clone(), shape.clone(), marker.clone()],
+            vec![shape.clone(), chunks.clone(), extra.clone(), marker.clone()],
+        ];
+        for entries in orders {
+            let tree = Value::Map(vec![(
+                Value::from("params"),
+                Value::Map(vec![(Value::from("x"), Value::Map(entries)), (Value::from("y"), Value::Map(vec![]))]),
+            )]);
+            let v = from_bytes(&msgpack::encode(&tree).unwrap()).unwrap();
+            assert_eq!(v.get("params/x").unwrap().as_slice().unwrap(), &[1.0, 2.0]);
+            assert!(v.as_dict().dict("params").unwrap().dict("y").is_some());
+        }
+        // Without the marker, the same map is a dict with unsupported values.
+        let tree = Value::Map(vec![(Value::from("x"), Value::Map(vec![shape, chunks]))]);
+        assert!(from_bytes(&msgpack::encode(&tree).unwrap()).unwrap_err().to_string().contains("x/shape/0"));
     }
 
     #[test]

@@ -153,6 +153,11 @@ impl Value<'_> {
 
 /// Decodes exactly one msgpack value spanning all of `bytes`.
 ///
+/// This builds a [`Value`] tree: up to about 128 bytes of memory per input byte (a 32-byte
+/// `Value` per item, in vectors that grow by doubling). The checkpoint loader does not use it:
+/// [`flax::from_bytes`](crate::io::flax::from_bytes) reads the stream directly, within the
+/// loaders' memory bound (see the [module docs](crate::io)).
+///
 /// Errors ([`Error::Format`]) name the byte offset of the problem: truncated input, a length
 /// larger than the rest of the input, invalid UTF-8 in a string, the reserved byte `0xc1`,
 /// nesting deeper than [`MAX_DEPTH`], or bytes left over after the value.
@@ -165,26 +170,94 @@ impl Value<'_> {
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub fn decode(bytes: &[u8]) -> Result<Value<'_>> {
-    let mut r = Reader { buf: bytes, pos: 0 };
+    let mut r = Reader::new(bytes);
     let v = r.value(0)?;
-    if r.pos != bytes.len() {
-        return Err(r.err(format!("{} bytes left over after the value", bytes.len() - r.pos)));
-    }
+    r.finish()?;
     Ok(v)
 }
 
-struct Reader<'a> {
+/// One msgpack item as read by [`Reader::head`]: a scalar, a string or binary borrowed from
+/// the input, an ext value, or the header of an array or map (whose items follow).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Head<'a> {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    F32(f32),
+    F64(f64),
+    Str(&'a str),
+    Bin(&'a [u8]),
+    /// An array of this many items (at most the bytes left: every item takes one).
+    Array(usize),
+    /// A map of this many entries (at most half the bytes left).
+    Map(usize),
+    Ext(i8, &'a [u8]),
+}
+
+impl Head<'_> {
+    /// The kind's name, as [`Value::kind`] gives it.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Head::Nil => "nil",
+            Head::Bool(_) => "bool",
+            Head::Int(_) | Head::UInt(_) => "int",
+            Head::F32(_) | Head::F64(_) => "float",
+            Head::Str(_) => "str",
+            Head::Bin(_) => "bin",
+            Head::Array(_) => "array",
+            Head::Map(_) => "map",
+            Head::Ext(..) => "ext",
+        }
+    }
+
+    /// The value as a non-negative integer.
+    pub(crate) fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Head::UInt(n) => Some(n),
+            Head::Int(n) => u64::try_from(n).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// A pull reader of msgpack: one [`Head`] at a time, allocating nothing, so that callers build
+/// only what they keep (the Flax loader reads a checkpoint straight into `Variables`).
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn err(&self, message: String) -> Error {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    /// An error at the current position.
+    pub(crate) fn err(&self, message: String) -> Error {
         Error::format(WHAT, format!("{message} (at byte {})", self.pos))
+    }
+
+    /// The current byte offset.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves back to an offset returned by [`Reader::pos`].
+    pub(crate) fn seek(&mut self, pos: usize) {
+        self.pos = pos.min(self.buf.len());
     }
 
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
+    }
+
+    /// An error if bytes are left after the value (Python's `ExtraData`).
+    pub(crate) fn finish(&self) -> Result<()> {
+        if self.pos != self.buf.len() {
+            return Err(self.err(format!("{} bytes left over after the value", self.remaining())));
+        }
+        Ok(())
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
@@ -217,11 +290,11 @@ impl<'a> Reader<'a> {
         usize::try_from(n).map_err(|_| self.err(format!("{what} length {n} does not fit in memory")))
     }
 
-    fn str(&mut self, n: usize) -> Result<Value<'a>> {
+    fn str(&mut self, n: usize) -> Result<Head<'a>> {
         let start = self.pos;
         let s = self.take(n, "str")?;
         match std::str::from_utf8(s) {
-            Ok(s) => Ok(Value::Str(Cow::Borrowed(s))),
+            Ok(s) => Ok(Head::Str(s)),
             Err(e) => {
                 self.pos = start;
                 Err(self.err(format!("str of {n} bytes is not valid UTF-8: {e}")))
@@ -229,72 +302,60 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn ext(&mut self, n: usize) -> Result<Value<'a>> {
+    fn ext(&mut self, n: usize) -> Result<Head<'a>> {
         let code = self.u8("ext type")? as i8;
-        Ok(Value::Ext(code, Cow::Borrowed(self.take(n, "ext payload")?)))
+        Ok(Head::Ext(code, self.take(n, "ext payload")?))
     }
 
-    fn seq(&mut self, n: usize, depth: usize) -> Result<Value<'a>> {
+    fn seq(&self, n: usize) -> Result<Head<'a>> {
         // Every element takes at least one byte: a count beyond the rest of the input is a lie.
         if n > self.remaining() {
             return Err(self.err(format!("array claims {n} elements but only {} bytes are left", self.remaining())));
         }
-        let mut items = Vec::new();
-        for _ in 0..n {
-            let v = self.value(depth + 1)?;
-            try_push(WHAT, &mut items, v)?;
-        }
-        Ok(Value::Array(items))
+        Ok(Head::Array(n))
     }
 
-    fn map(&mut self, n: usize, depth: usize) -> Result<Value<'a>> {
+    fn map(&self, n: usize) -> Result<Head<'a>> {
         if n.checked_mul(2).is_none_or(|b| b > self.remaining()) {
             return Err(self.err(format!("map claims {n} entries but only {} bytes are left", self.remaining())));
         }
-        let mut entries = Vec::new();
-        for _ in 0..n {
-            let k = self.value(depth + 1)?;
-            let v = self.value(depth + 1)?;
-            try_push(WHAT, &mut entries, (k, v))?;
-        }
-        Ok(Value::Map(entries))
+        Ok(Head::Map(n))
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value<'a>> {
-        if depth > MAX_DEPTH {
-            return Err(self.err(format!("nesting deeper than {MAX_DEPTH} levels")));
-        }
+    /// Reads one item: a whole scalar, string, binary or ext value, or an array's or map's
+    /// header (its items are read by the next calls).
+    pub(crate) fn head(&mut self) -> Result<Head<'a>> {
         let b = self.u8("a value")?;
         Ok(match b {
-            0x00..=0x7f => Value::UInt(u64::from(b)),
-            0x80..=0x8f => return self.map(usize::from(b & 0x0f), depth),
-            0x90..=0x9f => return self.seq(usize::from(b & 0x0f), depth),
+            0x00..=0x7f => Head::UInt(u64::from(b)),
+            0x80..=0x8f => return self.map(usize::from(b & 0x0f)),
+            0x90..=0x9f => return self.seq(usize::from(b & 0x0f)),
             0xa0..=0xbf => return self.str(usize::from(b & 0x1f)),
-            0xc0 => Value::Nil,
+            0xc0 => Head::Nil,
             0xc1 => {
                 self.pos -= 1;
                 return Err(self.err("byte 0xc1 is never used in msgpack".to_string()));
             }
-            0xc2 => Value::Bool(false),
-            0xc3 => Value::Bool(true),
+            0xc2 => Head::Bool(false),
+            0xc3 => Head::Bool(true),
             0xc4..=0xc6 => {
                 let n = self.len(1 << (b - 0xc4), "bin")?;
-                Value::Bin(Cow::Borrowed(self.take(n, "bin")?))
+                Head::Bin(self.take(n, "bin")?)
             }
             0xc7..=0xc9 => {
                 let n = self.len(1 << (b - 0xc7), "ext")?;
                 return self.ext(n);
             }
-            0xca => Value::F32(f32::from_be_bytes(self.array("float 32")?)),
-            0xcb => Value::F64(f64::from_be_bytes(self.array("float 64")?)),
-            0xcc => Value::UInt(u64::from(self.u8("uint 8")?)),
-            0xcd => Value::UInt(u64::from(u16::from_be_bytes(self.array("uint 16")?))),
-            0xce => Value::UInt(u64::from(u32::from_be_bytes(self.array("uint 32")?))),
-            0xcf => Value::UInt(u64::from_be_bytes(self.array("uint 64")?)),
-            0xd0 => Value::Int(i64::from(i8::from_be_bytes(self.array("int 8")?))),
-            0xd1 => Value::Int(i64::from(i16::from_be_bytes(self.array("int 16")?))),
-            0xd2 => Value::Int(i64::from(i32::from_be_bytes(self.array("int 32")?))),
-            0xd3 => Value::Int(i64::from_be_bytes(self.array("int 64")?)),
+            0xca => Head::F32(f32::from_be_bytes(self.array("float 32")?)),
+            0xcb => Head::F64(f64::from_be_bytes(self.array("float 64")?)),
+            0xcc => Head::UInt(u64::from(self.u8("uint 8")?)),
+            0xcd => Head::UInt(u64::from(u16::from_be_bytes(self.array("uint 16")?))),
+            0xce => Head::UInt(u64::from(u32::from_be_bytes(self.array("uint 32")?))),
+            0xcf => Head::UInt(u64::from_be_bytes(self.array("uint 64")?)),
+            0xd0 => Head::Int(i64::from(i8::from_be_bytes(self.array("int 8")?))),
+            0xd1 => Head::Int(i64::from(i16::from_be_bytes(self.array("int 16")?))),
+            0xd2 => Head::Int(i64::from(i32::from_be_bytes(self.array("int 32")?))),
+            0xd3 => Head::Int(i64::from_be_bytes(self.array("int 64")?)),
             0xd4..=0xd8 => return self.ext(1 << (b - 0xd4)),
             0xd9..=0xdb => {
                 let n = self.len(1 << (b - 0xd9), "str")?;
@@ -302,13 +363,61 @@ impl<'a> Reader<'a> {
             }
             0xdc | 0xdd => {
                 let n = self.len(if b == 0xdc { 2 } else { 4 }, "array")?;
-                return self.seq(n, depth);
+                return self.seq(n);
             }
             0xde | 0xdf => {
                 let n = self.len(if b == 0xde { 2 } else { 4 }, "map")?;
-                return self.map(n, depth);
+                return self.map(n);
             }
-            0xe0..=0xff => Value::Int(i64::from(b as i8)),
+            0xe0..=0xff => Head::Int(i64::from(b as i8)),
+        })
+    }
+
+    /// Skips one whole value, however nested, without allocating or recursing.
+    pub(crate) fn skip(&mut self) -> Result<()> {
+        let mut left: usize = 1;
+        while left > 0 {
+            left -= 1;
+            match self.head()? {
+                Head::Array(n) => left = left.saturating_add(n),
+                Head::Map(n) => left = left.saturating_add(n.saturating_mul(2)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value<'a>> {
+        if depth > MAX_DEPTH {
+            return Err(self.err(format!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(match self.head()? {
+            Head::Nil => Value::Nil,
+            Head::Bool(b) => Value::Bool(b),
+            Head::Int(n) => Value::Int(n),
+            Head::UInt(n) => Value::UInt(n),
+            Head::F32(x) => Value::F32(x),
+            Head::F64(x) => Value::F64(x),
+            Head::Str(s) => Value::Str(Cow::Borrowed(s)),
+            Head::Bin(b) => Value::Bin(Cow::Borrowed(b)),
+            Head::Ext(code, p) => Value::Ext(code, Cow::Borrowed(p)),
+            Head::Array(n) => {
+                let mut items = Vec::new();
+                for _ in 0..n {
+                    let v = self.value(depth + 1)?;
+                    try_push(WHAT, &mut items, v)?;
+                }
+                Value::Array(items)
+            }
+            Head::Map(n) => {
+                let mut entries = Vec::new();
+                for _ in 0..n {
+                    let k = self.value(depth + 1)?;
+                    let v = self.value(depth + 1)?;
+                    try_push(WHAT, &mut entries, (k, v))?;
+                }
+                Value::Map(entries)
+            }
         })
     }
 }

@@ -38,7 +38,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::io::{decode_array, try_push, write_f32_le, Dtype};
+use crate::io::{decode_array, entry_cost, leaf_cost, try_push, write_f32_le, Budget, Dtype};
 use crate::variables::{Dict, Leaf, Node, Variables};
 
 const WHAT: &str = "safetensors data";
@@ -97,6 +97,7 @@ pub fn load(bytes: &[u8]) -> Result<Variables> {
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, String)>)> {
+    crate::io::check_input_size(WHAT, bytes)?;
     let fail = |m: String| Error::format(WHAT, m);
     let Some((size, rest)) = bytes.split_first_chunk::<8>() else {
         return Err(fail(format!("{} bytes is too short for the 8-byte header size", bytes.len())));
@@ -114,10 +115,13 @@ pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, Strin
     if !header.starts_with('{') {
         return Err(fail("the header does not start with '{'".into()));
     }
-    let (infos, metadata) = parse_header(header)?;
+    let mut budget = Budget::new(WHAT, bytes.len());
+    let (infos, metadata) = parse_header(header, &mut budget)?;
 
     // The offsets must tile the data buffer: sorted by offsets, each tensor starts where the
     // previous one ended, and the last ends at the end of the file.
+    // `order` (8 bytes a tensor) and, below, the set of names (at most 2.3 slots of 17 bytes).
+    budget.charge(infos.len().saturating_mul(8 + 48))?;
     let mut order: Vec<usize> = (0..infos.len()).collect();
     order.sort_by_key(|&i| (infos[i].begin, infos[i].end));
     let mut start = 0usize;
@@ -171,13 +175,18 @@ pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, Strin
     }
     let mut root = Dict::new();
     for t in &infos {
-        let array = decode_array(WHAT, &t.name, t.dtype, &t.shape, &data[t.begin..t.end])?;
-        insert(&mut root, &t.name, array);
+        // The offsets were checked above to tile `data`.
+        let bytes = data.get(t.begin..t.end).ok_or_else(|| fail(format!("tensor \"{}\": bad offsets", t.name)))?;
+        let len = crate::alloc::checked_len(&t.name, &t.shape)?;
+        budget.charge(leaf_cost(t.shape.len(), len))?;
+        let array = decode_array(WHAT, &t.name, t.dtype, &t.shape, bytes)?;
+        insert(&mut root, &t.name, array, &mut budget)?;
     }
     Ok((Variables::from_dict(root), metadata))
 }
 
-/// Reads a safetensors file (see [`load`]).
+/// Reads a safetensors file (see [`load`]) of at most [`MAX_INPUT_BYTES`](crate::io::MAX_INPUT_BYTES)
+/// bytes. Failures to open or read it are [`Error::Io`], with the path and the `std::io::Error`.
 ///
 /// ```no_run
 /// let vars = nnjit::io::safetensors::load_file("model.safetensors")?;
@@ -185,8 +194,7 @@ pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, Strin
 /// ```
 pub fn load_file(path: impl AsRef<Path>) -> Result<Variables> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::format(format!("safetensors file {}", path.display()), e.to_string()))?;
+    let bytes = crate::io::read_file(path, crate::io::MAX_INPUT_BYTES)?;
     load(&bytes).map_err(|e| match e {
         Error::Format { message, .. } => Error::format(format!("safetensors file {}", path.display()), message),
         e => e,
@@ -300,7 +308,7 @@ pub fn save_with_metadata(vars: &Variables, metadata: &[(String, String)]) -> Re
     Ok(out)
 }
 
-/// Writes a safetensors file (see [`save`]).
+/// Writes a safetensors file (see [`save`]); a failure to write is [`Error::Io`].
 ///
 /// ```no_run
 /// # let vars = nnjit::Variables::new();
@@ -310,8 +318,7 @@ pub fn save_with_metadata(vars: &Variables, metadata: &[(String, String)]) -> Re
 pub fn save_file(vars: &Variables, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let bytes = save(vars)?;
-    std::fs::write(path, bytes)
-        .map_err(|e| Error::format(format!("safetensors file {}", path.display()), format!("cannot write: {e}")))
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, "write", e))
 }
 
 /// Every leaf with its `/`-joined name; keys must be non-empty and free of `/`.
@@ -349,14 +356,19 @@ fn collect<'v>(dict: &'v Dict, prefix: &mut String, depth: usize, out: &mut Vec<
 }
 
 /// Inserts `array` at the `/`-separated `name`, creating dicts (names were checked to form a
-/// tree).
-fn insert(root: &mut Dict, name: &str, array: ndarray::ArrayD<f32>) {
+/// tree), charging every entry it creates to `budget`.
+fn insert(root: &mut Dict, name: &str, array: ndarray::ArrayD<f32>, budget: &mut Budget) -> Result<()> {
     let (dirs, last) = name.rsplit_once('/').unwrap_or(("", name));
     let mut dict = root;
     for seg in dirs.split('/').filter(|s| !s.is_empty()) {
+        if dict.get(seg).is_none() {
+            budget.charge(entry_cost(seg.len()))?;
+        }
         dict = dict.dict_mut_or_insert(seg);
     }
+    budget.charge(entry_cost(last.len()))?;
     dict.insert(last, Node::Leaf(Leaf::new(array)));
+    Ok(())
 }
 
 /// serde_json's string escaping (what the Python library writes).
@@ -393,7 +405,7 @@ struct Info {
 
 type Metadata = Vec<(String, String)>;
 
-fn parse_header(header: &str) -> Result<(Vec<Info>, Metadata)> {
+fn parse_header(header: &str, budget: &mut Budget) -> Result<(Vec<Info>, Metadata)> {
     let mut p = Parser { s: header.as_bytes(), i: 0 };
     let mut infos: Vec<Info> = Vec::new();
     let mut metadata: Option<Metadata> = None;
@@ -402,9 +414,16 @@ fn parse_header(header: &str) -> Result<(Vec<Info>, Metadata)> {
             if metadata.is_some() {
                 return Err(p.err("duplicate key \"__metadata__\""));
             }
-            metadata = Some(p.metadata()?);
+            metadata = Some(p.metadata(budget)?);
         } else {
             let info = p.info(key)?;
+            // The entry in `infos` (a growing vector: 3×), its name and dims, and the name's
+            // slot in the duplicate check below.
+            let cost = 3 * std::mem::size_of::<Info>()
+                + 2 * info.name.capacity()
+                + 3 * std::mem::size_of::<usize>() * info.shape.capacity()
+                + 2 * std::mem::size_of::<&str>();
+            budget.charge(cost)?;
             try_push(WHAT, &mut infos, info)?;
         }
         Ok(())
@@ -657,7 +676,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `"__metadata__"`: null or an object of strings.
-    fn metadata(&mut self) -> Result<Metadata> {
+    fn metadata(&mut self, budget: &mut Budget) -> Result<Metadata> {
         let mut out: Metadata = Vec::new();
         if self.peek() == Some(b'n') {
             self.literal("null")?;
@@ -668,6 +687,12 @@ impl<'a> Parser<'a> {
                 return Err(p.err(&format!("__metadata__ value of \"{key}\" is not a string")));
             }
             let value = p.string()?;
+            // The entry in a growing vector (3×), its strings, and its slot in the key check.
+            budget.charge(
+                3 * std::mem::size_of::<(String, String)>()
+                    + 2 * (key.capacity() + value.capacity())
+                    + 2 * std::mem::size_of::<&str>(),
+            )?;
             try_push(WHAT, &mut out, (key, value))
         })?;
         let mut keys: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();

@@ -73,7 +73,17 @@ impl JitDense {
         }
         let missing = |p: &str| Error::MissingVariable { collection: "params".into(), path: p.into() };
         let kernel = vars.get("params/kernel").ok_or_else(|| missing("/kernel"))?;
-        if kernel.ndim() != 2 || kernel.shape()[1] != self.features || kernel.shape()[0] == 0 {
+        if kernel.shape() == [0, self.features] {
+            return Err(Error::invalid(
+                "",
+                format!(
+                    "variable \"/kernel\" in collection \"params\" has shape (0, {}): no input rows, \
+                     Dense needs an input width of at least 1",
+                    self.features
+                ),
+            ));
+        }
+        if kernel.ndim() != 2 || kernel.shape()[1] != self.features {
             let d = kernel.shape().first().copied().unwrap_or(0);
             return Err(Error::VariableShape {
                 collection: "params".into(),

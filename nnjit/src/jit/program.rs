@@ -826,11 +826,14 @@ impl Buf {
         match self {
             // Static ranks 1 and 2 build their arrays with less shape arithmetic than IxDyn.
             Buf::F32(v) => match *shape {
-                [n] => ndarray::Array1::from_shape_vec(n, v).map(|a| a.into_dyn()),
-                [r, c] => ndarray::Array2::from_shape_vec((r, c), v).map(|a| a.into_dyn()),
-                _ => ArrayD::from_shape_vec(IxDyn(shape), v),
-            }
-            .map_err(|e| Error::invalid("", e.to_string())),
+                [n] => ndarray::Array1::from_shape_vec(n, v)
+                    .map(|a| a.into_dyn())
+                    .map_err(|e| Error::invalid("", e.to_string())),
+                [r, c] => ndarray::Array2::from_shape_vec((r, c), v)
+                    .map(|a| a.into_dyn())
+                    .map_err(|e| Error::invalid("", e.to_string())),
+                _ => crate::tensor::array_from_vec(shape, v),
+            },
             _ => Err(Error::invalid("", "the output is not an f32 tensor")),
         }
     }

@@ -128,9 +128,7 @@ impl<T: Clone> Shared<T> {
     /// `v` as an array of `shape` in row-major order (no layout check: `from_shape_vec` with a
     /// plain shape builds standard layout).
     pub(crate) fn from_vec(shape: &[usize], v: Vec<T>) -> Result<Self> {
-        ArrayD::from_shape_vec(IxDyn(shape), v)
-            .map(|a| Shared(Arc::new(a)))
-            .map_err(|e| Error::invalid("", e.to_string()))
+        array_from_vec(shape, v).map(|a| Shared(Arc::new(a)))
     }
 
     /// The array, without a copy when this is its only owner.
@@ -242,6 +240,15 @@ impl Value {
     pub(crate) fn f32_shared(a: &Arc<ArrayD<f32>>) -> Value {
         Value::F32(Shared::new(Arc::clone(a)))
     }
+}
+
+/// `v` as a row-major array of `shape`; a shape ndarray cannot represent (the product of its
+/// non-zero axes overflows, e.g. `(0, 2^62, 4)`) is [`Error::SizeOverflow`].
+pub(crate) fn array_from_vec<T>(shape: &[usize], v: Vec<T>) -> Result<ArrayD<T>> {
+    ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| match e.kind() {
+        ndarray::ErrorKind::Overflow => Error::SizeOverflow { what: "tensor".into(), shape: shape.to_vec() },
+        _ => Error::invalid("", e.to_string()),
+    })
 }
 
 fn standard<T: Clone>(a: ArrayD<T>) -> ArrayD<T> {
