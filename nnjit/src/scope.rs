@@ -440,7 +440,7 @@ impl AutoNames {
 
 /// Where a module runs: its path, variables, RNG streams and children.
 ///
-/// Modules receive a `&mut Scope` in [`Module::call`](crate::module::Module::call) and use
+/// Modules receive a `&mut Scope` in [`Module::call`] and use
 /// [`param`](Scope::param), [`variable`](Scope::variable), [`make_rng`](Scope::make_rng) and
 /// [`call`](Scope::call) (a child module with Flax's automatic name, `Dense_0`, `Dense_1`, ...).
 ///
