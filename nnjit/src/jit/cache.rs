@@ -68,6 +68,9 @@ pub(crate) struct Entry {
     pub(crate) visible: Option<&'static [&'static str]>,
     pub(crate) program: Arc<Program>,
     last_used: AtomicU64,
+    /// Cleared when the entry leaves the cache (evicted, replaced or cleared), so a per-thread
+    /// shortcut to it is not used any more.
+    live: std::sync::atomic::AtomicBool,
 }
 
 impl Entry {
@@ -82,7 +85,23 @@ impl Entry {
         visible: Option<&'static [&'static str]>,
         program: Arc<Program>,
     ) -> Self {
-        Entry { module, input, output, metas, mutable, rngs, visible, program, last_used: AtomicU64::new(0) }
+        Entry {
+            module,
+            input,
+            output,
+            metas,
+            mutable,
+            rngs,
+            visible,
+            program,
+            last_used: AtomicU64::new(0),
+            live: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Whether the entry is still in its cache.
+    pub(crate) fn is_live(&self) -> bool {
+        self.live.load(Ordering::Relaxed)
     }
 }
 
@@ -327,8 +346,16 @@ impl JitCache {
     /// ```
     pub fn clear(&self) {
         let mut guard = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        *guard = None;
+        if let Some(map) = guard.take() {
+            map.values().flatten().for_each(|e| e.live.store(false, Ordering::Relaxed));
+        }
         self.len.store(0, Ordering::Relaxed);
+    }
+
+    /// Marks `e` used (a hit through a per-thread shortcut).
+    pub(crate) fn touch(&self, e: &Entry) {
+        e.last_used.store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        self.hits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The entry with hash `h` that `matches` accepts, marking it used.
@@ -352,7 +379,13 @@ impl JitCache {
         let map = guard.get_or_insert_with(Map::default);
         let bucket = map.entry(h).or_default();
         let before = bucket.len();
-        bucket.retain(|e| !same(e));
+        bucket.retain(|e| {
+            let keep = !same(e);
+            if !keep {
+                e.live.store(false, Ordering::Relaxed);
+            }
+            keep
+        });
         let replaced = before - bucket.len();
         bucket.push(Arc::clone(&entry));
         self.len.fetch_add(1, Ordering::Relaxed);
@@ -371,7 +404,7 @@ impl JitCache {
                 .min();
             let Some((_, h, i)) = oldest else { break };
             if let Some(b) = map.get_mut(&h) {
-                b.remove(i);
+                b.remove(i).live.store(false, Ordering::Relaxed);
                 if b.is_empty() {
                     map.remove(&h);
                 }

@@ -411,7 +411,19 @@ fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::In
     let key = h.finish();
     let original = m.original();
     let cache = L::jit_cache();
+    // The entry this thread used last for this type: a repeated apply skips the shared map.
+    let last = LAST.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|(t, h, _)| *t == TypeId::of::<L::Original>() && *h == key)
+            .map(|(_, _, e)| Arc::clone(e))
+    });
+    if let Some(e) = last.filter(|e| e.is_live() && matches::<L>(e, &probe, original, scope.frame())) {
+        cache.touch(&e);
+        return Ok(e);
+    }
     if let Some(e) = cache.find(key, |e| matches::<L>(e, &probe, original, scope.frame())) {
+        LAST.with(|l| *l.borrow_mut() = Some((TypeId::of::<L::Original>(), key, Arc::clone(&e))));
         return Ok(e);
     }
     // A miss: trace the body on placeholder tensors, then compile.
@@ -454,6 +466,11 @@ fn matches<L: Lifted>(e: &Entry, probe: &Probe<'_, L::Input>, original: &L::Orig
         && e.mutable == frame.mutable
         && frame.rngs.names().eq(e.rngs.iter().map(String::as_str))
         && e.visible.map(|v| v.as_ptr()) == frame.visible.map(|v| v.as_ptr())
+}
+
+thread_local! {
+    /// Per thread: (lifted type, key hash, entry) of the last lookup that hit.
+    static LAST: std::cell::RefCell<Option<(TypeId, u64, Arc<Entry>)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Traces `m`'s original body in `scope` (the lifted module's scope) and compiles it. The

@@ -825,15 +825,7 @@ impl Buf {
     pub(crate) fn into_f32_array(self, shape: &[usize]) -> Result<ArrayD<f32>> {
         match self {
             // Static ranks 1 and 2 build their arrays with less shape arithmetic than IxDyn.
-            Buf::F32(v) => match *shape {
-                [n] => ndarray::Array1::from_shape_vec(n, v)
-                    .map(|a| a.into_dyn())
-                    .map_err(|e| Error::invalid("", e.to_string())),
-                [r, c] => ndarray::Array2::from_shape_vec((r, c), v)
-                    .map(|a| a.into_dyn())
-                    .map_err(|e| Error::invalid("", e.to_string())),
-                _ => crate::tensor::array_from_vec(shape, v),
-            },
+            Buf::F32(v) => crate::tensor::array_from_vec(shape, v),
             _ => Err(Error::invalid("", "the output is not an f32 tensor")),
         }
     }

@@ -245,7 +245,13 @@ impl Value {
 /// `v` as a row-major array of `shape`; a shape ndarray cannot represent (the product of its
 /// non-zero axes overflows, e.g. `(0, 2^62, 4)`) is [`Error::SizeOverflow`].
 pub(crate) fn array_from_vec<T>(shape: &[usize], v: Vec<T>) -> Result<ArrayD<T>> {
-    ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| match e.kind() {
+    // Static ranks 1 and 2 (most tensors) cost less shape arithmetic than IxDyn.
+    let built = match *shape {
+        [n] => ndarray::Array1::from_shape_vec(n, v).map(ndarray::Array::into_dyn),
+        [r, c] => ndarray::Array2::from_shape_vec((r, c), v).map(ndarray::Array::into_dyn),
+        _ => ArrayD::from_shape_vec(IxDyn(shape), v),
+    };
+    built.map_err(|e| match e.kind() {
         ndarray::ErrorKind::Overflow => Error::SizeOverflow { what: "tensor".into(), shape: shape.to_vec() },
         _ => Error::invalid("", e.to_string()),
     })
