@@ -247,13 +247,7 @@ pub fn lifted_call<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, x: L::Input) -> 
             return m.original().call(scope, x);
         }
         let entry = entry_for(m, scope, Probe::Args(&x))?;
-        let mut values: Vec<Value> = Vec::new();
-        let mut failed = Ok(());
-        x.for_each_tensor(&mut |t| match t.value("lifted call") {
-            Ok(v) => values.push(v),
-            Err(e) => failed = Err(e),
-        });
-        failed?;
+        let values = input_values(&x)?;
         let data: Vec<(Data<'_>, &[usize])> = values.iter().map(|v| (v.data(), v.shape())).collect();
         let mut outs: Vec<Option<Tensor>> = vec![None; entry.program.output_metas().count()];
         entry.program.run(scope, &L::jit_cache().packs, &data, None, &mut |k, buf, meta| {
@@ -332,19 +326,24 @@ fn run_top<L: Lifted>(
     let x = x.feed()?;
     with_options::<L, _>(scope, |scope| {
         let entry = entry_for(m, scope, Probe::Args(&x))?;
-        let mut values: Vec<Value> = Vec::new();
-        let mut failed = Ok(());
-        x.for_each_tensor(&mut |t| match t.value("apply") {
-            Ok(v) => values.push(v),
-            Err(e) => failed = Err(e),
-        });
-        failed?;
+        let values = input_values(&x)?;
         let data: Vec<(Data<'_>, &[usize])> = values.iter().map(|v| (v.data(), v.shape())).collect();
         entry.program.run(scope, &L::jit_cache().packs, &data, ext, &mut |k, buf, meta| {
             sink(k, buf.into_f32_array(&meta.shape)?)
         })?;
         template::<L>(&entry)
     })
+}
+
+/// The eager values of the call's tensors, in order.
+fn input_values<I: Args>(x: &I) -> Result<Vec<Value>> {
+    let mut values = Vec::new();
+    let mut failed = Ok(());
+    x.for_each_tensor(&mut |t| match t.value("lifted apply") {
+        Ok(v) => values.push(v),
+        Err(e) => failed = Err(e),
+    });
+    failed.map(|()| values)
 }
 
 /// The output template of `entry` (where each output tensor sits in `L::Output`).

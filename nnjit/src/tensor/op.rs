@@ -102,35 +102,36 @@ impl Unary {
     }
 }
 
-/// `y = u(x)` elementwise, one loop per function (the match is outside the loop, so each loop
-/// is a plain, vectorizable map).
+/// Runs `$body` with `$f` bound to `u`'s function in a branch of its own per variant, so each
+/// loop over elements is monomorphic (the match stays outside the loop, and the loop vectorizes).
+macro_rules! per_unary {
+    ($u:expr, $f:ident => $body:expr) => {
+        per_unary!(@arms $u, $f, $body; Neg, Abs, Exp, Log, Sqrt, Rsqrt, Erf, Relu, Relu6, Sigmoid, Tanh, Silu,
+            Softplus, Gelu, GeluExact; Elu, LeakyRelu)
+    };
+    (@arms $u:expr, $f:ident, $body:expr; $($unit:ident),*; $($param:ident),*) => {{
+        let u = $u;
+        match u {
+            $(Unary::$unit => {
+                let $f = |v: f32| Unary::$unit.apply(v);
+                $body
+            })*
+            $(Unary::$param(p) => {
+                let $f = |v: f32| Unary::$param(p).apply(v);
+                $body
+            })*
+        }
+    }};
+}
+
+/// `y = u(x)` elementwise.
 pub(crate) fn unary_into(u: Unary, x: &[f32], y: &mut [f32]) {
-    macro_rules! each {
-        ($($pat:pat),*) => {
-            match u {
-                $($pat => y.iter_mut().zip(x).for_each(|(y, &v)| *y = u.apply(v)),)*
-            }
-        };
-    }
-    each!(
-        Unary::Neg,
-        Unary::Abs,
-        Unary::Exp,
-        Unary::Log,
-        Unary::Sqrt,
-        Unary::Rsqrt,
-        Unary::Erf,
-        Unary::Relu,
-        Unary::Relu6,
-        Unary::Sigmoid,
-        Unary::Tanh,
-        Unary::Silu,
-        Unary::Softplus,
-        Unary::Gelu,
-        Unary::GeluExact,
-        Unary::Elu(_),
-        Unary::LeakyRelu(_)
-    )
+    per_unary!(u, f => y.iter_mut().zip(x).for_each(|(y, &v)| *y = f(v)))
+}
+
+/// `y = u(y)` in place.
+pub(crate) fn unary_in_place(u: Unary, y: &mut [f32]) {
+    per_unary!(u, f => y.iter_mut().for_each(|v| *v = f(*v)))
 }
 
 /// `max(v, 0)` keeping NaN and `-0.0` (Flax's `jax.nn.relu` on these inputs).
@@ -698,36 +699,6 @@ pub(crate) fn binary_in_place(
         let rs = [Reader::new(o_shape, shape)];
         broadcast::for_each(shape, &rs, |i, [j]| y[i] = f(y[i], o[j]));
     }
-}
-
-/// `y = u(y)` in place.
-pub(crate) fn unary_in_place(u: Unary, y: &mut [f32]) {
-    macro_rules! each {
-        ($($pat:pat),*) => {
-            match u {
-                $($pat => y.iter_mut().for_each(|v| *v = u.apply(*v)),)*
-            }
-        };
-    }
-    each!(
-        Unary::Neg,
-        Unary::Abs,
-        Unary::Exp,
-        Unary::Log,
-        Unary::Sqrt,
-        Unary::Rsqrt,
-        Unary::Erf,
-        Unary::Relu,
-        Unary::Relu6,
-        Unary::Sigmoid,
-        Unary::Tanh,
-        Unary::Silu,
-        Unary::Softplus,
-        Unary::Gelu,
-        Unary::GeluExact,
-        Unary::Elu(_),
-        Unary::LeakyRelu(_)
-    )
 }
 
 fn cast(x: Data<'_>, out: DataMut<'_>) {
