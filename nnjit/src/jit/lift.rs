@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
+use crate::jit::bound::{Bound, Fixed};
 use crate::jit::cache::{Entry, JitCache, KeyHasher};
 use crate::jit::program::{Program, Traced};
 use crate::module::{Args, Feed, Module};
@@ -172,7 +173,53 @@ pub trait Lifted: Module + Sized {
     fn apply_into(&self, variables: &Variables, x: impl Feed<Self::Input>, out: &mut [f32]) -> Result<()> {
         let mut frame = Frame::new(Mode::Apply, Some(variables), Rngs::none(), Mutable::Nothing);
         let mut scope = Scope::root(&mut frame);
-        run_top(self, &mut scope, x, Some(out), &mut |_, _| Ok(())).map(drop)
+        run_top(self, &mut scope, x, &mut [out], &mut |_, _| Ok(())).map(drop)
+    }
+
+    /// Binds `variables` to the program compiled for `x`'s signature (its shapes, dtypes and
+    /// static arguments; the values are not read): Flax's `module.bind(variables)`, compiled.
+    /// The parameters are checked and packed once; the [`Bound`] entry then runs on caller
+    /// buffers with no allocation per call, from any number of threads. Inference programs
+    /// only (no RNG stream, no mutable collection).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// let m = nn::JitDense::new(4);
+    /// let x = [1.0f32, 2.0, 3.0];
+    /// let vars = m.init(nn::PRNGKey(0), &x)?;
+    /// let bound = m.bind(&vars, &x)?;
+    /// let mut out = [0.0f32; 4];
+    /// bound.apply_into(&x, &mut out)?; // no allocation
+    /// assert_eq!(out.to_vec(), m.apply(&vars, &x)?.into_raw_vec_and_offset().0);
+    /// assert!(m.bind(&nnjit::Variables::new(), &x).is_err()); // MissingVariable
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    fn bind(&self, variables: &Variables, x: impl Feed<Self::Input>) -> Result<Bound<Self>> {
+        bind_args(self, variables, x.feed()?)
+    }
+
+    /// The const-generic entry for one input row of `D` values and one output row of `F`
+    /// ([`Fixed`]): [`bind`](Lifted::bind) at input shape `(D,)`, dims checked now (an error
+    /// value) and by the array types at every call. For a batch, [`Bound::into_fixed`].
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// let m = nn::JitDense::new(4);
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let fixed = m.bind_fixed::<3, 4>(&vars)?;
+    /// let y: [f32; 4] = fixed.apply(&[1.0, 2.0, 3.0])?;
+    /// assert_eq!(y.to_vec(), m.apply(&vars, &[1.0f32, 2.0, 3.0])?.into_raw_vec_and_offset().0);
+    /// assert!(m.bind_fixed::<3, 5>(&vars).is_err()); // the output has 4
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    fn bind_fixed<const D: usize, const F: usize>(&self, variables: &Variables) -> Result<Fixed<D, F>> {
+        if !<Self::Input as Args>::is_single_tensor() {
+            return Err(Error::invalid(
+                "",
+                "bind_fixed needs a module whose input is one tensor; for other inputs use bind(...)?.into_fixed()",
+            ));
+        }
+        bind_args(self, variables, <Self::Input as Args>::single_from(Tensor::zeros(&[D]))?)?.into_fixed()
     }
 
     /// The program this module compiles to for `x` with `variables` (compiled now if it is not
@@ -193,6 +240,16 @@ pub trait Lifted: Module + Sized {
         let x = x.feed()?;
         with_options::<Self, _>(&mut scope, |scope| Ok(entry_for(self, scope, Probe::Args(&x))?.program.clone()))
     }
+}
+
+/// [`Lifted::bind`] on the module's own input type.
+fn bind_args<L: Lifted>(m: &L, variables: &Variables, x: L::Input) -> Result<Bound<L>> {
+    let mut frame = Frame::new(Mode::Apply, Some(variables), Rngs::none(), Mutable::Nothing);
+    let mut scope = Scope::root(&mut frame);
+    with_options::<L, _>(&mut scope, |scope| {
+        let entry = entry_for(m, scope, Probe::Args(&x))?;
+        crate::jit::bound::bind::<L>(Arc::clone(&entry.program), scope, x, template::<L>(&entry)?)
+    })
 }
 
 /// The body of a lifted type's [`Module::call`]: eager at init, inlined into an enclosing
@@ -250,7 +307,7 @@ pub fn lifted_call<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, x: L::Input) -> 
         let values = input_values(&x)?;
         let data: Vec<(Data<'_>, &[usize])> = values.iter().map(|v| (v.data(), v.shape())).collect();
         let mut outs: Vec<Option<Tensor>> = vec![None; entry.program.output_metas().count()];
-        entry.program.run(scope, &L::jit_cache().packs, &data, None, &mut |k, buf, meta| {
+        entry.program.run(scope, &L::jit_cache().packs, &data, &mut [], &mut |k, buf, meta| {
             outs[k] = Some(Tensor::eager(buf.into_tensor_value(&meta.shape)?));
             Ok(())
         })?;
@@ -280,7 +337,7 @@ pub fn lifted_apply<L: Lifted>(
     // Outputs arrive in order: the first (usually the only one) needs no container.
     let mut first: Option<ArrayD<f32>> = None;
     let mut more: Vec<ArrayD<f32>> = Vec::new();
-    let template = run_top(m, &mut scope, x, None, &mut |k, a| {
+    let template = run_top(m, &mut scope, x, &mut [], &mut |k, a| {
         if k == 0 {
             first = Some(a);
         } else {
@@ -295,13 +352,13 @@ pub fn lifted_apply<L: Lifted>(
 }
 
 /// Runs `m` at the top: the compiled program on a borrowed single array, else the generic
-/// path. The outputs go to `sink` (and output 0 to `ext`, if given); returns the output
+/// path. Output `k` goes into `ext[k]` where `ext` has one, the others to `sink`; returns the output
 /// template that places them.
 fn run_top<L: Lifted>(
     m: &L,
     scope: &mut Scope<'_, '_>,
     x: impl Feed<L::Input>,
-    ext: Option<&mut [f32]>,
+    ext: &mut [&mut [f32]],
     sink: &mut dyn FnMut(usize, ArrayD<f32>) -> Result<()>,
 ) -> Result<L::Output> {
     if let Some(view) = x.single_view().filter(|_| <L::Input as Args>::is_single_tensor()) {

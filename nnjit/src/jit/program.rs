@@ -77,6 +77,14 @@ impl Buf {
         })
     }
 
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+
+    fn dtype(&self) -> DType {
+        self.data().dtype()
+    }
+
     fn data(&self) -> Data<'_> {
         match self {
             Buf::F32(v) => Data::F32(v),
@@ -118,19 +126,27 @@ fn copy_data(d: Data<'_>, meta: &Meta) -> Result<Buf> {
 }
 
 /// Parameters bound for one variables version at one scope path.
-struct Binding {
+pub(crate) struct Binding {
     generation: u64,
     path: Vec<Name>,
     leaves: Vec<Shared<f32>>,
     packs: Vec<Option<Arc<PackedDense>>>,
 }
 
-/// The scratch of one running call: planned buffers and recent bindings. A program keeps a
-/// pool of them, so concurrent calls never share one and a repeated call allocates nothing.
+/// The buffers of one running call: the planned intermediate slots and the outputs that are
+/// not written into caller buffers. Reused from call to call, so a repeated call allocates
+/// nothing but the outputs it hands out.
 #[derive(Default)]
-struct Arena {
+pub(crate) struct Scratch {
     slots: Vec<Buf>,
     outs: Vec<Option<Buf>>,
+}
+
+/// The scratch of one running call and its recent bindings. A program keeps a pool of them,
+/// so concurrent calls never share one and a repeated call allocates nothing.
+#[derive(Default)]
+struct Arena {
+    scratch: Scratch,
     keys: Vec<[u32; 2]>,
     bindings: Vec<Binding>,
 }
@@ -477,25 +493,50 @@ impl Program {
         self.outputs.iter().map(|(_, m)| m)
     }
 
-    /// Runs the program in `scope` on `inputs` (each contiguous, of the traced shapes). Each
-    /// output is handed to `sink` in order; `ext` (if given) receives output 0 in place.
+    /// Runs the program in `scope` on `inputs` (each contiguous, of the traced shapes). Output
+    /// `k` is written into `ext[k]` where `ext` has one (f32, of the output's length); every
+    /// other output is handed to `sink` in order.
     pub(crate) fn run(
         &self,
         scope: &mut Scope<'_, '_>,
         packs: &PackStore,
         inputs: &[(Data<'_>, &[usize])],
-        mut ext: Option<&mut [f32]>,
+        ext: &mut [&mut [f32]],
         sink: &mut dyn FnMut(usize, Buf, &Meta) -> Result<()>,
     ) -> Result<()> {
-        if inputs.len() != self.inputs.len()
-            || inputs.iter().zip(&self.inputs).any(|((_, s), m)| *s != m.shape.as_slice())
-        {
-            return Err(Error::invalid(scope.path(), "internal: program inputs do not match the trace"));
-        }
+        self.check_io(inputs, ext).map_err(|e| with_path(e, &scope.path()))?;
         let mut arena = self.arenas.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-        let r = self.run_in(&mut arena, scope, packs, inputs, &mut ext, sink);
+        let r = self.run_in(&mut arena, scope, packs, inputs, ext, sink);
         self.arenas.lock().unwrap_or_else(|e| e.into_inner()).push(arena);
         r
+    }
+
+    /// Checks the inputs against the trace and the caller's output buffers against the outputs.
+    pub(crate) fn check_io(&self, inputs: &[(Data<'_>, &[usize])], ext: &[&mut [f32]]) -> Result<()> {
+        if inputs.len() != self.inputs.len()
+            || inputs
+                .iter()
+                .zip(&self.inputs)
+                .any(|((d, s), m)| *s != m.shape.as_slice() || d.dtype() != m.dtype || d.len() != m.len())
+        {
+            return Err(Error::invalid("", "internal: program inputs do not match the trace"));
+        }
+        for (k, e) in ext.iter().enumerate() {
+            match self.outputs.get(k) {
+                Some((_, m)) if m.dtype == DType::F32 && m.len() == e.len() => {}
+                m => {
+                    return Err(Error::InputShape {
+                        path: String::new(),
+                        expected: match m {
+                            Some((_, m)) => format!("output {k} in a buffer of {} f32 elements ({m})", m.len()),
+                            None => format!("at most {} output buffers", self.outputs.len()),
+                        },
+                        found: vec![e.len()],
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     fn run_in(
@@ -504,24 +545,9 @@ impl Program {
         scope: &mut Scope<'_, '_>,
         packs: &PackStore,
         inputs: &[(Data<'_>, &[usize])],
-        ext: &mut Option<&mut [f32]>,
+        ext: &mut [&mut [f32]],
         sink: &mut dyn FnMut(usize, Buf, &Meta) -> Result<()>,
     ) -> Result<()> {
-        if arena.slots.len() != self.slots.len() {
-            arena.slots = self.slots.iter().map(Buf::new).collect::<Result<_>>()?;
-        }
-        if let Some(out) = ext.as_deref() {
-            if self.outputs.first().map(|(_, m)| m.len()) != Some(out.len()) {
-                return Err(Error::InputShape {
-                    path: scope.path(),
-                    expected: format!(
-                        "an output buffer of {} elements",
-                        self.outputs.first().map_or(0, |(_, m)| m.len())
-                    ),
-                    found: vec![out.len()],
-                });
-            }
-        }
         // RNG keys first: counters advance exactly as the eager body advanced them.
         arena.keys.clear();
         for r in &self.rngs {
@@ -529,41 +555,11 @@ impl Program {
             arena.keys.push(k);
         }
         let bi = self.bind(arena, scope, packs)?;
-        arena.outs.clear();
-        arena.outs.resize_with(self.outputs.len(), || None);
-        let threads = num_threads();
-        for (index, step) in self.steps.iter().enumerate() {
-            let external = matches!(step.out, Loc::Out(0)) && ext.is_some();
-            let mut out = match step.out {
-                Loc::Slot(s) => std::mem::replace(&mut arena.slots[s], Buf::F32(Vec::new())),
-                Loc::Out(_) if external => Buf::F32(Vec::new()),
-                Loc::Out(_) => Buf::new(&step.meta)?,
-                _ => return Err(Error::invalid("", "internal: step writes an input")),
-            };
-            let len = step.meta.len();
-            let res = {
-                let binding = &arena.bindings[bi];
-                match ext.as_deref_mut() {
-                    Some(e) if external => {
-                        let view = Views { program: self, arena, binding, inputs, ext: None };
-                        view.exec(index, step, &mut DataMut::F32(e), threads)
-                    }
-                    e => {
-                        let view = Views { program: self, arena, binding, inputs, ext: e.map(|e| &*e) };
-                        view.exec(index, step, &mut out.data_mut(len), threads)
-                    }
-                }
-            };
-            match step.out {
-                Loc::Slot(s) => arena.slots[s] = out,
-                Loc::Out(k) if !external => arena.outs[k] = Some(out),
-                _ => {}
-            }
-            res.map_err(|e| with_path(e, &step.path))?;
-        }
+        let binding = &arena.bindings[bi];
+        self.exec(&mut arena.scratch, binding, &arena.keys, inputs, ext)?;
         // Variable writes (mutable collections), then outputs.
+        let view = Views { program: self, scratch: &arena.scratch, binding, keys: &arena.keys, inputs, ext };
         for (w, l, meta) in &self.writes {
-            let view = Views { program: self, arena, binding: &arena.bindings[bi], inputs, ext: ext.as_deref() };
             let Data::F32(d) = view.data_len(*l, meta.len()) else {
                 return Err(Error::invalid("", "internal: non-f32 variable write"));
             };
@@ -571,28 +567,92 @@ impl Program {
                 .map_err(|e| Error::invalid("", e.to_string()))?;
             scope.write_leaf_below(&w.collection, &w.rel, &w.name, Leaf::new(a));
         }
-        for (k, (l, meta)) in self.outputs.iter().enumerate() {
-            if k == 0 && ext.is_some() {
-                if *l != Loc::Out(0) {
-                    let view = Views { program: self, arena, binding: &arena.bindings[bi], inputs, ext: None };
-                    let Data::F32(d) = view.data_len(*l, meta.len()) else {
-                        return Err(Error::invalid("", "apply_into needs an f32 output"));
-                    };
-                    if let Some(e) = ext.as_deref_mut() {
-                        e.copy_from_slice(d);
-                    }
-                }
-                continue;
-            }
-            let buf = match (*l, arena.outs.get_mut(k).and_then(Option::take)) {
+        self.collect(&mut arena.scratch, binding, &arena.keys, inputs, ext, sink)
+    }
+
+    /// Hands every output not written into `ext` to `sink`, in order: a step's own buffer
+    /// moves out of `scratch`, any other value (an input, a variable, a shared buffer) is copied.
+    pub(crate) fn collect(
+        &self,
+        scratch: &mut Scratch,
+        binding: &Binding,
+        keys: &[[u32; 2]],
+        inputs: &[(Data<'_>, &[usize])],
+        ext: &mut [&mut [f32]],
+        sink: &mut dyn FnMut(usize, Buf, &Meta) -> Result<()>,
+    ) -> Result<()> {
+        for (k, (l, meta)) in self.outputs.iter().enumerate().skip(ext.len()) {
+            let buf = match (*l, scratch.outs.get_mut(k).and_then(Option::take)) {
                 (Loc::Out(j), Some(buf)) if j == k => buf,
                 _ => {
-                    let view =
-                        Views { program: self, arena, binding: &arena.bindings[bi], inputs, ext: ext.as_deref() };
+                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
                     copy_data(view.data_len(*l, meta.len()), meta)?
                 }
             };
             sink(k, buf, meta)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the steps: intermediates in `scratch`'s planned slots, output `k` into `ext[k]`
+    /// where `ext` has one, else into a fresh buffer left in `scratch`. Outputs that are not a
+    /// step's own buffer (an input, a variable, another output) are copied into `ext` at the end.
+    pub(crate) fn exec(
+        &self,
+        scratch: &mut Scratch,
+        binding: &Binding,
+        keys: &[[u32; 2]],
+        inputs: &[(Data<'_>, &[usize])],
+        ext: &mut [&mut [f32]],
+    ) -> Result<()> {
+        // A scratch made for another program (a workspace passed around) is replanned.
+        if scratch.slots.len() != self.slots.len()
+            || scratch.slots.iter().zip(&self.slots).any(|(b, m)| b.len() < m.len() || b.dtype() != m.dtype)
+        {
+            scratch.slots = self.slots.iter().map(Buf::new).collect::<Result<_>>()?;
+        }
+        scratch.outs.clear();
+        scratch.outs.resize_with(self.outputs.len(), || None);
+        let threads = num_threads();
+        for (index, step) in self.steps.iter().enumerate() {
+            let len = step.meta.len();
+            let res = match step.out {
+                Loc::Out(k) if k < ext.len() => {
+                    let e = std::mem::take(&mut ext[k]);
+                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                    let r = view.exec(index, step, &mut DataMut::F32(&mut e[..len]), threads);
+                    ext[k] = e;
+                    r
+                }
+                Loc::Slot(s) => {
+                    let mut out = std::mem::replace(&mut scratch.slots[s], Buf::F32(Vec::new()));
+                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                    let r = view.exec(index, step, &mut out.data_mut(len), threads);
+                    scratch.slots[s] = out;
+                    r
+                }
+                Loc::Out(k) => {
+                    let mut out = Buf::new(&step.meta)?;
+                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                    let r = view.exec(index, step, &mut out.data_mut(len), threads);
+                    scratch.outs[k] = Some(out);
+                    r
+                }
+                _ => return Err(Error::invalid("", "internal: step writes an input")),
+            };
+            res.map_err(|e| with_path(e, &step.path))?;
+        }
+        for k in 0..ext.len() {
+            let (l, meta) = &self.outputs[k];
+            if *l != Loc::Out(k) {
+                let e = std::mem::take(&mut ext[k]);
+                let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                let Data::F32(d) = view.data_len(*l, meta.len()) else {
+                    return Err(Error::invalid("", "a caller buffer needs an f32 output"));
+                };
+                e.copy_from_slice(d);
+                ext[k] = e;
+            }
         }
         Ok(())
     }
@@ -606,6 +666,22 @@ impl Program {
                 return Ok(i);
             }
         }
+        let binding = self.binding(scope, packs)?;
+        if !cacheable {
+            arena.bindings.retain(|b| b.generation != 0);
+            arena.bindings.push(Binding { generation: 0, ..binding });
+            return Ok(arena.bindings.len() - 1);
+        }
+        if arena.bindings.len() >= BINDINGS {
+            arena.bindings.remove(0); // the oldest
+        }
+        arena.bindings.push(binding);
+        Ok(arena.bindings.len() - 1)
+    }
+
+    /// Reads, checks and packs the variables this program reads, as `scope` sees them.
+    pub(crate) fn binding(&self, scope: &Scope<'_, '_>, packs: &PackStore) -> Result<Binding> {
+        let generation = scope.frame().input.map_or(0, |v| v.generation());
         let mut leaves = Vec::with_capacity(self.vars.len());
         let mut versions = Vec::with_capacity(self.vars.len());
         for v in &self.vars {
@@ -643,17 +719,37 @@ impl Program {
                 None => None,
             });
         }
-        let binding = Binding { generation, path: scope.node.names(), leaves, packs: packed };
-        if !cacheable {
-            arena.bindings.retain(|b| b.generation != 0);
-            arena.bindings.push(Binding { generation: 0, ..binding });
-            return Ok(arena.bindings.len() - 1);
+        Ok(Binding { generation, path: scope.node.names(), leaves, packs: packed })
+    }
+
+    /// The kernel and bias of a [`single_dense`](Program::single_dense) program, unpacked.
+    pub(crate) fn single_dense_params<'b>(&self, binding: &'b Binding) -> (&'b [f32], Option<&'b [f32]>) {
+        match self.steps.first().and_then(|s| s.pack) {
+            Some((k, b)) => (binding.leaves[k].slice(), b.map(|b| binding.leaves[b].slice())),
+            None => (&[], None),
         }
-        if arena.bindings.len() >= BINDINGS {
-            arena.bindings.remove(0); // the oldest
+    }
+
+    /// Whether the program reads RNG streams or writes variables (what a bound entry, which
+    /// has neither, cannot run).
+    pub(crate) fn is_pure_inference(&self) -> bool {
+        self.rngs.is_empty() && self.writes.is_empty()
+    }
+
+    /// The packed weights of a program that is exactly one Dense step from input 0 to output 0
+    /// (no fused tail): what a const-generic entry can run on its own fixed-size kernel.
+    pub(crate) fn single_dense<'b>(&self, binding: &'b Binding) -> Option<(&'b PackedDense, Activation)> {
+        match (self.steps.as_slice(), self.outputs.as_slice()) {
+            ([step], [(Loc::Out(0), _)])
+                if step.tail.is_empty() && step.ins.first() == Some(&Loc::Input(0)) && self.inputs.len() == 1 =>
+            {
+                match (&step.head, binding.packs.first().and_then(Option::as_deref)) {
+                    (Op::Linear { act, .. }, Some(p)) => Some((p, *act)),
+                    _ => None,
+                }
+            }
+            _ => None,
         }
-        arena.bindings.push(binding);
-        Ok(arena.bindings.len() - 1)
     }
 }
 
@@ -669,10 +765,12 @@ fn with_path(e: Error, path: &str) -> Error {
 /// Read access to every value a step may read.
 struct Views<'a, 'i> {
     program: &'a Program,
-    arena: &'a Arena,
+    scratch: &'a Scratch,
     binding: &'a Binding,
+    keys: &'a [[u32; 2]],
     inputs: &'a [(Data<'i>, &'i [usize])],
-    ext: Option<&'a [f32]>,
+    /// Outputs written into caller buffers (the one being written is an empty slice).
+    ext: &'a [&'a mut [f32]],
 }
 
 impl<'a> Views<'a, '_> {
@@ -690,11 +788,11 @@ impl<'a> Views<'a, '_> {
         match l {
             Loc::Input(i) => self.inputs.get(i).map_or(Data::F32(&[]), |d| d.0),
             Loc::Var(i) => Data::F32(self.binding.leaves[i].slice()),
-            Loc::Rng(i) => Data::U32(&self.arena.keys[i]),
+            Loc::Rng(i) => Data::U32(&self.keys[i]),
             Loc::Const(i) => self.program.consts[i].data(),
-            Loc::Slot(s) => self.arena.slots[s].data(),
-            Loc::Out(0) if self.ext.is_some() => Data::F32(self.ext.unwrap_or(&[])),
-            Loc::Out(k) => self.arena.outs[k].as_ref().map_or(Data::F32(&[]), Buf::data),
+            Loc::Slot(s) => self.scratch.slots[s].data(),
+            Loc::Out(k) if k < self.ext.len() => Data::F32(&self.ext[k][..]),
+            Loc::Out(k) => self.scratch.outs[k].as_ref().map_or(Data::F32(&[]), Buf::data),
         }
     }
 
