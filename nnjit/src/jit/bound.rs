@@ -55,6 +55,9 @@ struct Core {
     binding: Binding,
     /// The program is one Dense layer from its input to its output: run the kernel directly.
     dense: bool,
+    /// Element counts of the inputs and outputs, `None` where one is not f32.
+    in_lens: Option<Vec<usize>>,
+    out_lens: Option<Vec<usize>>,
     pool: Mutex<Vec<Scratch>>,
 }
 
@@ -70,18 +73,20 @@ impl Core {
         }
         let binding = program.binding(scope, packs)?;
         let dense = program.single_dense(&binding).is_some();
-        Ok(Core { program, binding, dense, pool: Mutex::new(Vec::new()) })
+        let lens = |metas: &mut dyn Iterator<Item = &Meta>| {
+            metas.map(|m| (m.dtype == DType::F32).then(|| m.len())).collect::<Option<Vec<usize>>>()
+        };
+        let in_lens = lens(&mut program.input_metas().iter());
+        let out_lens = lens(&mut program.output_metas());
+        Ok(Core { program, binding, dense, in_lens, out_lens, pool: Mutex::new(Vec::new()) })
     }
 
     /// Checks f32 inputs against the program (an `InputShape` error naming the expected sizes).
     fn check_inputs(&self, inputs: &[&[f32]]) -> Result<()> {
-        let metas = self.program.input_metas();
-        if inputs.len() != metas.len()
-            || inputs.iter().zip(metas).any(|(x, m)| m.dtype != DType::F32 || x.len() != m.len())
-        {
+        if !same_lens(self.in_lens.as_deref(), inputs.iter().map(|x| x.len()), inputs.len()) {
             return Err(Error::InputShape {
                 path: String::new(),
-                expected: describe("f32 inputs", metas.iter()),
+                expected: describe("f32 inputs", self.program.input_metas().iter()),
                 found: inputs.iter().map(|x| x.len()).collect(),
             });
         }
@@ -89,13 +94,10 @@ impl Core {
     }
 
     fn check_outputs(&self, outputs: &[&mut [f32]]) -> Result<()> {
-        let metas = || self.program.output_metas();
-        if outputs.len() != metas().count()
-            || outputs.iter().zip(metas()).any(|(y, m)| m.dtype != DType::F32 || y.len() != m.len())
-        {
+        if !same_lens(self.out_lens.as_deref(), outputs.iter().map(|y| y.len()), outputs.len()) {
             return Err(Error::InputShape {
                 path: String::new(),
-                expected: describe("f32 output buffers", metas()),
+                expected: describe("f32 output buffers", self.program.output_metas()),
                 found: outputs.iter().map(|y| y.len()).collect(),
             });
         }
@@ -133,6 +135,11 @@ impl Core {
             }
         }
     }
+}
+
+/// Whether the buffers' lengths are the expected f32 element counts.
+fn same_lens(expected: Option<&[usize]>, found: impl Iterator<Item = usize>, count: usize) -> bool {
+    expected.is_some_and(|n| n.len() == count && n.iter().copied().eq(found))
 }
 
 fn describe<'m>(what: &str, metas: impl Iterator<Item = &'m Meta>) -> String {

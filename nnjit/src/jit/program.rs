@@ -49,12 +49,27 @@ struct Step {
     head: Op,
     ins: Vec<Loc>,
     in_shapes: Vec<Vec<usize>>,
+    /// Element counts of `in_shapes`.
+    in_lens: Vec<usize>,
     tail: Vec<Tail>,
     out: Loc,
     meta: Meta,
     /// A Dense head whose kernel (and bias) are variables: run on packed weights.
     pack: Option<(usize, Option<usize>)>,
+    /// Rows of a packed Dense step (its input's element count over the kernel's input width).
+    rows: usize,
     path: Arc<str>,
+}
+
+/// One step of a chain program: a packed Dense from `src` to `dst`.
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    src: Loc,
+    dst: Loc,
+    rows: usize,
+    in_len: usize,
+    out_len: usize,
+    act: Activation,
 }
 
 /// A buffer of one dtype.
@@ -75,14 +90,6 @@ impl Buf {
             DType::U32 => Buf::U32(crate::tensor::api::try_vec("program buffer", n, 0)?),
             DType::Bool => Buf::Bool(crate::tensor::api::try_vec("program buffer", n, false)?),
         })
-    }
-
-    fn len(&self) -> usize {
-        self.data().len()
-    }
-
-    fn dtype(&self) -> DType {
-        self.data().dtype()
     }
 
     fn data(&self) -> Data<'_> {
@@ -138,6 +145,8 @@ pub(crate) struct Binding {
 /// nothing but the outputs it hands out.
 #[derive(Default)]
 pub(crate) struct Scratch {
+    /// The [`Program::id`] the slots are planned for (0: none yet).
+    planned: u64,
     slots: Vec<Buf>,
     outs: Vec<Option<Buf>>,
 }
@@ -169,6 +178,8 @@ const BINDINGS: usize = 32;
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub struct Program {
+    /// Unique among the programs of this process (scratch buffers know whose plan they hold).
+    id: u64,
     name: String,
     inputs: Vec<Meta>,
     vars: Vec<VarRead>,
@@ -180,6 +191,13 @@ pub struct Program {
     slots: Vec<Meta>,
     arenas: Mutex<Vec<Arena>>,
     graph_nodes: usize,
+    /// Every step is a packed Dense (bias and relu in its epilogue, nothing else fused) reading
+    /// an input or a slot: the steps run in a tight loop (an MLP's whole program).
+    chain: bool,
+    /// The steps of a `chain`, one per step.
+    links: Vec<Link>,
+    /// Every output is its own step's buffer (nothing to copy into caller buffers at the end).
+    own_outputs: bool,
 }
 
 impl fmt::Debug for Program {
@@ -393,7 +411,8 @@ impl Program {
         for &g in &order {
             let grp = &groups[g];
             let ins: Vec<Loc> = grp.ins.iter().map(|&i| loc_of(i)).collect::<Result<_>>()?;
-            let in_shapes = grp.ins.iter().map(|&i| nodes[i].meta.shape.clone()).collect();
+            let in_shapes: Vec<Vec<usize>> = grp.ins.iter().map(|&i| nodes[i].meta.shape.clone()).collect();
+            let in_lens: Vec<usize> = in_shapes.iter().map(|s| s.iter().product()).collect();
             let mut tail = Vec::with_capacity(grp.tail.len());
             for (t, other) in &grp.tail {
                 tail.push(match (t, other) {
@@ -411,10 +430,16 @@ impl Program {
                 (Op::Linear { bias: true, .. }, [_, Loc::Var(k), Loc::Var(b)]) => Some((*k, Some(*b))),
                 _ => None,
             };
+            let rows = match pack {
+                Some((k, _)) => in_lens[0] / builder.vars[k].shape[0].max(1),
+                None => 0,
+            };
             steps.push(Step {
+                rows,
                 head: grp.head.clone(),
                 ins,
                 in_shapes,
+                in_lens,
                 tail,
                 out: group_loc[g],
                 meta: grp.meta.clone(),
@@ -422,13 +447,42 @@ impl Program {
                 path: Arc::clone(&grp.path),
             });
         }
-        let outputs = outputs.iter().map(|&o| Ok((loc_of(o)?, nodes[o].meta.clone()))).collect::<Result<_>>()?;
+        let outputs: Vec<(Loc, Meta)> =
+            outputs.iter().map(|&o| Ok((loc_of(o)?, nodes[o].meta.clone()))).collect::<Result<_>>()?;
         let writes = builder
             .writes
             .iter()
             .map(|w| Ok((w.clone(), loc_of(w.node)?, nodes[w.node].meta.clone())))
             .collect::<Result<_>>()?;
+        let chain = steps.iter().all(|s| {
+            s.pack.is_some()
+                && s.tail.is_empty()
+                && s.meta.dtype == DType::F32
+                && matches!(s.ins.first(), Some(Loc::Input(_) | Loc::Slot(_)))
+                && matches!(s.out, Loc::Slot(_) | Loc::Out(_))
+        });
+        let links = if chain {
+            steps
+                .iter()
+                .map(|s| Link {
+                    src: s.ins[0],
+                    dst: s.out,
+                    rows: s.rows,
+                    in_len: s.in_lens[0],
+                    out_len: s.meta.len(),
+                    act: match s.head {
+                        Op::Linear { act, .. } => act,
+                        _ => Activation::Identity,
+                    },
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let own_outputs = outputs.iter().enumerate().all(|(k, (l, _))| *l == Loc::Out(k));
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Program {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             name,
             inputs,
             vars: builder.vars,
@@ -440,6 +494,9 @@ impl Program {
             slots,
             arenas: Mutex::new(Vec::new()),
             graph_nodes: n,
+            chain,
+            links,
+            own_outputs,
         })
     }
 
@@ -605,15 +662,19 @@ impl Program {
         inputs: &[(Data<'_>, &[usize])],
         ext: &mut [&mut [f32]],
     ) -> Result<()> {
-        // A scratch made for another program (a workspace passed around) is replanned.
-        if scratch.slots.len() != self.slots.len()
-            || scratch.slots.iter().zip(&self.slots).any(|(b, m)| b.len() < m.len() || b.dtype() != m.dtype)
-        {
+        // A scratch planned for another program (a workspace passed around) is replanned.
+        if scratch.planned != self.id {
             scratch.slots = self.slots.iter().map(Buf::new).collect::<Result<_>>()?;
+            scratch.planned = self.id;
         }
-        scratch.outs.clear();
-        scratch.outs.resize_with(self.outputs.len(), || None);
+        if ext.len() < self.outputs.len() {
+            scratch.outs.clear();
+            scratch.outs.resize_with(self.outputs.len(), || None);
+        }
         let threads = num_threads();
+        if self.chain {
+            return self.exec_chain(scratch, binding, inputs, ext, threads);
+        }
         for (index, step) in self.steps.iter().enumerate() {
             let len = step.meta.len();
             let res = match step.out {
@@ -641,6 +702,97 @@ impl Program {
                 _ => return Err(Error::invalid("", "internal: step writes an input")),
             };
             res.map_err(|e| with_path(e, &step.path))?;
+        }
+        self.copy_shared_outputs(scratch, binding, keys, inputs, ext)
+    }
+
+    /// [`exec`](Program::exec) for a [`chain`](Program::chain) of packed Dense steps: each step
+    /// reads an input or a slot and writes a slot or an output, nothing else to dispatch.
+    fn exec_chain(
+        &self,
+        scratch: &mut Scratch,
+        binding: &Binding,
+        inputs: &[(Data<'_>, &[usize])],
+        ext: &mut [&mut [f32]],
+        threads: usize,
+    ) -> Result<()> {
+        let internal = || Error::invalid("", "internal: a chain step's operands");
+        for (link, packed) in self.links.iter().zip(&binding.packs) {
+            let Some(p) = packed.as_deref() else { return Err(internal()) };
+            let Link { src, dst, rows, in_len, out_len, act } = *link;
+            // Liveness never gives a step's source slot to its own output: the two are disjoint.
+            let (x, y): (&[f32], &mut [f32]) = match (src, dst) {
+                (Loc::Input(i), Loc::Slot(d)) => match (inputs.get(i), scratch.slots.get_mut(d)) {
+                    (Some((Data::F32(x), _)), Some(Buf::F32(y))) => (x, &mut y[..out_len]),
+                    _ => return Err(internal()),
+                },
+                (Loc::Input(i), Loc::Out(k)) if k < ext.len() => match inputs.get(i) {
+                    Some((Data::F32(x), _)) => (x, &mut *ext[k]),
+                    _ => return Err(internal()),
+                },
+                (Loc::Slot(s), Loc::Slot(d)) if s != d => {
+                    let (a, b) = if s < d {
+                        let (l, r) = scratch.slots.split_at_mut(d);
+                        (&l[s], &mut r[0])
+                    } else {
+                        let (l, r) = scratch.slots.split_at_mut(s);
+                        (&r[0], &mut l[d])
+                    };
+                    match (a, b) {
+                        (Buf::F32(x), Buf::F32(y)) => (&x[..in_len], &mut y[..out_len]),
+                        _ => return Err(internal()),
+                    }
+                }
+                (Loc::Slot(s), Loc::Out(k)) if k < ext.len() => match scratch.slots.get(s) {
+                    Some(Buf::F32(x)) => (&x[..in_len], &mut *ext[k]),
+                    _ => return Err(internal()),
+                },
+                (_, Loc::Out(k)) => {
+                    // An output handed out as an array: a fresh buffer.
+                    let mut y = crate::alloc::try_zeroed("program output", out_len)?;
+                    let x = match src {
+                        Loc::Input(i) => match inputs.get(i) {
+                            Some((Data::F32(x), _)) => *x,
+                            _ => return Err(internal()),
+                        },
+                        Loc::Slot(s) => match scratch.slots.get(s) {
+                            Some(Buf::F32(x)) => &x[..in_len],
+                            _ => return Err(internal()),
+                        },
+                        _ => return Err(internal()),
+                    };
+                    let r = if threads <= 1 {
+                        p.apply(x, rows, &mut y, act)
+                    } else {
+                        apply_threads(p, x, rows, &mut y, act, threads)
+                    };
+                    scratch.outs[k] = Some(Buf::F32(y));
+                    r?;
+                    continue;
+                }
+                _ => return Err(internal()),
+            };
+            // One thread (the default): the kernel itself, as the floor calls it.
+            if threads <= 1 {
+                p.apply(x, rows, y, act)?;
+            } else {
+                apply_threads(p, x, rows, y, act, threads)?;
+            }
+        }
+        self.copy_shared_outputs(scratch, binding, &[], inputs, ext)
+    }
+
+    /// Outputs written into `ext` that are not their own step's buffer, copied at the end.
+    fn copy_shared_outputs(
+        &self,
+        scratch: &Scratch,
+        binding: &Binding,
+        keys: &[[u32; 2]],
+        inputs: &[(Data<'_>, &[usize])],
+        ext: &mut [&mut [f32]],
+    ) -> Result<()> {
+        if self.own_outputs {
+            return Ok(());
         }
         for k in 0..ext.len() {
             let (l, meta) = &self.outputs[k];
@@ -800,11 +952,10 @@ impl<'a> Views<'a, '_> {
         let packed = self.binding.packs.get(index).and_then(Option::as_deref);
         if let (Op::Linear { act, .. }, Some(p), DataMut::F32(y)) = (&step.head, packed, &mut *out) {
             // Packed weights: only `x` is read.
-            let Data::F32(x) = self.data_len(step.ins[0], step.in_shapes[0].iter().product()) else {
+            let Data::F32(x) = self.data_len(step.ins[0], step.in_lens[0]) else {
                 return Err(Error::invalid("", "internal: dense input"));
             };
-            let rows = if p.d() == 0 { 0 } else { x.len() / p.d() };
-            apply_threads(p, x, rows, y, *act, threads)?;
+            apply_threads(p, x, step.rows, y, *act, threads)?;
             return self.tails(step, out);
         }
         // Input data on the stack for the usual ≤ 4 inputs (no allocation per call).
@@ -812,8 +963,8 @@ impl<'a> Views<'a, '_> {
         let mut small = [empty; 4];
         let big: Vec<(Data<'_>, &[usize])>;
         let ins: &[(Data<'_>, &[usize])] = if step.ins.len() <= 4 {
-            for (k, (&l, s)) in step.ins.iter().zip(&step.in_shapes).enumerate() {
-                small[k] = (self.data_len(l, s.iter().product()), s.as_slice());
+            for (k, ((&l, s), &n)) in step.ins.iter().zip(&step.in_shapes).zip(&step.in_lens).enumerate() {
+                small[k] = (self.data_len(l, n), s.as_slice());
             }
             &small[..step.ins.len()]
         } else {
@@ -830,10 +981,15 @@ impl<'a> Views<'a, '_> {
     }
 
     /// The fused elementwise ops after a step's head, in place.
+    #[inline]
     fn tails(&self, step: &Step, out: &mut DataMut<'_>) -> Result<()> {
         if step.tail.is_empty() {
             return Ok(());
         }
+        self.tails_slow(step, out)
+    }
+
+    fn tails_slow(&self, step: &Step, out: &mut DataMut<'_>) -> Result<()> {
         let DataMut::F32(y) = out else { return Err(Error::invalid("", "internal: fused non-f32")) };
         for t in &step.tail {
             match t {
