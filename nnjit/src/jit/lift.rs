@@ -456,7 +456,7 @@ fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::In
         l.borrow()
             .as_ref()
             .filter(|(t, e)| {
-                *t == TypeId::of::<L::Original>() && e.is_live() && matches::<L>(e, &probe, original, scope.frame())
+                *t == TypeId::of::<L::Original>() && e.is_live() && matches::<L>(e, &probe, original, scope)
             })
             .map(|(_, e)| Arc::clone(e))
     });
@@ -480,7 +480,7 @@ fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::In
     }
     frame.visible.map(|v| v.as_ptr()).hash(&mut h);
     let key = h.finish();
-    if let Some(e) = cache.find(key, |e| matches::<L>(e, &probe, original, scope.frame())) {
+    if let Some(e) = cache.find(key, |e| matches::<L>(e, &probe, original, scope)) {
         LAST.with(|l| *l.borrow_mut() = Some((TypeId::of::<L::Original>(), Arc::clone(&e))));
         return Ok(e);
     }
@@ -503,11 +503,12 @@ fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::In
         frame.visible,
         Arc::new(program),
     );
-    Ok(cache.insert(key, entry, |e| matches::<L>(e, &probe, original, scope.frame())))
+    Ok(cache.insert(key, entry, |e| matches::<L>(e, &probe, original, scope)))
 }
 
 /// Whether `e` was compiled for this call's key.
-fn matches<L: Lifted>(e: &Entry, probe: &Probe<'_, L::Input>, original: &L::Original, frame: &Frame<'_>) -> bool {
+fn matches<L: Lifted>(e: &Entry, probe: &Probe<'_, L::Input>, original: &L::Original, scope: &Scope<'_, '_>) -> bool {
+    let frame = scope.frame();
     let same_metas = match probe {
         // One f32 array (a top-level apply): no closure to go through.
         Probe::View(shape) => matches!(e.metas.as_slice(), [m] if m.dtype == DType::F32 && m.shape == *shape),
@@ -530,6 +531,7 @@ fn matches<L: Lifted>(e: &Entry, probe: &Probe<'_, L::Input>, original: &L::Orig
         && e.mutable == frame.mutable
         && frame.rngs.names().eq(e.rngs.iter().map(String::as_str))
         && e.visible.map(|v| v.as_ptr()) == frame.visible.map(|v| v.as_ptr())
+        && e.program.guards_hold(scope)
 }
 
 thread_local! {

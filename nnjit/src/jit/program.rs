@@ -16,7 +16,7 @@ use crate::kernel::parallel::{apply_threads, num_threads};
 use crate::kernel::{Activation, PackedDense};
 use crate::scope::{Name, Scope};
 use crate::tensor::op::{binary_in_place, Binary, Data, DataMut, Op, Unary};
-use crate::tensor::trace::{Builder, RngRead, Source, VarRead, VarWrite};
+use crate::tensor::trace::{Builder, RngRead, Source, VarGuard, VarRead, VarWrite};
 use crate::tensor::{DType, Meta, Shared, Value};
 use crate::variables::Leaf;
 
@@ -178,6 +178,8 @@ const BINDINGS: usize = 32;
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub struct Program {
+    /// `has_variable` answers the trace depended on.
+    guards: Vec<VarGuard>,
     /// Unique among the programs of this process (scratch buffers know whose plan they hold).
     id: u64,
     name: String,
@@ -483,6 +485,7 @@ impl Program {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Program {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            guards: builder.guards,
             name,
             inputs,
             vars: builder.vars,
@@ -880,6 +883,12 @@ impl Program {
             Some((k, b)) => (binding.leaves[k].slice(), b.map(|b| binding.leaves[b].slice())),
             None => (&[], None),
         }
+    }
+
+    /// Whether every `has_variable` answer the trace depended on holds for `scope`'s variables
+    /// (a program traced without `batch_stats` is not the program for variables that have them).
+    pub(crate) fn guards_hold(&self, scope: &Scope<'_, '_>) -> bool {
+        self.guards.iter().all(|g| scope.read_leaf_below(&g.collection, &g.rel, &g.name).is_some() == g.present)
     }
 
     /// Whether the program reads RNG streams or writes variables (what a bound entry, which
