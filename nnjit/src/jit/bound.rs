@@ -3,15 +3,17 @@
 //! allocation per call ([`Bound`]), or with const-generic widths, arrays in and out
 //! ([`Fixed`]).
 //!
-//! Both are `Send + Sync` and take `&self`: each call borrows a scratch workspace from a small
-//! pool the entry owns (so threads never share one), or the caller passes its own
+//! Both are `Send + Sync` and take `&self`: each call runs on scratch buffers kept per thread
+//! (for the last few bound programs it ran; no lock, threads never share one), or the caller
+//! passes its own
 //! ([`Bound::workspace`], [`Bound::run`]). The parameters are a snapshot: the bound entry holds
 //! the arrays it was bound to (shared, not copied) and packs them once; bind again for new
 //! values. A program that is one Dense layer runs its kernel directly, without a workspace.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use ndarray::ArrayD;
 
@@ -58,7 +60,6 @@ struct Core {
     /// Element counts of the inputs and outputs, `None` where one is not f32.
     in_lens: Option<Vec<usize>>,
     out_lens: Option<Vec<usize>>,
-    pool: Mutex<Vec<Scratch>>,
 }
 
 impl Core {
@@ -78,7 +79,7 @@ impl Core {
         };
         let in_lens = lens(&mut program.input_metas().iter());
         let out_lens = lens(&mut program.output_metas());
-        Ok(Core { program, binding, dense, in_lens, out_lens, pool: Mutex::new(Vec::new()) })
+        Ok(Core { program, binding, dense, in_lens, out_lens })
     }
 
     /// Checks f32 inputs against the program (an `InputShape` error naming the expected sizes).
@@ -128,13 +129,39 @@ impl Core {
         match ws {
             Some(ws) => self.program.exec(ws, &self.binding, &[], data, outputs),
             None => {
-                let mut scratch = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-                let r = self.program.exec(&mut scratch, &self.binding, &[], data, outputs);
-                self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(scratch);
-                r
+                with_scratch(&self.program, |scratch| self.program.exec(scratch, &self.binding, &[], data, outputs))
             }
         }
     }
+}
+
+/// How many programs' scratch buffers each thread keeps for the bound entries it ran last.
+const SCRATCH_PER_THREAD: usize = 4;
+
+thread_local! {
+    /// Per thread: the scratch of the bound programs it ran last (most recent last).
+    static SCRATCH: RefCell<Vec<Scratch>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch for `program` (no lock: each thread has its own). A
+/// re-entrant call (a host callback running a bound entry) gets a fresh one.
+fn with_scratch<R>(program: &Program, f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut kept) => {
+            let i = match kept.iter().rposition(|s| s.planned_for(program)) {
+                Some(i) => i,
+                None => {
+                    if kept.len() >= SCRATCH_PER_THREAD {
+                        kept.remove(0); // the least recent
+                    }
+                    kept.push(Scratch::default());
+                    kept.len() - 1
+                }
+            };
+            f(&mut kept[i])
+        }
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// Whether the buffers' lengths are the expected f32 element counts.
@@ -292,8 +319,8 @@ impl<L: Lifted> Bound<L> {
         self.core.run(Some(&mut ws.scratch), inputs, outputs)
     }
 
-    /// One input into one output buffer (Flax's `donate_argnums`), with a workspace from the
-    /// entry's pool: no allocation per call, callable from several threads at once.
+    /// One input into one output buffer (Flax's `donate_argnums`), on this thread's scratch
+    /// buffers: no allocation per call, callable from several threads at once.
     ///
     /// ```
     /// use nnjit::nn::{self, Lifted, Module};
@@ -348,16 +375,15 @@ impl<L: Lifted> Bound<L> {
             });
         }
         let data: Vec<(Data<'_>, &[usize])> = values.iter().map(|v| (v.data(), v.shape())).collect();
-        let mut scratch = self.core.pool.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
         let mut arrays: Vec<ArrayD<f32>> = Vec::new();
-        let r = self.core.program.exec(&mut scratch, &self.core.binding, &[], &data, &mut []).and_then(|()| {
-            self.core.program.collect(&mut scratch, &self.core.binding, &[], &data, &mut [], &mut |_, buf, meta| {
+        let (program, binding) = (&self.core.program, &self.core.binding);
+        with_scratch(program, |scratch| {
+            program.exec(scratch, binding, &[], &data, &mut [])?;
+            program.collect(scratch, binding, &[], &data, &mut [], &mut |_, buf, meta| {
                 arrays.push(buf.into_f32_array(&meta.shape)?);
                 Ok(())
             })
-        });
-        self.core.pool.lock().unwrap_or_else(|e| e.into_inner()).push(scratch);
-        r?;
+        })?;
         self.output.host_from_arrays(&mut arrays.into_iter())
     }
 

@@ -151,6 +151,13 @@ pub(crate) struct Scratch {
     outs: Vec<Option<Buf>>,
 }
 
+impl Scratch {
+    /// Whether the slots are planned for `program`.
+    pub(crate) fn planned_for(&self, program: &Program) -> bool {
+        self.planned == program.id
+    }
+}
+
 /// The scratch of one running call and its recent bindings. A program keeps a pool of them,
 /// so concurrent calls never share one and a repeated call allocates nothing.
 #[derive(Default)]
