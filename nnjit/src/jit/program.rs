@@ -12,7 +12,7 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::jit::cache::PackStore;
-use crate::kernel::parallel::{apply_threads, num_threads};
+use crate::kernel::parallel::{apply_threads, num_threads, split_rows, MIN_MACS_PER_THREAD, ROW_BLOCK};
 use crate::kernel::{Activation, PackedDense};
 use crate::scope::{Name, Scope};
 use crate::tensor::op::{binary_in_place, Binary, Data, DataMut, Op, Unary};
@@ -62,7 +62,7 @@ struct Step {
 }
 
 /// One step of a chain program: a packed Dense from `src` to `dst`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 struct Link {
     src: Loc,
     dst: Loc,
@@ -205,6 +205,10 @@ pub struct Program {
     chain: bool,
     /// The steps of a `chain`, one per step.
     links: Vec<Link>,
+    /// A chain from input 0 to output 0 through slots only, every step on the same rows, with
+    /// its multiply-adds per row: with several threads, each takes whole row blocks through
+    /// every layer (one synchronisation per call, not one per layer).
+    row_chain: Option<usize>,
     /// Every output is its own step's buffer (nothing to copy into caller buffers at the end).
     own_outputs: bool,
 }
@@ -488,6 +492,20 @@ impl Program {
         } else {
             Vec::new()
         };
+        let row_chain = match links.as_slice() {
+            [first, .., last]
+                if inputs.len() == 1
+                    && outputs.len() == 1
+                    && first.src == Loc::Input(0)
+                    && last.dst == Loc::Out(0)
+                    && links.iter().all(|l| l.rows == first.rows && l.rows > 0)
+                    && links[1..].iter().all(|l| matches!(l.src, Loc::Slot(_)))
+                    && links[..links.len() - 1].iter().all(|l| matches!(l.dst, Loc::Slot(_))) =>
+            {
+                Some(links.iter().map(|l| (l.in_len / l.rows) * (l.out_len / l.rows)).sum())
+            }
+            _ => None,
+        };
         let own_outputs = outputs.iter().enumerate().all(|(k, (l, _))| *l == Loc::Out(k));
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Program {
@@ -505,6 +523,7 @@ impl Program {
             arenas: Mutex::new(Vec::new()),
             graph_nodes: n,
             chain,
+            row_chain,
             links,
             own_outputs,
         })
@@ -727,6 +746,23 @@ impl Program {
         threads: usize,
     ) -> Result<()> {
         let internal = || Error::invalid("", "internal: a chain step's operands");
+        if let (Some(macs), [(Data::F32(x), _)]) = (self.row_chain, inputs) {
+            let (first, last) = (self.links[0], self.links[self.links.len() - 1]);
+            let rows = first.rows;
+            let t = threads.min(rows / ROW_BLOCK).min(rows.saturating_mul(macs) / MIN_MACS_PER_THREAD);
+            if t >= 2 {
+                let (d, f) = (first.in_len / rows, last.out_len / rows);
+                let run =
+                    |y: &mut [f32]| split_rows(x, rows, d, y, f, t, &|xb, r, yb| self.chain_rows(binding, xb, r, yb));
+                if let [y] = ext {
+                    return run(y);
+                }
+                let mut y = crate::alloc::try_zeroed("program output", last.out_len)?;
+                let r = run(&mut y);
+                scratch.outs[0] = Some(Buf::F32(y));
+                return r;
+            }
+        }
         for (link, packed) in self.links.iter().zip(&binding.packs) {
             let Some(p) = packed.as_deref() else { return Err(internal()) };
             let Link { src, dst, rows, in_len, out_len, act } = *link;
@@ -790,6 +826,40 @@ impl Program {
             }
         }
         self.copy_shared_outputs(scratch, binding, &[], inputs, ext)
+    }
+
+    /// Every layer of a [`row_chain`](Program::row_chain) for `rows` rows of `x` into `y`, on
+    /// two buffers of this thread (reused from call to call).
+    fn chain_rows(&self, binding: &Binding, x: &[f32], rows: usize, y: &mut [f32]) -> Result<()> {
+        thread_local! {
+            static PING_PONG: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        let internal = || Error::invalid("", "internal: a chain step's operands");
+        let (mut src, mut dst) = PING_PONG.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        let last = self.links.len() - 1;
+        let mut r = Ok(());
+        for (i, (link, packed)) in self.links.iter().zip(&binding.packs).enumerate() {
+            let Some(p) = packed.as_deref() else {
+                r = Err(internal());
+                break;
+            };
+            let (w_in, w_out) = (link.in_len / link.rows, link.out_len / link.rows);
+            let input: &[f32] = if i == 0 { x } else { &src[..rows * w_in] };
+            if i == last {
+                r = p.apply(input, rows, y, link.act);
+                break;
+            }
+            if dst.len() < rows * w_out {
+                dst.resize(rows * w_out, 0.0);
+            }
+            if let Err(e) = p.apply(input, rows, &mut dst[..rows * w_out], link.act) {
+                r = Err(e);
+                break;
+            }
+            std::mem::swap(&mut src, &mut dst);
+        }
+        PING_PONG.with(|c| *c.borrow_mut() = (src, dst));
+        r
     }
 
     /// Outputs written into `ext` that are not their own step's buffer, copied at the end.
