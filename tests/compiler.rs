@@ -515,3 +515,34 @@ fn has_variable_answers_are_part_of_what_a_program_is_valid_for() {
     }
     assert_eq!(JitCached::jit_cache().stats().traces, 2);
 }
+
+/// A repeated plain apply runs the program bound last time on this thread: only while the
+/// variables (their generation), the input shape, the module's fields and the cache entry are
+/// the same.
+#[test]
+fn a_repeated_apply_sees_exactly_the_variables_it_is_given() {
+    let x = ndarray::array![[0.5f32, -1.0, 2.0], [1.0, 0.0, -3.0]];
+    let m = nnjit_suite::models::JitMlp { hidden: 5, out: 2 };
+    let plain = nnjit_suite::models::Mlp { hidden: 5, out: 2 };
+    let mut vars = plain.init(nn::PRNGKey(0), &x).unwrap();
+    for _ in 0..3 {
+        assert!(same_bits(&m.apply(&vars, &x).unwrap(), &plain.apply(&vars, &x).unwrap()));
+    }
+    // New values: a new generation, so not the remembered binding.
+    vars.insert("params/Dense_1/bias", ArrayD::from_elem(IxDyn(&[2]), 7.0f32)).unwrap();
+    let want = plain.apply(&vars, &x).unwrap();
+    assert!(same_bits(&m.apply(&vars, &x).unwrap(), &want));
+    let mut out = vec![0.0f32; 4];
+    m.apply_into(&vars, &x, &mut out).unwrap();
+    assert_eq!(out, want.iter().copied().collect::<Vec<_>>());
+    // Other fields, another program; a cleared cache traces again.
+    let wide = nnjit_suite::models::JitMlp { hidden: 5, out: 3 };
+    assert!(wide.apply(&vars, &x).is_err(), "the variables are for out = 2");
+    let cache = nnjit_suite::models::JitMlp::jit_cache();
+    let traces = cache.stats().traces;
+    cache.clear();
+    assert!(same_bits(&m.apply(&vars, &x).unwrap(), &want));
+    assert_eq!(cache.stats().traces, traces + 1);
+    // Empty variables: an error, never the remembered parameters.
+    assert!(matches!(m.apply(&Variables::new(), &x), Err(Error::MissingVariable { .. })));
+}

@@ -145,7 +145,7 @@ thread_local! {
 
 /// Runs `f` on this thread's scratch for `program` (no lock: each thread has its own). A
 /// re-entrant call (a host callback running a bound entry) gets a fresh one.
-fn with_scratch<R>(program: &Program, f: impl FnOnce(&mut Scratch) -> R) -> R {
+pub(crate) fn with_scratch<R>(program: &Program, f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut kept) => {
             let i = match kept.iter().rposition(|s| s.planned_for(program)) {

@@ -11,7 +11,7 @@ use ndarray::ArrayD;
 use crate::error::{Error, Result};
 use crate::jit::bound::{Bound, Fixed};
 use crate::jit::cache::{Entry, JitCache, KeyHasher};
-use crate::jit::program::{Program, Traced};
+use crate::jit::program::{Binding, Program, Traced};
 use crate::module::{Args, Feed, Module};
 use crate::scope::{Frame, Mode, Mutable, Rngs, Scope, Tracer};
 use crate::tensor::op::Data;
@@ -171,9 +171,19 @@ pub trait Lifted: Module + Sized {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     fn apply_into(&self, variables: &Variables, x: impl Feed<Self::Input>, out: &mut [f32]) -> Result<()> {
+        let plain = <Self::Input as Args>::is_single_tensor() && variables.generation() != 0;
+        if plain {
+            if let Some(view) = x.single_view() {
+                if let Some(r) =
+                    view.as_slice().and_then(|xs| repeat_apply(self, variables, xs, view.shape(), Some(out)))
+                {
+                    return r.map(drop);
+                }
+            }
+        }
         let mut frame = Frame::new(Mode::Apply, Some(variables), Rngs::none(), Mutable::Nothing);
         let mut scope = Scope::root(&mut frame);
-        run_top(self, &mut scope, x, &mut [out], &mut |_, _| Ok(())).map(drop)
+        run_top(self, &mut scope, x, &mut [out], plain, &mut |_, _| Ok(())).map(drop)
     }
 
     /// Binds `variables` to the program compiled for `x`'s signature (its shapes, dtypes and
@@ -332,12 +342,27 @@ pub fn lifted_apply<L: Lifted>(
     rngs: Rngs,
     mutable: Mutable,
 ) -> Result<(<L::Output as Args>::Host, Variables)> {
+    // A plain apply (one array, no RNG streams, nothing mutable) may repeat this thread's last
+    // apply of this type on these variables: run its bound program, nothing else.
+    let plain = rngs.names().next().is_none()
+        && mutable == Mutable::Nothing
+        && <L::Input as Args>::is_single_tensor()
+        && variables.generation() != 0;
+    if plain {
+        if let Some(view) = x.single_view() {
+            if let Some(host) = view.as_slice().and_then(|xs| repeat_apply(m, variables, xs, view.shape(), None)) {
+                return host
+                    .and_then(|h| h.ok_or_else(|| Error::invalid("", "internal: no output")))
+                    .map(|h| (h, Variables::new()));
+            }
+        }
+    }
     let mut frame = Frame::new(Mode::Apply, Some(variables), rngs, mutable);
     let mut scope = Scope::root(&mut frame);
     // Outputs arrive in order: the first (usually the only one) needs no container.
     let mut first: Option<ArrayD<f32>> = None;
     let mut more: Vec<ArrayD<f32>> = Vec::new();
-    let template = run_top(m, &mut scope, x, &mut [], &mut |k, a| {
+    let template = run_top(m, &mut scope, x, &mut [], plain, &mut |k, a| {
         if k == 0 {
             first = Some(a);
         } else {
@@ -359,6 +384,7 @@ fn run_top<L: Lifted>(
     scope: &mut Scope<'_, '_>,
     x: impl Feed<L::Input>,
     ext: &mut [&mut [f32]],
+    remember: bool,
     sink: &mut dyn FnMut(usize, ArrayD<f32>) -> Result<()>,
 ) -> Result<L::Output> {
     if let Some(view) = x.single_view().filter(|_| <L::Input as Args>::is_single_tensor()) {
@@ -377,6 +403,9 @@ fn run_top<L: Lifted>(
             entry.program.run(scope, &L::jit_cache().packs, &[(Data::F32(xs), shape)], ext, &mut |k, buf, meta| {
                 sink(k, buf.into_f32_array(&meta.shape)?)
             })?;
+            if remember {
+                remember_apply::<L>(&entry, scope);
+            }
             template::<L>(&entry)
         });
     }
@@ -389,6 +418,101 @@ fn run_top<L: Lifted>(
             sink(k, buf.into_f32_array(&meta.shape)?)
         })?;
         template::<L>(&entry)
+    })
+}
+
+/// Identifies a lifted type (each has its own cache): its cache's address.
+fn cache_id<L: Lifted>() -> usize {
+    std::ptr::from_ref(L::jit_cache()) as usize
+}
+
+/// A top-level plain apply this thread ran: its entry and the program's binding of those
+/// variables (a snapshot of the same arrays, shared), for the generation they had.
+struct LastApply {
+    cache: usize,
+    generation: u64,
+    entry: Arc<Entry>,
+    binding: Binding,
+}
+
+/// How many plain applies each thread remembers (models applied in turn).
+const LAST_APPLIES: usize = 4;
+
+thread_local! {
+    /// Per thread: the last plain applies, in a ring (no heap of its own).
+    static LAST_APPLY: std::cell::RefCell<([Option<LastApply>; LAST_APPLIES], usize)> =
+        const { std::cell::RefCell::new(([None, None, None, None], 0)) };
+}
+
+/// Remembers a plain apply that just ran `entry` in `scope` (an inference program with one
+/// output, for variables with a generation).
+fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
+    let program = &entry.program;
+    let generation = scope.frame().input.map_or(0, |v| v.generation());
+    if generation == 0 || !program.is_pure_inference() || program.output_metas().count() != 1 {
+        return;
+    }
+    let Ok(binding) = program.binding(scope, &L::jit_cache().packs) else { return };
+    // This thread's scratch for the program, planned now: a repeat allocates only its output.
+    if crate::jit::bound::with_scratch(program, |s| program.plan(s)).is_err() {
+        return;
+    }
+    LAST_APPLY.with(|c| {
+        if let Ok(mut kept) = c.try_borrow_mut() {
+            let (ring, next) = &mut *kept;
+            // Replace an entry for the same program, else the oldest.
+            let at =
+                ring.iter().position(|l| l.as_ref().is_some_and(|l| Arc::ptr_eq(&l.entry, entry))).unwrap_or(*next);
+            ring[at] = Some(LastApply { cache: cache_id::<L>(), generation, entry: Arc::clone(entry), binding });
+            *next = (at + 1) % LAST_APPLIES;
+        }
+    })
+}
+
+/// Runs a remembered plain apply of `m` again if one matches (same type, module fields,
+/// variables generation and input shape, and its entry is still cached), into `out` if given
+/// (then no host value), else into a new output; `None` if none matches.
+fn repeat_apply<L: Lifted>(
+    m: &L,
+    variables: &Variables,
+    xs: &[f32],
+    shape: &[usize],
+    out: Option<&mut [f32]>,
+) -> Option<Result<Option<<L::Output as Args>::Host>>> {
+    LAST_APPLY.with(|c| {
+        let kept = c.try_borrow().ok()?;
+        let generation = variables.generation();
+        let last = kept.0.iter().flatten().find(|l| {
+            l.cache == cache_id::<L>()
+                && l.generation == generation
+                && matches!(l.entry.metas.as_slice(), [meta] if meta.dtype == DType::F32 && meta.shape == shape)
+                && l.entry.is_live()
+                && l.entry.mutable == Mutable::Nothing
+                && l.entry.rngs.is_empty()
+                && l.entry.module.downcast_ref::<L::Original>() == Some(m.original())
+        })?;
+        L::jit_cache().touch(&last.entry);
+        let program = &last.entry.program;
+        let len = program.output_metas().next()?.len();
+        if let Some(out) = out {
+            if out.len() != len {
+                return None; // the general path reports it
+            }
+            let r = crate::jit::bound::with_scratch(program, |s| {
+                program.exec(s, &last.binding, &[], &[(Data::F32(xs), shape)], &mut [out])
+            });
+            return Some(r.map(|()| None));
+        }
+        let run = || -> Result<<L::Output as Args>::Host> {
+            let mut y = crate::alloc::try_zeroed("lifted apply output", len)?;
+            crate::jit::bound::with_scratch(program, |s| {
+                program.exec(s, &last.binding, &[], &[(Data::F32(xs), shape)], &mut [&mut y])
+            })?;
+            let meta = program.output_metas().next().ok_or_else(|| Error::invalid("", "internal: no output"))?;
+            let array = crate::tensor::array_from_vec(&meta.shape, y)?;
+            template::<L>(&last.entry)?.host_from_arrays(&mut std::iter::once(array))
+        };
+        Some(run().map(Some))
     })
 }
 
@@ -455,9 +579,7 @@ fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::In
     let last = LAST.with(|l| {
         l.borrow()
             .as_ref()
-            .filter(|(t, e)| {
-                *t == TypeId::of::<L::Original>() && e.is_live() && matches::<L>(e, &probe, original, scope)
-            })
+            .filter(|(t, e)| *t == cache_id::<L>() && e.is_live() && matches::<L>(e, &probe, original, scope))
             .map(|(_, e)| Arc::clone(e))
     });
     if let Some(e) = last {
@@ -481,7 +603,7 @@ fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::In
     frame.visible.map(|v| v.as_ptr()).hash(&mut h);
     let key = h.finish();
     if let Some(e) = cache.find(key, |e| matches::<L>(e, &probe, original, scope)) {
-        LAST.with(|l| *l.borrow_mut() = Some((TypeId::of::<L::Original>(), Arc::clone(&e))));
+        LAST.with(|l| *l.borrow_mut() = Some((cache_id::<L>(), Arc::clone(&e))));
         return Ok(e);
     }
     // A miss: trace the body on placeholder tensors, then compile.
@@ -535,8 +657,8 @@ fn matches<L: Lifted>(e: &Entry, probe: &Probe<'_, L::Input>, original: &L::Orig
 }
 
 thread_local! {
-    /// Per thread: (lifted type, entry) of the last lookup that hit.
-    static LAST: std::cell::RefCell<Option<(TypeId, Arc<Entry>)>> = const { std::cell::RefCell::new(None) };
+    /// Per thread: (lifted type's cache, entry) of the last lookup that hit.
+    static LAST: std::cell::RefCell<Option<(usize, Arc<Entry>)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Traces `m`'s original body in `scope` (the lifted module's scope) and compiles it. The

@@ -656,6 +656,16 @@ impl Program {
         self.collect(&mut arena.scratch, binding, &arena.keys, inputs, ext, sink)
     }
 
+    /// Plans `scratch`'s slots for this program (a scratch planned for another program, a
+    /// workspace passed around, is replanned).
+    pub(crate) fn plan(&self, scratch: &mut Scratch) -> Result<()> {
+        if scratch.planned != self.id {
+            scratch.slots = self.slots.iter().map(Buf::new).collect::<Result<_>>()?;
+            scratch.planned = self.id;
+        }
+        Ok(())
+    }
+
     /// Hands every output not written into `ext` to `sink`, in order: a step's own buffer
     /// moves out of `scratch`, any other value (an input, a variable, a shared buffer) is copied.
     pub(crate) fn collect(
@@ -691,11 +701,7 @@ impl Program {
         inputs: &[(Data<'_>, &[usize])],
         ext: &mut [&mut [f32]],
     ) -> Result<()> {
-        // A scratch planned for another program (a workspace passed around) is replanned.
-        if scratch.planned != self.id {
-            scratch.slots = self.slots.iter().map(Buf::new).collect::<Result<_>>()?;
-            scratch.planned = self.id;
-        }
+        self.plan(scratch)?;
         if ext.len() < self.outputs.len() {
             scratch.outs.clear();
             scratch.outs.resize_with(self.outputs.len(), || None);
