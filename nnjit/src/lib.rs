@@ -68,9 +68,10 @@ pub mod nn {
     pub use crate::layers::batch_norm::BatchNorm;
     pub use crate::layers::dense::{Dense, JitDense};
     pub use crate::layers::dropout::Dropout;
-    pub use crate::module::{Args, AsInput, Feed, Module};
+    pub use crate::layers::sequential::Sequential;
+    pub use crate::module::{Args, AsInput, Feed, Module, Named};
     pub use crate::random::{Key, PRNGKey};
-    pub use crate::scope::{Mutable, Rngs, Scope};
+    pub use crate::scope::{Child, Mutable, Rngs, Scope};
     pub use crate::tensor::{DType, HostFn, Tensor};
     pub use crate::variables::Variables;
 

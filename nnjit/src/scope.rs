@@ -40,8 +40,8 @@ use std::borrow::Borrow;
 use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
-use crate::init::Initializer;
-use crate::module::{Args, Feed, Module};
+use crate::init::{Initializer, Numerics};
+use crate::module::{Args, ChildName, Feed, Module};
 use crate::random::flax::{fold_in_static, SuffixPart};
 use crate::random::Key;
 use crate::tensor::trace::{RngRead, Source, VarRead, VarWrite};
@@ -268,8 +268,11 @@ pub(crate) struct Frame<'v> {
     pub(crate) mutable: Mutable,
     pub(crate) rngs: Rngs,
     counters: Vec<(String, String, u32)>,
-    /// Flax's `nn.jit` RNG derivation requested (lifted types fork the RNGs).
-    pub(crate) flax_jit_rngs: bool,
+    /// How initializers compute: eagerly, or as under Flax's `nn.jit` (set inside a lift
+    /// with `flax_jit`).
+    pub(crate) numerics: Numerics,
+    /// Scopes created so far (each scope's id; a [`Child`] checks it is called in its own).
+    scopes: u64,
     /// Collections visible inside a lift that filters them.
     pub(crate) visible: Option<&'static [&'static str]>,
     /// Set while a lifted module's body is traced.
@@ -287,7 +290,8 @@ impl<'v> Frame<'v> {
             mutable,
             rngs,
             counters: Vec::new(),
-            flax_jit_rngs: false,
+            numerics: Numerics::Eager,
+            scopes: 0,
             visible: None,
             tracer: None,
             hook: None,
@@ -418,6 +422,17 @@ struct AutoNames {
 }
 
 impl AutoNames {
+    /// Whether `name` is an automatic name this scope has handed out (`Dense_0` after the
+    /// first unnamed `Dense`).
+    fn issued(&self, name: &str) -> bool {
+        let Some((base, index)) = name.rsplit_once('_') else { return false };
+        let canonical = !index.is_empty()
+            && index.bytes().all(|b| b.is_ascii_digit())
+            && (index == "0" || !index.starts_with('0'));
+        let Some(index) = index.parse::<u32>().ok().filter(|_| canonical) else { return false };
+        self.inline[..self.len].iter().chain(&self.spill).any(|(b, last)| *b == base && index <= *last)
+    }
+
     /// The next index for `base`: 0 for its first child, then 1, 2, ...
     fn next(&mut self, base: &'static str) -> u32 {
         // Type names are usually the same `&'static str`, so compare addresses first.
@@ -468,6 +483,12 @@ pub struct Scope<'c, 'v> {
     pub(crate) node: PathNode<'c>,
     fork: Option<Arc<RngFork>>,
     auto_names: AutoNames,
+    /// Explicit child names taken in this scope, with the type name of their module.
+    given: Vec<(Arc<str>, &'static str)>,
+    /// Type name of the module running in this scope (for [`Error::NameInUse`]).
+    module: &'static str,
+    /// This scope's id within the call.
+    id: u64,
     /// This scope's dict in the given `params`, resolved on first use (layers read several
     /// parameters at one path).
     params_here: std::cell::Cell<Option<Option<&'v Dict>>>,
@@ -475,11 +496,16 @@ pub struct Scope<'c, 'v> {
 
 impl<'c, 'v> Scope<'c, 'v> {
     pub(crate) fn root(frame: &'c mut Frame<'v>) -> Self {
+        frame.scopes += 1;
+        let id = frame.scopes;
         Scope {
             frame,
             node: PathNode { parent: None, name: None },
             fork: None,
             auto_names: AutoNames::default(),
+            given: Vec::new(),
+            module: "",
+            id,
             params_here: std::cell::Cell::new(None),
         }
     }
@@ -593,6 +619,11 @@ impl<'c, 'v> Scope<'c, 'v> {
     #[must_use]
     pub fn has_rng(&self, name: &str) -> bool {
         self.frame.rngs.get(name).is_some()
+    }
+
+    /// Sets the type name of the module running in this scope (named in [`Error::NameInUse`]).
+    pub(crate) fn set_module(&mut self, type_name: &'static str) {
+        self.module = type_name;
     }
 
     pub(crate) fn frame(&self) -> &Frame<'v> {
@@ -775,8 +806,11 @@ impl<'c, 'v> Scope<'c, 'v> {
         if !self.is_mutable_collection("params") {
             return Err(Error::MissingVariable { collection: "params".into(), path: self.var_path(name) });
         }
+        if !self.given.is_empty() {
+            self.check_variable_name("param", name)?;
+        }
         let key = self.next_key("params")?;
-        let array = init.init(key, shape)?;
+        let array = init.init_with(key, shape, self.frame.numerics)?;
         let leaf = Leaf::new(array);
         self.check_shape("params", name, &leaf, shape)?;
         let t = leaf_tensor(&leaf);
@@ -829,6 +863,9 @@ impl<'c, 'v> Scope<'c, 'v> {
         }
         if !self.is_mutable_collection(collection) {
             return Err(Error::MissingVariable { collection: collection.into(), path: self.var_path(name) });
+        }
+        if !self.given.is_empty() {
+            self.check_variable_name("variable", name)?;
         }
         // The initial value depends on fields and shapes only (the closure sees no tensors), so
         // a trace may keep it as a constant.
@@ -1036,8 +1073,73 @@ impl<'c, 'v> Scope<'c, 'v> {
         self.auto_names.next(base)
     }
 
+    /// A [`Error::NameInUse`] for `name` in this scope.
+    fn name_in_use(&self, kind: &str, name: &str, existing: String, requested: &str) -> Error {
+        Error::NameInUse {
+            kind: kind.into(),
+            name: name.into(),
+            module: self.module.into(),
+            path: self.path(),
+            existing,
+            requested: requested.into(),
+        }
+    }
+
+    /// The next automatic name for a child of type `base` (`Dense_0`, `Dense_1`, ...); an error
+    /// if an explicit name took it before.
+    fn auto_name(&mut self, base: &'static str) -> Result<Name> {
+        let index = self.auto_index(base);
+        let name = Name::Auto(base, index);
+        if let Some((_, ty)) = self.given.iter().find(|(g, _)| name.matches(g)) {
+            return Err(self.name_in_use("submodule", &name.to_string_owned(), format!("submodule {ty}"), base));
+        }
+        Ok(name)
+    }
+
+    /// Reserves the explicit child name `name` for a module of type `ty` (Flax's `name=`): an
+    /// error if it is not a valid name or is in use (an earlier child, automatic name or
+    /// variable of this scope).
+    fn reserve_name(&mut self, name: &str, ty: &'static str) -> Result<Name> {
+        if name.is_empty() || name.contains('/') {
+            return Err(Error::invalid(self.path(), format!("invalid submodule name \"{name}\"")));
+        }
+        if let Some((_, other)) = self.given.iter().find(|(g, _)| **g == *name) {
+            return Err(self.name_in_use("submodule", name, format!("submodule {other}"), ty));
+        }
+        if self.auto_names.issued(name) {
+            let base = name.rsplit_once('_').map_or(name, |(b, _)| b);
+            return Err(self.name_in_use("submodule", name, format!("submodule {base}"), ty));
+        }
+        if let Some(collection) = self.variable_named(name) {
+            return Err(self.name_in_use("submodule", name, format!("variable {collection}/{name}"), ty));
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.given.push((Arc::clone(&shared), ty));
+        Ok(Name::Given(shared))
+    }
+
+    /// The collection of a variable `name` directly in this scope, if there is one.
+    fn variable_named(&self, name: &str) -> Option<String> {
+        let mut collections: Vec<String> = self.frame.out.collection_names().map(str::to_string).collect();
+        if let Some(input) = self.frame.input {
+            collections.extend(input.collection_names().map(str::to_string));
+        }
+        collections.into_iter().find(|c| self.has_variable(c, name))
+    }
+
+    /// An error if `name` is a child's name in this scope (a variable may not take it).
+    fn check_variable_name(&self, kind: &str, name: &str) -> Result<()> {
+        match self.given.iter().find(|(g, _)| **g == *name) {
+            Some((_, ty)) => Err(self.name_in_use(kind, name, format!("submodule {ty}"), "")),
+            None => Ok(()),
+        }
+    }
+
     /// Runs `module` as a child with Flax's automatic name (`{TypeName}_{index}`, counted per
     /// type name in this scope), like instantiating and calling a submodule in `@nn.compact`.
+    /// A module with its own name ([`Module::named`]) runs under that name; an
+    /// [`nn::Sequential`](crate::nn::Sequential) built here runs its layers as children of
+    /// this scope, as in Flax.
     ///
     /// ```
     /// use nnjit::nn::{self, Module, Scope, Tensor};
@@ -1048,40 +1150,55 @@ impl<'c, 'v> Scope<'c, 'v> {
     ///     type Output = Tensor;
     ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
     ///         let h = s.call(&nn::Dense::new(3), x)?; // Dense_0
+    ///         let h = s.call(&nn::Dense::new(3).named("head"), h)?; // nn.Dense(3, name="head")
     ///         s.call(&nn::Dense::new(1), h) // Dense_1
     ///     }
     /// }
     /// let vars = TwoLayers.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
     /// assert_eq!(vars.get("params/Dense_0/kernel").unwrap().shape(), &[2, 3]);
+    /// assert_eq!(vars.get("params/head/kernel").unwrap().shape(), &[3, 3]);
     /// assert_eq!(vars.get("params/Dense_1/kernel").unwrap().shape(), &[3, 1]);
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     pub fn call<M: Module + ?Sized>(&mut self, module: &M, x: impl Feed<M::Input>) -> Result<M::Output> {
-        let base = module.type_name();
-        let index = self.auto_index(base);
-        let name = Name::Auto(base, index);
-        self.run_child(&name, module, x)
+        match module.child_name() {
+            ChildName::Auto => {
+                let base = module.type_name();
+                let name = self.auto_name(base)?;
+                self.run_child(&name, module, base, x)
+            }
+            ChildName::Given(name) => {
+                let ty = module.type_name();
+                let name = self.reserve_name(name, ty)?;
+                self.run_child(&name, module, ty, x)
+            }
+            ChildName::Inline => {
+                // Flax still names the container (its counter moves); its layers are ours.
+                self.auto_index(module.type_name());
+                module.call_inline(self, x.feed()?)
+            }
+        }
     }
 
-    /// Runs `module` as a child named `name` (Flax's `name=` argument); calling twice with the
-    /// same name shares the child's variables, as reusing a submodule does in Flax.
+    /// Runs `module` as a child named `name` (Flax's `name=` argument, and what a `setup`
+    /// field is named after). A name already in use in this scope is
+    /// [`Error::NameInUse`]; to call one child several times, bind it with
+    /// [`child_named`](Scope::child_named).
     ///
     /// ```
     /// use nnjit::nn::{self, Module, Scope, Tensor};
     ///
-    /// /// One Dense applied twice (a shared submodule).
-    /// struct Tied;
-    /// impl Module for Tied {
+    /// /// `setup`: `self.enc = nn.Dense(3)`; `__call__`: `self.enc(x)`.
+    /// struct Encoder;
+    /// impl Module for Encoder {
     ///     type Input = Tensor;
     ///     type Output = Tensor;
     ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
-    ///         let h = s.call_named("shared", &nn::Dense::new(2), x)?;
-    ///         s.call_named("shared", &nn::Dense::new(2), h)
+    ///         s.call_named("enc", &nn::Dense::new(3), x)
     ///     }
     /// }
-    /// let vars = Tied.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
-    /// assert_eq!(vars.shapes().len(), 2); // only params/shared/{kernel,bias}
-    /// assert!(vars.get("params/shared/kernel").is_some());
+    /// let vars = Encoder.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
+    /// assert!(vars.get("params/enc/kernel").is_some());
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     pub fn call_named<M: Module + ?Sized>(
@@ -1090,20 +1207,119 @@ impl<'c, 'v> Scope<'c, 'v> {
         module: &M,
         x: impl Feed<M::Input>,
     ) -> Result<M::Output> {
-        if name.is_empty() || name.contains('/') {
-            return Err(Error::invalid(self.path(), format!("invalid submodule name \"{name}\"")));
-        }
-        let name = Name::Given(Arc::from(name));
-        self.run_child(&name, module, x)
+        let ty = module.type_name();
+        let name = self.reserve_name(name, ty)?;
+        self.run_child(&name, module, ty, x)
     }
 
-    fn run_child<M: Module + ?Sized>(&mut self, name: &Name, module: &M, x: impl Feed<M::Input>) -> Result<M::Output> {
+    /// Binds `module` as a child of this scope under its automatic name (or its own, see
+    /// [`Module::named`]) without calling it: Flax's `d = nn.Dense(3)` in `@nn.compact`. The
+    /// returned [`Child`] may be called any number of times and always shares its variables.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    ///
+    /// /// `d = nn.Dense(3); y = d(relu(d(x)))` then `nn.Dense(2)`.
+    /// struct Shared;
+    /// impl Module for Shared {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         let dense = nn::Dense::new(3);
+    ///         let d = s.child(&dense)?; // Dense_0, bound now
+    ///         let h = d.call(s, x)?;
+    ///         let h = d.call(s, nn::relu(h))?; // the same Dense_0
+    ///         s.call(&nn::Dense::new(2), h) // Dense_1
+    ///     }
+    /// }
+    /// let vars = Shared.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let paths: Vec<String> = vars.shapes().into_iter().map(|(p, _)| p).collect();
+    /// assert_eq!(paths, ["params/Dense_0/kernel", "params/Dense_0/bias", "params/Dense_1/kernel", "params/Dense_1/bias"]);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn child<'m, M: Module + ?Sized>(&mut self, module: &'m M) -> Result<Child<'m, M>> {
+        let ty = module.type_name();
+        let name = match module.child_name() {
+            ChildName::Given(name) => self.reserve_name(name, ty)?,
+            ChildName::Auto | ChildName::Inline => self.auto_name(ty)?,
+        };
+        Ok(Child { module, name, ty, scope: self.id })
+    }
+
+    /// Binds `module` as the child `name` (a `setup` field: `self.enc = nn.Dense(3)`, or
+    /// `nn.Dense(3, name="enc")`), callable any number of times (see [`Scope::child`]).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    ///
+    /// /// `setup`: `self.heads = {"a": nn.Dense(2), "b": nn.Dense(2)}` (Flax names them `heads_a`, `heads_b`).
+    /// struct Heads;
+    /// impl Module for Heads {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         let dense = nn::Dense::new(2);
+    ///         let a = s.child_named("heads_a", &dense)?;
+    ///         let b = s.child_named("heads_b", &dense)?;
+    ///         Ok(a.call(s, &x)? + b.call(s, &x)?)
+    ///     }
+    /// }
+    /// let vars = Heads.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
+    /// assert!(vars.get("params/heads_a/kernel").is_some() && vars.get("params/heads_b/kernel").is_some());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn child_named<'m, M: Module + ?Sized>(&mut self, name: &str, module: &'m M) -> Result<Child<'m, M>> {
+        let ty = module.type_name();
+        let name = self.reserve_name(name, ty)?;
+        Ok(Child { module, name, ty, scope: self.id })
+    }
+
+    /// Binds a list of modules as `{field}_0`, `{field}_1`, ... (a `setup` list:
+    /// `self.layers = [nn.Dense(3), nn.Dense(2)]`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    ///
+    /// struct Stack;
+    /// impl Module for Stack {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         let widths = [nn::Dense::new(3), nn::Dense::new(2)];
+    ///         let layers = s.child_list("layers", &widths)?; // layers_0, layers_1
+    ///         let mut h = x;
+    ///         for layer in &layers {
+    ///             h = layer.call(s, h)?;
+    ///         }
+    ///         Ok(h)
+    ///     }
+    /// }
+    /// let vars = Stack.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
+    /// assert_eq!(vars.get("params/layers_1/kernel").unwrap().shape(), &[3, 2]);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn child_list<'m, M: Module>(&mut self, field: &str, modules: &'m [M]) -> Result<Vec<Child<'m, M>>> {
+        modules.iter().enumerate().map(|(i, m)| self.child_named(&format!("{field}_{i}"), m)).collect()
+    }
+
+    fn run_child<M: Module + ?Sized>(
+        &mut self,
+        name: &Name,
+        module: &M,
+        type_name: &'static str,
+        x: impl Feed<M::Input>,
+    ) -> Result<M::Output> {
         let x = x.feed()?;
+        self.frame.scopes += 1;
+        let id = self.frame.scopes;
         let mut child = Scope {
             frame: &mut *self.frame,
             node: PathNode { parent: Some(&self.node), name: Some(name) },
             fork: self.fork.clone(),
             auto_names: AutoNames::default(),
+            given: Vec::new(),
+            module: type_name,
+            id,
             params_here: std::cell::Cell::new(None),
         };
         child.run_module(module, x)
@@ -1169,6 +1385,91 @@ impl<'c, 'v> Scope<'c, 'v> {
             h.exit(token, first.as_deref().unwrap_or(&[]));
         }
         Ok(y)
+    }
+}
+
+/// A child module bound to a scope under its name ([`Scope::child`], [`Scope::child_named`],
+/// [`Scope::child_list`]): Flax's submodule instance, which may be called several times and
+/// always uses the same variables.
+///
+/// ```
+/// use nnjit::nn::{self, Module, Scope, Tensor};
+///
+/// struct Twice;
+/// impl Module for Twice {
+///     type Input = Tensor;
+///     type Output = Tensor;
+///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+///         let dense = nn::Dense::new(2);
+///         let d = s.child(&dense)?;
+///         assert_eq!(d.name(), "Dense_0");
+///         let h = d.call(s, x)?;
+///         d.call(s, h)
+///     }
+/// }
+/// let vars = Twice.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
+/// assert_eq!(vars.shapes().len(), 2); // one kernel, one bias
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+pub struct Child<'m, M: ?Sized> {
+    module: &'m M,
+    name: Name,
+    ty: &'static str,
+    scope: u64,
+}
+
+impl<M: Module + ?Sized> Child<'_, M> {
+    /// Calls the child in `scope`, which must be the scope that bound it (else
+    /// [`Error::InvalidArgument`]).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    ///
+    /// struct Outer;
+    /// impl Module for Outer {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         let dense = nn::Dense::new(2);
+    ///         let d = s.child_named("proj", &dense)?;
+    ///         d.call(s, x)
+    ///     }
+    /// }
+    /// assert!(Outer.init(nn::PRNGKey(0), &[1.0f32])?.get("params/proj/kernel").is_some());
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn call(&self, scope: &mut Scope<'_, '_>, x: impl Feed<M::Input>) -> Result<M::Output> {
+        if scope.id != self.scope {
+            return Err(Error::invalid(
+                scope.path(),
+                format!("child \"{}\" was bound in another scope; call it in the scope that bound it", self.name()),
+            ));
+        }
+        scope.run_child(&self.name, self.module, self.ty, x)
+    }
+
+    /// The child's name in its parent (`Dense_0`, `enc`, `layers_1`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    ///
+    /// struct Names;
+    /// impl Module for Names {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         let layers = [nn::Dense::new(2), nn::Dense::new(2)];
+    ///         let names: Vec<String> = s.child_list("layers", &layers)?.iter().map(|c| c.name()).collect();
+    ///         assert_eq!(names, ["layers_0", "layers_1"]);
+    ///         Ok(x)
+    ///     }
+    /// }
+    /// Names.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> String {
+        self.name.to_string_owned()
     }
 }
 

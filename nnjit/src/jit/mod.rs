@@ -39,6 +39,7 @@
 mod cache;
 mod dense;
 mod lift;
+mod names;
 mod program;
 
 pub use cache::{CacheStats, JitCache, DEFAULT_CAPACITY};
@@ -46,4 +47,6 @@ pub use dense::BoundDense;
 #[doc(hidden)]
 pub use lift::lifted_apply;
 pub use lift::{lifted_call, LiftOptions, Lifted};
+pub use names::lifted_type_name;
+pub(crate) use names::original_type_name;
 pub use program::Program;
