@@ -445,3 +445,54 @@ fn batchnorm_under_nn_jit_matches_flax() {
         }
     }
 }
+
+// ------------------------------------------------------------------------------ jitted numerics
+
+/// `nn.Dense(24, kernel_init=…)`, lifted with `flax_jit` (Flax's `nn.jit(nn.Dense)`).
+#[nn::jit(flax_jit, name = FlaxJitDense)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseInit(nn::Dense);
+
+impl Module for DenseInit {
+    type Input = Tensor;
+    type Output = Tensor;
+    fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+        self.0.call(s, x)
+    }
+}
+
+#[test]
+fn flax_jit_switch_inits_with_jitted_numerics() {
+    // init_numerics.json `flax_jit_dense`: nn.jit(nn.Dense)(24, kernel_init=...).init(PRNGKey(seed), x);
+    // normal(0.02) differs from the eager numerics on the same key in 30-37 of 120 elements.
+    let g: Value = serde_json::from_str(include_str!("data/flax_lift/init_numerics.json")).unwrap();
+    let cases = g["flax_jit_dense"]["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 9);
+    for c in cases {
+        let (seed, kinit) = (c["seed"].as_i64().unwrap(), c["kernel_init"].as_str().unwrap());
+        let init = match kinit {
+            "normal(0.02)" => nn::initializers::normal(0.02),
+            "lecun_normal" => nn::initializers::lecun_normal(),
+            "variance_scaling(2.0, fan_in, normal)" => nn::initializers::variance_scaling(
+                2.0,
+                nn::initializers::FanMode::FanIn,
+                nn::initializers::Distribution::Normal,
+            ),
+            other => panic!("{other}"),
+        };
+        let x = array(&c["x"]);
+        let dense = nn::Dense::new(24).kernel_init(init);
+        let v = FlaxJitDense(dense.clone()).init(nn::PRNGKey(seed), &x).unwrap();
+        let k = v.get("params/kernel").unwrap();
+        let want = array(&c["jit_kernel"]);
+        let diff = k.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(diff, 0, "seed {seed} {kinit}: {diff} kernel elements differ from Flax's nn.jit");
+        let eager = array(&c["jit_kernel_eager_numerics"]);
+        let n = want.iter().zip(&eager).filter(|(a, b)| a.to_bits() != b.to_bits()).count() as u64;
+        assert_eq!(n, c["elements_differing_from_eager_numerics"].as_u64().unwrap());
+        // The plain Dense keeps the eager numerics and the unforked key.
+        let plain = dense.init(nn::PRNGKey(seed), &x).unwrap();
+        let pk = plain.get("params/kernel").unwrap();
+        assert!(pk.iter().zip(&array(&c["plain_kernel"])).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}
