@@ -301,3 +301,90 @@ fn a_child_is_called_in_the_scope_that_bound_it() {
     }
     assert!(matches!(BadName.init(nn::PRNGKey(0), &[1.0f32]), Err(Error::InvalidArgument { .. })));
 }
+
+// ------------------------------------------------------------------------------ tabulate
+
+models! {
+    /// `Dense(4) -> relu -> Dense(2)`.
+    Mlp => |s, x| {
+        let h = nn::relu(s.call(&nn::Dense::new(4), x)?);
+        s.call(&nn::Dense::new(2), h)
+    };
+    /// `Dense(4) -> nn.jit(Block)() -> nn.jit(Block)()`.
+    JitParent => |s, x| {
+        let h = s.call(&nn::Dense::new(4), x)?;
+        let h = s.call(&JitBlock, h)?;
+        s.call(&JitBlock, h)
+    };
+}
+
+/// `Dense(6) -> BatchNorm(use_running_average=not train) -> relu -> Dense(2)`.
+struct BnMlp {
+    train: bool,
+}
+
+impl Module for BnMlp {
+    type Input = Tensor;
+    type Output = Tensor;
+    fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+        let h = s.call(&nn::Dense::new(6), x)?;
+        let bn = nn::BatchNorm::new().use_running_average(!self.train).momentum(0.9).epsilon(1e-5);
+        let h = nn::relu(s.call(&bn, h)?);
+        s.call(&nn::Dense::new(2), h)
+    }
+}
+
+/// `Dense(8) -> Dropout(0.5, deterministic=not train) -> Dense(3)`.
+struct DropMlp {
+    train: bool,
+}
+
+impl Module for DropMlp {
+    type Input = Tensor;
+    type Output = Tensor;
+    fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+        let h = s.call(&nn::Dense::new(8), x)?;
+        let h = s.call(&nn::Dropout::new(0.5).deterministic(!self.train), h)?;
+        s.call(&nn::Dense::new(3), h)
+    }
+}
+
+#[test]
+fn tabulate_prints_flax_tables() {
+    let g = golden();
+    let cases = g["tabulate"]["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 8);
+    let x = ArrayD::<f32>::ones(vec![2, 3]);
+    let rngs = nn::Rngs::new(nn::PRNGKey(0)).with("dropout", nn::PRNGKey(1));
+    for c in cases {
+        let case = c["case"].as_str().unwrap();
+        let shape: Vec<usize> = c["x_shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        assert_eq!(shape, [2, 3]);
+        let r = rngs.clone();
+        let table = match case {
+            "mlp" => Mlp.tabulate(r, &x),
+            "shared" => Shared.tabulate(r, &x),
+            "batchnorm" => BnMlp { train: false }.tabulate(r, &x),
+            "batchnorm_train" => BnMlp { train: true }.tabulate(r, &x),
+            "named" => Named.tabulate(r, &x),
+            "setup_style" => SetupStyle.tabulate(r, &x),
+            "jit_parent" => JitParent.tabulate(r, &x),
+            "dropout_train" => DropMlp { train: true }.tabulate(r, &x),
+            other => panic!("{other}"),
+        }
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let want = c["text"].as_str().unwrap();
+        let got = table.to_string();
+        assert_eq!(got, want, "{case}:\n{got}\nwant:\n{want}");
+    }
+}
+
+#[test]
+fn tabulate_sizes_use_flax_units() {
+    // A 1,000 x 300 Dense: 300,300 params, 1.2 MB (Flax's _bytes_repr).
+    let table = nn::Dense::new(300).tabulate(nn::PRNGKey(0), &ArrayD::<f32>::ones(vec![1, 1000])).unwrap();
+    let text = table.to_string();
+    assert!(text.contains("300,300 (1.2 MB)"), "{text}");
+    assert!(text.contains("Total Parameters: 300,300 (1.2 MB)"), "{text}");
+    assert_eq!(table.total("params"), 300_300);
+}
