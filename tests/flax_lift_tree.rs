@@ -25,7 +25,8 @@ fn hex(v: &Value) -> u32 {
 }
 
 fn array(v: &Value) -> ArrayD<f32> {
-    let shape: Vec<usize> = v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> =
+        v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().unwrap() as usize).collect();
     let values: Vec<f32> = v["bits"].as_array().expect("bits").iter().map(|b| f32::from_bits(hex(b))).collect();
     ArrayD::from_shape_vec(shape, values).expect("golden array")
 }
@@ -229,7 +230,11 @@ fn golden_variables_load_into_the_lifted_parent() {
         Parent("parent_jit_children".into()).check_variables(&vars, &x).expect("same tree as Flax");
         assert_close("apply", &Parent("parent_jit_children".into()).apply(&vars, &x).unwrap(), &array(&c["output"]));
         // The default lift has the same tree and the same forward pass.
-        assert_close("default lift", &Parent("default_jit_children".into()).apply(&vars, &x).unwrap(), &array(&c["output"]));
+        assert_close(
+            "default lift",
+            &Parent("default_jit_children".into()).apply(&vars, &x).unwrap(),
+            &array(&c["output"]),
+        );
     }
 }
 
@@ -391,7 +396,8 @@ fn dropout_in_a_lifted_child_forks_as_flax_nn_jit() {
             let want = &c[key];
             let v = DropParent { lifted, train: false }.init(init_rngs.clone(), &x).unwrap();
             assert_vars(&what, &v, &variables(&want["variables"]));
-            let (y, _) = DropParent { lifted, train: true }.apply_with(&v, &x, apply_rngs.clone(), Mutable::Nothing).unwrap();
+            let (y, _) =
+                DropParent { lifted, train: true }.apply_with(&v, &x, apply_rngs.clone(), Mutable::Nothing).unwrap();
             assert_close(&format!("{what} train"), &y, &array(&want["output_train"]));
             let ye = DropParent { lifted, train: false }.apply(&v, &x).unwrap();
             assert_close(&format!("{what} eval"), &ye, &array(&want["output_eval"]));

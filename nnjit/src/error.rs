@@ -167,23 +167,24 @@ pub enum Error {
     ///     "Could not create submodule \"a\" in Module Collide: Name in use. \
     ///      (https://flax.readthedocs.io/en/latest/api_reference/flax.errors.html#flax.errors.NameInUseError)"
     /// );
-    /// let nnjit::Error::NameInUse { kind, name, module, path, existing, .. } = &err else { panic!() };
-    /// assert_eq!((kind.as_str(), name.as_str(), module.as_str(), path.as_str()), ("submodule", "a", "Collide", ""));
-    /// assert_eq!(existing, "submodule Dense");
+    /// let nnjit::Error::NameInUse { kind, name, module, path, existing, requested } = &err else { panic!() };
+    /// assert_eq!((*kind, name.as_str(), *module, path.as_str()), (nnjit::error::NameKind::Submodule, "a", "Collide", ""));
+    /// assert_eq!((*existing, *requested), ("Dense", "Dense")); // both modules' types
     /// ```
     NameInUse {
-        /// What was being created: `submodule` or `param`/`variable`.
-        kind: String,
+        /// What was being created.
+        kind: NameKind,
         /// The name asked for.
         name: String,
         /// Type name of the module whose scope holds both (Flax's class name).
-        module: String,
+        module: &'static str,
         /// Path of that module (`""` at the top, `/Block_0`, ...).
         path: String,
-        /// What holds the name already (`submodule Dense`, `variable params/w`).
-        existing: String,
-        /// Type name of the module that asked for the name (`Dense`), empty for a variable.
-        requested: String,
+        /// Type name of the submodule holding the name already (`Dense`); empty when a
+        /// variable holds it.
+        existing: &'static str,
+        /// Type name of the module that asked for the name (`Dense`); empty for a variable.
+        requested: &'static str,
     },
     /// An input is larger than the limit for its kind (see [`crate::io::MAX_INPUT_BYTES`]);
     /// nothing beyond the limit was read.
@@ -198,6 +199,31 @@ pub enum Error {
         /// The limit, in bytes.
         limit: u64,
     },
+}
+
+/// What [`Error::NameInUse`] was creating (Flax's text names it).
+///
+/// ```
+/// assert_eq!(nnjit::error::NameKind::Param.to_string(), "param");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NameKind {
+    /// A child module (`submodule`).
+    Submodule,
+    /// A parameter (`param`).
+    Param,
+    /// A variable of another collection (`variable`).
+    Variable,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::Submodule => "submodule",
+            NameKind::Param => "param",
+            NameKind::Variable => "variable",
+        })
+    }
 }
 
 /// A shared [`std::io::Error`], so that [`Error`] stays `Clone` and comparable.

@@ -39,7 +39,7 @@ use std::borrow::Borrow;
 
 use ndarray::ArrayD;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, NameKind, Result};
 use crate::init::{Initializer, Numerics};
 use crate::module::{Args, ChildName, Feed, Module};
 use crate::random::flax::{fold_in_static, SuffixPart};
@@ -422,15 +422,18 @@ struct AutoNames {
 }
 
 impl AutoNames {
-    /// Whether `name` is an automatic name this scope has handed out (`Dense_0` after the
-    /// first unnamed `Dense`).
-    fn issued(&self, name: &str) -> bool {
-        let Some((base, index)) = name.rsplit_once('_') else { return false };
-        let canonical = !index.is_empty()
-            && index.bytes().all(|b| b.is_ascii_digit())
-            && (index == "0" || !index.starts_with('0'));
-        let Some(index) = index.parse::<u32>().ok().filter(|_| canonical) else { return false };
-        self.inline[..self.len].iter().chain(&self.spill).any(|(b, last)| *b == base && index <= *last)
+    /// If `name` is an automatic name this scope has handed out (`Dense_0` after the first
+    /// unnamed `Dense`), the type name it was handed out for.
+    fn issued(&self, name: &str) -> Option<&'static str> {
+        let (base, index) = name.rsplit_once('_')?;
+        let canonical =
+            !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) && (index == "0" || !index.starts_with('0'));
+        let index = index.parse::<u32>().ok().filter(|_| canonical)?;
+        self.inline[..self.len]
+            .iter()
+            .chain(&self.spill)
+            .find(|(b, last)| *b == base && index <= *last)
+            .map(|(b, _)| *b)
     }
 
     /// The next index for `base`: 0 for its first child, then 1, 2, ...
@@ -807,7 +810,7 @@ impl<'c, 'v> Scope<'c, 'v> {
             return Err(Error::MissingVariable { collection: "params".into(), path: self.var_path(name) });
         }
         if !self.given.is_empty() {
-            self.check_variable_name("param", name)?;
+            self.check_variable_name(NameKind::Param, name)?;
         }
         let key = self.next_key("params")?;
         let array = init.init_with(key, shape, self.frame.numerics)?;
@@ -865,7 +868,7 @@ impl<'c, 'v> Scope<'c, 'v> {
             return Err(Error::MissingVariable { collection: collection.into(), path: self.var_path(name) });
         }
         if !self.given.is_empty() {
-            self.check_variable_name("variable", name)?;
+            self.check_variable_name(NameKind::Variable, name)?;
         }
         // The initial value depends on fields and shapes only (the closure sees no tensors), so
         // a trace may keep it as a constant.
@@ -1074,15 +1077,8 @@ impl<'c, 'v> Scope<'c, 'v> {
     }
 
     /// A [`Error::NameInUse`] for `name` in this scope.
-    fn name_in_use(&self, kind: &str, name: &str, existing: String, requested: &str) -> Error {
-        Error::NameInUse {
-            kind: kind.into(),
-            name: name.into(),
-            module: self.module.into(),
-            path: self.path(),
-            existing,
-            requested: requested.into(),
-        }
+    fn name_in_use(&self, kind: NameKind, name: &str, existing: &'static str, requested: &'static str) -> Error {
+        Error::NameInUse { kind, name: name.into(), module: self.module, path: self.path(), existing, requested }
     }
 
     /// The next automatic name for a child of type `base` (`Dense_0`, `Dense_1`, ...); an error
@@ -1091,7 +1087,7 @@ impl<'c, 'v> Scope<'c, 'v> {
         let index = self.auto_index(base);
         let name = Name::Auto(base, index);
         if let Some((_, ty)) = self.given.iter().find(|(g, _)| name.matches(g)) {
-            return Err(self.name_in_use("submodule", &name.to_string_owned(), format!("submodule {ty}"), base));
+            return Err(self.name_in_use(NameKind::Submodule, &name.to_string_owned(), ty, base));
         }
         Ok(name)
     }
@@ -1104,33 +1100,32 @@ impl<'c, 'v> Scope<'c, 'v> {
             return Err(Error::invalid(self.path(), format!("invalid submodule name \"{name}\"")));
         }
         if let Some((_, other)) = self.given.iter().find(|(g, _)| **g == *name) {
-            return Err(self.name_in_use("submodule", name, format!("submodule {other}"), ty));
+            return Err(self.name_in_use(NameKind::Submodule, name, other, ty));
         }
-        if self.auto_names.issued(name) {
-            let base = name.rsplit_once('_').map_or(name, |(b, _)| b);
-            return Err(self.name_in_use("submodule", name, format!("submodule {base}"), ty));
+        if let Some(base) = self.auto_names.issued(name) {
+            return Err(self.name_in_use(NameKind::Submodule, name, base, ty));
         }
-        if let Some(collection) = self.variable_named(name) {
-            return Err(self.name_in_use("submodule", name, format!("variable {collection}/{name}"), ty));
+        if self.has_variable_named(name) {
+            return Err(self.name_in_use(NameKind::Submodule, name, "", ty));
         }
         let shared: Arc<str> = Arc::from(name);
         self.given.push((Arc::clone(&shared), ty));
         Ok(Name::Given(shared))
     }
 
-    /// The collection of a variable `name` directly in this scope, if there is one.
-    fn variable_named(&self, name: &str) -> Option<String> {
+    /// Whether a variable `name` of any collection lies directly in this scope.
+    fn has_variable_named(&self, name: &str) -> bool {
         let mut collections: Vec<String> = self.frame.out.collection_names().map(str::to_string).collect();
         if let Some(input) = self.frame.input {
             collections.extend(input.collection_names().map(str::to_string));
         }
-        collections.into_iter().find(|c| self.has_variable(c, name))
+        collections.iter().any(|c| self.has_variable(c, name))
     }
 
     /// An error if `name` is a child's name in this scope (a variable may not take it).
-    fn check_variable_name(&self, kind: &str, name: &str) -> Result<()> {
+    fn check_variable_name(&self, kind: NameKind, name: &str) -> Result<()> {
         match self.given.iter().find(|(g, _)| **g == *name) {
-            Some((_, ty)) => Err(self.name_in_use(kind, name, format!("submodule {ty}"), "")),
+            Some((_, ty)) => Err(self.name_in_use(kind, name, ty, "")),
             None => Ok(()),
         }
     }

@@ -145,7 +145,7 @@ fn array_repr(s: &[usize]) -> String {
 fn thousands(int_part: &str) -> String {
     let mut out = String::new();
     for (i, c) in int_part.chars().enumerate() {
-        if i > 0 && (int_part.len() - i) % 3 == 0 {
+        if i > 0 && (int_part.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -263,7 +263,8 @@ impl fmt::Display for Summary {
     /// and the `Total Parameters` caption.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let collections: Vec<&str> = self.totals.iter().map(|(c, _)| c.as_str()).collect();
-        let mut header: Vec<Vec<String>> = ["path", "module", "inputs", "outputs"].iter().map(|h| vec![h.to_string()]).collect();
+        let mut header: Vec<Vec<String>> =
+            ["path", "module", "inputs", "outputs"].iter().map(|h| vec![h.to_string()]).collect();
         header.extend(collections.iter().map(|c| vec![(*c).to_string()]));
         let mut body: Vec<Vec<Vec<String>>> = Vec::new();
         for r in &self.rows {
@@ -274,10 +275,13 @@ impl fmt::Display for Summary {
                 vec![array_repr(&r.output)],
             ];
             for c in &collections {
-                let mut vars: Vec<&(String, String, Vec<usize>)> = r.variables.iter().filter(|(vc, _, _)| vc == c).collect();
+                let mut vars: Vec<&(String, String, Vec<usize>)> =
+                    r.variables.iter().filter(|(vc, _, _)| vc == c).collect();
                 vars.sort_by(|a, b| a.1.cmp(&b.1));
                 let mut cell: Vec<String> = vars.iter().map(|(_, n, s)| format!("{n}: {}", array_repr(s))).collect();
-                let size = vars.iter().fold(0usize, |a, (_, _, s)| a.saturating_add(s.iter().fold(1usize, |p, &d| p.saturating_mul(d))));
+                let size = vars
+                    .iter()
+                    .fold(0usize, |a, (_, _, s)| a.saturating_add(s.iter().fold(1usize, |p, &d| p.saturating_mul(d))));
                 if size > 0 {
                     cell.push(String::new());
                     cell.push(size_repr(size));
@@ -286,7 +290,8 @@ impl fmt::Display for Summary {
             }
             body.push(row);
         }
-        let mut footer: Vec<Vec<String>> = vec![vec![String::new()], vec![String::new()], vec![String::new()], vec!["Total".to_string()]];
+        let mut footer: Vec<Vec<String>> =
+            vec![vec![String::new()], vec![String::new()], vec![String::new()], vec!["Total".to_string()]];
         footer.extend(self.totals.iter().map(|(_, n)| vec![size_repr(*n)]));
         let mut widths = vec![0usize; header.len()];
         for row in std::iter::once(&header).chain(&body).chain(std::iter::once(&footer)) {

@@ -20,7 +20,8 @@
 //! | `donate_argnums` | [`Lifted::apply_into`] writes into the caller's buffer |
 //! | `jax.pure_callback` | [`Tensor::host_callback`](crate::tensor::Tensor::host_callback) |
 //! | `ConcretizationTypeError` | [`Error::TracedValue`](crate::Error::TracedValue) |
-//! | fork of the RNGs before the call | off by default (init equals the plain module); opt in with [`Lifted::init_flax_jit`] |
+//! | `nn.jit(Block)` is the class `JitBlock`: an unnamed child is `JitBlock_0` | the same: a lifted type's `type_name` is `Jit` + the original's ([`lifted_type_name`]) |
+//! | fork of the RNGs before every call, jitted init numerics | off by default (a lift inits and draws like the original); `#[nn::jit(flax_jit)]` ([`LiftOptions::flax_jit`]) reproduces both |
 //! | XLA:CPU's intra-op threads (all cores) | one thread unless `NNJIT_NUM_THREADS` / [`set_num_threads`](crate::kernel::parallel::set_num_threads) allows more; same bits for any count |
 //!
 //! ```
