@@ -1115,11 +1115,8 @@ impl<'c, 'v> Scope<'c, 'v> {
 
     /// Whether a variable `name` of any collection lies directly in this scope.
     fn has_variable_named(&self, name: &str) -> bool {
-        let mut collections: Vec<String> = self.frame.out.collection_names().map(str::to_string).collect();
-        if let Some(input) = self.frame.input {
-            collections.extend(input.collection_names().map(str::to_string));
-        }
-        collections.iter().any(|c| self.has_variable(c, name))
+        self.frame.out.collection_names().any(|c| self.has_variable(c, name))
+            || self.frame.input.is_some_and(|input| input.collection_names().any(|c| self.has_variable(c, name)))
     }
 
     /// An error if `name` is a child's name in this scope (a variable may not take it).
