@@ -502,3 +502,32 @@ fn flax_jit_switch_inits_with_jitted_numerics() {
         assert!(pk.iter().zip(&array(&c["plain_kernel"])).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 }
+
+/// A default lift whose body calls a `flax_jit` lift (`DropMlp`'s twin).
+#[nn::jit(name = JitOuter)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outer;
+
+impl Module for Outer {
+    type Input = Tensor;
+    type Output = Tensor;
+    fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+        s.call(&JitDropMlp { train: true }, x)
+    }
+}
+
+#[test]
+fn a_flax_jit_fork_inside_a_compiled_apply_is_an_error_value() {
+    let x = ndarray::Array2::<f32>::ones((2, 5)).into_dyn();
+    let vars = Outer.init(nn::PRNGKey(0), &x).unwrap();
+    assert!(vars.get("params/JitDropMlp_0/Dense_1/kernel").is_some());
+    let rngs = Rngs::none().with("dropout", nn::PRNGKey(1));
+    // Unlifted, the fork runs eagerly; inside the outer lift's compiled program it cannot.
+    let eager = Outer.apply_with(&vars, &x, rngs.clone(), Mutable::Nothing).unwrap().0;
+    let err = JitOuter.apply_with(&vars, &x, rngs, Mutable::Nothing).unwrap_err();
+    assert!(
+        matches!(&err, nnjit::Error::InvalidArgument { path, message } if path == "/JitDropMlp_0" && message.contains("flax_jit")),
+        "{err:?}"
+    );
+    assert_eq!(eager.shape(), &[2, 3]);
+}

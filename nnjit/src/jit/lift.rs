@@ -370,8 +370,8 @@ fn with_options<L: Lifted, T>(scope: &mut Scope<'_, '_>, f: impl FnOnce(&mut Sco
                 // The enclosing program draws keys from its own scope's fork only.
                 return Err(Error::invalid(
                     scope.path(),
-                    "a `flax_jit` lift with RNG streams cannot run inside another lift's compiled apply; \
-                     give the enclosing lift `flax_jit` too or call it unlifted",
+                    "a `flax_jit` lift cannot fork RNG streams inside another lift's compiled apply \
+                     (the program does not replay the fork); apply the enclosing module unlifted",
                 ));
             }
             scope.fork_rngs()?;
