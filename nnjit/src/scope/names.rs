@@ -201,8 +201,9 @@ impl<'c, 'v> Scope<'c, 'v> {
 
     /// Whether a variable `name` of any collection lies directly in this scope.
     pub(super) fn has_variable_named(&self, name: &str) -> bool {
-        self.frame.out.collection_names().any(|c| self.has_variable(c, name))
-            || self.frame.input.is_some_and(|input| input.collection_names().any(|c| self.has_variable(c, name)))
+        // Not `has_variable`: a name check is no branch of the body, so a trace records nothing.
+        let here = |c: &str| self.traced_written(c, name).is_some() || self.read_leaf(c, name).is_some();
+        self.frame.out.collection_names().any(here) || self.frame.input.is_some_and(|i| i.collection_names().any(here))
     }
 
     /// An error if `name` is a child's name in this scope (a variable may not take it).
