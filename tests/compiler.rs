@@ -481,3 +481,37 @@ fn concurrent_applies_traces_and_new_parameter_versions() {
         stop.store(true, Ordering::Relaxed);
     });
 }
+
+/// Flax's `if self.has_variable('cache', 'x')`: the body branches on the variables' structure.
+#[nn::jit]
+#[derive(Debug, Clone, PartialEq)]
+struct Cached;
+
+impl Module for Cached {
+    type Input = Tensor;
+    type Output = Tensor;
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
+        let y = s.call(&nn::Dense::new(2), &x)?;
+        if s.has_variable("cache", "offset") {
+            let offset = s.variable("cache", "offset", &[2], || Ok(ArrayD::zeros(IxDyn(&[2]))))?;
+            return Ok(y + offset);
+        }
+        Ok(y)
+    }
+}
+
+#[test]
+fn has_variable_answers_are_part_of_what_a_program_is_valid_for() {
+    let x = ndarray::array![[1.0f32, -2.0, 0.5]];
+    let vars = Cached.init(nn::PRNGKey(0), &x).unwrap();
+    assert!(vars.get("cache/offset").is_none());
+    let mut with = vars.clone();
+    with.insert("cache/offset", ndarray::ArrayD::from_elem(vec![2], 10.0f32)).unwrap();
+    JitCached::jit_cache().clear();
+    // Without, with, without: each answer has its own program, none reused for the other.
+    for v in [&vars, &with, &vars, &with] {
+        let want = Cached.apply(v, &x).unwrap();
+        assert!(same_bits(&JitCached.apply(v, &x).unwrap(), &want));
+    }
+    assert_eq!(JitCached::jit_cache().stats().traces, 2);
+}

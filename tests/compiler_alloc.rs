@@ -66,4 +66,18 @@ fn repeated_lifted_applies_allocate_only_their_output() {
     bn.apply(&v, &x).unwrap();
     assert_eq!(allocations(|| drop(bn.apply(&v, &x).unwrap())), 1);
     assert!(JitMlpBnDrop::jit_cache().size() >= 1);
+    // The bound entries of a whole model: nothing at all once their workspace has run.
+    let bound = m.bind(&vars, &x).unwrap();
+    let xs = x.as_slice().unwrap();
+    bound.apply_into(xs, &mut out).unwrap();
+    assert_eq!(allocations(|| bound.apply_into(xs, &mut out).unwrap()), 0, "Bound::apply_into");
+    let mut ws = bound.workspace();
+    bound.run(&mut ws, &[xs], &mut [&mut out]).unwrap();
+    assert_eq!(allocations(|| bound.run(&mut ws, &[xs], &mut [&mut out]).unwrap()), 0, "Bound::run");
+    let x1 = [0.25f32; 32];
+    let fixed = m.bind_fixed::<32, 10>(&vars).unwrap();
+    fixed.apply(&x1).unwrap();
+    let mut y = [0.0f32; 10];
+    assert_eq!(allocations(|| y = fixed.apply(&x1).unwrap()), 0, "Fixed::apply");
+    assert_eq!(y.to_vec(), m.apply(&vars, x1).unwrap().into_raw_vec_and_offset().0);
 }

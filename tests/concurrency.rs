@@ -16,7 +16,9 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<nn::Dropout>();
     assert_send_sync::<nn::Rngs>();
     assert_send_sync::<nnjit::jit::JitCache>();
-    assert_send_sync::<nnjit::jit::BoundDense>();
+    assert_send_sync::<nnjit::jit::Bound<nn::JitDense>>();
+    assert_send_sync::<nnjit::jit::Fixed<3, 4>>();
+    assert_send_sync::<nnjit::jit::Bound<JitMlp>>();
     assert_send_sync::<nnjit::kernel::PackedDense>();
     assert_send_sync::<nnjit::kernel::FixedDense<3, 4>>();
     assert_send_sync::<nnjit::Error>();

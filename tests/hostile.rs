@@ -1,7 +1,7 @@
 //! Regression tests for the defects a hostile tester found (issue 14): each failed before its fix.
 
 use nnjit::ndarray::{array, s, ArrayD, IxDyn};
-use nnjit::nn::{self, Module, Mutable, Rngs};
+use nnjit::nn::{self, Lifted, Module, Mutable, Rngs};
 use nnjit::Variables;
 
 /// `Display for Variables` used `{p:width$}`, which panics for widths above 65,535.
@@ -72,13 +72,13 @@ fn dense_refuses_an_output_shape_ndarray_cannot_hold() {
     assert_eq!(nn::Dense::new(4).apply(&vars, &x).unwrap().shape(), [0, 1 << 58, 4]);
 }
 
-/// `JitDense::bind` with a (0, 4) kernel said "expected shape (0, 4) but got shape (0, 4)".
+/// `JitDense::bind` (now `Lifted::bind`) with a (0, 4) kernel said "expected shape (0, 4) but got shape (0, 4)".
 #[test]
 fn bind_with_an_empty_kernel_says_what_is_wrong() {
     let mut vars = Variables::new();
     vars.insert("params/kernel", ArrayD::zeros(IxDyn(&[0, 4]))).unwrap();
     vars.insert("params/bias", ArrayD::zeros(IxDyn(&[4]))).unwrap();
-    let msg = nn::JitDense::new(4).bind(&vars).unwrap_err().to_string();
+    let msg = nn::JitDense::new(4).bind(&vars, [1.0f32]).unwrap_err().to_string();
     assert!(!msg.contains("(0, 4) but got shape (0, 4)"), "{msg}");
     assert!(msg.contains("kernel") && msg.contains("(0, 4)"), "{msg}");
 }

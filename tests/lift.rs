@@ -344,14 +344,14 @@ fn bound_and_const_generic_entries_match_apply() {
     let y = nn::Dense::new(4).apply(&vars, &x).unwrap();
     let fixed = m.bind_fixed::<3, 4>(&vars).unwrap();
     let xa: [f32; 3] = [x[0], x[1], x[2]];
-    assert_eq!(fixed.apply(&xa).map(f32::to_bits).to_vec(), y.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-    let bound = m.bind(&vars).unwrap();
+    assert_eq!(fixed.apply(&xa).unwrap().map(f32::to_bits).to_vec(), y.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    let bound = m.bind(&vars, &x).unwrap();
     let mut out = [0.0f32; 4];
     bound.apply_into(&xa, &mut out).unwrap();
     assert!(out.iter().zip(y.iter()).all(|(a, b)| a.to_bits() == b.to_bits()));
     assert!(bound.apply_into(&xa, &mut [0.0; 3]).is_err());
     assert!(m.bind_fixed::<3, 5>(&vars).is_err());
-    assert!(nn::JitDense::new(5).bind(&vars).is_err());
+    assert!(nn::JitDense::new(5).bind(&vars, &x).is_err());
     let mut out2 = vec![0.0f32; 4];
     m.apply_into(&vars, &x, &mut out2).unwrap();
     assert_eq!(out2, out.to_vec());

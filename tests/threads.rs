@@ -54,7 +54,7 @@ fn threads_change_speed_not_bits() {
             let mut into = vec![0.0f32; n * f];
             lifted.apply_into(&vars, &x, &mut into).unwrap();
             let into = ArrayD::from_shape_vec(vec![n, f], into).unwrap();
-            let bound = lifted.bind(&vars).unwrap().apply(&x).unwrap();
+            let bound = lifted.bind(&vars, &x).unwrap().apply(&x).unwrap();
             outs.push([
                 bits(&plain.apply(&vars, &x).unwrap()),
                 bits(&lifted.apply(&vars, &x).unwrap()),

@@ -20,7 +20,7 @@ fn dense_3x4(c: &mut Criterion) {
     let plain = nn::Dense::new(4);
     let lifted = nn::JitDense::new(4);
     let vars = plain.init(nn::PRNGKey(0), x).unwrap();
-    let bound = lifted.bind(&vars).unwrap();
+    let bound = lifted.bind(&vars, x).unwrap();
     let fixed = lifted.bind_fixed::<3, 4>(&vars).unwrap();
     let k = vars.get("params/kernel").unwrap().clone().into_dimensionality::<Ix2>().unwrap();
     let b = vars.get("params/bias").unwrap().clone().into_dimensionality::<nnjit::ndarray::Ix1>().unwrap();
@@ -47,7 +47,7 @@ fn dense_3x4(c: &mut Criterion) {
     g.bench_function("lifted bind → apply_into", |bch| {
         bch.iter(|| bound.apply_into(black_box(&x), &mut out).unwrap())
     });
-    g.bench_function("lifted bind_fixed::<3, 4> → apply", |bch| bch.iter(|| fixed.apply(black_box(&x))));
+    g.bench_function("lifted bind_fixed::<3, 4> → apply", |bch| bch.iter(|| fixed.apply(black_box(&x)).unwrap()));
     g.bench_function("hand-written fixed loop", |bch| {
         bch.iter(|| {
             let x = black_box(&x);

@@ -37,7 +37,7 @@ fn check_fixed<const D: usize, const F: usize>(lifted: &nn::JitDense, vars: &Var
     let xs: Vec<f32> = x.iter().copied().collect();
     let ys: Vec<f32> = y.iter().copied().collect();
     for (row, want) in xs.chunks_exact(D).zip(ys.chunks_exact(F)) {
-        let got = fixed.apply(row.try_into().unwrap());
+        let got = fixed.apply(row.try_into().unwrap()).expect("the shapes were checked at bind");
         assert!(got.iter().zip(want).all(|(p, q)| p.to_bits() == q.to_bits()), "bind_fixed != apply: {got:?} vs {want:?}");
     }
 }
@@ -89,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
     // Init never panics either (small shapes only: init draws random numbers for every element).
     if x_len <= 1024 && features <= 32 {
         if let Ok(v) = plain.init(nn::PRNGKey(seed), &x) {
-            let _ = lifted.bind(&v).map(|bound| bound.apply(&x));
+            let _ = lifted.bind(&v, &x).map(|bound| bound.apply(&x));
             let opts = nnjit::ForwardOptions { flax_jit_rngs: true, ..Default::default() };
             let _ = nnjit::nn_jit_forward_with(seed, &x, features, opts);
         }

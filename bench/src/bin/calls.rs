@@ -25,7 +25,7 @@ fn main() {
     let mlp = Mlp { widths: [64, 64, 10] };
     let jmlp = JitMlp { widths: [64, 64, 10] };
     let mvars = mlp.init(nn::PRNGKey(0), &xm).expect("init");
-    let bound = lifted.bind(&vars).expect("bind");
+    let bound = lifted.bind(&vars, x).expect("bind");
     let fixed = lifted.bind_fixed::<3, 4>(&vars).expect("bind");
     let mut out = [0.0f32; 4];
     let k =

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
+use crate::jit::bound::{Bound, Fixed};
 use crate::jit::cache::{Entry, JitCache, KeyHasher};
 use crate::jit::program::{Program, Traced};
 use crate::module::{Args, Feed, Module};
@@ -180,7 +181,53 @@ pub trait Lifted: Module + Sized {
     fn apply_into(&self, variables: &Variables, x: impl Feed<Self::Input>, out: &mut [f32]) -> Result<()> {
         let mut frame = Frame::new(Mode::Apply, Some(variables), Rngs::none(), Mutable::Nothing);
         let mut scope = Scope::root(&mut frame);
-        run_top(self, &mut scope, x, Some(out), &mut |_, _| Ok(())).map(drop)
+        run_top(self, &mut scope, x, &mut [out], &mut |_, _| Ok(())).map(drop)
+    }
+
+    /// Binds `variables` to the program compiled for `x`'s signature (its shapes, dtypes and
+    /// static arguments; the values are not read): Flax's `module.bind(variables)`, compiled.
+    /// The parameters are checked and packed once; the [`Bound`] entry then runs on caller
+    /// buffers with no allocation per call, from any number of threads. Inference programs
+    /// only (no RNG stream, no mutable collection).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// let m = nn::JitDense::new(4);
+    /// let x = [1.0f32, 2.0, 3.0];
+    /// let vars = m.init(nn::PRNGKey(0), &x)?;
+    /// let bound = m.bind(&vars, &x)?;
+    /// let mut out = [0.0f32; 4];
+    /// bound.apply_into(&x, &mut out)?; // no allocation
+    /// assert_eq!(out.to_vec(), m.apply(&vars, &x)?.into_raw_vec_and_offset().0);
+    /// assert!(m.bind(&nnjit::Variables::new(), &x).is_err()); // MissingVariable
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    fn bind(&self, variables: &Variables, x: impl Feed<Self::Input>) -> Result<Bound<Self>> {
+        bind_args(self, variables, x.feed()?)
+    }
+
+    /// The const-generic entry for one input row of `D` values and one output row of `F`
+    /// ([`Fixed`]): [`bind`](Lifted::bind) at input shape `(D,)`, dims checked now (an error
+    /// value) and by the array types at every call. For a batch, [`Bound::into_fixed`].
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Lifted, Module};
+    /// let m = nn::JitDense::new(4);
+    /// let vars = m.init(nn::PRNGKey(0), &[1.0f32, 2.0, 3.0])?;
+    /// let fixed = m.bind_fixed::<3, 4>(&vars)?;
+    /// let y: [f32; 4] = fixed.apply(&[1.0, 2.0, 3.0])?;
+    /// assert_eq!(y.to_vec(), m.apply(&vars, &[1.0f32, 2.0, 3.0])?.into_raw_vec_and_offset().0);
+    /// assert!(m.bind_fixed::<3, 5>(&vars).is_err()); // the output has 4
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    fn bind_fixed<const D: usize, const F: usize>(&self, variables: &Variables) -> Result<Fixed<D, F>> {
+        if !<Self::Input as Args>::is_single_tensor() {
+            return Err(Error::invalid(
+                "",
+                "bind_fixed needs a module whose input is one tensor; for other inputs use bind(...)?.into_fixed()",
+            ));
+        }
+        bind_args(self, variables, <Self::Input as Args>::single_from(Tensor::zeros(&[D]))?)?.into_fixed()
     }
 
     /// The program this module compiles to for `x` with `variables` (compiled now if it is not
@@ -201,6 +248,16 @@ pub trait Lifted: Module + Sized {
         let x = x.feed()?;
         with_options::<Self, _>(&mut scope, |scope| Ok(entry_for(self, scope, Probe::Args(&x))?.program.clone()))
     }
+}
+
+/// [`Lifted::bind`] on the module's own input type.
+fn bind_args<L: Lifted>(m: &L, variables: &Variables, x: L::Input) -> Result<Bound<L>> {
+    let mut frame = Frame::new(Mode::Apply, Some(variables), Rngs::none(), Mutable::Nothing);
+    let mut scope = Scope::root(&mut frame);
+    with_options::<L, _>(&mut scope, |scope| {
+        let entry = entry_for(m, scope, Probe::Args(&x))?;
+        crate::jit::bound::bind::<L>(Arc::clone(&entry.program), scope, x, template::<L>(&entry)?)
+    })
 }
 
 /// The body of a lifted type's [`Module::call`]: eager at init, inlined into an enclosing
@@ -258,7 +315,7 @@ pub fn lifted_call<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, x: L::Input) -> 
         let values = input_values(&x)?;
         let data: Vec<(Data<'_>, &[usize])> = values.iter().map(|v| (v.data(), v.shape())).collect();
         let mut outs: Vec<Option<Tensor>> = vec![None; entry.program.output_metas().count()];
-        entry.program.run(scope, &L::jit_cache().packs, &data, None, &mut |k, buf, meta| {
+        entry.program.run(scope, &L::jit_cache().packs, &data, &mut [], &mut |k, buf, meta| {
             outs[k] = Some(Tensor::eager(buf.into_tensor_value(&meta.shape)?));
             Ok(())
         })?;
@@ -288,7 +345,7 @@ pub fn lifted_apply<L: Lifted>(
     // Outputs arrive in order: the first (usually the only one) needs no container.
     let mut first: Option<ArrayD<f32>> = None;
     let mut more: Vec<ArrayD<f32>> = Vec::new();
-    let template = run_top(m, &mut scope, x, None, &mut |k, a| {
+    let template = run_top(m, &mut scope, x, &mut [], &mut |k, a| {
         if k == 0 {
             first = Some(a);
         } else {
@@ -303,13 +360,13 @@ pub fn lifted_apply<L: Lifted>(
 }
 
 /// Runs `m` at the top: the compiled program on a borrowed single array, else the generic
-/// path. The outputs go to `sink` (and output 0 to `ext`, if given); returns the output
+/// path. Output `k` goes into `ext[k]` where `ext` has one, the others to `sink`; returns the output
 /// template that places them.
 fn run_top<L: Lifted>(
     m: &L,
     scope: &mut Scope<'_, '_>,
     x: impl Feed<L::Input>,
-    ext: Option<&mut [f32]>,
+    ext: &mut [&mut [f32]],
     sink: &mut dyn FnMut(usize, ArrayD<f32>) -> Result<()>,
 ) -> Result<L::Output> {
     if let Some(view) = x.single_view().filter(|_| <L::Input as Args>::is_single_tensor()) {
@@ -415,6 +472,21 @@ impl<I: Args> Probe<'_, I> {
 
 /// The cache entry for this call (tracing and compiling it on a miss).
 fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::Input>) -> Result<Arc<Entry>> {
+    let original = m.original();
+    let cache = L::jit_cache();
+    // The entry this thread used last for this type: a repeated call only compares its key.
+    let last = LAST.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|(t, e)| {
+                *t == TypeId::of::<L::Original>() && e.is_live() && matches::<L>(e, &probe, original, scope)
+            })
+            .map(|(_, e)| Arc::clone(e))
+    });
+    if let Some(e) = last {
+        cache.touch(&e);
+        return Ok(e);
+    }
     let frame = scope.frame();
     let mut h = KeyHasher::default();
     TypeId::of::<L::Original>().hash(&mut h);
@@ -431,21 +503,8 @@ fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::In
     }
     frame.visible.map(|v| v.as_ptr()).hash(&mut h);
     let key = h.finish();
-    let original = m.original();
-    let cache = L::jit_cache();
-    // The entry this thread used last for this type: a repeated apply skips the shared map.
-    let last = LAST.with(|l| {
-        l.borrow()
-            .as_ref()
-            .filter(|(t, h, _)| *t == TypeId::of::<L::Original>() && *h == key)
-            .map(|(_, _, e)| Arc::clone(e))
-    });
-    if let Some(e) = last.filter(|e| e.is_live() && matches::<L>(e, &probe, original, scope.frame())) {
-        cache.touch(&e);
-        return Ok(e);
-    }
-    if let Some(e) = cache.find(key, |e| matches::<L>(e, &probe, original, scope.frame())) {
-        LAST.with(|l| *l.borrow_mut() = Some((TypeId::of::<L::Original>(), key, Arc::clone(&e))));
+    if let Some(e) = cache.find(key, |e| matches::<L>(e, &probe, original, scope)) {
+        LAST.with(|l| *l.borrow_mut() = Some((TypeId::of::<L::Original>(), Arc::clone(&e))));
         return Ok(e);
     }
     // A miss: trace the body on placeholder tensors, then compile.
@@ -467,19 +526,26 @@ fn entry_for<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, probe: Probe<'_, L::In
         frame.visible,
         Arc::new(program),
     );
-    Ok(cache.insert(key, entry, |e| matches::<L>(e, &probe, original, scope.frame())))
+    Ok(cache.insert(key, entry, |e| matches::<L>(e, &probe, original, scope)))
 }
 
 /// Whether `e` was compiled for this call's key.
-fn matches<L: Lifted>(e: &Entry, probe: &Probe<'_, L::Input>, original: &L::Original, frame: &Frame<'_>) -> bool {
-    let mut i = 0;
-    let mut same_metas = true;
-    probe.for_each_meta(&mut |d, s| {
-        same_metas &= e.metas.get(i).is_some_and(|m| m.dtype == d && m.shape == s);
-        i += 1;
-    });
+fn matches<L: Lifted>(e: &Entry, probe: &Probe<'_, L::Input>, original: &L::Original, scope: &Scope<'_, '_>) -> bool {
+    let frame = scope.frame();
+    let same_metas = match probe {
+        // One f32 array (a top-level apply): no closure to go through.
+        Probe::View(shape) => matches!(e.metas.as_slice(), [m] if m.dtype == DType::F32 && m.shape == *shape),
+        Probe::Args(_) => {
+            let mut i = 0;
+            let mut same = true;
+            probe.for_each_meta(&mut |d, s| {
+                same &= e.metas.get(i).is_some_and(|m| m.dtype == d && m.shape == s);
+                i += 1;
+            });
+            same && i == e.metas.len()
+        }
+    };
     same_metas
-        && i == e.metas.len()
         && e.module.downcast_ref::<L::Original>() == Some(original)
         && match probe {
             Probe::Args(x) => e.input.downcast_ref::<L::Input>().is_some_and(|t| t.statics_eq(x)),
@@ -488,11 +554,12 @@ fn matches<L: Lifted>(e: &Entry, probe: &Probe<'_, L::Input>, original: &L::Orig
         && e.mutable == frame.mutable
         && frame.rngs.names().eq(e.rngs.iter().map(String::as_str))
         && e.visible.map(|v| v.as_ptr()) == frame.visible.map(|v| v.as_ptr())
+        && e.program.guards_hold(scope)
 }
 
 thread_local! {
-    /// Per thread: (lifted type, key hash, entry) of the last lookup that hit.
-    static LAST: std::cell::RefCell<Option<(TypeId, u64, Arc<Entry>)>> = const { std::cell::RefCell::new(None) };
+    /// Per thread: (lifted type, entry) of the last lookup that hit.
+    static LAST: std::cell::RefCell<Option<(TypeId, Arc<Entry>)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Traces `m`'s original body in `scope` (the lifted module's scope) and compiles it. The

@@ -18,6 +18,7 @@
 //! | `variables=` / `rngs=` filters | `#[nn::jit(variables = ["params"], rngs = ["dropout"])]` |
 //! | `static_argnums` | static arguments in `Module::Input` (`(Tensor, bool)`), and the module's fields |
 //! | `donate_argnums` | [`Lifted::apply_into`] writes into the caller's buffer |
+//! | `module.bind(variables)` | [`Lifted::bind`] → [`Bound`] (caller buffers, no allocation), [`Lifted::bind_fixed`] → [`Fixed`] (const-generic widths, arrays in and out) |
 //! | `jax.pure_callback` | [`Tensor::host_callback`](crate::tensor::Tensor::host_callback) |
 //! | `ConcretizationTypeError` | [`Error::TracedValue`](crate::Error::TracedValue) |
 //! | `nn.jit(Block)` is the class `JitBlock`: an unnamed child is `JitBlock_0` | the same: a lifted type's `type_name` is `Jit` + the original's ([`lifted_type_name`]) |
@@ -37,14 +38,15 @@
 //! # Ok::<(), nnjit::Error>(())
 //! ```
 
+mod bound;
 mod cache;
 mod dense;
 mod lift;
 mod names;
 mod program;
 
+pub use bound::{Bound, Fixed, Workspace};
 pub use cache::{CacheStats, JitCache, DEFAULT_CAPACITY};
-pub use dense::BoundDense;
 #[doc(hidden)]
 pub use lift::lifted_apply;
 pub use lift::{lifted_call, LiftOptions, Lifted};

@@ -12,11 +12,11 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::jit::cache::PackStore;
-use crate::kernel::parallel::{apply_threads, num_threads};
+use crate::kernel::parallel::{apply_threads, num_threads, split_rows, MIN_MACS_PER_THREAD, ROW_BLOCK};
 use crate::kernel::{Activation, PackedDense};
 use crate::scope::{Name, Scope};
 use crate::tensor::op::{binary_in_place, Binary, Data, DataMut, Op, Unary};
-use crate::tensor::trace::{Builder, RngRead, Source, VarRead, VarWrite};
+use crate::tensor::trace::{Builder, RngRead, Source, VarGuard, VarRead, VarWrite};
 use crate::tensor::{DType, Meta, Shared, Value};
 use crate::variables::Leaf;
 
@@ -49,12 +49,27 @@ struct Step {
     head: Op,
     ins: Vec<Loc>,
     in_shapes: Vec<Vec<usize>>,
+    /// Element counts of `in_shapes`.
+    in_lens: Vec<usize>,
     tail: Vec<Tail>,
     out: Loc,
     meta: Meta,
     /// A Dense head whose kernel (and bias) are variables: run on packed weights.
     pack: Option<(usize, Option<usize>)>,
+    /// Rows of a packed Dense step (its input's element count over the kernel's input width).
+    rows: usize,
     path: Arc<str>,
+}
+
+/// One step of a chain program: a packed Dense from `src` to `dst`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Link {
+    src: Loc,
+    dst: Loc,
+    rows: usize,
+    in_len: usize,
+    out_len: usize,
+    act: Activation,
 }
 
 /// A buffer of one dtype.
@@ -118,19 +133,36 @@ fn copy_data(d: Data<'_>, meta: &Meta) -> Result<Buf> {
 }
 
 /// Parameters bound for one variables version at one scope path.
-struct Binding {
+pub(crate) struct Binding {
     generation: u64,
     path: Vec<Name>,
     leaves: Vec<Shared<f32>>,
     packs: Vec<Option<Arc<PackedDense>>>,
 }
 
-/// The scratch of one running call: planned buffers and recent bindings. A program keeps a
-/// pool of them, so concurrent calls never share one and a repeated call allocates nothing.
+/// The buffers of one running call: the planned intermediate slots and the outputs that are
+/// not written into caller buffers. Reused from call to call, so a repeated call allocates
+/// nothing but the outputs it hands out.
 #[derive(Default)]
-struct Arena {
+pub(crate) struct Scratch {
+    /// The [`Program::id`] the slots are planned for (0: none yet).
+    planned: u64,
     slots: Vec<Buf>,
     outs: Vec<Option<Buf>>,
+}
+
+impl Scratch {
+    /// Whether the slots are planned for `program`.
+    pub(crate) fn planned_for(&self, program: &Program) -> bool {
+        self.planned == program.id
+    }
+}
+
+/// The scratch of one running call and its recent bindings. A program keeps a pool of them,
+/// so concurrent calls never share one and a repeated call allocates nothing.
+#[derive(Default)]
+struct Arena {
+    scratch: Scratch,
     keys: Vec<[u32; 2]>,
     bindings: Vec<Binding>,
 }
@@ -153,6 +185,10 @@ const BINDINGS: usize = 32;
 /// # Ok::<(), nnjit::Error>(())
 /// ```
 pub struct Program {
+    /// `has_variable` answers the trace depended on.
+    guards: Vec<VarGuard>,
+    /// Unique among the programs of this process (scratch buffers know whose plan they hold).
+    id: u64,
     name: String,
     inputs: Vec<Meta>,
     vars: Vec<VarRead>,
@@ -164,6 +200,17 @@ pub struct Program {
     slots: Vec<Meta>,
     arenas: Mutex<Vec<Arena>>,
     graph_nodes: usize,
+    /// Every step is a packed Dense (bias and relu in its epilogue, nothing else fused) reading
+    /// an input or a slot: the steps run in a tight loop (an MLP's whole program).
+    chain: bool,
+    /// The steps of a `chain`, one per step.
+    links: Vec<Link>,
+    /// A chain from input 0 to output 0 through slots only, every step on the same rows, with
+    /// its multiply-adds per row: with several threads, each takes whole row blocks through
+    /// every layer (one synchronisation per call, not one per layer).
+    row_chain: Option<usize>,
+    /// Every output is its own step's buffer (nothing to copy into caller buffers at the end).
+    own_outputs: bool,
 }
 
 impl fmt::Debug for Program {
@@ -377,7 +424,8 @@ impl Program {
         for &g in &order {
             let grp = &groups[g];
             let ins: Vec<Loc> = grp.ins.iter().map(|&i| loc_of(i)).collect::<Result<_>>()?;
-            let in_shapes = grp.ins.iter().map(|&i| nodes[i].meta.shape.clone()).collect();
+            let in_shapes: Vec<Vec<usize>> = grp.ins.iter().map(|&i| nodes[i].meta.shape.clone()).collect();
+            let in_lens: Vec<usize> = in_shapes.iter().map(|s| s.iter().product()).collect();
             let mut tail = Vec::with_capacity(grp.tail.len());
             for (t, other) in &grp.tail {
                 tail.push(match (t, other) {
@@ -395,10 +443,16 @@ impl Program {
                 (Op::Linear { bias: true, .. }, [_, Loc::Var(k), Loc::Var(b)]) => Some((*k, Some(*b))),
                 _ => None,
             };
+            let rows = match pack {
+                Some((k, _)) => in_lens[0] / builder.vars[k].shape[0].max(1),
+                None => 0,
+            };
             steps.push(Step {
+                rows,
                 head: grp.head.clone(),
                 ins,
                 in_shapes,
+                in_lens,
                 tail,
                 out: group_loc[g],
                 meta: grp.meta.clone(),
@@ -406,13 +460,57 @@ impl Program {
                 path: Arc::clone(&grp.path),
             });
         }
-        let outputs = outputs.iter().map(|&o| Ok((loc_of(o)?, nodes[o].meta.clone()))).collect::<Result<_>>()?;
+        let outputs: Vec<(Loc, Meta)> =
+            outputs.iter().map(|&o| Ok((loc_of(o)?, nodes[o].meta.clone()))).collect::<Result<_>>()?;
         let writes = builder
             .writes
             .iter()
             .map(|w| Ok((w.clone(), loc_of(w.node)?, nodes[w.node].meta.clone())))
             .collect::<Result<_>>()?;
+        let chain = steps.iter().all(|s| {
+            s.pack.is_some()
+                && s.tail.is_empty()
+                && s.meta.dtype == DType::F32
+                && matches!(s.ins.first(), Some(Loc::Input(_) | Loc::Slot(_)))
+                && matches!(s.out, Loc::Slot(_) | Loc::Out(_))
+        });
+        let links = if chain {
+            steps
+                .iter()
+                .map(|s| Link {
+                    src: s.ins[0],
+                    dst: s.out,
+                    rows: s.rows,
+                    in_len: s.in_lens[0],
+                    out_len: s.meta.len(),
+                    act: match s.head {
+                        Op::Linear { act, .. } => act,
+                        _ => Activation::Identity,
+                    },
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let row_chain = match links.as_slice() {
+            [first, .., last]
+                if inputs.len() == 1
+                    && outputs.len() == 1
+                    && first.src == Loc::Input(0)
+                    && last.dst == Loc::Out(0)
+                    && links.iter().all(|l| l.rows == first.rows && l.rows > 0)
+                    && links[1..].iter().all(|l| matches!(l.src, Loc::Slot(_)))
+                    && links[..links.len() - 1].iter().all(|l| matches!(l.dst, Loc::Slot(_))) =>
+            {
+                Some(links.iter().map(|l| (l.in_len / l.rows) * (l.out_len / l.rows)).sum())
+            }
+            _ => None,
+        };
+        let own_outputs = outputs.iter().enumerate().all(|(k, (l, _))| *l == Loc::Out(k));
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Program {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            guards: builder.guards,
             name,
             inputs,
             vars: builder.vars,
@@ -424,6 +522,10 @@ impl Program {
             slots,
             arenas: Mutex::new(Vec::new()),
             graph_nodes: n,
+            chain,
+            row_chain,
+            links,
+            own_outputs,
         })
     }
 
@@ -477,25 +579,50 @@ impl Program {
         self.outputs.iter().map(|(_, m)| m)
     }
 
-    /// Runs the program in `scope` on `inputs` (each contiguous, of the traced shapes). Each
-    /// output is handed to `sink` in order; `ext` (if given) receives output 0 in place.
+    /// Runs the program in `scope` on `inputs` (each contiguous, of the traced shapes). Output
+    /// `k` is written into `ext[k]` where `ext` has one (f32, of the output's length); every
+    /// other output is handed to `sink` in order.
     pub(crate) fn run(
         &self,
         scope: &mut Scope<'_, '_>,
         packs: &PackStore,
         inputs: &[(Data<'_>, &[usize])],
-        mut ext: Option<&mut [f32]>,
+        ext: &mut [&mut [f32]],
         sink: &mut dyn FnMut(usize, Buf, &Meta) -> Result<()>,
     ) -> Result<()> {
-        if inputs.len() != self.inputs.len()
-            || inputs.iter().zip(&self.inputs).any(|((_, s), m)| *s != m.shape.as_slice())
-        {
-            return Err(Error::invalid(scope.path(), "internal: program inputs do not match the trace"));
-        }
+        self.check_io(inputs, ext).map_err(|e| with_path(e, &scope.path()))?;
         let mut arena = self.arenas.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-        let r = self.run_in(&mut arena, scope, packs, inputs, &mut ext, sink);
+        let r = self.run_in(&mut arena, scope, packs, inputs, ext, sink);
         self.arenas.lock().unwrap_or_else(|e| e.into_inner()).push(arena);
         r
+    }
+
+    /// Checks the inputs against the trace and the caller's output buffers against the outputs.
+    pub(crate) fn check_io(&self, inputs: &[(Data<'_>, &[usize])], ext: &[&mut [f32]]) -> Result<()> {
+        if inputs.len() != self.inputs.len()
+            || inputs
+                .iter()
+                .zip(&self.inputs)
+                .any(|((d, s), m)| *s != m.shape.as_slice() || d.dtype() != m.dtype || d.len() != m.len())
+        {
+            return Err(Error::invalid("", "internal: program inputs do not match the trace"));
+        }
+        for (k, e) in ext.iter().enumerate() {
+            match self.outputs.get(k) {
+                Some((_, m)) if m.dtype == DType::F32 && m.len() == e.len() => {}
+                m => {
+                    return Err(Error::InputShape {
+                        path: String::new(),
+                        expected: match m {
+                            Some((_, m)) => format!("output {k} in a buffer of {} f32 elements ({m})", m.len()),
+                            None => format!("at most {} output buffers", self.outputs.len()),
+                        },
+                        found: vec![e.len()],
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     fn run_in(
@@ -504,24 +631,9 @@ impl Program {
         scope: &mut Scope<'_, '_>,
         packs: &PackStore,
         inputs: &[(Data<'_>, &[usize])],
-        ext: &mut Option<&mut [f32]>,
+        ext: &mut [&mut [f32]],
         sink: &mut dyn FnMut(usize, Buf, &Meta) -> Result<()>,
     ) -> Result<()> {
-        if arena.slots.len() != self.slots.len() {
-            arena.slots = self.slots.iter().map(Buf::new).collect::<Result<_>>()?;
-        }
-        if let Some(out) = ext.as_deref() {
-            if self.outputs.first().map(|(_, m)| m.len()) != Some(out.len()) {
-                return Err(Error::InputShape {
-                    path: scope.path(),
-                    expected: format!(
-                        "an output buffer of {} elements",
-                        self.outputs.first().map_or(0, |(_, m)| m.len())
-                    ),
-                    found: vec![out.len()],
-                });
-            }
-        }
         // RNG keys first: counters advance exactly as the eager body advanced them.
         arena.keys.clear();
         for r in &self.rngs {
@@ -529,41 +641,11 @@ impl Program {
             arena.keys.push(k);
         }
         let bi = self.bind(arena, scope, packs)?;
-        arena.outs.clear();
-        arena.outs.resize_with(self.outputs.len(), || None);
-        let threads = num_threads();
-        for (index, step) in self.steps.iter().enumerate() {
-            let external = matches!(step.out, Loc::Out(0)) && ext.is_some();
-            let mut out = match step.out {
-                Loc::Slot(s) => std::mem::replace(&mut arena.slots[s], Buf::F32(Vec::new())),
-                Loc::Out(_) if external => Buf::F32(Vec::new()),
-                Loc::Out(_) => Buf::new(&step.meta)?,
-                _ => return Err(Error::invalid("", "internal: step writes an input")),
-            };
-            let len = step.meta.len();
-            let res = {
-                let binding = &arena.bindings[bi];
-                match ext.as_deref_mut() {
-                    Some(e) if external => {
-                        let view = Views { program: self, arena, binding, inputs, ext: None };
-                        view.exec(index, step, &mut DataMut::F32(e), threads)
-                    }
-                    e => {
-                        let view = Views { program: self, arena, binding, inputs, ext: e.map(|e| &*e) };
-                        view.exec(index, step, &mut out.data_mut(len), threads)
-                    }
-                }
-            };
-            match step.out {
-                Loc::Slot(s) => arena.slots[s] = out,
-                Loc::Out(k) if !external => arena.outs[k] = Some(out),
-                _ => {}
-            }
-            res.map_err(|e| with_path(e, &step.path))?;
-        }
+        let binding = &arena.bindings[bi];
+        self.exec(&mut arena.scratch, binding, &arena.keys, inputs, ext)?;
         // Variable writes (mutable collections), then outputs.
+        let view = Views { program: self, scratch: &arena.scratch, binding, keys: &arena.keys, inputs, ext };
         for (w, l, meta) in &self.writes {
-            let view = Views { program: self, arena, binding: &arena.bindings[bi], inputs, ext: ext.as_deref() };
             let Data::F32(d) = view.data_len(*l, meta.len()) else {
                 return Err(Error::invalid("", "internal: non-f32 variable write"));
             };
@@ -571,28 +653,238 @@ impl Program {
                 .map_err(|e| Error::invalid("", e.to_string()))?;
             scope.write_leaf_below(&w.collection, &w.rel, &w.name, Leaf::new(a));
         }
-        for (k, (l, meta)) in self.outputs.iter().enumerate() {
-            if k == 0 && ext.is_some() {
-                if *l != Loc::Out(0) {
-                    let view = Views { program: self, arena, binding: &arena.bindings[bi], inputs, ext: None };
-                    let Data::F32(d) = view.data_len(*l, meta.len()) else {
-                        return Err(Error::invalid("", "apply_into needs an f32 output"));
-                    };
-                    if let Some(e) = ext.as_deref_mut() {
-                        e.copy_from_slice(d);
-                    }
-                }
-                continue;
-            }
-            let buf = match (*l, arena.outs.get_mut(k).and_then(Option::take)) {
+        self.collect(&mut arena.scratch, binding, &arena.keys, inputs, ext, sink)
+    }
+
+    /// Hands every output not written into `ext` to `sink`, in order: a step's own buffer
+    /// moves out of `scratch`, any other value (an input, a variable, a shared buffer) is copied.
+    pub(crate) fn collect(
+        &self,
+        scratch: &mut Scratch,
+        binding: &Binding,
+        keys: &[[u32; 2]],
+        inputs: &[(Data<'_>, &[usize])],
+        ext: &mut [&mut [f32]],
+        sink: &mut dyn FnMut(usize, Buf, &Meta) -> Result<()>,
+    ) -> Result<()> {
+        for (k, (l, meta)) in self.outputs.iter().enumerate().skip(ext.len()) {
+            let buf = match (*l, scratch.outs.get_mut(k).and_then(Option::take)) {
                 (Loc::Out(j), Some(buf)) if j == k => buf,
                 _ => {
-                    let view =
-                        Views { program: self, arena, binding: &arena.bindings[bi], inputs, ext: ext.as_deref() };
+                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
                     copy_data(view.data_len(*l, meta.len()), meta)?
                 }
             };
             sink(k, buf, meta)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the steps: intermediates in `scratch`'s planned slots, output `k` into `ext[k]`
+    /// where `ext` has one, else into a fresh buffer left in `scratch`. Outputs that are not a
+    /// step's own buffer (an input, a variable, another output) are copied into `ext` at the end.
+    pub(crate) fn exec(
+        &self,
+        scratch: &mut Scratch,
+        binding: &Binding,
+        keys: &[[u32; 2]],
+        inputs: &[(Data<'_>, &[usize])],
+        ext: &mut [&mut [f32]],
+    ) -> Result<()> {
+        // A scratch planned for another program (a workspace passed around) is replanned.
+        if scratch.planned != self.id {
+            scratch.slots = self.slots.iter().map(Buf::new).collect::<Result<_>>()?;
+            scratch.planned = self.id;
+        }
+        if ext.len() < self.outputs.len() {
+            scratch.outs.clear();
+            scratch.outs.resize_with(self.outputs.len(), || None);
+        }
+        let threads = num_threads();
+        if self.chain {
+            return self.exec_chain(scratch, binding, inputs, ext, threads);
+        }
+        for (index, step) in self.steps.iter().enumerate() {
+            let len = step.meta.len();
+            let res = match step.out {
+                Loc::Out(k) if k < ext.len() => {
+                    let e = std::mem::take(&mut ext[k]);
+                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                    let r = view.exec(index, step, &mut DataMut::F32(&mut e[..len]), threads);
+                    ext[k] = e;
+                    r
+                }
+                Loc::Slot(s) => {
+                    let mut out = std::mem::replace(&mut scratch.slots[s], Buf::F32(Vec::new()));
+                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                    let r = view.exec(index, step, &mut out.data_mut(len), threads);
+                    scratch.slots[s] = out;
+                    r
+                }
+                Loc::Out(k) => {
+                    let mut out = Buf::new(&step.meta)?;
+                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                    let r = view.exec(index, step, &mut out.data_mut(len), threads);
+                    scratch.outs[k] = Some(out);
+                    r
+                }
+                _ => return Err(Error::invalid("", "internal: step writes an input")),
+            };
+            res.map_err(|e| with_path(e, &step.path))?;
+        }
+        self.copy_shared_outputs(scratch, binding, keys, inputs, ext)
+    }
+
+    /// [`exec`](Program::exec) for a [`chain`](Program::chain) of packed Dense steps: each step
+    /// reads an input or a slot and writes a slot or an output, nothing else to dispatch.
+    fn exec_chain(
+        &self,
+        scratch: &mut Scratch,
+        binding: &Binding,
+        inputs: &[(Data<'_>, &[usize])],
+        ext: &mut [&mut [f32]],
+        threads: usize,
+    ) -> Result<()> {
+        let internal = || Error::invalid("", "internal: a chain step's operands");
+        if let (Some(macs), [(Data::F32(x), _)]) = (self.row_chain, inputs) {
+            let (first, last) = (self.links[0], self.links[self.links.len() - 1]);
+            let rows = first.rows;
+            let t = threads.min(rows / ROW_BLOCK).min(rows.saturating_mul(macs) / MIN_MACS_PER_THREAD);
+            if t >= 2 {
+                let (d, f) = (first.in_len / rows, last.out_len / rows);
+                let run =
+                    |y: &mut [f32]| split_rows(x, rows, d, y, f, t, &|xb, r, yb| self.chain_rows(binding, xb, r, yb));
+                if let [y] = ext {
+                    return run(y);
+                }
+                let mut y = crate::alloc::try_zeroed("program output", last.out_len)?;
+                let r = run(&mut y);
+                scratch.outs[0] = Some(Buf::F32(y));
+                return r;
+            }
+        }
+        for (link, packed) in self.links.iter().zip(&binding.packs) {
+            let Some(p) = packed.as_deref() else { return Err(internal()) };
+            let Link { src, dst, rows, in_len, out_len, act } = *link;
+            // Liveness never gives a step's source slot to its own output: the two are disjoint.
+            let (x, y): (&[f32], &mut [f32]) = match (src, dst) {
+                (Loc::Input(i), Loc::Slot(d)) => match (inputs.get(i), scratch.slots.get_mut(d)) {
+                    (Some((Data::F32(x), _)), Some(Buf::F32(y))) => (x, &mut y[..out_len]),
+                    _ => return Err(internal()),
+                },
+                (Loc::Input(i), Loc::Out(k)) if k < ext.len() => match inputs.get(i) {
+                    Some((Data::F32(x), _)) => (x, &mut *ext[k]),
+                    _ => return Err(internal()),
+                },
+                (Loc::Slot(s), Loc::Slot(d)) if s != d => {
+                    let (a, b) = if s < d {
+                        let (l, r) = scratch.slots.split_at_mut(d);
+                        (&l[s], &mut r[0])
+                    } else {
+                        let (l, r) = scratch.slots.split_at_mut(s);
+                        (&r[0], &mut l[d])
+                    };
+                    match (a, b) {
+                        (Buf::F32(x), Buf::F32(y)) => (&x[..in_len], &mut y[..out_len]),
+                        _ => return Err(internal()),
+                    }
+                }
+                (Loc::Slot(s), Loc::Out(k)) if k < ext.len() => match scratch.slots.get(s) {
+                    Some(Buf::F32(x)) => (&x[..in_len], &mut *ext[k]),
+                    _ => return Err(internal()),
+                },
+                (_, Loc::Out(k)) => {
+                    // An output handed out as an array: a fresh buffer.
+                    let mut y = crate::alloc::try_zeroed("program output", out_len)?;
+                    let x = match src {
+                        Loc::Input(i) => match inputs.get(i) {
+                            Some((Data::F32(x), _)) => *x,
+                            _ => return Err(internal()),
+                        },
+                        Loc::Slot(s) => match scratch.slots.get(s) {
+                            Some(Buf::F32(x)) => &x[..in_len],
+                            _ => return Err(internal()),
+                        },
+                        _ => return Err(internal()),
+                    };
+                    let r = if threads <= 1 {
+                        p.apply(x, rows, &mut y, act)
+                    } else {
+                        apply_threads(p, x, rows, &mut y, act, threads)
+                    };
+                    scratch.outs[k] = Some(Buf::F32(y));
+                    r?;
+                    continue;
+                }
+                _ => return Err(internal()),
+            };
+            // One thread (the default): the kernel itself, as the floor calls it.
+            if threads <= 1 {
+                p.apply(x, rows, y, act)?;
+            } else {
+                apply_threads(p, x, rows, y, act, threads)?;
+            }
+        }
+        self.copy_shared_outputs(scratch, binding, &[], inputs, ext)
+    }
+
+    /// Every layer of a [`row_chain`](Program::row_chain) for `rows` rows of `x` into `y`, on
+    /// two buffers of this thread (reused from call to call).
+    fn chain_rows(&self, binding: &Binding, x: &[f32], rows: usize, y: &mut [f32]) -> Result<()> {
+        thread_local! {
+            static PING_PONG: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        let internal = || Error::invalid("", "internal: a chain step's operands");
+        let (mut src, mut dst) = PING_PONG.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        let last = self.links.len() - 1;
+        let mut r = Ok(());
+        for (i, (link, packed)) in self.links.iter().zip(&binding.packs).enumerate() {
+            let Some(p) = packed.as_deref() else {
+                r = Err(internal());
+                break;
+            };
+            let (w_in, w_out) = (link.in_len / link.rows, link.out_len / link.rows);
+            let input: &[f32] = if i == 0 { x } else { &src[..rows * w_in] };
+            if i == last {
+                r = p.apply(input, rows, y, link.act);
+                break;
+            }
+            if dst.len() < rows * w_out {
+                dst.resize(rows * w_out, 0.0);
+            }
+            if let Err(e) = p.apply(input, rows, &mut dst[..rows * w_out], link.act) {
+                r = Err(e);
+                break;
+            }
+            std::mem::swap(&mut src, &mut dst);
+        }
+        PING_PONG.with(|c| *c.borrow_mut() = (src, dst));
+        r
+    }
+
+    /// Outputs written into `ext` that are not their own step's buffer, copied at the end.
+    fn copy_shared_outputs(
+        &self,
+        scratch: &Scratch,
+        binding: &Binding,
+        keys: &[[u32; 2]],
+        inputs: &[(Data<'_>, &[usize])],
+        ext: &mut [&mut [f32]],
+    ) -> Result<()> {
+        if self.own_outputs {
+            return Ok(());
+        }
+        for k in 0..ext.len() {
+            let (l, meta) = &self.outputs[k];
+            if *l != Loc::Out(k) {
+                let e = std::mem::take(&mut ext[k]);
+                let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                let Data::F32(d) = view.data_len(*l, meta.len()) else {
+                    return Err(Error::invalid("", "a caller buffer needs an f32 output"));
+                };
+                e.copy_from_slice(d);
+                ext[k] = e;
+            }
         }
         Ok(())
     }
@@ -606,6 +898,22 @@ impl Program {
                 return Ok(i);
             }
         }
+        let binding = self.binding(scope, packs)?;
+        if !cacheable {
+            arena.bindings.retain(|b| b.generation != 0);
+            arena.bindings.push(Binding { generation: 0, ..binding });
+            return Ok(arena.bindings.len() - 1);
+        }
+        if arena.bindings.len() >= BINDINGS {
+            arena.bindings.remove(0); // the oldest
+        }
+        arena.bindings.push(binding);
+        Ok(arena.bindings.len() - 1)
+    }
+
+    /// Reads, checks and packs the variables this program reads, as `scope` sees them.
+    pub(crate) fn binding(&self, scope: &Scope<'_, '_>, packs: &PackStore) -> Result<Binding> {
+        let generation = scope.frame().input.map_or(0, |v| v.generation());
         let mut leaves = Vec::with_capacity(self.vars.len());
         let mut versions = Vec::with_capacity(self.vars.len());
         for v in &self.vars {
@@ -643,17 +951,43 @@ impl Program {
                 None => None,
             });
         }
-        let binding = Binding { generation, path: scope.node.names(), leaves, packs: packed };
-        if !cacheable {
-            arena.bindings.retain(|b| b.generation != 0);
-            arena.bindings.push(Binding { generation: 0, ..binding });
-            return Ok(arena.bindings.len() - 1);
+        Ok(Binding { generation, path: scope.node.names(), leaves, packs: packed })
+    }
+
+    /// The kernel and bias of a [`single_dense`](Program::single_dense) program, unpacked.
+    pub(crate) fn single_dense_params<'b>(&self, binding: &'b Binding) -> (&'b [f32], Option<&'b [f32]>) {
+        match self.steps.first().and_then(|s| s.pack) {
+            Some((k, b)) => (binding.leaves[k].slice(), b.map(|b| binding.leaves[b].slice())),
+            None => (&[], None),
         }
-        if arena.bindings.len() >= BINDINGS {
-            arena.bindings.remove(0); // the oldest
+    }
+
+    /// Whether every `has_variable` answer the trace depended on holds for `scope`'s variables
+    /// (a program traced without `batch_stats` is not the program for variables that have them).
+    pub(crate) fn guards_hold(&self, scope: &Scope<'_, '_>) -> bool {
+        self.guards.iter().all(|g| scope.read_leaf_below(&g.collection, &g.rel, &g.name).is_some() == g.present)
+    }
+
+    /// Whether the program reads RNG streams or writes variables (what a bound entry, which
+    /// has neither, cannot run).
+    pub(crate) fn is_pure_inference(&self) -> bool {
+        self.rngs.is_empty() && self.writes.is_empty()
+    }
+
+    /// The packed weights of a program that is exactly one Dense step from input 0 to output 0
+    /// (no fused tail): what a const-generic entry can run on its own fixed-size kernel.
+    pub(crate) fn single_dense<'b>(&self, binding: &'b Binding) -> Option<(&'b PackedDense, Activation)> {
+        match (self.steps.as_slice(), self.outputs.as_slice()) {
+            ([step], [(Loc::Out(0), _)])
+                if step.tail.is_empty() && step.ins.first() == Some(&Loc::Input(0)) && self.inputs.len() == 1 =>
+            {
+                match (&step.head, binding.packs.first().and_then(Option::as_deref)) {
+                    (Op::Linear { act, .. }, Some(p)) => Some((p, *act)),
+                    _ => None,
+                }
+            }
+            _ => None,
         }
-        arena.bindings.push(binding);
-        Ok(arena.bindings.len() - 1)
     }
 }
 
@@ -669,10 +1003,12 @@ fn with_path(e: Error, path: &str) -> Error {
 /// Read access to every value a step may read.
 struct Views<'a, 'i> {
     program: &'a Program,
-    arena: &'a Arena,
+    scratch: &'a Scratch,
     binding: &'a Binding,
+    keys: &'a [[u32; 2]],
     inputs: &'a [(Data<'i>, &'i [usize])],
-    ext: Option<&'a [f32]>,
+    /// Outputs written into caller buffers (the one being written is an empty slice).
+    ext: &'a [&'a mut [f32]],
 }
 
 impl<'a> Views<'a, '_> {
@@ -690,11 +1026,11 @@ impl<'a> Views<'a, '_> {
         match l {
             Loc::Input(i) => self.inputs.get(i).map_or(Data::F32(&[]), |d| d.0),
             Loc::Var(i) => Data::F32(self.binding.leaves[i].slice()),
-            Loc::Rng(i) => Data::U32(&self.arena.keys[i]),
+            Loc::Rng(i) => Data::U32(&self.keys[i]),
             Loc::Const(i) => self.program.consts[i].data(),
-            Loc::Slot(s) => self.arena.slots[s].data(),
-            Loc::Out(0) if self.ext.is_some() => Data::F32(self.ext.unwrap_or(&[])),
-            Loc::Out(k) => self.arena.outs[k].as_ref().map_or(Data::F32(&[]), Buf::data),
+            Loc::Slot(s) => self.scratch.slots[s].data(),
+            Loc::Out(k) if k < self.ext.len() => Data::F32(&self.ext[k][..]),
+            Loc::Out(k) => self.scratch.outs[k].as_ref().map_or(Data::F32(&[]), Buf::data),
         }
     }
 
@@ -702,11 +1038,10 @@ impl<'a> Views<'a, '_> {
         let packed = self.binding.packs.get(index).and_then(Option::as_deref);
         if let (Op::Linear { act, .. }, Some(p), DataMut::F32(y)) = (&step.head, packed, &mut *out) {
             // Packed weights: only `x` is read.
-            let Data::F32(x) = self.data_len(step.ins[0], step.in_shapes[0].iter().product()) else {
+            let Data::F32(x) = self.data_len(step.ins[0], step.in_lens[0]) else {
                 return Err(Error::invalid("", "internal: dense input"));
             };
-            let rows = if p.d() == 0 { 0 } else { x.len() / p.d() };
-            apply_threads(p, x, rows, y, *act, threads)?;
+            apply_threads(p, x, step.rows, y, *act, threads)?;
             return self.tails(step, out);
         }
         // Input data on the stack for the usual ≤ 4 inputs (no allocation per call).
@@ -714,8 +1049,8 @@ impl<'a> Views<'a, '_> {
         let mut small = [empty; 4];
         let big: Vec<(Data<'_>, &[usize])>;
         let ins: &[(Data<'_>, &[usize])] = if step.ins.len() <= 4 {
-            for (k, (&l, s)) in step.ins.iter().zip(&step.in_shapes).enumerate() {
-                small[k] = (self.data_len(l, s.iter().product()), s.as_slice());
+            for (k, ((&l, s), &n)) in step.ins.iter().zip(&step.in_shapes).zip(&step.in_lens).enumerate() {
+                small[k] = (self.data_len(l, n), s.as_slice());
             }
             &small[..step.ins.len()]
         } else {
@@ -732,10 +1067,15 @@ impl<'a> Views<'a, '_> {
     }
 
     /// The fused elementwise ops after a step's head, in place.
+    #[inline]
     fn tails(&self, step: &Step, out: &mut DataMut<'_>) -> Result<()> {
         if step.tail.is_empty() {
             return Ok(());
         }
+        self.tails_slow(step, out)
+    }
+
+    fn tails_slow(&self, step: &Step, out: &mut DataMut<'_>) -> Result<()> {
         let DataMut::F32(y) = out else { return Err(Error::invalid("", "internal: fused non-f32")) };
         for t in &step.tail {
             match t {

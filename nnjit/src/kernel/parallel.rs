@@ -381,7 +381,7 @@ pub(crate) fn dense_split(
 /// returning the first error: up to [`BLOCKS_PER_THREAD`]`·t` blocks in a shared queue,
 /// whose boundaries are multiples of [`ROW_BLOCK`] where possible.
 #[allow(clippy::type_complexity)]
-fn split_rows(
+pub(crate) fn split_rows(
     x: &[f32],
     n: usize,
     d: usize,

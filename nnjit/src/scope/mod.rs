@@ -57,7 +57,7 @@ use ndarray::ArrayD;
 
 use crate::error::{Error, NameKind, Result};
 use crate::init::Initializer;
-use crate::tensor::trace::{Source, VarRead, VarWrite};
+use crate::tensor::trace::{Source, VarGuard, VarRead, VarWrite};
 use crate::tensor::{DType, Meta, Repr, Tensor, Value};
 use crate::variables::{Dict, Leaf, Node, Variables};
 
@@ -511,7 +511,20 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// ```
     #[must_use]
     pub fn has_variable(&self, collection: &str, name: &str) -> bool {
-        self.traced_written(collection, name).is_some() || self.read_leaf(collection, name).is_some()
+        if self.traced_written(collection, name).is_some() {
+            return true;
+        }
+        let present = self.read_leaf(collection, name).is_some();
+        if let Some(t) = self.frame.tracer.as_ref() {
+            // The body may branch on the answer: the program holds only where it holds again.
+            let guard =
+                VarGuard { collection: collection.into(), rel: self.rel_segments(), name: name.into(), present };
+            let mut b = t.graph.lock();
+            if !b.guards.contains(&guard) {
+                b.guards.push(guard);
+            }
+        }
+        present
     }
 
     /// Writes a variable (Flax's `variable.value = ...`); an error if the collection is not

@@ -20,6 +20,28 @@ pub(crate) enum Data<'a> {
     Bool(&'a [bool]),
 }
 
+impl Data<'_> {
+    /// The element type.
+    pub(crate) fn dtype(&self) -> DType {
+        match self {
+            Data::F32(_) => DType::F32,
+            Data::I32(_) => DType::I32,
+            Data::U32(_) => DType::U32,
+            Data::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// The number of elements.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Data::F32(v) => v.len(),
+            Data::I32(v) => v.len(),
+            Data::U32(v) => v.len(),
+            Data::Bool(v) => v.len(),
+        }
+    }
+}
+
 /// Elements of one buffer, written by an op.
 pub(crate) enum DataMut<'a> {
     F32(&'a mut [f32]),

@@ -48,6 +48,15 @@ pub(crate) struct RngRead {
     pub(crate) rel: Vec<String>,
 }
 
+/// What `has_variable` answered while traced, at `collection`/`rel`/`name`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct VarGuard {
+    pub(crate) collection: String,
+    pub(crate) rel: Vec<String>,
+    pub(crate) name: String,
+    pub(crate) present: bool,
+}
+
 /// A variable the program writes (a mutable collection's update).
 #[derive(Clone, Debug)]
 pub(crate) struct VarWrite {
@@ -60,6 +69,8 @@ pub(crate) struct VarWrite {
 /// The graph under construction.
 #[derive(Debug, Default)]
 pub(crate) struct Builder {
+    /// `has_variable` answers the body branched on: the program is valid only where they hold.
+    pub(crate) guards: Vec<VarGuard>,
     pub(crate) nodes: Vec<GNode>,
     pub(crate) vars: Vec<VarRead>,
     pub(crate) rngs: Vec<RngRead>,

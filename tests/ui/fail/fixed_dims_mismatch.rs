@@ -1,4 +1,4 @@
-use nnjit::nn::{self, Module};
+use nnjit::nn::{self, Lifted, Module};
 
 fn main() {
     let m = nn::JitDense::new(4);
@@ -7,5 +7,5 @@ fn main() {
     // D is 3 at compile time: a 4-element input does not type-check.
     let _y = fixed.apply(&[1.0, 2.0, 3.0, 4.0]);
     // F is 4 at compile time: the output is not a [f32; 5].
-    let _z: [f32; 5] = fixed.apply(&[1.0, 2.0, 3.0]);
+    let _z: [f32; 5] = fixed.apply(&[1.0, 2.0, 3.0]).unwrap();
 }
