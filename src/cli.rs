@@ -11,7 +11,7 @@ pub const USAGE: &str = "usage: nn_jit_forward [--seed <i64>] [--features <usize
   Builds nn.jit(nn.Dense)(features), inits it with PRNGKey(seed) and x, applies it, prints the output.
   defaults: --seed 0 --features 4 --x [1,2,3]
   --unjitted       use the plain Dense instead of the lifted JitDense (same numbers)
-  --flax-jit-rngs  derive the parameters as Flax's nn.jit does (forked RNGs)
+  --flax-jit-rngs  init as Flax's nn.jit does (a #[nn::jit(flax_jit)] Dense: forked RNGs, jitted numerics)
   --json           print {\"output\", \"output_shape\", \"kernel\", \"bias\"} (floats round-trip exactly)";
 
 /// The longest argument accepted, in bytes (1 MiB; Linux itself passes at most 128 KiB per

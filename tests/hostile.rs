@@ -20,7 +20,7 @@ fn tabulate_of_a_rank_30_001_input() {
     let x = ArrayD::<f32>::zeros(IxDyn(&vec![1; 30_001]));
     let table = nn::Dense::new(2).tabulate(nn::PRNGKey(0), &x).unwrap();
     let text = table.to_string();
-    assert!(text.contains("Dense") && text.contains("total params: 4"), "{}", &text[..200.min(text.len())]);
+    assert!(text.contains("Dense") && text.contains("Total Parameters: 4 (16 B)"), "{}", &text[..200.min(text.len())]);
 }
 
 /// BatchNorm returned `Err(IncompatibleLayout)` for inputs with negative strides (train and eval).

@@ -147,6 +147,32 @@ impl Module for ParentOfPlain {
     }
 }
 
+/// The plain parent with its first child under the lifted child's name (`JitDense_0`, as
+/// Flax names `nn.jit(nn.Dense)`): the tree of [`ParentOfLifted`].
+struct ParentOfPlainNamedAsLifted;
+impl Module for ParentOfPlainNamedAsLifted {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
+        let h = nn::relu(s.call_named("JitDense_0", &nn::Dense::new(6), x)?);
+        s.call(&nn::Dense::new(2), &h)
+    }
+}
+
+/// `variables` with the module names under each collection renamed by `map` (all at once).
+fn renamed(variables: &Variables, map: &[(&str, &str)]) -> Variables {
+    let mut out = Variables::new();
+    for (path, leaf) in variables.leaves() {
+        let mut parts: Vec<&str> = path.split('/').collect();
+        if let Some((_, to)) = map.iter().find(|(from, _)| parts.get(1) == Some(from)) {
+            parts[1] = to;
+        }
+        out.insert(&parts.join("/"), leaf.array().clone()).unwrap();
+    }
+    out
+}
+
 /// A module that runs another module in its own scope; lifting it over a lifted module is a
 /// lift of a lift.
 #[nn::jit]
@@ -164,10 +190,12 @@ impl<M: Module> Module for Wrap<M> {
     }
 }
 
-/// A user loop over layers, with lifted or plain Dense layers.
+/// A user loop over layers, with lifted or plain Dense layers (plain ones optionally under the
+/// lifted layers' names, `JitDense_{i}`).
 struct Deep {
     widths: Vec<usize>,
     lifted: bool,
+    named_as_lifted: bool,
 }
 impl Module for Deep {
     type Input = Tensor;
@@ -175,8 +203,14 @@ impl Module for Deep {
 
     fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
         let mut h = x;
-        for &w in &self.widths {
-            h = if self.lifted { s.call(&nn::JitDense::new(w), h)? } else { s.call(&nn::Dense::new(w), h)? };
+        for (i, &w) in self.widths.iter().enumerate() {
+            h = if self.lifted {
+                s.call(&nn::JitDense::new(w), h)?
+            } else if self.named_as_lifted {
+                s.call_named(&format!("JitDense_{i}"), &nn::Dense::new(w), h)?
+            } else {
+                s.call(&nn::Dense::new(w), h)?
+            };
             h = nn::tanh(h);
         }
         Ok(h)
@@ -190,11 +224,18 @@ fn composition_in_every_direction() {
     let check = |a: &dyn Fn(&Variables) -> ArrayD<f32>, b: &dyn Fn(&Variables) -> ArrayD<f32>, v: &Variables| {
         assert!(same_bits(&a(v), &b(v)));
     };
-    // Lifted child inside an un-lifted parent: same names, same params, same outputs.
-    let v = ParentOfPlain.init(nn::PRNGKey(5), &x).unwrap();
-    assert!(v.bits_eq(&ParentOfLifted.init(nn::PRNGKey(5), &x).unwrap()));
-    assert!(v.get("params/Dense_0/kernel").is_some());
-    check(&|v| ParentOfPlain.apply(v, &x).unwrap(), &|v| ParentOfLifted.apply(v, &x).unwrap(), &v);
+    // Lifted child inside an un-lifted parent: Flax's name for it (`JitDense_0`, so the next
+    // Dense is `Dense_0`); the params are the plain child's derived under that name, and the
+    // plain parent's variables moved to the lifted names give the same outputs.
+    let v = ParentOfPlainNamedAsLifted.init(nn::PRNGKey(5), &x).unwrap();
+    let lifted = ParentOfLifted.init(nn::PRNGKey(5), &x).unwrap();
+    assert!(v.bits_eq(&lifted));
+    assert!(lifted.get("params/JitDense_0/kernel").is_some() && lifted.get("params/Dense_0/kernel").is_some());
+    let plain = ParentOfPlain.init(nn::PRNGKey(5), &x).unwrap();
+    assert!(!plain.bits_eq(&lifted), "the name is part of every key below it");
+    let moved = renamed(&plain, &[("Dense_0", "JitDense_0"), ("Dense_1", "Dense_0")]);
+    assert!(same_bits(&ParentOfPlain.apply(&plain, &x).unwrap(), &ParentOfLifted.apply(&moved, &x).unwrap()));
+    check(&|v| ParentOfPlainNamedAsLifted.apply(v, &x).unwrap(), &|v| ParentOfLifted.apply(v, &x).unwrap(), &v);
     // Lifted parent with plain children (JitMlp), and a lift of a lift.
     let mlp = Mlp { hidden: 7, out: 3 };
     let v = mlp.init(nn::PRNGKey(9), &x).unwrap();
@@ -204,12 +245,32 @@ fn composition_in_every_direction() {
     check(&|v| mlp.apply(v, &x).unwrap(), &|v| lift2.apply(v, &x).unwrap(), &v);
     check(&|v| mlp.apply(v, &x).unwrap(), &|v| JitMlp::from(mlp.clone()).apply(v, &x).unwrap(), &v);
     // Loops over layers.
-    let plain = Deep { widths: vec![4, 9, 2, 6], lifted: false };
-    let lifted = Deep { widths: vec![4, 9, 2, 6], lifted: true };
-    let v = plain.init(nn::PRNGKey(1), &x).unwrap();
+    let widths = vec![4, 9, 2, 6];
+    let plain = Deep { widths: widths.clone(), lifted: false, named_as_lifted: false };
+    let named = Deep { widths: widths.clone(), lifted: false, named_as_lifted: true };
+    let lifted = Deep { widths, lifted: true, named_as_lifted: false };
+    let v = named.init(nn::PRNGKey(1), &x).unwrap();
     assert!(v.bits_eq(&lifted.init(nn::PRNGKey(1), &x).unwrap()));
-    assert!(v.get("params/Dense_3/kernel").is_some());
-    check(&|v| plain.apply(v, &x).unwrap(), &|v| lifted.apply(v, &x).unwrap(), &v);
+    assert!(v.get("params/JitDense_3/kernel").is_some());
+    check(&|v| named.apply(v, &x).unwrap(), &|v| lifted.apply(v, &x).unwrap(), &v);
+    let vp = plain.init(nn::PRNGKey(1), &x).unwrap();
+    let map =
+        [("Dense_0", "JitDense_0"), ("Dense_1", "JitDense_1"), ("Dense_2", "JitDense_2"), ("Dense_3", "JitDense_3")];
+    assert!(same_bits(&plain.apply(&vp, &x).unwrap(), &lifted.apply(&renamed(&vp, &map), &x).unwrap()));
+}
+
+/// `Mlp` lifted as Flax's `nn.jit(Mlp)` computes it (`flax_jit`).
+#[nn::jit(flax_jit, name = FlaxJitMlp)]
+#[derive(Debug, Clone, PartialEq)]
+struct FlaxMlp(Mlp);
+
+impl Module for FlaxMlp {
+    type Input = Tensor;
+    type Output = Tensor;
+
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
+        self.0.call(s, x)
+    }
 }
 
 #[test]
@@ -224,9 +285,11 @@ fn conversions_and_flax_rng_opt_in() {
     // ours are equal by default.
     let plain = m.init(nn::PRNGKey(0), x).unwrap();
     assert!(plain.bits_eq(&j.init(nn::PRNGKey(0), x).unwrap()));
-    let flax = j.init_flax_jit(nn::PRNGKey(0), x).unwrap();
+    let flax = FlaxJitMlp(m.clone()).init(nn::PRNGKey(0), x).unwrap();
     assert!(!plain.bits_eq(&flax));
     assert_eq!(plain.shapes(), flax.shapes());
+    // Without RNG streams the fork has nothing to fork: the same outputs.
+    assert_eq!(FlaxJitMlp(m.clone()).apply(&flax, x).unwrap(), m.apply(&flax, x).unwrap());
 }
 
 #[nn::jit(rngs = ["params"], name = NoDropoutRngs)]
@@ -306,7 +369,8 @@ fn tabulate_lists_every_module_path() {
     assert_eq!(t.total("params"), 3 * 5 + 5 + 5 + 5 + 5 * 2 + 2);
     assert_eq!(t.total("batch_stats"), 10);
     let text = t.to_string();
-    assert!(text.contains("BatchNorm_0") && text.contains("batch_stats/mean (5,) 5"), "{text}");
+    assert!(text.contains("│ BatchNorm_0 │ BatchNorm │") && text.contains("mean: float32[5]"), "{text}");
+    assert!(text.contains("Total Parameters: 52 (208 B)"), "{text}");
     // The lifted twin tabulates the same way.
     assert_eq!(JitMlpBnDrop::from(m).tabulate(nn::PRNGKey(0), &x).unwrap().rows()[1..], t.rows()[1..]);
 }

@@ -90,7 +90,8 @@ fuzz_target!(|data: &[u8]| {
     if x_len <= 1024 && features <= 32 {
         if let Ok(v) = plain.init(nn::PRNGKey(seed), &x) {
             let _ = lifted.bind(&v, &x).map(|bound| bound.apply(&x));
-            let _ = lifted.init_flax_jit(nn::PRNGKey(seed), &x);
+            let opts = nnjit::ForwardOptions { flax_jit_rngs: true, ..Default::default() };
+            let _ = nnjit::nn_jit_forward_with(seed, &x, features, opts);
         }
         // tabulate (plain and lifted) gives the same table, and prints.
         let t1 = plain.tabulate(nn::PRNGKey(seed), &x);

@@ -15,9 +15,11 @@ pub struct Args {
     pub variables: Option<Vec<LitStr>>,
     /// `rngs = ["dropout", ...]`: RNG streams that cross the boundary.
     pub rngs: Option<Vec<LitStr>>,
+    /// `flax_jit`: reproduce Flax's `nn.jit` (forked RNGs, jitted init numerics).
+    pub flax_jit: bool,
 }
 
-const KNOWN: &str = "expected one of `name = Ident`, `variables = [\"...\"]`, `rngs = [\"...\"]`";
+const KNOWN: &str = "expected one of `name = Ident`, `variables = [\"...\"]`, `rngs = [\"...\"]`, `flax_jit`";
 
 fn push(errors: &mut Option<syn::Error>, e: syn::Error) {
     match errors {
@@ -45,6 +47,15 @@ pub fn args(tokens: TokenStream) -> syn::Result<Args> {
     let mut out = Args::default();
     let mut errors = None;
     for meta in metas {
+        if let Meta::Path(p) = &meta {
+            if p.is_ident("flax_jit") {
+                if out.flax_jit {
+                    push(&mut errors, syn::Error::new(p.span(), "duplicate argument `flax_jit`"));
+                }
+                out.flax_jit = true;
+                continue;
+            }
+        }
         let Meta::NameValue(nv) = &meta else {
             push(&mut errors, syn::Error::new(meta.span(), format!("unknown argument: {KNOWN}")));
             continue;

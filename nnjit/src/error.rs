@@ -145,6 +145,47 @@ pub enum Error {
         /// The operating system's error.
         source: IoError,
     },
+    /// A module tried to create a submodule or variable under a name that is already in use in
+    /// its scope (Flax: `NameInUseError`). `Display` is Flax's text; the fields name both
+    /// modules and the path.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    ///
+    /// struct Collide;
+    /// impl Module for Collide {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         let h = s.call_named("a", &nn::Dense::new(3), x)?;
+    ///         s.call_named("a", &nn::Dense::new(3), h) // nn.Dense(3, name="a") twice
+    ///     }
+    /// }
+    /// let err = Collide.init(nn::PRNGKey(0), &[1.0f32]).unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "Could not create submodule \"a\" in Module Collide: Name in use. \
+    ///      (https://flax.readthedocs.io/en/latest/api_reference/flax.errors.html#flax.errors.NameInUseError)"
+    /// );
+    /// let nnjit::Error::NameInUse { kind, name, module, path, existing, requested } = &err else { panic!() };
+    /// assert_eq!((*kind, name.as_str(), *module, path.as_str()), (nnjit::error::NameKind::Submodule, "a", "Collide", ""));
+    /// assert_eq!((*existing, *requested), ("Dense", "Dense")); // both modules' types
+    /// ```
+    NameInUse {
+        /// What was being created.
+        kind: NameKind,
+        /// The name asked for.
+        name: String,
+        /// Type name of the module whose scope holds both (Flax's class name).
+        module: &'static str,
+        /// Path of that module (`""` at the top, `/Block_0`, ...).
+        path: String,
+        /// Type name of the submodule holding the name already (`Dense`); empty when a
+        /// variable holds it.
+        existing: &'static str,
+        /// Type name of the module that asked for the name (`Dense`); empty for a variable.
+        requested: &'static str,
+    },
     /// An input is larger than the limit for its kind (see [`crate::io::MAX_INPUT_BYTES`]);
     /// nothing beyond the limit was read.
     ///
@@ -158,6 +199,31 @@ pub enum Error {
         /// The limit, in bytes.
         limit: u64,
     },
+}
+
+/// What [`Error::NameInUse`] was creating (Flax's text names it).
+///
+/// ```
+/// assert_eq!(nnjit::error::NameKind::Param.to_string(), "param");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NameKind {
+    /// A child module (`submodule`).
+    Submodule,
+    /// A parameter (`param`).
+    Param,
+    /// A variable of another collection (`variable`).
+    Variable,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::Submodule => "submodule",
+            NameKind::Param => "param",
+            NameKind::Variable => "variable",
+        })
+    }
 }
 
 /// A shared [`std::io::Error`], so that [`Error`] stays `Clone` and comparable.
@@ -290,6 +356,11 @@ impl fmt::Display for Error {
             Error::InputShape { path, expected, found } => {
                 write!(f, "module \"{}\" expected an input with {expected} but got shape {}", at(path), shape(found))
             }
+            Error::NameInUse { kind, name, module, .. } => write!(
+                f,
+                "Could not create {kind} \"{name}\" in Module {module}: Name in use. \
+                 (https://flax.readthedocs.io/en/latest/api_reference/flax.errors.html#flax.errors.NameInUseError)"
+            ),
             Error::InvalidArgument { path, message } => {
                 if path.is_empty() {
                     write!(f, "invalid argument: {message}")

@@ -10,10 +10,28 @@
 use ndarray::ArrayD;
 
 use crate::error::Result;
-use crate::jit::Lifted;
 use crate::layers::dense::{Dense, JitDense};
 use crate::module::{AsInput, Module};
 use crate::random::PRNGKey;
+use crate::scope::Scope;
+use crate::tensor::Tensor;
+
+/// `nn.Dense` under Flax's `nn.jit`, numbers included: its lift [`FlaxJitDense`] has
+/// [`flax_jit`](crate::jit::LiftOptions::flax_jit).
+#[crate::nn::jit(flax_jit, name = FlaxJitDense)]
+#[derive(Debug, Clone, PartialEq)]
+struct FlaxDense(Dense);
+
+impl Module for FlaxDense {
+    type Input = Tensor;
+    type Output = Tensor;
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> Result<Tensor> {
+        self.0.call(s, x)
+    }
+    fn type_name(&self) -> &'static str {
+        "Dense"
+    }
+}
 
 /// How [`nn_jit_forward_with`] builds and initializes the Dense.
 ///
@@ -29,8 +47,9 @@ use crate::random::PRNGKey;
 pub struct ForwardOptions {
     /// Use the plain `Dense` instead of the lifted `JitDense` (same numbers, slower).
     pub unjitted: bool,
-    /// Derive the parameters as Flax's `nn.jit(nn.Dense)` does (forked RNGs), instead of as the
-    /// plain module does.
+    /// Init as Flax's `nn.jit(nn.Dense)` does (a lift with
+    /// [`flax_jit`](crate::jit::LiftOptions::flax_jit): forked RNGs, jitted numerics), instead
+    /// of as the plain module does.
     pub flax_jit_rngs: bool,
 }
 
@@ -84,7 +103,7 @@ pub fn nn_jit_forward_with(seed: i64, x: impl AsInput, features: usize, opts: Fo
     let x = x.as_input()?;
     let lifted = JitDense::new(features);
     let vars = if opts.flax_jit_rngs {
-        lifted.init_flax_jit(PRNGKey(seed), &x)?
+        FlaxJitDense(Dense::new(features)).init(PRNGKey(seed), &x)?
     } else if opts.unjitted {
         Dense::new(features).init(PRNGKey(seed), &x)?
     } else {

@@ -68,9 +68,10 @@ pub mod nn {
     pub use crate::layers::batch_norm::BatchNorm;
     pub use crate::layers::dense::{Dense, JitDense};
     pub use crate::layers::dropout::Dropout;
-    pub use crate::module::{Args, AsInput, Feed, Module};
+    pub use crate::layers::sequential::Sequential;
+    pub use crate::module::{Args, AsInput, Feed, Module, Named};
     pub use crate::random::{Key, PRNGKey};
-    pub use crate::scope::{Mutable, Rngs, Scope};
+    pub use crate::scope::{Child, Mutable, Rngs, Scope};
     pub use crate::tensor::{DType, HostFn, Tensor};
     pub use crate::variables::Variables;
 
@@ -104,7 +105,11 @@ pub mod nn {
     ///
     /// Arguments (all optional): `name = FastMlp` (the generated type's name, default
     /// `Jit{Name}`), `variables = ["params", ...]` and `rngs = ["dropout", ...]` (Flax's filters
-    /// of what crosses the boundary). See [`crate::jit`] for how Flax's options map.
+    /// of what crosses the boundary), and `flax_jit` (reproduce Flax's `nn.jit` numbers: the
+    /// RNG fork at every call and jitted init numerics, see
+    /// [`LiftOptions::flax_jit`](crate::jit::LiftOptions::flax_jit)). Whatever the Rust name,
+    /// an unnamed lifted child is named as in Flax: `JitMlp_0`. See [`crate::jit`] for how
+    /// Flax's options map.
     pub use nnjit_macros::jit;
 }
 

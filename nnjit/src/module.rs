@@ -421,6 +421,48 @@ pub trait Module {
         short_type_name(std::any::type_name::<Self>())
     }
 
+    /// How [`Scope::call`] names this module as a child: automatically (the default), by its
+    /// own name ([`Named`]), or not at all: the module runs in its caller's scope
+    /// ([`nn::Sequential`](crate::nn::Sequential) built in `@nn.compact`).
+    #[doc(hidden)]
+    fn child_name(&self) -> ChildName<'_> {
+        ChildName::Auto
+    }
+
+    /// The body run in the caller's scope when [`Module::child_name`] is
+    /// [`ChildName::Inline`].
+    #[doc(hidden)]
+    fn call_inline(&self, scope: &mut Scope<'_, '_>, x: Self::Input) -> Result<Self::Output> {
+        self.call(scope, x)
+    }
+
+    /// This module with its own name as a child (Flax's `nn.Dense(4, name="head")`): a
+    /// [`Scope::call`] of the result creates the child `name` instead of `Dense_0`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    ///
+    /// /// `Dense(3) -> relu -> Dense(4, name="head")`.
+    /// struct Named;
+    /// impl Module for Named {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         let h = nn::relu(s.call(&nn::Dense::new(3), x)?);
+    ///         s.call(&nn::Dense::new(4).named("head"), h)
+    ///     }
+    /// }
+    /// let vars = Named.init(nn::PRNGKey(0), &[1.0f32, 2.0])?;
+    /// assert_eq!(vars.get("params/head/kernel").unwrap().shape(), &[3, 4]);
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    fn named(self, name: impl Into<String>) -> crate::module::Named<Self>
+    where
+        Self: Sized,
+    {
+        Named { name: name.into(), module: self }
+    }
+
     /// Creates the module's variables (Flax's `init`): every collection the module makes.
     ///
     /// `rngs` is a [`Key`](crate::random::Key) (the `params` stream) or [`Rngs`].
@@ -585,6 +627,7 @@ pub trait Module {
 /// Runs `m` at the root of `frame`, checking the output for failed tensors.
 pub(crate) fn run<M: Module + ?Sized>(m: &M, frame: &mut Frame<'_>, x: M::Input) -> Result<M::Output> {
     let mut scope = Scope::root(frame);
+    scope.set_module(m.type_name());
     scope.run_module(m, x)
 }
 
@@ -609,6 +652,12 @@ impl<M: Module + ?Sized> Module for Box<M> {
     fn type_name(&self) -> &'static str {
         (**self).type_name()
     }
+    fn child_name(&self) -> ChildName<'_> {
+        (**self).child_name()
+    }
+    fn call_inline(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
+        (**self).call_inline(scope, x)
+    }
 }
 
 impl<M: Module + ?Sized> Module for &M {
@@ -619,6 +668,80 @@ impl<M: Module + ?Sized> Module for &M {
     }
     fn type_name(&self) -> &'static str {
         (**self).type_name()
+    }
+    fn child_name(&self) -> ChildName<'_> {
+        (**self).child_name()
+    }
+    fn call_inline(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
+        (**self).call_inline(scope, x)
+    }
+}
+
+/// How a module is named as a child (see [`Module::child_name`]).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildName<'a> {
+    /// Flax's automatic name, `{TypeName}_{index}`.
+    Auto,
+    /// An explicit name (`name="head"`).
+    Given(&'a str),
+    /// No scope of its own: the module's children belong to the caller.
+    Inline,
+}
+
+/// A module with its own name as a child, made by [`Module::named`] (Flax's `name=`).
+///
+/// ```
+/// use nnjit::nn::{self, Module};
+/// let head = nn::Dense::new(4).named("head");
+/// assert_eq!(head.name(), "head");
+/// assert_eq!(head.module().features, 4);
+/// let x = [1.0f32, 2.0];
+/// // At the top a name changes nothing (Flax ignores a top-level module's name too).
+/// assert!(head.init(nn::PRNGKey(0), &x)?.bits_eq(&nn::Dense::new(4).init(nn::PRNGKey(0), &x)?));
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Named<M> {
+    name: String,
+    module: M,
+}
+
+impl<M> Named<M> {
+    /// The child name.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// assert_eq!(nn::Dropout::new(0.1).named("drop").name(), "drop");
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The named module.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module};
+    /// assert_eq!(nn::Dense::new(3).named("enc").module().features, 3);
+    /// ```
+    #[must_use]
+    pub fn module(&self) -> &M {
+        &self.module
+    }
+}
+
+impl<M: Module> Module for Named<M> {
+    type Input = M::Input;
+    type Output = M::Output;
+    fn call(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
+        self.module.call(scope, x)
+    }
+    fn type_name(&self) -> &'static str {
+        self.module.type_name()
+    }
+    fn child_name(&self) -> ChildName<'_> {
+        ChildName::Given(&self.name)
     }
 }
 

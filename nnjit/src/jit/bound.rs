@@ -175,7 +175,7 @@ fn describe<'m>(what: &str, metas: impl Iterator<Item = &'m Meta>) -> String {
 }
 
 /// A lifted module's compiled program bound to one set of variables at one input signature
-/// (shapes, dtypes and static arguments): see [`Lifted::bind`] and the [module docs](self).
+/// (shapes, dtypes and static arguments): see [`Lifted::bind`] and the [`jit` module docs](crate::jit).
 ///
 /// ```
 /// use nnjit::nn::{self, Lifted, Module, Scope, Tensor};

@@ -21,7 +21,8 @@
 //! | `module.bind(variables)` | [`Lifted::bind`] → [`Bound`] (caller buffers, no allocation), [`Lifted::bind_fixed`] → [`Fixed`] (const-generic widths, arrays in and out) |
 //! | `jax.pure_callback` | [`Tensor::host_callback`](crate::tensor::Tensor::host_callback) |
 //! | `ConcretizationTypeError` | [`Error::TracedValue`](crate::Error::TracedValue) |
-//! | fork of the RNGs before the call | off by default (init equals the plain module); opt in with [`Lifted::init_flax_jit`] |
+//! | `nn.jit(Block)` is the class `JitBlock`: an unnamed child is `JitBlock_0` | the same: a lifted type's `type_name` is `Jit` + the original's ([`lifted_type_name`]) |
+//! | fork of the RNGs before every call, jitted init numerics | off by default (a lift inits and draws like the original); `#[nn::jit(flax_jit)]` ([`LiftOptions::flax_jit`]) reproduces both |
 //! | XLA:CPU's intra-op threads (all cores) | one thread unless `NNJIT_NUM_THREADS` / [`set_num_threads`](crate::kernel::parallel::set_num_threads) allows more; same bits for any count |
 //!
 //! ```
@@ -41,6 +42,7 @@ mod bound;
 mod cache;
 mod dense;
 mod lift;
+mod names;
 mod program;
 
 pub use bound::{Bound, Fixed, Workspace};
@@ -48,4 +50,6 @@ pub use cache::{CacheStats, JitCache, DEFAULT_CAPACITY};
 #[doc(hidden)]
 pub use lift::lifted_apply;
 pub use lift::{lifted_call, LiftOptions, Lifted};
+pub use names::lifted_type_name;
+pub(crate) use names::original_type_name;
 pub use program::Program;

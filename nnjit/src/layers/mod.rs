@@ -16,8 +16,10 @@ pub mod activation;
 pub mod batch_norm;
 pub mod dense;
 pub mod dropout;
+pub mod sequential;
 
 pub use activation::*;
 pub use batch_norm::BatchNorm;
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use sequential::Sequential;

@@ -1,0 +1,255 @@
+//! RNG streams: [`Rngs`] (Flax's `rngs={...}`), and the scope's `make_rng` and `fork_rngs`,
+//! which derive keys exactly as Flax does.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::random::flax::{fold_in_static, SuffixPart};
+use crate::random::Key;
+use crate::tensor::trace::{RngRead, Source};
+use crate::tensor::{DType, Meta, Tensor};
+
+use super::Scope;
+
+/// Named RNG streams for `init`/`apply` (Flax's `rngs={'params': key, 'dropout': key}`).
+///
+/// ```
+/// use nnjit::nn;
+/// let rngs = nn::Rngs::new(nn::PRNGKey(0)).with("dropout", nn::PRNGKey(1));
+/// assert_eq!(rngs.get("dropout"), Some(nn::PRNGKey(1)));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rngs {
+    streams: Vec<(String, Key)>,
+}
+
+impl Rngs {
+    /// Only a `params` stream (what Flax makes of `init(key, x)`).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Rngs};
+    /// let rngs = Rngs::new(nn::PRNGKey(0)); // init(PRNGKey(0), x) means rngs={'params': PRNGKey(0)}
+    /// assert_eq!(rngs.get("params"), Some(nn::PRNGKey(0)));
+    /// assert_eq!(rngs, nn::PRNGKey(0).into());
+    /// ```
+    #[must_use]
+    pub fn new(params: Key) -> Self {
+        Rngs::none().with("params", params)
+    }
+
+    /// No streams at all (what `apply` uses by default).
+    ///
+    /// ```
+    /// use nnjit::nn::Rngs;
+    /// assert_eq!(Rngs::none().names().count(), 0);
+    /// assert_eq!(Rngs::none().get("params"), None);
+    /// ```
+    #[must_use]
+    pub fn none() -> Self {
+        Rngs::default()
+    }
+
+    /// Adds (or replaces) the stream `name`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Rngs};
+    /// let rngs = Rngs::new(nn::PRNGKey(0)).with("dropout", nn::PRNGKey(1)).with("dropout", nn::PRNGKey(2));
+    /// assert_eq!(rngs.get("dropout"), Some(nn::PRNGKey(2))); // replaced, not duplicated
+    /// assert_eq!(rngs.names().collect::<Vec<_>>(), ["params", "dropout"]);
+    /// ```
+    #[must_use]
+    pub fn with(mut self, name: impl Into<String>, key: Key) -> Self {
+        let name = name.into();
+        match self.streams.iter_mut().find(|(n, _)| *n == name) {
+            Some(s) => s.1 = key,
+            None => self.streams.push((name, key)),
+        }
+        self
+    }
+
+    /// The root key of stream `name`.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Rngs};
+    /// let rngs = Rngs::from([("params", nn::PRNGKey(0)), ("dropout", nn::PRNGKey(1))]);
+    /// assert_eq!(rngs.get("dropout"), Some(nn::PRNGKey(1)));
+    /// assert_eq!(rngs.get("noise"), None);
+    /// ```
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<Key> {
+        self.streams.iter().find(|(n, _)| n == name).map(|(_, k)| *k)
+    }
+
+    /// Stream names, in order.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Rngs};
+    /// let rngs = Rngs::from([("params", nn::PRNGKey(0)), ("dropout", nn::PRNGKey(1))]);
+    /// assert_eq!(rngs.names().collect::<Vec<_>>(), ["params", "dropout"]);
+    /// ```
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.streams.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Keeps only the streams `keep` says yes to (used by lifts that filter RNG streams).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Rngs};
+    /// let rngs = Rngs::from([("params", nn::PRNGKey(0)), ("dropout", nn::PRNGKey(1))]);
+    /// let only_dropout = rngs.filtered(|name| name == "dropout"); // like nn.jit(rngs=['dropout'])
+    /// assert_eq!(only_dropout.names().collect::<Vec<_>>(), ["dropout"]);
+    /// ```
+    #[must_use]
+    pub fn filtered(&self, keep: impl Fn(&str) -> bool) -> Self {
+        Rngs { streams: self.streams.iter().filter(|(n, _)| keep(n)).cloned().collect() }
+    }
+}
+
+impl From<Key> for Rngs {
+    fn from(key: Key) -> Self {
+        Rngs::new(key)
+    }
+}
+
+impl<S: Into<String>, const N: usize> From<[(S, Key); N]> for Rngs {
+    fn from(streams: [(S, Key); N]) -> Self {
+        streams.into_iter().fold(Rngs::none(), |r, (n, k)| r.with(n, k))
+    }
+}
+
+/// RNG bases replaced by a fork (Flax's `fork_rngs`, used by `nn.jit`'s derivation).
+#[derive(Clone, Debug)]
+pub(super) struct RngFork {
+    pub(super) keys: Vec<(String, Key)>,
+    pub(super) depth: usize,
+}
+
+impl Scope<'_, '_> {
+    /// A fresh key from stream `stream` (Flax's `make_rng`): the scope's counter for the stream
+    /// goes up by one and the key is `fold_in_static(root, path ++ [counter])`. A missing stream
+    /// falls back to `params` as in Flax; if that is missing too, [`Error::MissingRng`].
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    /// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
+    ///
+    /// struct Keys;
+    /// impl Module for Keys {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         let root = nn::PRNGKey(0);
+    ///         assert_eq!(s.make_rng("params")?.to_key()?, fold_in_static(root, &[Index(1)])); // Dense's kernel key
+    ///         assert_eq!(s.make_rng("params")?.to_key()?, fold_in_static(root, &[Index(2)])); // the counter went up
+    ///         assert!(s.make_rng("params")?.to_key()?.words() != [0, 0]);
+    ///         Ok(x)
+    ///     }
+    /// }
+    /// Keys.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// assert!(Keys.apply(&nnjit::Variables::new(), &[1.0f32]).is_err()); // no stream at all: MissingRng
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn make_rng(&mut self, stream: &str) -> Result<Tensor> {
+        if self.frame.tracer.is_some() {
+            let stream = self.resolve_stream(stream)?;
+            let rel = self.rel_segments();
+            let graph = self
+                .frame
+                .tracer
+                .as_ref()
+                .map(|t| Arc::clone(&t.graph))
+                .ok_or_else(|| Error::invalid("", "internal"))?;
+            let index = {
+                let mut b = graph.lock();
+                b.rngs.push(RngRead { stream: stream.to_string(), rel });
+                b.rngs.len() - 1
+            };
+            return Ok(graph.push(Source::Rng(index), Vec::new(), Meta::new(DType::U32, vec![2])));
+        }
+        Ok(Tensor::from_key(self.next_key(stream)?))
+    }
+
+    /// The stream `make_rng(stream)` draws from: itself, else `params` (Flax's fallback).
+    pub(super) fn resolve_stream<'s>(&self, stream: &'s str) -> Result<&'s str> {
+        if self.has_rng(stream) {
+            Ok(stream)
+        } else if self.has_rng("params") {
+            Ok("params")
+        } else {
+            Err(Error::MissingRng { stream: stream.into(), path: self.path() })
+        }
+    }
+
+    /// `make_rng` as a key, in the scope `rel` below this one (what a compiled program does for
+    /// each RNG request, so counters advance exactly as in an eager call).
+    pub(crate) fn next_key_below(&mut self, rel: &[String], stream: &str) -> Result<Key> {
+        let stream = self.resolve_stream(stream)?;
+        let (base, from) = match self
+            .fork
+            .as_deref()
+            .and_then(|f| f.keys.iter().find(|(n, _)| n == stream).map(|(_, k)| (*k, f.depth)))
+        {
+            Some(b) => b,
+            None => (
+                self.frame
+                    .rngs
+                    .get(stream)
+                    .ok_or_else(|| Error::MissingRng { stream: stream.into(), path: self.path() })?,
+                0,
+            ),
+        };
+        let mut segs = self.node.segments();
+        segs.extend(rel.iter().cloned());
+        let path = if segs.is_empty() { String::new() } else { format!("/{}", segs.join("/")) };
+        let counters = &mut self.frame.counters;
+        let pos = match counters.iter().position(|(p, s, _)| *p == path && s == stream) {
+            Some(i) => i,
+            None => {
+                counters.push((path, stream.to_string(), 0));
+                counters.len() - 1
+            }
+        };
+        counters[pos].2 += 1;
+        let count = counters[pos].2;
+        let mut parts: Vec<SuffixPart> = segs[from.min(segs.len())..].iter().map(|s| SuffixPart::Name(s)).collect();
+        parts.push(SuffixPart::Index(u64::from(count)));
+        Ok(fold_in_static(base, &parts))
+    }
+
+    /// `make_rng` as a key (eager only).
+    pub(super) fn next_key(&mut self, stream: &str) -> Result<Key> {
+        self.next_key_below(&[], stream)
+    }
+
+    /// Flax's `fork_rngs` as `nn.jit` does it: every stream draws one key here, which becomes the
+    /// stream's new base for this scope and its children (counters keep running).
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    /// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
+    ///
+    /// struct Forked;
+    /// impl Module for Forked {
+    ///     type Input = Tensor;
+    ///     type Output = Tensor;
+    ///     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    ///         s.fork_rngs()?; // draws key #1 of every stream as the new base
+    ///         let base = fold_in_static(nn::PRNGKey(0), &[Index(1)]);
+    ///         assert_eq!(s.make_rng("params")?.to_key()?, fold_in_static(base, &[Index(2)])); // nn.jit's kernel key
+    ///         Ok(x)
+    ///     }
+    /// }
+    /// Forked.init(nn::PRNGKey(0), &[1.0f32])?;
+    /// # Ok::<(), nnjit::Error>(())
+    /// ```
+    pub fn fork_rngs(&mut self) -> Result<()> {
+        let names: Vec<String> = self.frame.rngs.names().map(str::to_string).collect();
+        let mut keys = Vec::with_capacity(names.len());
+        for n in names {
+            let k = self.next_key(&n)?;
+            keys.push((n, k));
+        }
+        self.fork = Some(Arc::new(RngFork { keys, depth: self.node.depth() }));
+        Ok(())
+    }
+}
