@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use nnjit::nn::{self, Module, Scope, Tensor};
-//! use nnjit::random::flax::{fold_in_static, SuffixPart::{Index, Name}};
+//! use nnjit::random::static_suffix::{fold_in_static, SuffixPart::{Index, Name}};
 //!
 //! struct Probe;
 //! impl Module for Probe {
@@ -42,7 +42,7 @@ use ndarray::ArrayD;
 use crate::error::{Error, Result};
 use crate::init::Initializer;
 use crate::module::{Args, Feed, Module};
-use crate::random::flax::{fold_in_static, SuffixPart};
+use crate::random::static_suffix::{fold_in_static, SuffixPart};
 use crate::random::Key;
 use crate::tensor::trace::{RngRead, Source, VarRead, VarWrite};
 use crate::tensor::{DType, Graph, Meta, Repr, Tensor, Value};
@@ -910,7 +910,7 @@ impl<'c, 'v> Scope<'c, 'v> {
     ///
     /// ```
     /// use nnjit::nn::{self, Module, Scope, Tensor};
-    /// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
+    /// use nnjit::random::static_suffix::{fold_in_static, SuffixPart::Index};
     ///
     /// struct Keys;
     /// impl Module for Keys {
@@ -1005,7 +1005,7 @@ impl<'c, 'v> Scope<'c, 'v> {
     ///
     /// ```
     /// use nnjit::nn::{self, Module, Scope, Tensor};
-    /// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
+    /// use nnjit::random::static_suffix::{fold_in_static, SuffixPart::Index};
     ///
     /// struct Forked;
     /// impl Module for Forked {

@@ -230,11 +230,11 @@ impl BoundDense {
         self.check(x.shape())?;
         let xs = x.as_standard_layout();
         let mut shape = x.shape().to_vec();
-        let rows = crate::alloc::checked_len("Dense output", &shape[..shape.len() - 1])?;
+        let rows = crate::fallible::checked_len("Dense output", &shape[..shape.len() - 1])?;
         if let Some(last) = shape.last_mut() {
             *last = self.f();
         }
-        let mut y = crate::alloc::try_zeroed("Dense output", crate::alloc::checked_len("Dense output", &shape)?)?;
+        let mut y = crate::fallible::try_zeroed("Dense output", crate::fallible::checked_len("Dense output", &shape)?)?;
         apply_threads(&self.packed, xs.as_slice().unwrap_or(&[]), rows, &mut y, Activation::Identity, num_threads())?;
         ArrayD::from_shape_vec(ndarray::IxDyn(&shape), y).map_err(|e| Error::invalid("", e.to_string()))
     }

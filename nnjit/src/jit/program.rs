@@ -68,9 +68,9 @@ pub(crate) enum Buf {
 
 impl Buf {
     fn new(meta: &Meta) -> Result<Buf> {
-        let n = crate::alloc::checked_len("program buffer", &meta.shape)?;
+        let n = crate::fallible::checked_len("program buffer", &meta.shape)?;
         Ok(match meta.dtype {
-            DType::F32 => Buf::F32(crate::alloc::try_zeroed("program buffer", n)?),
+            DType::F32 => Buf::F32(crate::fallible::try_zeroed("program buffer", n)?),
             DType::I32 => Buf::I32(crate::tensor::api::try_vec("program buffer", n, 0)?),
             DType::U32 => Buf::U32(crate::tensor::api::try_vec("program buffer", n, 0)?),
             DType::Bool => Buf::Bool(crate::tensor::api::try_vec("program buffer", n, false)?),
