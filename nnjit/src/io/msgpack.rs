@@ -108,11 +108,7 @@ impl Value<'_> {
     /// ```
     #[must_use]
     pub fn as_u64(&self) -> Option<u64> {
-        match *self {
-            Value::UInt(n) => Some(n),
-            Value::Int(n) => u64::try_from(n).ok(),
-            _ => None,
-        }
+        self.head().as_u64()
     }
 
     /// The string, if this is a `Str`.
@@ -141,16 +137,23 @@ impl Value<'_> {
     /// ```
     #[must_use]
     pub fn kind(&self) -> &'static str {
+        self.head().kind()
+    }
+
+    /// The value as one item of the reader (containers as their length).
+    fn head(&self) -> Head<'_> {
         match self {
-            Value::Nil => "nil",
-            Value::Bool(_) => "bool",
-            Value::Int(_) | Value::UInt(_) => "int",
-            Value::F32(_) | Value::F64(_) => "float",
-            Value::Str(_) => "str",
-            Value::Bin(_) => "bin",
-            Value::Array(_) => "array",
-            Value::Map(_) => "map",
-            Value::Ext(..) => "ext",
+            Value::Nil => Head::Nil,
+            Value::Bool(b) => Head::Bool(*b),
+            Value::Int(n) => Head::Int(*n),
+            Value::UInt(n) => Head::UInt(*n),
+            Value::F32(x) => Head::F32(*x),
+            Value::F64(x) => Head::F64(*x),
+            Value::Str(s) => Head::Str(s),
+            Value::Bin(b) => Head::Bin(b),
+            Value::Array(items) => Head::Array(items.len()),
+            Value::Map(entries) => Head::Map(entries.len()),
+            Value::Ext(code, payload) => Head::Ext(*code, payload),
         }
     }
 }
@@ -204,7 +207,7 @@ pub(crate) enum Head<'a> {
 }
 
 impl Head<'_> {
-    /// The kind's name, as [`Value::kind`] gives it.
+    /// A short name of the item's kind, for error messages (`"map"`, `"int"`, ...).
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Head::Nil => "nil",
