@@ -130,14 +130,23 @@ pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, Strin
     let Header { tensors, metadata } = read_header(header, &mut budget)?;
 
     // The reference's validation: sorted by offsets, the tensors tile the data buffer and
-    // every size matches shape × dtype. The sorted names and the reference's index of them
-    // (moved into `Metadata`), and the names again in offset order, are charged first.
+    // every size matches shape × dtype. `Metadata::new` takes its own copy of the sorted list
+    // (names and infos, indexed by name; dropped once checked), so that the tree is built from
+    // the list in offset order without looking every tensor up again. Charged first, with the
+    // list of names sorted for the duplicate check.
     let names_len: usize = tensors.iter().map(|(name, _)| name.len()).sum();
-    let per_tensor = std::mem::size_of::<TensorInfo>()
+    let dims: usize = tensors.iter().map(|(_, info)| info.shape.len()).sum();
+    let per_tensor = 2 * std::mem::size_of::<(String, TensorInfo)>()
         + 4 * (std::mem::size_of::<(String, usize)>() + 1)
-        + 3 * std::mem::size_of::<String>()
-        + std::mem::size_of::<&str>();
-    budget.charge(tensors.len().saturating_mul(per_tensor).saturating_add(names_len.saturating_mul(2)))?;
+        + std::mem::size_of::<&str>()
+        + std::mem::size_of::<(&str, Dtype)>();
+    budget.charge(
+        tensors
+            .len()
+            .saturating_mul(per_tensor)
+            .saturating_add(names_len)
+            .saturating_add(dims.saturating_mul(std::mem::size_of::<usize>())),
+    )?;
     let mut names: Vec<&str> = tensors.iter().map(|(name, _)| name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -146,19 +155,18 @@ pub fn load_with_metadata(bytes: &[u8]) -> Result<(Variables, Vec<(String, Strin
     drop(names);
     let mut tensors = tensors;
     tensors.sort_by_key(|(_, info)| info.data_offsets);
-    let meta = Metadata::new(None, tensors).map_err(reference_error)?;
-    if meta.data_len() != data.len() {
+    let meta = Metadata::new(None, tensors.clone()).map_err(reference_error)?;
+    let covered = meta.data_len();
+    drop(meta);
+    if covered != data.len() {
         return Err(fail(format!(
-            "the tensors cover {} bytes but the data buffer has {} (no holes or trailing bytes allowed)",
-            meta.data_len(),
+            "the tensors cover {covered} bytes but the data buffer has {} (no holes or trailing bytes allowed)",
             data.len()
         )));
     }
-    let order = meta.offset_keys();
-    let infos: Vec<(&str, &TensorInfo, Dtype)> = order
+    let infos: Vec<(&str, &TensorInfo, Dtype)> = tensors
         .iter()
-        .filter_map(|name| meta.info(name).map(|info| (name.as_str(), info)))
-        .map(|(name, info)| Ok((name, info, dtype(name, info.dtype)?)))
+        .map(|(name, info)| Ok((name.as_str(), info, dtype(name, info.dtype)?)))
         .collect::<Result<_>>()?;
 
     // Names must make a tree: non-empty segments, bounded depth, and no name that is also the
