@@ -5,7 +5,7 @@
 //! optional `"__metadata__": {str: str}`), then the data buffer, the tensors' little-endian,
 //! C-order bytes at `data_offsets` relative to the buffer's start.
 //!
-//! Built on the reference implementation, the [`safetensors`](::safetensors) crate (which
+//! Built on the reference implementation, the [`safetensors`] crate (which
 //! Python's `safetensors` wraps): its header types ([`TensorInfo`], [`Dtype`](SafeDtype)) read
 //! and written with `serde_json`, and its validation ([`Metadata::new`]). [`load`] enforces the
 //! format's rules as the reference does: a header of at most [`MAX_HEADER_SIZE`] bytes of valid

@@ -2,7 +2,7 @@
 //! folded into a key.
 //!
 //! Flax folds a scope's static suffix (module names and per-stream counters) into a key by
-//! hashing it with SHA-1 (RustCrypto's [`sha1`](::sha1) crate here; not used for any security
+//! hashing it with SHA-1 (RustCrypto's [`sha1`] crate here; not used for any security
 //! purpose, only to produce Flax's words) and folding the first four digest bytes in with
 //! [`fold_in`](super::fold_in). With Flax's default `flax_fix_rng_separator=False` the parts
 //! are concatenated without a separator.
