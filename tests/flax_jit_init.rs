@@ -3,7 +3,7 @@
 //! `tests/data/flax_lift/gen_flax_lift.py`; the formulas are in `JIT_NUMERICS.md` there).
 
 use nnjit::init::{self, Distribution, FanMode, Initializer, Numerics};
-use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
+use nnjit::random::static_suffix::{fold_in_static, SuffixPart::Index};
 use nnjit::random::{self, Key, PRNGKey};
 use serde_json::Value;
 

@@ -2,56 +2,12 @@
 //! not, allocates at most `MEMORY_PER_INPUT_BYTE · n + MEMORY_OVERHEAD` bytes at its peak
 //! (`nnjit::io`'s documented bound), measured with a counting global allocator on hostile files.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nnjit::io::{flax, safetensors, MEMORY_OVERHEAD, MEMORY_PER_INPUT_BYTE};
 
-struct Counting;
-
-/// Bytes allocated and not yet freed, and the most of them seen since the last reset.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// The counters are global: tests that read them run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn grew(bytes: usize) {
-    let live = LIVE.fetch_add(bytes, Ordering::SeqCst) + bytes;
-    PEAK.fetch_max(live, Ordering::SeqCst);
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        // SAFETY: same contract as the caller's (a valid, non-zero-size layout).
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
-        // SAFETY: `ptr` was allocated by `System` with this layout (above).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // Counted as a new block before the old one is freed (the worst case of a move).
-        grew(new_size);
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// The most bytes `f` held at once beyond what was live when it started.
-fn peak_extra<T>(f: impl FnOnce() -> T) -> (usize, T) {
-    let base = LIVE.load(Ordering::SeqCst);
-    PEAK.store(base, Ordering::SeqCst);
-    let r = f();
-    (PEAK.load(Ordering::SeqCst) - base, r)
-}
+mod common;
+use common::counting_alloc::{peak_extra, serial};
 
 /// Loads `bytes` with `load`, checks the peak against the bound and the time against `secs`,
 /// and returns the peak (for the report printed with `--nocapture`).
@@ -151,7 +107,7 @@ fn flat_map(n: usize, value: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
 
 #[test]
 fn flax_loader_stays_within_the_bound_on_hostile_files() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     // ~990 KB of 120-deep nested arrays, under a dict and at the top level.
     let mut nested = Vec::new();
     for _ in 0..8_000 {
@@ -262,7 +218,7 @@ fn flax_loader_stays_within_the_bound_on_hostile_files() {
 /// Real checkpoints (many arrays of data) load, at about the size of their data.
 #[test]
 fn real_checkpoints_load_at_about_their_size() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let mut vars = nnjit::Variables::new();
     for i in 0..200 {
         let a = nnjit::ndarray::ArrayD::from_shape_fn(vec![50, 100], |ix| (ix[0] * 100 + ix[1] + i) as f32);
@@ -292,7 +248,7 @@ fn safetensors_file(names: impl Iterator<Item = String>) -> Vec<u8> {
 
 #[test]
 fn safetensors_loader_stays_within_the_bound_on_hostile_files() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let flat = safetensors_file((0..1_000_000).map(key));
     check("safetensors: 10^6 empty tensors", &flat, safetensors::load);
     // Every name 64 segments deep, no shared prefix: 63 dicts per tensor.

@@ -2,68 +2,15 @@
 //! counting global allocator checks the bound, const-generic and donated-buffer entries once
 //! they are prepared, and the bytes the plain and lifted applies hold at their peak.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
 
 use nnjit::nn::{self, Lifted, Module, Tensor};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-/// Bytes allocated and not yet freed, and the most of them seen since the last reset.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// The counters are global: tests that read them run one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn grew(bytes: usize) {
-    let live = LIVE.fetch_add(bytes, Ordering::SeqCst) + bytes;
-    PEAK.fetch_max(live, Ordering::SeqCst);
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts allocations.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        grew(layout.size());
-        // SAFETY: same contract as the caller's (a valid, non-zero-size layout).
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
-        // SAFETY: `ptr` was allocated by `System.alloc` with this layout (above).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // Counted as a new block before the old one is freed (the worst case of a move).
-        grew(new_size);
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.load(Ordering::SeqCst);
-    f();
-    ALLOCS.load(Ordering::SeqCst) - before
-}
-
-/// The most bytes `f` held at once beyond what was live when it started.
-fn peak_extra(f: impl FnOnce()) -> usize {
-    let base = LIVE.load(Ordering::SeqCst);
-    PEAK.store(base, Ordering::SeqCst);
-    f();
-    PEAK.load(Ordering::SeqCst) - base
-}
+use common::counting_alloc::{allocations, peak_extra, serial};
 
 #[test]
 fn lifted_entries_do_not_allocate_per_call() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     let m = nn::JitDense::new(64);
     let x: Vec<f32> = (0..32).map(|i| i as f32 * 0.1).collect();
     let vars = m.init(nn::PRNGKey(0), &x).unwrap();
@@ -96,7 +43,7 @@ fn lifted_entries_do_not_allocate_per_call() {
 /// after that. Strided inputs add one copy.
 #[test]
 fn peak_memory_is_inputs_params_output_and_packing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = serial();
     const SLACK: usize = 4096; // shapes, strides, scope bookkeeping
     for (n, d, f) in [(1, 3, 4), (64, 512, 512), (8, 1024, 1024), (3, 2048, 96)] {
         let x = nnjit::ndarray::Array2::from_shape_fn((n, d), |(i, j)| ((i * 7 + j) % 13) as f32 * 0.1 - 0.6);
@@ -104,9 +51,9 @@ fn peak_memory_is_inputs_params_output_and_packing() {
         let out_bytes = n * f * 4;
         let in_bytes = n * d * 4;
         let xt = Tensor::from(x.clone());
-        let plain = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, &xt).unwrap()));
+        let plain = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, &xt).unwrap())).0;
         assert!(plain <= out_bytes + SLACK, "{n}x{d}x{f}: plain apply peaked at {plain} B, output {out_bytes} B");
-        let plain_array = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, &x).unwrap()));
+        let plain_array = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, &x).unwrap())).0;
         assert!(
             plain_array <= in_bytes + out_bytes + SLACK,
             "{n}x{d}x{f}: plain apply of an array peaked at {plain_array} B, input {in_bytes} B, output {out_bytes} B"
@@ -114,17 +61,17 @@ fn peak_memory_is_inputs_params_output_and_packing() {
 
         let lifted = nn::JitDense::new(f);
         let packed_bytes = (d + 1) * f.next_multiple_of(16) * 4 + 2 * 64; // padded panels + bias, aligned
-        let first = peak_extra(|| drop(lifted.apply(&vars, &x).unwrap()));
+        let first = peak_extra(|| drop(lifted.apply(&vars, &x).unwrap())).0;
         assert!(
             first <= out_bytes + packed_bytes + SLACK,
             "{n}x{d}x{f}: first lifted apply peaked at {first} B (output {out_bytes} B, packing {packed_bytes} B)"
         );
-        let again = peak_extra(|| drop(lifted.apply(&vars, &x).unwrap()));
+        let again = peak_extra(|| drop(lifted.apply(&vars, &x).unwrap())).0;
         assert!(again <= out_bytes + SLACK, "{n}x{d}x{f}: lifted apply peaked at {again} B, output {out_bytes} B");
 
         let strided = x.t().to_owned(); // (d, n) in standard layout; its transpose is a strided (n, d)
         let view = strided.t();
-        let copy = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, view).unwrap()));
+        let copy = peak_extra(|| drop(nn::Dense::new(f).apply(&vars, view).unwrap())).0;
         assert!(copy <= in_bytes + out_bytes + SLACK, "{n}x{d}x{f}: strided apply peaked at {copy} B");
     }
 }

@@ -3,8 +3,8 @@
 //! `lecun_normal` kernels of plain `nn.Dense` and `nn.jit(nn.Dense)`, compared bit for bit.
 
 use nnjit::init::{self, Distribution, FanMode};
-use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
 use nnjit::random::sample::{next_after, truncated_normal_erf_bounds, uniform_from_bits, unit_float_from_bits};
+use nnjit::random::static_suffix::{fold_in_static, SuffixPart::Index};
 use nnjit::random::xla_math::{erf_inv, SQRT_2};
 use nnjit::random::{self, Key, PRNGKey};
 use rand::{Rng, SeedableRng};

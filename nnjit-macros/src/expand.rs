@@ -4,9 +4,9 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::{Item, ItemStruct};
 
-use crate::parse::{self, Args};
+use crate::parse::{self, Args, Errors};
 
-/// The whole attribute: original item + lifted twin, or original item + errors.
+/// The whole attribute: original item + lifted twin, or original item + errors + a stub twin.
 pub fn jit(args: TokenStream, item: TokenStream) -> TokenStream {
     let parsed_item: Item = match syn::parse2(item.clone()) {
         Ok(i) => i,
@@ -15,21 +15,37 @@ pub fn jit(args: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#item #err);
         }
     };
-    let args = parse::args(args);
-    let strukt = parse::module_struct(&parsed_item);
-    match (args, strukt) {
-        (Ok(args), Ok(s)) => lift(&args, s),
-        (a, s) => {
-            let mut errors: Option<syn::Error> = None;
-            for e in [a.err(), s.err()].into_iter().flatten() {
-                match &mut errors {
-                    Some(all) => all.combine(e),
-                    None => errors = Some(e),
-                }
-            }
-            let err = errors.map(|e| e.to_compile_error());
-            quote!(#item #err)
+    let mut errors = Errors::default();
+    let args = parse::args(args, &mut errors);
+    let strukt = errors.ok(parse::module_struct(&parsed_item));
+    match (strukt, errors.into_error()) {
+        (Some(s), None) => lift(&args, s),
+        (_, err) => {
+            let err = err.map(|e| e.to_compile_error());
+            let stub = stub_twin(&args, &parsed_item);
+            quote!(#item #err #stub)
         }
+    }
+}
+
+/// After an error: the twin's name as an alias of the item (`use Mlp as JitMlp;`), so that code
+/// using the twin compiles against the original and the mistake gives one message, not a
+/// second one about a missing `JitMlp`. Only for the types (structs, enums, unions).
+fn stub_twin(args: &Args, item: &Item) -> TokenStream {
+    let (ident, vis) = match item {
+        Item::Struct(s) => (&s.ident, &s.vis),
+        Item::Enum(e) => (&e.ident, &e.vis),
+        Item::Union(u) => (&u.ident, &u.vis),
+        _ => return TokenStream::new(),
+    };
+    let jit = args.name.clone().unwrap_or_else(|| format_ident!("Jit{}", ident));
+    if &jit == ident {
+        return TokenStream::new();
+    }
+    quote! {
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        #vis use #ident as #jit;
     }
 }
 
@@ -51,7 +67,16 @@ pub fn lift(args: &Args, s: &ItemStruct) -> TokenStream {
     let attrs = &s.attrs;
     let repr = if parse::has_stable_repr(s) { quote!() } else { quote!(#[repr(C)]) };
     let semi = s.semi_token;
-    let members: Vec<syn::Member> = s.fields.members().collect();
+    // Each field's member with its `#[cfg]` attributes, for the conversions' struct literals.
+    let members: Vec<TokenStream> = s
+        .fields
+        .iter()
+        .zip(s.fields.members())
+        .map(|(f, m)| {
+            let cfgs = parse::cfg_attrs(f);
+            quote!(#(#cfgs)* #m: m.#m)
+        })
+        .collect();
     let variables = string_list(&args.variables);
     let rngs = string_list(&args.rngs);
     let flax_jit = args.flax_jit;
@@ -108,14 +133,14 @@ pub fn lift(args: &Args, s: &ItemStruct) -> TokenStream {
         impl #impl_g ::core::convert::From<#orig #ty_g> for #jit #ty_g #where_g {
             fn from(m: #orig #ty_g) -> Self {
                 let _ = &m;
-                #jit { #(#members: m.#members),* }
+                #jit { #(#members),* }
             }
         }
 
         impl #impl_g ::core::convert::From<#jit #ty_g> for #orig #ty_g #where_g {
             fn from(m: #jit #ty_g) -> Self {
                 let _ = &m;
-                #orig { #(#members: m.#members),* }
+                #orig { #(#members),* }
             }
         }
 
@@ -200,6 +225,7 @@ mod tests {
             "/// Runs `inner`.\npub(crate) struct Wrap<M: Module> where M: Clone, { inner: M }",
         ),
         ("tuple", "variables = [\"params\"], flax_jit", "#[repr(C)] struct Pair(pub usize, usize);"),
+        ("cfg_fields", "", "struct C { a: usize, #[cfg(any())] b: usize, #[cfg(all())] #[doc = \"kept\"] c: f32 }"),
     ];
 
     fn pretty(tokens: proc_macro2::TokenStream) -> String {
@@ -237,7 +263,27 @@ mod tests {
         let s = out.to_string();
         assert!(s.contains("pub struct M"), "{s}");
         assert!(s.contains("compile_error"), "{s}");
-        assert!(!s.contains("JitM"), "{s}");
+        // No lifted twin, but its name as an alias of `M`: one mistake, one message.
+        assert!(s.contains("pub use M as JitM"), "{s}");
+        assert!(!s.contains("impl"), "{s}");
+        // The name given in the arguments is kept even when another argument is wrong.
+        let s = jit(
+            quote!(name = Fast, bogus = 1),
+            quote!(
+                struct M;
+            ),
+        )
+        .to_string();
+        assert!(s.contains("use M as Fast") && s.contains("compile_error"), "{s}");
+        // A twin named like the struct gets no alias (it would clash).
+        let s = jit(
+            quote!(name = M, bogus = 1),
+            quote!(
+                struct M;
+            ),
+        )
+        .to_string();
+        assert!(!s.contains("use M"), "{s}");
         let out = jit(
             quote!(),
             quote!(
@@ -246,7 +292,14 @@ mod tests {
                 }
             ),
         );
-        assert!(out.to_string().contains("enum E"));
+        assert!(out.to_string().contains("enum E") && out.to_string().contains("use E as JitE"));
+        let out = jit(
+            quote!(),
+            quote!(
+                fn f() {}
+            ),
+        );
+        assert!(!out.to_string().contains("use"), "{out}");
         // A lifetime parameter: the struct could not be 'static, so no twin is generated.
         let out = jit(
             quote!(),
@@ -258,6 +311,15 @@ mod tests {
         );
         let s = out.to_string();
         assert!(s.contains("pub struct R") && s.contains("compile_error") && s.contains("'static"), "{s}");
-        assert!(!s.contains("JitR"), "{s}");
+        assert!(s.contains("pub use R as JitR") && !s.contains("impl"), "{s}");
+        // `#[cfg]` on a tuple struct's field: an error at the attribute.
+        let s = jit(
+            quote!(),
+            quote!(
+                struct P(usize, #[cfg(any())] u8);
+            ),
+        )
+        .to_string();
+        assert!(s.contains("compile_error") && s.contains("name the fields"), "{s}");
     }
 }

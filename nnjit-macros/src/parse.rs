@@ -21,10 +21,27 @@ pub struct Args {
 
 const KNOWN: &str = "expected one of `name = Ident`, `variables = [\"...\"]`, `rngs = [\"...\"]`, `flax_jit`";
 
-fn push(errors: &mut Option<syn::Error>, e: syn::Error) {
-    match errors {
-        Some(all) => all.combine(e),
-        None => *errors = Some(e),
+/// Every error found, combined into one `syn::Error` so that all are reported at once.
+#[derive(Default)]
+pub struct Errors(Option<syn::Error>);
+
+impl Errors {
+    /// Adds an error.
+    pub fn push(&mut self, e: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(e),
+            None => self.0 = Some(e),
+        }
+    }
+
+    /// Adds the error of `r`, if any, and returns its value.
+    pub fn ok<T>(&mut self, r: syn::Result<T>) -> Option<T> {
+        r.map_err(|e| self.push(e)).ok()
+    }
+
+    /// The combined error, if any was pushed.
+    pub fn into_error(self) -> Option<syn::Error> {
+        self.0
     }
 }
 
@@ -41,23 +58,25 @@ fn string_list(expr: &Expr) -> syn::Result<Vec<LitStr>> {
         .collect()
 }
 
-/// Parses `name = X, variables = [..], rngs = [..]`, reporting every problem at once.
-pub fn args(tokens: TokenStream) -> syn::Result<Args> {
-    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
+/// Parses `name = X, variables = [..], rngs = [..]`, pushing every problem to `errors`; what
+/// parsed is returned even then (the twin's name, for the stub emitted on an error).
+pub fn args(tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut out = Args::default();
-    let mut errors = None;
+    let Some(metas) = errors.ok(Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)) else {
+        return out;
+    };
     for meta in metas {
         if let Meta::Path(p) = &meta {
             if p.is_ident("flax_jit") {
                 if out.flax_jit {
-                    push(&mut errors, syn::Error::new(p.span(), "duplicate argument `flax_jit`"));
+                    errors.push(syn::Error::new(p.span(), "duplicate argument `flax_jit`"));
                 }
                 out.flax_jit = true;
                 continue;
             }
         }
         let Meta::NameValue(nv) = &meta else {
-            push(&mut errors, syn::Error::new(meta.span(), format!("unknown argument: {KNOWN}")));
+            errors.push(syn::Error::new(meta.span(), format!("unknown argument: {KNOWN}")));
             continue;
         };
         let key = nv.path.get_ident().map(Ident::to_string).unwrap_or_default();
@@ -65,39 +84,31 @@ pub fn args(tokens: TokenStream) -> syn::Result<Args> {
         match key.as_str() {
             "name" => {
                 if out.name.is_some() {
-                    push(&mut errors, dup("name"));
+                    errors.push(dup("name"));
                     continue;
                 }
                 match &nv.value {
                     Expr::Path(p) if p.path.get_ident().is_some() => {
                         out.name = p.path.get_ident().cloned();
                     }
-                    other => {
-                        push(&mut errors, syn::Error::new(other.span(), "expected a type name, e.g. `name = FastMlp`"))
-                    }
+                    other => errors.push(syn::Error::new(other.span(), "expected a type name, e.g. `name = FastMlp`")),
                 }
             }
             "variables" | "rngs" => {
                 let slot = if key == "variables" { &mut out.variables } else { &mut out.rngs };
                 if slot.is_some() {
-                    push(&mut errors, dup(&key));
+                    errors.push(dup(&key));
                     continue;
                 }
-                match string_list(&nv.value) {
-                    Ok(list) => *slot = Some(list),
-                    Err(e) => push(&mut errors, e),
+                if let Some(list) = errors.ok(string_list(&nv.value)) {
+                    *slot = Some(list);
                 }
             }
-            _ => push(
-                &mut errors,
-                syn::Error::new(nv.path.span(), format!("unknown argument `{}`: {KNOWN}", path_text(&nv.path))),
-            ),
+            _ => errors
+                .push(syn::Error::new(nv.path.span(), format!("unknown argument `{}`: {KNOWN}", path_text(&nv.path)))),
         }
     }
-    match errors {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    out
 }
 
 fn path_text(p: &syn::Path) -> String {
@@ -112,6 +123,16 @@ pub fn module_struct(item: &Item) -> syn::Result<&ItemStruct> {
                 s.attrs.iter().filter(|a| a.path().is_ident("repr")).find_map(|a| repr_word(a, "packed"))
             {
                 return Err(syn::Error::new(span, "#[nn::jit] does not support #[repr(packed)] module structs"));
+            }
+            if let syn::Fields::Unnamed(fields) = &s.fields {
+                if let Some(cfg) = fields.unnamed.iter().flat_map(cfg_attrs).next() {
+                    return Err(syn::Error::new_spanned(
+                        cfg,
+                        "#[nn::jit] supports #[cfg] on the fields of a struct with named fields, not of a tuple \
+                         struct (the twin's conversions would need each field's position after cfg-stripping); \
+                         name the fields",
+                    ));
+                }
             }
             if let Some(lt) = s.generics.lifetimes().next() {
                 return Err(syn::Error::new(
@@ -136,6 +157,12 @@ pub fn module_struct(item: &Item) -> syn::Result<&ItemStruct> {
         other => (other.span(), "this item"),
     };
     Err(syn::Error::new(span, format!("#[nn::jit] applies to a module struct, not to {what}")))
+}
+
+/// The `#[cfg(...)]` attributes of a field: every generated use of the field carries them, so
+/// a field that is configured away is absent there too.
+pub fn cfg_attrs(field: &syn::Field) -> impl Iterator<Item = &syn::Attribute> {
+    field.attrs.iter().filter(|a| a.path().is_ident("cfg"))
 }
 
 fn repr_has(attr: &syn::Attribute, word: &str) -> bool {

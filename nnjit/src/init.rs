@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use nnjit::init::{lecun_normal, zeros};
-//! use nnjit::random::{flax::{fold_in_static, SuffixPart::Index}, PRNGKey};
+//! use nnjit::random::{static_suffix::{fold_in_static, SuffixPart::Index}, PRNGKey};
 //! let kernel_key = fold_in_static(PRNGKey(0), &[Index(1)]);
 //! let kernel = lecun_normal().init(kernel_key, &[3, 4]).unwrap();
 //! assert_eq!(kernel[[0, 0]].to_bits(), 0x3D43_5FBA); // nn.Dense(4).init(PRNGKey(0), x)
@@ -34,8 +34,8 @@ use std::sync::{Arc, OnceLock};
 
 use ndarray::{ArrayD, IxDyn};
 
-use crate::alloc::{checked_len, try_filled};
 use crate::error::{Error, Result};
+use crate::fallible::{checked_len, try_filled};
 use crate::random::{self, Key};
 
 pub use crate::random::Numerics;
@@ -731,7 +731,7 @@ pub fn constant(value: f32) -> Initializer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::random::{flax::fold_in_static, flax::SuffixPart::Index, PRNGKey};
+    use crate::random::{static_suffix::fold_in_static, static_suffix::SuffixPart::Index, PRNGKey};
 
     fn bits(a: &ArrayD<f32>) -> Vec<u32> {
         a.iter().map(|v| v.to_bits()).collect()

@@ -23,8 +23,8 @@
 
 extern crate self as nnjit;
 
-pub mod alloc;
 pub mod error;
+pub mod fallible;
 pub mod forward;
 pub mod init;
 pub mod io;
@@ -110,6 +110,64 @@ pub mod nn {
     /// [`LiftOptions::flax_jit`](crate::jit::LiftOptions::flax_jit)). Whatever the Rust name,
     /// an unnamed lifted child is named as in Flax: `JitMlp_0`. See [`crate::jit`] for how
     /// Flax's options map.
+    ///
+    /// # What it does to the struct: `#[repr(C)]`
+    ///
+    /// The attribute adds `#[repr(C)]` to the struct, unless it already has `#[repr(C)]` or
+    /// `#[repr(transparent)]` (and it rejects `#[repr(packed)]`). The twin has the same fields
+    /// with the same `#[repr(C)]` layout, so that [`Lifted::original`] can view a twin as the
+    /// original in place, without a copy, and the twin keeps the struct's construction
+    /// (`JitMlp { hidden: 16, out: 2 }`). What that changes for you: the fields are laid out in
+    /// declaration order (rustc does not reorder them to save padding; put the most-aligned
+    /// first if the size matters), and the struct's layout is the C one for FFI purposes too.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    ///
+    /// #[nn::jit]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// pub struct Padded { pub flag: u8, pub width: u64, pub on: bool }
+    /// # impl Module for Padded {
+    /// #     type Input = Tensor;
+    /// #     type Output = Tensor;
+    /// #     fn call(&self, _: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> { Ok(x) }
+    /// # }
+    ///
+    /// // Declaration order with C padding: 1 + 7 (pad) + 8 + 1 + 7 (pad).
+    /// assert_eq!(std::mem::size_of::<Padded>(), 24);
+    /// assert_eq!(std::mem::size_of::<JitPadded>(), 24);
+    /// ```
+    ///
+    /// # `#[cfg]` on fields, and mistakes
+    ///
+    /// Fields of a struct with named fields may be `#[cfg]`-gated; the twin and its conversions
+    /// carry the same `#[cfg]`. On a mistake (an unknown argument, an item that is not a
+    /// struct, a lifetime parameter, `#[cfg]` on a tuple struct's field) the attribute reports
+    /// it once and still defines `Jit{Name}`, as an alias of the item, so that code using the
+    /// twin is not reported a second time.
+    ///
+    /// ```
+    /// use nnjit::nn::{self, Module, Scope, Tensor};
+    ///
+    /// #[nn::jit]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// pub struct Gated {
+    ///     pub features: usize,
+    ///     #[cfg(any())] // configured away: absent from Gated, JitGated and their conversions
+    ///     pub debug_name: String,
+    /// }
+    /// # impl Module for Gated {
+    /// #     type Input = Tensor;
+    /// #     type Output = Tensor;
+    /// #     fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
+    /// #         s.call(&nn::Dense::new(self.features), x)
+    /// #     }
+    /// # }
+    ///
+    /// let m = JitGated { features: 2 };
+    /// assert_eq!(Gated::from(m.clone()), Gated { features: 2 });
+    /// # let _ = m;
+    /// ```
     pub use nnjit_macros::jit;
 }
 

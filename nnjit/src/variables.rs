@@ -678,7 +678,7 @@ impl Variables {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     pub fn insert_vec(&mut self, path: &str, shape: &[usize], values: Vec<f32>) -> Result<()> {
-        let n = crate::alloc::checked_len(path, shape)?;
+        let n = crate::fallible::checked_len(path, shape)?;
         if n != values.len() {
             return Err(Error::invalid(
                 "",

@@ -32,8 +32,8 @@
 
 use ndarray::ArrayD;
 
-use crate::alloc::checked_len;
 use crate::error::{Error, Result};
+use crate::fallible::checked_len;
 use crate::io::msgpack::{self, Head, Reader};
 use crate::io::{decode_array, entry_cost, leaf_cost, try_push, write_f32_le, Budget, Dtype};
 use crate::variables::{Dict, Leaf, Node, Variables};
@@ -568,9 +568,9 @@ fn write_ndarray(out: &mut Vec<u8>, shape: &[usize], a: ndarray::ArrayViewD<'_, 
         msgpack::write_uint(&mut head, d as u64);
     }
     msgpack::write_str(&mut head, "float32").map_err(rename)?;
-    msgpack::write_bin_header(&mut head, data_len).map_err(rename)?;
+    msgpack::write_bin_len(&mut head, data_len).map_err(rename)?;
     let payload = head.len().checked_add(data_len).ok_or_else(|| Error::format(WHAT, "array too large"))?;
-    msgpack::write_ext_header(out, EXT_NDARRAY, payload).map_err(rename)?;
+    msgpack::write_ext_len(out, EXT_NDARRAY, payload).map_err(rename)?;
     out.extend_from_slice(&head);
     write_f32_le(WHAT, a, out)
 }
@@ -665,9 +665,10 @@ mod tests {
             let mut p = vec![0x93, 0x90 | shape.len() as u8];
             p.extend_from_slice(shape);
             msgpack::write_str(&mut p, dtype).unwrap();
-            msgpack::write_bin(&mut p, data).unwrap();
+            msgpack::write_bin_len(&mut p, data.len()).unwrap();
+            p.extend_from_slice(data);
             let mut out = b"\x81\xa6params\x81\xa1x".to_vec();
-            msgpack::write_ext_header(&mut out, code, p.len()).unwrap();
+            msgpack::write_ext_len(&mut out, code, p.len()).unwrap();
             out.extend_from_slice(&p);
             out
         };

@@ -1,8 +1,11 @@
-//! A small, dependency-free msgpack codec: the subset Flax checkpoints use.
+//! msgpack values for Flax checkpoints, on the [`rmp`] crate's format layer.
 //!
-//! Supported: nil, booleans, integers (every width), float32/float64, str, bin, array, map and
-//! ext (fixext included). Anything else (the reserved byte `0xc1`) is an error. The encoder picks
-//! the same (smallest) formats as the Python `msgpack` package with `use_bin_type=True`, so it
+//! [`rmp`] reads and writes every msgpack format (its markers, lengths and numbers); this module
+//! adds what nnjit needs on top: a [`Value`] tree whose strings and payloads borrow from the
+//! input, and a pull reader (`Reader`, crate-internal) that the Flax loader uses to decode a
+//! checkpoint straight into variables. Anything outside msgpack (the reserved byte `0xc1`) is an
+//! error. The encoder picks the same (smallest) formats as the Python `msgpack` package with
+//! `use_bin_type=True` (rmp's `write_uint`, `write_sint`, `write_str_len`, ... do), so it
 //! reproduces its bytes.
 //!
 //! Decoding is written for hostile input: every length is checked against the remaining input
@@ -21,6 +24,11 @@
 //! ```
 
 use std::borrow::Cow;
+use std::convert::Infallible;
+
+use rmp::decode::{self as rd, Bytes};
+use rmp::encode::{self as wr, ByteBuf, ValueWriteError};
+use rmp::Marker;
 
 use crate::error::{Error, Result};
 use crate::io::try_push;
@@ -100,11 +108,7 @@ impl Value<'_> {
     /// ```
     #[must_use]
     pub fn as_u64(&self) -> Option<u64> {
-        match *self {
-            Value::UInt(n) => Some(n),
-            Value::Int(n) => u64::try_from(n).ok(),
-            _ => None,
-        }
+        self.head().as_u64()
     }
 
     /// The string, if this is a `Str`.
@@ -133,16 +137,23 @@ impl Value<'_> {
     /// ```
     #[must_use]
     pub fn kind(&self) -> &'static str {
+        self.head().kind()
+    }
+
+    /// The value as one item of the reader (containers as their length).
+    fn head(&self) -> Head<'_> {
         match self {
-            Value::Nil => "nil",
-            Value::Bool(_) => "bool",
-            Value::Int(_) | Value::UInt(_) => "int",
-            Value::F32(_) | Value::F64(_) => "float",
-            Value::Str(_) => "str",
-            Value::Bin(_) => "bin",
-            Value::Array(_) => "array",
-            Value::Map(_) => "map",
-            Value::Ext(..) => "ext",
+            Value::Nil => Head::Nil,
+            Value::Bool(b) => Head::Bool(*b),
+            Value::Int(n) => Head::Int(*n),
+            Value::UInt(n) => Head::UInt(*n),
+            Value::F32(x) => Head::F32(*x),
+            Value::F64(x) => Head::F64(*x),
+            Value::Str(s) => Head::Str(s),
+            Value::Bin(b) => Head::Bin(b),
+            Value::Array(items) => Head::Array(items.len()),
+            Value::Map(entries) => Head::Map(entries.len()),
+            Value::Ext(code, payload) => Head::Ext(*code, payload),
         }
     }
 }
@@ -196,7 +207,7 @@ pub(crate) enum Head<'a> {
 }
 
 impl Head<'_> {
-    /// The kind's name, as [`Value::kind`] gives it.
+    /// A short name of the item's kind, for error messages (`"map"`, `"int"`, ...).
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Head::Nil => "nil",
@@ -222,7 +233,9 @@ impl Head<'_> {
 }
 
 /// A pull reader of msgpack: one [`Head`] at a time, allocating nothing, so that callers build
-/// only what they keep (the Flax loader reads a checkpoint straight into `Variables`).
+/// only what they keep (the Flax loader reads a checkpoint straight into `Variables`). rmp
+/// decodes each item's marker, length and number; this reader borrows strings and payloads
+/// from the input and checks every claimed length against what is left.
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -260,117 +273,83 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
-        if n > self.remaining() {
-            return Err(self.err(format!("truncated input: {what} needs {n} bytes, {} left", self.remaining())));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
-        let s = self.take(N, what)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8> {
-        Ok(self.array::<1>(what)?[0])
-    }
-
-    /// A big-endian length field of `width` bytes.
-    fn len(&mut self, width: usize, what: &str) -> Result<usize> {
-        let n = match width {
-            1 => u64::from(self.u8(what)?),
-            2 => u64::from(u16::from_be_bytes(self.array(what)?)),
-            _ => u64::from(u32::from_be_bytes(self.array(what)?)),
-        };
-        usize::try_from(n).map_err(|_| self.err(format!("{what} length {n} does not fit in memory")))
-    }
-
-    fn str(&mut self, n: usize) -> Result<Head<'a>> {
-        let start = self.pos;
-        let s = self.take(n, "str")?;
-        match std::str::from_utf8(s) {
-            Ok(s) => Ok(Head::Str(s)),
-            Err(e) => {
-                self.pos = start;
-                Err(self.err(format!("str of {n} bytes is not valid UTF-8: {e}")))
-            }
-        }
-    }
-
-    fn ext(&mut self, n: usize) -> Result<Head<'a>> {
-        let code = self.u8("ext type")? as i8;
-        Ok(Head::Ext(code, self.take(n, "ext payload")?))
-    }
-
-    fn seq(&self, n: usize) -> Result<Head<'a>> {
-        // Every element takes at least one byte: a count beyond the rest of the input is a lie.
-        if n > self.remaining() {
-            return Err(self.err(format!("array claims {n} elements but only {} bytes are left", self.remaining())));
-        }
-        Ok(Head::Array(n))
-    }
-
-    fn map(&self, n: usize) -> Result<Head<'a>> {
-        if n.checked_mul(2).is_none_or(|b| b > self.remaining()) {
-            return Err(self.err(format!("map claims {n} entries but only {} bytes are left", self.remaining())));
-        }
-        Ok(Head::Map(n))
-    }
-
     /// Reads one item: a whole scalar, string, binary or ext value, or an array's or map's
-    /// header (its items are read by the next calls).
+    /// header (its items are read by the next calls). On an error the position is the item's.
     pub(crate) fn head(&mut self) -> Result<Head<'a>> {
-        let b = self.u8("a value")?;
-        Ok(match b {
-            0x00..=0x7f => Head::UInt(u64::from(b)),
-            0x80..=0x8f => return self.map(usize::from(b & 0x0f)),
-            0x90..=0x9f => return self.seq(usize::from(b & 0x0f)),
-            0xa0..=0xbf => return self.str(usize::from(b & 0x1f)),
-            0xc0 => Head::Nil,
-            0xc1 => {
-                self.pos -= 1;
-                return Err(self.err("byte 0xc1 is never used in msgpack".to_string()));
+        let mut rest = Bytes::new(self.buf.get(self.pos..).unwrap_or_default());
+        let Some(&first) = rest.remaining_slice().first() else {
+            return Err(self.err("truncated input: a value needs 1 byte, 0 left".to_string()));
+        };
+        // rmp reads the marker and what follows it; it fails only on input too short for the
+        // marker's fixed-size fields (the dispatch below never asks for another kind).
+        let short = |kind: &str, e: &dyn std::fmt::Debug| {
+            self.err(format!("truncated input: {kind} (marker 0x{first:02x}) is cut short: {e:?}"))
+        };
+        let head = match Marker::from_u8(first) {
+            Marker::Reserved => return Err(self.err("byte 0xc1 is never used in msgpack".to_string())),
+            Marker::Null => {
+                rd::read_nil(&mut rest).map_err(|e| short("a nil", &e))?;
+                Head::Nil
             }
-            0xc2 => Head::Bool(false),
-            0xc3 => Head::Bool(true),
-            0xc4..=0xc6 => {
-                let n = self.len(1 << (b - 0xc4), "bin")?;
-                Head::Bin(self.take(n, "bin")?)
+            Marker::True | Marker::False => Head::Bool(rd::read_bool(&mut rest).map_err(|e| short("a bool", &e))?),
+            Marker::FixPos(_) | Marker::U8 | Marker::U16 | Marker::U32 | Marker::U64 => {
+                Head::UInt(rd::read_int(&mut rest).map_err(|e| short("an uint", &e))?)
             }
-            0xc7..=0xc9 => {
-                let n = self.len(1 << (b - 0xc7), "ext")?;
-                return self.ext(n);
+            Marker::FixNeg(_) | Marker::I8 | Marker::I16 | Marker::I32 | Marker::I64 => {
+                Head::Int(rd::read_int(&mut rest).map_err(|e| short("an int", &e))?)
             }
-            0xca => Head::F32(f32::from_be_bytes(self.array("float 32")?)),
-            0xcb => Head::F64(f64::from_be_bytes(self.array("float 64")?)),
-            0xcc => Head::UInt(u64::from(self.u8("uint 8")?)),
-            0xcd => Head::UInt(u64::from(u16::from_be_bytes(self.array("uint 16")?))),
-            0xce => Head::UInt(u64::from(u32::from_be_bytes(self.array("uint 32")?))),
-            0xcf => Head::UInt(u64::from_be_bytes(self.array("uint 64")?)),
-            0xd0 => Head::Int(i64::from(i8::from_be_bytes(self.array("int 8")?))),
-            0xd1 => Head::Int(i64::from(i16::from_be_bytes(self.array("int 16")?))),
-            0xd2 => Head::Int(i64::from(i32::from_be_bytes(self.array("int 32")?))),
-            0xd3 => Head::Int(i64::from_be_bytes(self.array("int 64")?)),
-            0xd4..=0xd8 => return self.ext(1 << (b - 0xd4)),
-            0xd9..=0xdb => {
-                let n = self.len(1 << (b - 0xd9), "str")?;
-                return self.str(n);
+            Marker::F32 => Head::F32(rd::read_f32(&mut rest).map_err(|e| short("a float 32", &e))?),
+            Marker::F64 => Head::F64(rd::read_f64(&mut rest).map_err(|e| short("a float 64", &e))?),
+            Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
+                let n = rd::read_str_len(&mut rest).map_err(|e| short("a str length", &e))?;
+                let s = take(&mut rest, n).ok_or_else(|| self.too_short("str", n, &rest))?;
+                match std::str::from_utf8(s) {
+                    Ok(s) => Head::Str(s),
+                    Err(e) => return Err(self.err(format!("str of {n} bytes is not valid UTF-8: {e}"))),
+                }
             }
-            0xdc | 0xdd => {
-                let n = self.len(if b == 0xdc { 2 } else { 4 }, "array")?;
-                return self.seq(n);
+            Marker::Bin8 | Marker::Bin16 | Marker::Bin32 => {
+                let n = rd::read_bin_len(&mut rest).map_err(|e| short("a bin length", &e))?;
+                Head::Bin(take(&mut rest, n).ok_or_else(|| self.too_short("bin", n, &rest))?)
             }
-            0xde | 0xdf => {
-                let n = self.len(if b == 0xde { 2 } else { 4 }, "map")?;
-                return self.map(n);
+            Marker::FixExt1
+            | Marker::FixExt2
+            | Marker::FixExt4
+            | Marker::FixExt8
+            | Marker::FixExt16
+            | Marker::Ext8
+            | Marker::Ext16
+            | Marker::Ext32 => {
+                let meta = rd::read_ext_meta(&mut rest).map_err(|e| short("an ext header", &e))?;
+                let payload =
+                    take(&mut rest, meta.size).ok_or_else(|| self.too_short("ext payload", meta.size, &rest))?;
+                Head::Ext(meta.typeid, payload)
             }
-            0xe0..=0xff => Head::Int(i64::from(b as i8)),
-        })
+            Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => {
+                let n = rd::read_array_len(&mut rest).map_err(|e| short("an array length", &e))?;
+                // Every element takes at least one byte: a count beyond the rest of the input is a lie.
+                let left = rest.remaining_slice().len();
+                let n = usize::try_from(n)
+                    .ok()
+                    .filter(|&n| n <= left)
+                    .ok_or_else(|| self.err(format!("array claims {n} elements but only {left} bytes are left")))?;
+                Head::Array(n)
+            }
+            Marker::FixMap(_) | Marker::Map16 | Marker::Map32 => {
+                let n = rd::read_map_len(&mut rest).map_err(|e| short("a map length", &e))?;
+                let left = rest.remaining_slice().len();
+                let fits = usize::try_from(n).ok().filter(|&n| n.checked_mul(2).is_some_and(|b| b <= left));
+                let n =
+                    fits.ok_or_else(|| self.err(format!("map claims {n} entries but only {left} bytes are left")))?;
+                Head::Map(n)
+            }
+        };
+        self.pos = self.buf.len() - rest.remaining_slice().len();
+        Ok(head)
+    }
+
+    fn too_short(&self, what: &str, n: u32, rest: &Bytes<'_>) -> Error {
+        self.err(format!("truncated input: {what} needs {n} bytes, {} left", rest.remaining_slice().len()))
     }
 
     /// Skips one whole value, however nested, without allocating or recursing.
@@ -422,6 +401,13 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The next `n` bytes of `rest` (advancing it), or `None` if fewer are left.
+fn take<'a>(rest: &mut Bytes<'a>, n: u32) -> Option<&'a [u8]> {
+    let (s, tail) = rest.remaining_slice().split_at_checked(usize::try_from(n).ok()?)?;
+    *rest = Bytes::new(tail);
+    Some(s)
+}
+
 // ----------------------------------------------------------------------------------------------
 // Encoding
 // ----------------------------------------------------------------------------------------------
@@ -436,6 +422,7 @@ impl<'a> Reader<'a> {
 /// use nnjit::io::msgpack::{encode, Value};
 /// assert_eq!(encode(&Value::Int(-1))?, [0xff]);
 /// assert_eq!(encode(&Value::UInt(200))?, [0xcc, 200]);
+/// assert_eq!(encode(&Value::Int(5))?, [0x05]); // non-negative: unsigned formats, like Python
 /// assert_eq!(encode(&Value::F64(1.0))?, [0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]);
 /// # Ok::<(), nnjit::Error>(())
 /// ```
@@ -464,17 +451,17 @@ fn encode_at(value: &Value<'_>, out: &mut Vec<u8>, depth: usize) -> Result<()> {
         return Err(Error::format(WHAT, format!("cannot encode nesting deeper than {MAX_DEPTH} levels")));
     }
     match value {
-        Value::Nil => out.push(0xc0),
-        Value::Bool(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
-        Value::Int(n) => write_int(out, *n),
-        Value::UInt(n) => write_uint(out, *n),
-        Value::F32(x) => {
-            out.push(0xca);
-            out.extend_from_slice(&x.to_be_bytes());
-        }
-        Value::F64(x) => write_f64(out, *x),
+        Value::Nil => put(out, wr::write_nil),
+        Value::Bool(b) => put(out, |w| wr::write_bool(w, *b)),
+        Value::Int(n) => put(out, |w| wr::write_sint(w, *n)),
+        Value::UInt(n) => put(out, |w| wr::write_uint(w, *n)),
+        Value::F32(x) => put(out, |w| wr::write_f32(w, *x)),
+        Value::F64(x) => put(out, |w| wr::write_f64(w, *x)),
         Value::Str(s) => write_str(out, s)?,
-        Value::Bin(b) => write_bin(out, b)?,
+        Value::Bin(b) => {
+            write_bin_len(out, b.len())?;
+            out.extend_from_slice(b);
+        }
         Value::Array(items) => {
             write_array_len(out, items.len())?;
             for v in items {
@@ -489,208 +476,88 @@ fn encode_at(value: &Value<'_>, out: &mut Vec<u8>, depth: usize) -> Result<()> {
             }
         }
         Value::Ext(code, payload) => {
-            write_ext_header(out, *code, payload.len())?;
+            write_ext_len(out, *code, payload.len())?;
             out.extend_from_slice(payload);
         }
     }
     Ok(())
 }
 
-fn too_long(what: &str, n: usize) -> Error {
-    Error::format(WHAT, format!("cannot encode a {what} of length {n}: msgpack allows at most 2^32 - 1"))
-}
-
-/// Writes a length-prefixed header: one of three formats by width (8/16/32-bit length) or a
-/// fix format when `fix` is given and the length fits.
-fn write_len(out: &mut Vec<u8>, n: usize, fix: Option<(u8, usize)>, wide: [Option<u8>; 3], what: &str) -> Result<()> {
-    if let Some((base, max)) = fix {
-        if n <= max {
-            out.push(base | n as u8);
-            return Ok(());
-        }
-    }
-    match (n, wide) {
-        (0..=0xff, [Some(m), _, _]) => {
-            out.push(m);
-            out.push(n as u8);
-        }
-        (0..=0xffff, [_, Some(m), _]) => {
-            out.push(m);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        (_, [_, _, Some(m)]) if u32::try_from(n).is_ok() => {
-            out.push(m);
-            out.extend_from_slice(&(n as u32).to_be_bytes());
-        }
-        _ => return Err(too_long(what, n)),
-    }
-    Ok(())
-}
-
-/// Writes a non-negative integer in the smallest format (positive fixint, `uint 8/16/32/64`).
-///
-/// ```
-/// use nnjit::io::msgpack::write_uint;
-/// let mut out = Vec::new();
-/// write_uint(&mut out, 3); // positive fixint
-/// write_uint(&mut out, 300); // uint 16
-/// assert_eq!(out, [0x03, 0xcd, 0x01, 0x2c]);
-/// ```
-pub fn write_uint(out: &mut Vec<u8>, n: u64) {
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n <= 0xff {
-        out.extend_from_slice(&[0xcc, n as u8]);
-    } else if n <= 0xffff {
-        out.push(0xcd);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else if n <= 0xffff_ffff {
-        out.push(0xce);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
-    } else {
-        out.push(0xcf);
-        out.extend_from_slice(&n.to_be_bytes());
+/// Runs one of rmp's writers on `out`, through rmp's `ByteBuf`, whose writes cannot fail.
+fn put<T, E: Unreachable>(out: &mut Vec<u8>, write: impl FnOnce(&mut ByteBuf) -> std::result::Result<T, E>) {
+    let mut buf = ByteBuf::from(std::mem::take(out));
+    let written = write(&mut buf);
+    *out = buf.into();
+    if let Err(e) = written {
+        e.unreachable()
     }
 }
 
-/// Writes an integer in the smallest format; non-negative values use the unsigned formats, as
-/// Python's msgpack does.
-///
-/// ```
-/// use nnjit::io::msgpack::write_int;
-/// let mut out = Vec::new();
-/// write_int(&mut out, 5); // non-negative: unsigned formats, like Python's msgpack
-/// write_int(&mut out, -1); // negative fixint
-/// write_int(&mut out, -100); // int 8
-/// assert_eq!(out, [0x05, 0xff, 0xd0, 0x9c]);
-/// ```
-pub fn write_int(out: &mut Vec<u8>, n: i64) {
-    if n >= 0 {
-        write_uint(out, n as u64);
-    } else if n >= -32 {
-        out.push(n as i8 as u8);
-    } else if n >= -128 {
-        out.extend_from_slice(&[0xd0, n as i8 as u8]);
-    } else if n >= -32768 {
-        out.push(0xd1);
-        out.extend_from_slice(&(n as i16).to_be_bytes());
-    } else if n >= -(1 << 31) {
-        out.push(0xd2);
-        out.extend_from_slice(&(n as i32).to_be_bytes());
-    } else {
-        out.push(0xd3);
-        out.extend_from_slice(&n.to_be_bytes());
+/// The error types of rmp's writers on a `ByteBuf`: uninhabited.
+trait Unreachable {
+    fn unreachable(self) -> !;
+}
+
+impl Unreachable for Infallible {
+    fn unreachable(self) -> ! {
+        match self {}
     }
 }
 
-/// Writes a `float 64`.
-///
-/// ```
-/// let mut out = Vec::new();
-/// nnjit::io::msgpack::write_f64(&mut out, 0.5);
-/// assert_eq!(out, [0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0]);
-/// ```
-pub fn write_f64(out: &mut Vec<u8>, x: f64) {
-    out.push(0xcb);
-    out.extend_from_slice(&x.to_be_bytes());
+impl Unreachable for ValueWriteError<Infallible> {
+    fn unreachable(self) -> ! {
+        match self {
+            ValueWriteError::InvalidMarkerWrite(e) | ValueWriteError::InvalidDataWrite(e) => match e {},
+        }
+    }
 }
 
-/// Writes a string (`fixstr`, `str 8/16/32`).
-///
-/// ```
-/// let mut out = Vec::new();
-/// nnjit::io::msgpack::write_str(&mut out, "float32")?;
-/// assert_eq!(out, b"\xa7float32"); // fixstr of length 7
-/// # Ok::<(), nnjit::Error>(())
-/// ```
-pub fn write_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
-    write_len(out, s.len(), Some((0xa0, 31)), [Some(0xd9), Some(0xda), Some(0xdb)], "str")?;
+/// A length as msgpack stores it (`u32`), or an error naming what is too long.
+fn len32(what: &str, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| {
+        Error::format(WHAT, format!("cannot encode a {what} of length {n}: msgpack allows at most 2^32 - 1"))
+    })
+}
+
+/// Writes a non-negative integer in the smallest format (rmp's `write_uint`).
+pub(crate) fn write_uint(out: &mut Vec<u8>, n: u64) {
+    put(out, |w| wr::write_uint(w, n));
+}
+
+/// Writes a string in the smallest format (`fixstr`, `str 8/16/32`).
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) -> Result<()> {
+    let n = len32("str", s.len())?;
+    put(out, |w| wr::write_str_len(w, n));
     out.extend_from_slice(s.as_bytes());
     Ok(())
 }
 
-/// Writes a binary (`bin 8/16/32`).
-///
-/// ```
-/// let mut out = Vec::new();
-/// nnjit::io::msgpack::write_bin(&mut out, &1.0f32.to_le_bytes())?;
-/// assert_eq!(out, [0xc4, 4, 0, 0, 0x80, 0x3f]); // bin 8 of 4 bytes
-/// # Ok::<(), nnjit::Error>(())
-/// ```
-pub fn write_bin(out: &mut Vec<u8>, b: &[u8]) -> Result<()> {
-    write_bin_header(out, b.len())?;
-    out.extend_from_slice(b);
+/// Writes the header of a binary of `n` bytes (`bin 8/16/32`); the caller appends the bytes.
+pub(crate) fn write_bin_len(out: &mut Vec<u8>, n: usize) -> Result<()> {
+    let n = len32("bin", n)?;
+    put(out, |w| wr::write_bin_len(w, n));
     Ok(())
 }
 
-/// Writes the header of a binary of `n` bytes; the caller appends the bytes.
-///
-/// ```
-/// use nnjit::io::msgpack::{decode, write_bin_header, Value};
-/// let mut out = Vec::new();
-/// write_bin_header(&mut out, 300)?; // bin 16
-/// assert_eq!(out, [0xc5, 0x01, 0x2c]);
-/// out.extend_from_slice(&[0u8; 300]);
-/// assert!(matches!(decode(&out)?, Value::Bin(b) if b.len() == 300));
-/// # Ok::<(), nnjit::Error>(())
-/// ```
-pub fn write_bin_header(out: &mut Vec<u8>, n: usize) -> Result<()> {
-    write_len(out, n, None, [Some(0xc4), Some(0xc5), Some(0xc6)], "bin")
-}
-
 /// Writes the header of an array of `n` elements; the caller appends the elements.
-///
-/// ```
-/// use nnjit::io::msgpack::{decode, write_array_len, write_uint, Value};
-/// let mut out = Vec::new();
-/// write_array_len(&mut out, 2)?; // fixarray: a shape (3, 4)
-/// write_uint(&mut out, 3);
-/// write_uint(&mut out, 4);
-/// assert_eq!(decode(&out)?, Value::Array(vec![Value::UInt(3), Value::UInt(4)]));
-/// # Ok::<(), nnjit::Error>(())
-/// ```
-pub fn write_array_len(out: &mut Vec<u8>, n: usize) -> Result<()> {
-    write_len(out, n, Some((0x90, 15)), [None, Some(0xdc), Some(0xdd)], "array")
+pub(crate) fn write_array_len(out: &mut Vec<u8>, n: usize) -> Result<()> {
+    let n = len32("array", n)?;
+    put(out, |w| wr::write_array_len(w, n));
+    Ok(())
 }
 
 /// Writes the header of a map of `n` entries; the caller appends keys and values alternately.
-///
-/// ```
-/// use nnjit::io::msgpack::{decode, write_map_len, write_str, Value};
-/// let mut out = Vec::new();
-/// write_map_len(&mut out, 1)?; // fixmap
-/// write_str(&mut out, "params")?;
-/// write_map_len(&mut out, 0)?;
-/// assert_eq!(out, b"\x81\xa6params\x80");
-/// assert_eq!(decode(&out)?, Value::Map(vec![("params".into(), Value::Map(vec![]))]));
-/// # Ok::<(), nnjit::Error>(())
-/// ```
-pub fn write_map_len(out: &mut Vec<u8>, n: usize) -> Result<()> {
-    write_len(out, n, Some((0x80, 15)), [None, Some(0xde), Some(0xdf)], "map")
+pub(crate) fn write_map_len(out: &mut Vec<u8>, n: usize) -> Result<()> {
+    let n = len32("map", n)?;
+    put(out, |w| wr::write_map_len(w, n));
+    Ok(())
 }
 
 /// Writes the header of an ext value with a payload of `n` bytes (`fixext 1/2/4/8/16` when `n`
 /// is one of those sizes, else `ext 8/16/32`); the caller appends the payload.
-///
-/// ```
-/// use nnjit::io::msgpack::{decode, write_ext_header, Value};
-/// let mut out = Vec::new();
-/// write_ext_header(&mut out, 1, 4)?; // fixext 4, Flax's array code
-/// out.extend_from_slice(b"abcd");
-/// assert_eq!(out[..2], [0xd6, 0x01]);
-/// assert_eq!(decode(&out)?, Value::Ext(1, b"abcd"[..].into()));
-/// # Ok::<(), nnjit::Error>(())
-/// ```
-pub fn write_ext_header(out: &mut Vec<u8>, code: i8, n: usize) -> Result<()> {
-    match n {
-        1 => out.push(0xd4),
-        2 => out.push(0xd5),
-        4 => out.push(0xd6),
-        8 => out.push(0xd7),
-        16 => out.push(0xd8),
-        _ => write_len(out, n, None, [Some(0xc7), Some(0xc8), Some(0xc9)], "ext payload")?,
-    }
-    out.push(code as u8);
+pub(crate) fn write_ext_len(out: &mut Vec<u8>, code: i8, n: usize) -> Result<()> {
+    let n = len32("ext payload", n)?;
+    put(out, |w| wr::write_ext_meta(w, n, code));
     Ok(())
 }
 

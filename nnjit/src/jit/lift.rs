@@ -512,7 +512,7 @@ fn repeat_apply<L: Lifted>(
             return Some(r.map(|()| None));
         }
         let run = || -> Result<<L::Output as Args>::Host> {
-            let mut y = crate::alloc::try_zeroed("lifted apply output", len)?;
+            let mut y = crate::fallible::try_zeroed("lifted apply output", len)?;
             crate::jit::bound::with_scratch(program, |s| {
                 program.exec(s, &last.binding, &[], &[(Data::F32(xs), shape)], &mut [&mut y])
             })?;

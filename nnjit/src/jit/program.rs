@@ -83,9 +83,9 @@ pub(crate) enum Buf {
 
 impl Buf {
     fn new(meta: &Meta) -> Result<Buf> {
-        let n = crate::alloc::checked_len("program buffer", &meta.shape)?;
+        let n = crate::fallible::checked_len("program buffer", &meta.shape)?;
         Ok(match meta.dtype {
-            DType::F32 => Buf::F32(crate::alloc::try_zeroed("program buffer", n)?),
+            DType::F32 => Buf::F32(crate::fallible::try_zeroed("program buffer", n)?),
             DType::I32 => Buf::I32(crate::tensor::api::try_vec("program buffer", n, 0)?),
             DType::U32 => Buf::U32(crate::tensor::api::try_vec("program buffer", n, 0)?),
             DType::Bool => Buf::Bool(crate::tensor::api::try_vec("program buffer", n, false)?),
@@ -763,7 +763,7 @@ impl Program {
                 if let [y] = ext {
                     return run(y);
                 }
-                let mut y = crate::alloc::try_zeroed("program output", last.out_len)?;
+                let mut y = crate::fallible::try_zeroed("program output", last.out_len)?;
                 let r = run(&mut y);
                 scratch.outs[0] = Some(Buf::F32(y));
                 return r;
@@ -801,7 +801,7 @@ impl Program {
                 },
                 (_, Loc::Out(k)) => {
                     // An output handed out as an array: a fresh buffer.
-                    let mut y = crate::alloc::try_zeroed("program output", out_len)?;
+                    let mut y = crate::fallible::try_zeroed("program output", out_len)?;
                     let x = match src {
                         Loc::Input(i) => match inputs.get(i) {
                             Some((Data::F32(x), _)) => *x,

@@ -15,8 +15,8 @@ use super::isa::{self, Isa};
 use super::simd::Simd;
 use super::simd::{DriveFn, DriveLdyFn, Geometry, SmallFn};
 use super::{check_len, Activation};
-use crate::alloc::try_with_capacity;
 use crate::error::{Error, Result};
+use crate::fallible::try_with_capacity;
 
 /// 64 bytes of f32, 64-byte aligned: the allocation unit of packed weights.
 #[derive(Clone, Copy)]
@@ -131,12 +131,12 @@ impl PackedDense {
             check_len("bias", b.len(), 1, f)?;
         }
         // Every output row has f floats: f itself must be a possible f32 length.
-        crate::alloc::checked_len("Dense output row", &[f])?;
+        crate::fallible::checked_len("Dense output row", &[f])?;
         let l = isa.lanes();
         let panels = f.div_ceil(l);
         let overflow = || Error::SizeOverflow { what: "packed Dense kernel".into(), shape: vec![d, f] };
         let padded = panels.checked_mul(l).ok_or_else(overflow)?;
-        let len = crate::alloc::checked_len("packed Dense kernel", &[padded, d]).map_err(|_| overflow())?;
+        let len = crate::fallible::checked_len("packed Dense kernel", &[padded, d]).map_err(|_| overflow())?;
         let mut wbuf = AlignedBuf::zeroed("packed Dense kernel", len)?;
         let (ldw, wv) = if l == 1 { (f, 1) } else { (l, d * l) };
         {

@@ -306,8 +306,8 @@ fn degenerate_shapes() {
         let y = p.apply_act(&[], Activation::Relu);
         assert_eq!(y.map(f32::to_bits), [1.0f32.to_bits(), 0, 0]);
         let p = FixedDense::<4, 0>::new(isa, &[], None).unwrap();
-        assert_eq!(p.apply(&[1.0; 4]), []);
-        assert_eq!(p.apply_batch(&[[1.0; 4]; 3]), [[]; 3]);
+        assert_eq!(p.apply(&[1.0; 4]), [0.0f32; 0]);
+        assert_eq!(p.apply_batch(&[[1.0; 4]; 3]), [[0.0f32; 0]; 3]);
         let p = FixedDense::<3, 2>::new(isa, &[1.0; 6], None).unwrap();
         let empty: [[f32; 2]; 0] = p.apply_batch::<0>(&[]);
         assert!(empty.is_empty());

@@ -146,7 +146,7 @@ impl Module for BatchNorm {
         }
         let filled = |v: f32| {
             move || {
-                crate::alloc::try_filled("batch_stats", c, v)
+                crate::fallible::try_filled("batch_stats", c, v)
                     .and_then(|v| ArrayD::from_shape_vec(IxDyn(&[c]), v).map_err(|e| Error::invalid("", e.to_string())))
             }
         };

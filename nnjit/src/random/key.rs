@@ -11,8 +11,8 @@
 
 use std::fmt;
 
-use crate::alloc::try_with_capacity;
 use crate::error::{Error, Result};
+use crate::fallible::try_with_capacity;
 
 use super::threefry::threefry2x32;
 

@@ -6,11 +6,12 @@
 //! * [`random_bits`], [`uniform`], [`normal`], [`truncated_normal`], [`bernoulli`]: samples.
 //! * [`Numerics`], [`uniform_with`], [`normal_scaled`], [`truncated_normal_with`]: the same
 //!   samples as JAX computes them under `jax.jit` / `nn.jit` (XLA folds some constants).
-//! * [`flax`]: Flax's SHA-1 based rng derivation (`_fold_in_static`).
+//! * [`static_suffix`]: Flax's SHA-1 based rng derivation from a scope's static suffix
+//!   (`_fold_in_static`).
 //! * [`xla_math`]: the float32 `log`, `log1p`, `erf`, `erf_inv` of XLA:CPU.
 //!
 //! ```
-//! use nnjit::random::{truncated_normal, flax::{fold_in_static, SuffixPart::Index}, PRNGKey};
+//! use nnjit::random::{truncated_normal, static_suffix::{fold_in_static, SuffixPart::Index}, PRNGKey};
 //! // The kernel key of `nn.Dense(4).init(jax.random.PRNGKey(0), x)` in Flax...
 //! let key = fold_in_static(PRNGKey(0), &[Index(1)]);
 //! // ...and the truncated normal that lecun_normal scales.
@@ -18,10 +19,9 @@
 //! assert_eq!(t.shape(), &[3, 4]);
 //! ```
 
-pub mod flax;
 pub mod key;
 pub mod sample;
-pub mod sha1;
+pub mod static_suffix;
 pub mod threefry;
 pub mod xla_math;
 

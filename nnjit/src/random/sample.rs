@@ -18,8 +18,8 @@
 
 use ndarray::{ArrayD, IxDyn};
 
-use crate::alloc::{checked_len, try_with_capacity};
 use crate::error::{Error, Result};
+use crate::fallible::{checked_len, try_with_capacity};
 
 use super::key::Key;
 use super::threefry::bits_at;

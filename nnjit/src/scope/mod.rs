@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use nnjit::nn::{self, Module, Scope, Tensor};
-//! use nnjit::random::flax::{fold_in_static, SuffixPart::{Index, Name}};
+//! use nnjit::random::static_suffix::{fold_in_static, SuffixPart::{Index, Name}};
 //!
 //! struct Probe;
 //! impl Module for Probe {

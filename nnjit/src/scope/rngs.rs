@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::random::flax::{fold_in_static, SuffixPart};
+use crate::random::static_suffix::{fold_in_static, SuffixPart};
 use crate::random::Key;
 use crate::tensor::trace::{RngRead, Source};
 use crate::tensor::{DType, Meta, Tensor};
@@ -131,7 +131,7 @@ impl Scope<'_, '_> {
     ///
     /// ```
     /// use nnjit::nn::{self, Module, Scope, Tensor};
-    /// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
+    /// use nnjit::random::static_suffix::{fold_in_static, SuffixPart::Index};
     ///
     /// struct Keys;
     /// impl Module for Keys {
@@ -226,7 +226,7 @@ impl Scope<'_, '_> {
     ///
     /// ```
     /// use nnjit::nn::{self, Module, Scope, Tensor};
-    /// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
+    /// use nnjit::random::static_suffix::{fold_in_static, SuffixPart::Index};
     ///
     /// struct Forked;
     /// impl Module for Forked {

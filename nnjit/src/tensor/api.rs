@@ -97,10 +97,10 @@ pub(crate) fn eval_eager(op: &Op, ins: &[&Tensor], meta: &Meta) -> Result<Value>
         big = ins.iter().map(|t| value(t)).collect::<Result<_>>()?;
         &big
     };
-    let n = crate::alloc::checked_len("tensor", &meta.shape)?;
+    let n = crate::fallible::checked_len("tensor", &meta.shape)?;
     Ok(match meta.dtype {
         DType::F32 => {
-            let mut y = crate::alloc::try_zeroed("tensor", n)?;
+            let mut y = crate::fallible::try_zeroed("tensor", n)?;
             op.eval(data, DataMut::F32(&mut y), &meta.shape)?;
             Value::F32(Shared::from_vec(&meta.shape, y)?)
         }
@@ -123,7 +123,7 @@ pub(crate) fn eval_eager(op: &Op, ins: &[&Tensor], meta: &Meta) -> Result<Value>
 }
 
 pub(crate) fn try_vec<T: Clone>(what: &str, n: usize, v: T) -> Result<Vec<T>> {
-    let mut out = crate::alloc::try_with_capacity(what, n)?;
+    let mut out = crate::fallible::try_with_capacity(what, n)?;
     out.resize(n, v);
     Ok(out)
 }

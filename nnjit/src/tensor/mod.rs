@@ -594,7 +594,9 @@ impl Tensor {
     /// ```
     #[must_use]
     pub fn full(shape: &[usize], value: f32) -> Tensor {
-        match crate::alloc::checked_len("tensor", shape).and_then(|n| crate::alloc::try_filled("tensor", n, value)) {
+        match crate::fallible::checked_len("tensor", shape)
+            .and_then(|n| crate::fallible::try_filled("tensor", n, value))
+        {
             Ok(v) => match ArrayD::from_shape_vec(IxDyn(shape), v) {
                 Ok(a) => Tensor::eager(Value::F32(Shared::from_array(a))),
                 Err(e) => Tensor::failed(Error::invalid("", e.to_string())),

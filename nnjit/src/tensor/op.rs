@@ -94,10 +94,9 @@ impl Unary {
                 let c = (2.0f64 / std::f64::consts::PI).sqrt() as f32;
                 v * (0.5 * (1.0 + (c * (v + 0.044715 * (v * v * v))).tanh()))
             }
-            Unary::GeluExact => {
-                let e = erf_f64(f64::from(v) / std::f64::consts::SQRT_2);
-                (f64::from(v) * (e + 1.0) / 2.0) as f32
-            }
+            // jax.nn.gelu(x, approximate=False) as `x * (erf(x / √2) + 1) / 2`, every step in
+            // float32 with XLA's erf.
+            Unary::GeluExact => v * (crate::random::xla_math::erf(v / crate::random::xla_math::SQRT_2) + 1.0) / 2.0,
             Unary::Elu(alpha) => {
                 if v > 0.0 {
                     v
@@ -164,35 +163,6 @@ pub(crate) fn relu(v: f32) -> f32 {
     } else {
         v
     }
-}
-
-/// erf in f64 (Taylor series near 0, the continued fraction of erfc further out; < 1e-15
-/// relative error), rounded once by the caller: `gelu_exact`'s definition.
-pub(crate) fn erf_f64(x: f64) -> f64 {
-    let ax = x.abs();
-    let r = if ax < 2.5 {
-        let mut sum = ax;
-        let mut term = ax;
-        let x2 = ax * ax;
-        let mut n = 0.0;
-        loop {
-            n += 1.0;
-            term *= -x2 / n;
-            let add = term / (2.0 * n + 1.0);
-            sum += add;
-            if add.abs() <= 1e-17 * sum.abs() {
-                break;
-            }
-        }
-        sum * 2.0 / std::f64::consts::PI.sqrt()
-    } else {
-        let mut f = 0.0;
-        for k in (1..60).rev() {
-            f = (k as f64 / 2.0) / (ax + f);
-        }
-        1.0 - (-ax * ax).exp() / std::f64::consts::PI.sqrt() / (ax + f)
-    };
-    r.copysign(x)
 }
 
 /// Elementwise binary f32 arithmetic (broadcasting).

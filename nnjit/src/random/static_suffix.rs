@@ -1,12 +1,14 @@
-//! Flax's static rng derivation (`flax.core.scope._fold_in_static`).
+//! Flax's static rng derivation (`flax.core.scope._fold_in_static`): a scope's static suffix
+//! folded into a key.
 //!
 //! Flax folds a scope's static suffix (module names and per-stream counters) into a key by
-//! hashing it with SHA-1 and folding the first four digest bytes in with
+//! hashing it with SHA-1 (RustCrypto's [`sha1`] crate here; not used for any security
+//! purpose, only to produce Flax's words) and folding the first four digest bytes in with
 //! [`fold_in`](super::fold_in). With Flax's default `flax_fix_rng_separator=False` the parts
 //! are concatenated without a separator.
 //!
 //! ```
-//! use nnjit::random::flax::{fold_in_static, SuffixPart::{Index, Name}};
+//! use nnjit::random::static_suffix::{fold_in_static, SuffixPart::{Index, Name}};
 //! use nnjit::random::PRNGKey;
 //! let root = PRNGKey(0);
 //! // make_rng('params') #1 at the top scope, and #1 inside child scope `Dense_0`:
@@ -16,13 +18,14 @@
 //! assert_ne!(top, child);
 //! ```
 
+use sha1::{Digest, Sha1};
+
 use super::key::Key;
-use super::sha1::Sha1;
 
 /// One element of a Flax rng suffix: a module name or an integer counter.
 ///
 /// ```
-/// use nnjit::random::flax::{suffix_hash, SuffixPart};
+/// use nnjit::random::static_suffix::{suffix_hash, SuffixPart};
 /// assert_eq!(SuffixPart::from("Dense_0"), SuffixPart::Name("Dense_0"));
 /// assert_eq!(SuffixPart::from(1u64), SuffixPart::Index(1));
 /// // Index(0) has no bytes: it hashes like nothing at all (SHA-1 of "" starts da39a3ee).
@@ -58,7 +61,7 @@ impl SuffixPart<'_> {
             SuffixPart::Index(n) => {
                 let bytes = n.to_be_bytes();
                 let skip = (n.leading_zeros() / 8) as usize;
-                h.update(&bytes[skip..]);
+                h.update(bytes.get(skip..).unwrap_or_default());
             }
         }
     }
@@ -69,7 +72,7 @@ impl SuffixPart<'_> {
 /// (`flax_fix_rng_separator=True`).
 ///
 /// ```
-/// use nnjit::random::flax::{suffix_hash, SuffixPart};
+/// use nnjit::random::static_suffix::{suffix_hash, SuffixPart};
 /// assert_eq!(suffix_hash(&[SuffixPart::Index(1)], false), 0xBF8B_4530);
 /// assert_eq!(suffix_hash(&[SuffixPart::Index(2)], false), 0xC4EA_21BB);
 /// ```
@@ -77,7 +80,7 @@ pub fn suffix_hash(parts: &[SuffixPart<'_>], separator: bool) -> u32 {
     let mut h = Sha1::new();
     for part in parts {
         if separator {
-            h.update(&[0]);
+            h.update([0]);
         }
         part.absorb(&mut h);
     }
@@ -89,7 +92,7 @@ pub fn suffix_hash(parts: &[SuffixPart<'_>], separator: bool) -> u32 {
 /// `key` itself if `parts` is empty, else `fold_in(key, suffix_hash(parts))`.
 ///
 /// ```
-/// use nnjit::random::flax::{fold_in_static, SuffixPart::Index};
+/// use nnjit::random::static_suffix::{fold_in_static, SuffixPart::Index};
 /// use nnjit::random::PRNGKey;
 /// // Kernel key of `nn.Dense(F).init(PRNGKey(0), x)` (the first `make_rng('params')`).
 /// let k = fold_in_static(PRNGKey(0), &[Index(1)]);
@@ -107,7 +110,7 @@ pub fn fold_in_static(key: Key, parts: &[SuffixPart<'_>]) -> Key {
 /// part, so `("ab", "c")` and `("a", "bc")` give different keys. Not Flax's default.
 ///
 /// ```
-/// use nnjit::random::flax::{fold_in_static, fold_in_static_with_separator, SuffixPart::Name};
+/// use nnjit::random::static_suffix::{fold_in_static, fold_in_static_with_separator, SuffixPart::Name};
 /// use nnjit::random::PRNGKey;
 /// let k = PRNGKey(0);
 /// assert_eq!(fold_in_static(k, &[Name("ab"), Name("c")]), fold_in_static(k, &[Name("a"), Name("bc")]));

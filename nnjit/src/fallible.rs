@@ -1,7 +1,7 @@
 //! Fallible allocation: asking for an absurd size returns an error instead of aborting.
 //!
 //! ```
-//! use nnjit::alloc::{checked_len, try_filled};
+//! use nnjit::fallible::{checked_len, try_filled};
 //! assert_eq!(checked_len("kernel", &[3, 4])?, 12);
 //! assert!(checked_len("kernel", &[usize::MAX, 2]).is_err()); // an error, not an abort
 //! assert_eq!(try_filled("bias", 4, 0.0)?, vec![0.0; 4]);
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// does not fit in `usize`/`isize`.
 ///
 /// ```
-/// use nnjit::{alloc::checked_len, Error};
+/// use nnjit::{fallible::checked_len, Error};
 /// assert_eq!(checked_len("kernel", &[3, 4])?, 12);
 /// assert_eq!(checked_len("scalar", &[])?, 1); // a 0-d array has one element
 /// assert!(matches!(checked_len("kernel", &[usize::MAX, 2]), Err(Error::SizeOverflow { .. })));
@@ -33,7 +33,7 @@ pub fn checked_len(what: &str, shape: &[usize]) -> Result<usize> {
 /// A `Vec<f32>` of `len` copies of `value`, reserved fallibly.
 ///
 /// ```
-/// let ones = nnjit::alloc::try_filled("scale", 3, 1.0)?;
+/// let ones = nnjit::fallible::try_filled("scale", 3, 1.0)?;
 /// assert_eq!(ones, vec![1.0f32; 3]);
 /// # Ok::<(), nnjit::Error>(())
 /// ```
@@ -47,7 +47,7 @@ pub fn try_filled(what: &str, len: usize, value: f32) -> Result<Vec<f32>> {
 /// `resize` costs ~4 instructions per float, which shows on small layers).
 ///
 /// ```
-/// let z = nnjit::alloc::try_zeroed("output", 5)?;
+/// let z = nnjit::fallible::try_zeroed("output", 5)?;
 /// assert_eq!(z, vec![0.0f32; 5]);
 /// assert!(z.iter().all(|v| v.to_bits() == 0)); // +0.0, not -0.0
 /// # Ok::<(), nnjit::Error>(())
@@ -66,7 +66,7 @@ pub fn try_zeroed(what: &str, len: usize) -> Result<Vec<f32>> {
 /// An empty `Vec<T>` with room for `len` elements, reserved fallibly.
 ///
 /// ```
-/// let v: Vec<f32> = nnjit::alloc::try_with_capacity("buffer", 16)?;
+/// let v: Vec<f32> = nnjit::fallible::try_with_capacity("buffer", 16)?;
 /// assert!(v.is_empty() && v.capacity() >= 16);
 /// # Ok::<(), nnjit::Error>(())
 /// ```
