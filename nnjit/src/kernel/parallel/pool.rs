@@ -1,4 +1,4 @@
-//! A persistent pool of worker threads for [`parallel`](super::parallel): started once, woken
+//! A persistent pool of worker threads for [`parallel`](super): started once, woken
 //! per call, so a split costs a wake-up (microseconds) instead of a thread start (~27 µs here).
 //!
 //! [`run`] hands out task indices `0..tasks` from one shared counter. The calling thread takes
