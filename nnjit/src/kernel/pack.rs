@@ -229,7 +229,8 @@ impl PackedDense {
     /// ```
     #[inline]
     pub fn apply(&self, x: &[f32], n: usize, y: &mut [f32], act: Activation) -> Result<()> {
-        self.check_io(x, n, y)?;
+        check_len("x", x.len(), n, self.d)?;
+        check_len("y", y.len(), n, self.f)?;
         // SAFETY: lengths checked above; `y` is a unique borrow so it overlaps nothing.
         unsafe { self.run(x.as_ptr(), n, y.as_mut_ptr(), act == Activation::Relu) };
         Ok(())

@@ -584,10 +584,48 @@ pub(crate) use small_table;
 ///   `SMALL_ROWMAJOR`: the single-tile row kernels [`small_body`],
 /// - `fixed::<D, F>`: the single-row kernel [`fixed_body`] for a compile-time shape.
 ///
-/// The drivers need no trampoline: [`drive`]`::<$S>` and [`drive_ldy`]`::<$S>` call the tiles
-/// through [`Simd::tile_fn`].
+/// - `drive` and `drive_ldy`: [`drive`]`::<$S>` and [`drive_ldy`]`::<$S>` (no
+///   `#[target_feature]`: they call the tiles through [`Simd::tile_fn`]),
+/// - `simd_kernels(narrow)`: the instruction set's table of
+///   [`Kernels`](crate::kernel::isa::Kernels), with its narrow kernels `narrow`.
 macro_rules! trampolines {
     ($S:ty, $feature:literal) => {
+        /// The whole-problem driver of this instruction set (a
+        /// [`DriveFn`](crate::kernel::simd::DriveFn)).
+        ///
+        /// # Safety
+        /// The instruction set available and `g` satisfies the
+        /// [`Geometry`](crate::kernel::simd::Geometry) invariants for its lanes.
+        unsafe fn drive(g: &$crate::kernel::simd::Geometry) {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::kernel::simd::drive::<$S>(g) }
+        }
+
+        /// [`drive`] with output rows `ldy` floats apart (a
+        /// [`DriveLdyFn`](crate::kernel::simd::DriveLdyFn)).
+        ///
+        /// # Safety
+        /// As `drive`, with the `y` invariant of a `DriveLdyFn` for `ldy`.
+        unsafe fn drive_ldy(g: &$crate::kernel::simd::Geometry, ldy: usize) {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::kernel::simd::drive_ldy::<$S>(g, ldy) }
+        }
+
+        /// This instruction set's kernels, with the narrow kernels `narrow` (module `small`).
+        const fn simd_kernels(
+            narrow: &'static [$crate::kernel::small::NarrowTable],
+        ) -> $crate::kernel::isa::Kernels {
+            $crate::kernel::isa::Kernels {
+                lanes: <$S as $crate::kernel::simd::Simd>::L,
+                drive,
+                drive_ldy,
+                col_tile: $crate::kernel::simd::col_tile::<$S>,
+                small_packed: Some(&SMALL_PACKED),
+                small_rowmajor: Some(&SMALL_ROWMAJOR),
+                narrow,
+            }
+        }
+
         /// The microkernel [`tile_body`](crate::kernel::simd::tile_body) of this instruction set.
         ///
         /// # Safety

@@ -19,7 +19,7 @@ use core::arch::x86_64::*;
 
 use super::avx2::{store_tail8, Avx2};
 use super::fma128::Fma128;
-use super::{compact_fns, simd_kernels, x86_fixed, FixedPlan, IsaCode, Kernels};
+use super::{compact_fns, x86_fixed, FixedPlan, IsaCode, Kernels};
 use crate::kernel::simd::{tile_table, trampolines, Simd, TileFn};
 use crate::kernel::small::{compact_body, narrow_body, narrow_table};
 
@@ -199,7 +199,7 @@ unsafe fn narrow512<const F: usize, const DK: usize, const RELU: bool>(
 narrow_table!(NARROW, narrow512; 1 2 3 4 5 6 7 8);
 
 impl IsaCode for Avx512 {
-    const KERNELS: &'static Kernels = &simd_kernels::<Self>(&SMALL_PACKED, &SMALL_ROWMAJOR, &NARROW);
+    const KERNELS: &'static Kernels = &simd_kernels(&NARROW);
 
     fn fixed<const D: usize, const F: usize>(bias: bool) -> FixedPlan {
         x86_fixed::<Self, D, F>(bias, compact_fns!(compact512), fixed::<D, F>)

@@ -20,8 +20,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-use super::simd::{col_tile, drive, drive_ldy, Simd};
+#[cfg(target_arch = "x86_64")]
+use super::simd::Simd;
 use super::simd::{small_index, DriveFn, DriveLdyFn, FixedFn, SmallFn, SmallTable};
 #[cfg(target_arch = "x86_64")]
 use super::small::packed_row;
@@ -332,26 +332,6 @@ impl FixedPlan {
 /// call costs little next to the chain, and inlining would only grow the caller's code.
 #[cfg(target_arch = "x86_64")]
 const INLINE_MAX_D: usize = 16;
-
-/// The [`Kernels`] of a SIMD instruction set `S`: its drivers and tile width, its
-/// [`trampolines!`](super::simd::trampolines) tables of single-tile row kernels, and its
-/// narrow kernels (if any).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub(crate) const fn simd_kernels<S: Simd>(
-    small_packed: &'static SmallTable,
-    small_rowmajor: &'static SmallTable,
-    narrow: &'static [NarrowTable],
-) -> Kernels {
-    Kernels {
-        lanes: S::L,
-        drive: drive::<S>,
-        drive_ldy: drive_ldy::<S>,
-        col_tile: col_tile::<S>,
-        small_packed: Some(small_packed),
-        small_rowmajor: Some(small_rowmajor),
-        narrow,
-    }
-}
 
 /// `[[identity, relu] without a bias, [identity, relu] with one]` of a compact kernel
 /// `$k::<D, F, BIAS, RELU>` (module `small`) of an x86 SIMD path, for the `D` and `F` in scope.

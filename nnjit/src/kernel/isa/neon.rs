@@ -19,7 +19,7 @@ use core::arch::aarch64::{
     vst1q_f32,
 };
 
-use super::{simd_kernels, FixedPlan, IsaCode, Kernels, UNROLL_MAX_D};
+use super::{FixedPlan, IsaCode, Kernels, UNROLL_MAX_D};
 use crate::kernel::simd::{tile_table, trampolines, Simd, TileFn};
 use crate::kernel::small::{packed_row, small_row_neon};
 
@@ -119,7 +119,7 @@ impl Simd for Neon {
 trampolines!(Neon, "neon");
 
 impl IsaCode for Neon {
-    const KERNELS: &'static Kernels = &simd_kernels::<Self>(&SMALL_PACKED, &SMALL_ROWMAJOR, &[]);
+    const KERNELS: &'static Kernels = &simd_kernels(&[]);
 
     fn fixed<const D: usize, const F: usize>(_bias: bool) -> FixedPlan {
         if D <= UNROLL_MAX_D || F == 0 {
