@@ -11,7 +11,7 @@ pub mod probe;
 
 use std::hint::black_box;
 
-use nnjit::kernel::{best_isa, dense, Activation, FixedDense, Isa, PackedDense};
+use nnjit::kernel::{best_isa, dense, Activation, DenseProblem, FixedDense, Isa, PackedDense};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -225,7 +225,12 @@ pub fn contenders(p: &Problem, extra_isas: bool) -> Vec<Contender> {
         let (x, w, b) = (p.x.clone(), p.w.clone(), p.b.clone());
         let mut y = vec![0.0f32; n * f];
         out.push(Contender::new("nnjit dense (unpacked)", true, move |o| {
-            dense(isa, black_box(&x), &w, Some(&b), &mut y, n, d, f, Activation::Identity).unwrap();
+            dense(
+                isa,
+                &DenseProblem { x: black_box(&x), w: &w, bias: Some(&b), n, d, f, act: Activation::Identity },
+                &mut y,
+            )
+            .unwrap();
             black_box(&mut y);
             if let Some(o) = o {
                 o.clone_from(&y);
@@ -473,8 +478,11 @@ pub fn max_rel_diff(a: &[f32], b: &[f32]) -> f64 {
 /// a float32 rounding tolerance. Returns a description of the first mismatch.
 pub fn verify(p: &Problem, cs: &mut [Contender]) -> Result<(), String> {
     let mut want = vec![0.0f32; p.n * p.f];
-    nnjit::kernel::reference::dense_reference(&p.x, &p.w, Some(&p.b), &mut want, p.n, p.d, p.f, Activation::Identity)
-        .map_err(|e| e.to_string())?;
+    nnjit::kernel::reference::dense_reference(
+        &DenseProblem { x: &p.x, w: &p.w, bias: Some(&p.b), n: p.n, d: p.d, f: p.f, act: Activation::Identity },
+        &mut want,
+    )
+    .map_err(|e| e.to_string())?;
     for c in cs.iter_mut() {
         let got = c.output();
         if c.exact {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use nnjit::kernel::parallel::{apply_threads, choose_split, set_num_threads, Split};
 use nnjit::kernel::reference::dense_reference;
-use nnjit::kernel::{best_isa, Activation, PackedDense};
+use nnjit::kernel::{best_isa, Activation, DenseProblem, PackedDense};
 use nnjit::nn::Module;
 use nnjit_bench::max_rel_diff;
 use nnjit_bench::probe::interleaved_medians;
@@ -224,7 +224,11 @@ fn main() {
         }
         cs.retain(|c| !skip.iter().any(|s| c.name.contains(s)));
         let mut want = vec![0.0f32; n * f];
-        dense_reference(&p.x, &p.w, Some(&p.b), &mut want, n, d, f, Activation::Identity).expect("reference");
+        dense_reference(
+            &DenseProblem { x: &p.x, w: &p.w, bias: Some(&p.b), n, d, f, act: Activation::Identity },
+            &mut want,
+        )
+        .expect("reference");
         for c in cs.iter_mut() {
             let got = (c.run)(true).expect("output");
             let ok = if c.exact {

@@ -189,7 +189,9 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
             // rows, then a bias slot) bound for an x86 SIMD path (checked available in `new`,
             // so FMA and AVX are there) with `1 <= F <= 4`, owned by `self`; `x` has D
             // floats, `out` is a local of F floats.
-            unsafe { super::x86::compact_inline::<D, F>(w, bias, x.as_ptr(), out.as_mut_ptr().cast(), relu) };
+            unsafe {
+                super::isa::inline_fma128::compact_inline::<D, F>(w, bias, x.as_ptr(), out.as_mut_ptr().cast(), relu)
+            };
             // SAFETY: the kernel writes all F outputs.
             return unsafe { out.assume_init() };
         }

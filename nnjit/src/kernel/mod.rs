@@ -25,7 +25,8 @@
 //!
 //! # Design
 //! Like `matrixmultiply`/BLIS: a small register-tiled microkernel (module `simd`) instantiated
-//! at compile time for several tile shapes (up to 6 rows × 4 zmm vectors on AVX-512, 6 × 2
+//! at compile time, once per instruction set (one module each under `isa`, whose table of
+//! kernels is chosen at one place), for several tile shapes (up to 6 rows × 4 zmm vectors on AVX-512, 6 × 2
 //! ymm on AVX2, 1 row × 8 vectors for single-row products), a driver that covers the
 //! output with tiles (masked/partial tiles for column tails), bias and activation fused
 //! into the tile epilogue. [`PackedDense`] repacks weights once into 64-byte aligned column
@@ -38,52 +39,51 @@
 //! two of large row-major weights (in [`dense`]) is computed in blocks of 4 consecutive `k`,
 //! each output's chain carried through `y` between blocks (an f32 store and reload is exact),
 //! so that the weights are read row by row. [`dense`] and [`PackedDense::apply`] run on the
-//! calling thread; [`parallel`] splits a product across threads (rows or column panels of the
-//! output, never the contraction), which module applies do when
-//! [`parallel::num_threads`] (`NNJIT_NUM_THREADS`) allows.
+//! calling thread; [`parallel`] (all of the threading: the splits, the worker pool, the
+//! thread-count setting) splits a product across threads (rows or column panels of the
+//! output, never the contraction), which module applies do when [`parallel::num_threads`]
+//! (`NNJIT_NUM_THREADS`) allows.
 //!
 //! ```
-//! use nnjit::kernel::{dense, best_isa, Activation};
+//! use nnjit::kernel::{dense, best_isa, Activation, DenseProblem};
 //! let x = [1.0f32, 2.0, 3.0];                            // (N=1, D=3)
 //! let w = [1.0f32, 0.0, 0.0, 1.0, 1.0, 1.0];             // (D=3, F=2)
+//! let p = DenseProblem { x: &x, w: &w, bias: Some(&[0.5, -10.0]), n: 1, d: 3, f: 2, act: Activation::Relu };
 //! let mut y = [0.0f32; 2];
-//! dense(best_isa(), &x, &w, Some(&[0.5, -10.0]), &mut y, 1, 3, 2, Activation::Relu)?;
+//! dense(best_isa(), &p, &mut y)?;
 //! assert_eq!(y, [4.5, 0.0]);
 //! # Ok::<(), nnjit::Error>(())
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
-#[cfg(target_arch = "aarch64")]
-mod aarch64;
 mod fixed;
 mod isa;
 mod pack;
 pub mod parallel;
-mod pool;
 pub mod reference;
 mod simd;
 mod small;
 #[cfg(test)]
 mod tests;
-mod threads;
-#[cfg(target_arch = "x86_64")]
-mod x86;
 
 pub use fixed::FixedDense;
 pub use isa::{best_isa, Isa};
 pub use pack::PackedDense;
+
+use std::ops::Range;
 
 use crate::error::{Error, Result};
 
 /// The activation fused into the kernel's epilogue.
 ///
 /// ```
-/// use nnjit::kernel::{best_isa, dense, Activation};
+/// use nnjit::kernel::{best_isa, dense, Activation, DenseProblem};
 /// let (x, w) = ([1.0f32, -1.0], [1.0f32]); // (N=2, D=1), (D=1, F=1)
+/// let p = DenseProblem { x: &x, w: &w, bias: None, n: 2, d: 1, f: 1, act: Activation::Identity };
 /// let mut y = [0.0f32; 2];
-/// dense(best_isa(), &x, &w, None, &mut y, 2, 1, 1, Activation::Identity)?;
+/// dense(best_isa(), &p, &mut y)?;
 /// assert_eq!(y, [1.0, -1.0]);
-/// dense(best_isa(), &x, &w, None, &mut y, 2, 1, 1, Activation::Relu)?; // nn.relu fused in
+/// dense(best_isa(), &DenseProblem { act: Activation::Relu, ..p }, &mut y)?; // nn.relu fused in
 /// assert_eq!(y, [1.0, 0.0]);
 /// assert_eq!(Activation::default(), Activation::Identity);
 /// # Ok::<(), nnjit::Error>(())
@@ -117,84 +117,116 @@ fn len_error(what: &str, len: usize, rows: usize, cols: usize) -> Error {
     }
 }
 
-/// Checks every length of a Dense problem.
-pub(crate) fn check_dense_args(
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    y: &[f32],
-    n: usize,
-    d: usize,
-    f: usize,
-) -> Result<()> {
-    check_len("x", x.len(), n, d)?;
-    check_len("w", w.len(), d, f)?;
-    if let Some(b) = bias {
-        check_len("bias", b.len(), 1, f)?;
-    }
-    check_len("y", y.len(), n, f)
+/// A Dense problem `y = act(x·W + b)` on unpacked, row-major operands, named field by field:
+/// what [`dense`], [`parallel::dense_threads`] and
+/// [`reference::dense_reference`] compute (into an output `y`, row-major `(n, f)`, passed
+/// beside it).
+///
+/// The lengths are checked by the entries, which return [`Error::InvalidArgument`] on any
+/// mismatch.
+///
+/// ```
+/// use nnjit::kernel::{best_isa, dense, Activation, DenseProblem};
+/// let x = [1.0f32, 2.0, 3.0, 4.0]; // (N=2, D=2)
+/// let w = [1.0f32, -1.0, 2.0, 0.5]; // (D=2, F=2)
+/// let p = DenseProblem { x: &x, w: &w, bias: Some(&[0.0, 1.0]), n: 2, d: 2, f: 2, act: Activation::Relu };
+/// let mut y = [0.0f32; 4];
+/// dense(best_isa(), &p, &mut y)?;
+/// assert_eq!(y, [5.0, 1.0, 11.0, 0.0]);
+/// // Another batch of the same layer: struct update syntax.
+/// dense(best_isa(), &DenseProblem { x: &[1.0, 0.0], n: 1, ..p }, &mut y[..2])?;
+/// assert_eq!(y[..2], [1.0, 0.0]);
+/// # Ok::<(), nnjit::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct DenseProblem<'a> {
+    /// The input, row-major `(n, d)`.
+    pub x: &'a [f32],
+    /// The kernel `W`, row-major `(d, f)` (as Flax stores a Dense kernel).
+    pub w: &'a [f32],
+    /// The bias, `f` entries; `None` adds nothing (`use_bias=False`).
+    pub bias: Option<&'a [f32]>,
+    /// Rows `N` of `x` and `y`.
+    pub n: usize,
+    /// Input features `D`.
+    pub d: usize,
+    /// Output features `F`.
+    pub f: usize,
+    /// The activation fused into the epilogue.
+    pub act: Activation,
 }
 
-/// `y = act(x·W + b)` on unpacked, row-major operands: `x` is `(n, d)`, `w` is `(d, f)`,
-/// `bias` has `f` entries, `y` is `(n, f)` and is overwritten.
+impl DenseProblem<'_> {
+    /// Checks every length of the problem and of its output `y`.
+    pub(crate) fn check(&self, y: &[f32]) -> Result<()> {
+        check_len("x", self.x.len(), self.n, self.d)?;
+        check_len("w", self.w.len(), self.d, self.f)?;
+        if let Some(b) = self.bias {
+            check_len("bias", b.len(), 1, self.f)?;
+        }
+        check_len("y", y.len(), self.n, self.f)
+    }
+
+    /// The raw form of the output columns `cols` of this problem for a driver of `lanes`
+    /// lanes, with `y` the output's element `(0, 0)` (row-major weights read in place:
+    /// `W[k, c0 + j]` at `w + c0 + j + k·f`, so `ldw = f`, `wv = lanes`, unpadded).
+    #[inline]
+    pub(crate) fn geometry(&self, lanes: usize, cols: Range<usize>, y: *mut f32) -> simd::Geometry {
+        let c0 = cols.start;
+        simd::Geometry {
+            n: self.n,
+            d: self.d,
+            f: cols.end - c0,
+            x: self.x.as_ptr(),
+            w: self.w.as_ptr().wrapping_add(c0),
+            ldw: self.f,
+            wv: lanes,
+            bias: self.bias.map_or(std::ptr::null(), |b| b.as_ptr().wrapping_add(c0)),
+            padded: false,
+            y: y.wrapping_add(c0),
+            relu: self.act == Activation::Relu,
+        }
+    }
+}
+
+/// `y = act(x·W + b)` for the problem `p` (unpacked, row-major operands: see
+/// [`DenseProblem`]); `y` is row-major `(n, f)` and is overwritten.
 ///
 /// The checked entry: returns [`Error::InvalidArgument`] on any length mismatch or if `isa`
 /// is not available on this CPU, and never panics. Allocates nothing. For repeated use of
 /// the same weights, [`PackedDense`] is faster.
 ///
 /// ```
-/// use nnjit::kernel::{dense, Isa, Activation};
+/// use nnjit::kernel::{dense, Activation, DenseProblem, Isa};
 /// let x = [1.0f32, 2.0, 3.0, 4.0];          // (N=2, D=2)
 /// let w = [1.0f32, -1.0, 2.0, 0.5];         // (D=2, F=2)
+/// let p = DenseProblem { x: &x, w: &w, bias: None, n: 2, d: 2, f: 2, act: Activation::Identity };
 /// let mut y = [0.0f32; 4];
 /// for isa in Isa::all_available() {
-///     dense(isa, &x, &w, None, &mut y, 2, 2, 2, Activation::Identity)?;
+///     dense(isa, &p, &mut y)?;
 ///     assert_eq!(y, [5.0, 0.0, 11.0, -1.0]);
 /// }
-/// assert!(dense(Isa::Scalar, &x, &w, None, &mut y[..3], 2, 2, 2, Activation::Identity).is_err());
+/// assert!(dense(Isa::Scalar, &p, &mut y[..3]).is_err());
 /// # Ok::<(), nnjit::Error>(())
 /// ```
-#[allow(clippy::too_many_arguments)]
-pub fn dense(
-    isa: Isa,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-    n: usize,
-    d: usize,
-    f: usize,
-    act: Activation,
-) -> Result<()> {
-    check_dense_args(x, w, bias, y, n, d, f)?;
-    let relu = act == Activation::Relu;
-    if n == 1 {
-        if let Some((k, rem)) = isa::small_kernels(isa, f, true) {
-            let b = bias.map_or(std::ptr::null(), |b| b.as_ptr());
+pub fn dense(isa: Isa, p: &DenseProblem<'_>, y: &mut [f32]) -> Result<()> {
+    p.check(y)?;
+    let k = isa::kernels(isa)?;
+    if p.n == 1 {
+        if let Some((small, rem)) = k.small(p.f, true) {
+            let b = p.bias.map_or(std::ptr::null(), |b| b.as_ptr());
+            let relu = p.act == Activation::Relu;
             // SAFETY: lengths checked: `w` is row-major (d, f), `bias` has f floats, `x` d and
-            // `y` f (a unique borrow); `k` is the one-tile kernel of `isa` (available) for f
-            // columns with `rem` lanes in the last vector.
-            unsafe { k[relu as usize](w.as_ptr(), b, x.as_ptr(), y.as_mut_ptr(), d, rem) };
+            // `y` f (a unique borrow); `small` is the one-tile kernel of `isa` (available) for
+            // f columns with `rem` lanes in the last vector.
+            unsafe { small[relu as usize](p.w.as_ptr(), b, p.x.as_ptr(), y.as_mut_ptr(), p.d, rem) };
             return Ok(());
         }
     }
-    let drive = isa::driver(isa)?;
-    let g = simd::Geometry {
-        n,
-        d,
-        f,
-        x: x.as_ptr(),
-        w: w.as_ptr(),
-        ldw: f,
-        wv: isa.lanes(),
-        bias: bias.map_or(std::ptr::null(), |b| b.as_ptr()),
-        padded: false,
-        y: y.as_mut_ptr(),
-        relu,
-    };
+    let g = p.geometry(k.lanes, 0..p.f, y.as_mut_ptr());
     // SAFETY: every length was checked against (n, d, f), so the row-major layout
     // (`ldw = f`, `wv = L`: W[k, j] at w + j + k·f) satisfies the Geometry invariants
     // unpadded; `y` is a unique borrow; `drive` belongs to `isa`, which is available.
-    unsafe { drive(&g) };
+    unsafe { (k.drive)(&g) };
     Ok(())
 }

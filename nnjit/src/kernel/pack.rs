@@ -10,10 +10,8 @@
 use std::fmt;
 use std::ops::Range;
 
-use super::isa::{self, Isa};
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-use super::simd::Simd;
-use super::simd::{DriveFn, DriveLdyFn, Geometry, SmallFn};
+use super::isa::{self, Isa, Kernels};
+use super::simd::{DriveFn, Geometry, SmallFn};
 use super::{check_len, Activation};
 use crate::error::{Error, Result};
 use crate::fallible::try_with_capacity;
@@ -86,10 +84,11 @@ pub struct PackedDense {
     bias: Option<AlignedBuf>,
     ldw: usize,
     wv: usize,
+    /// The kernels of `isa` (the strided driver and tile width of column ranges,
+    /// [`PackedDense::run_cols`]).
+    kernels: &'static Kernels,
+    /// `kernels.drive`, copied next to the other fields an apply reads.
     drive: DriveFn,
-    /// The same driver with an output row stride, for column ranges
-    /// ([`PackedDense::run_cols`]).
-    drive_ldy: DriveLdyFn,
     /// One-row kernels `[identity, relu]` when `F` fits one tile (possibly specific to `d`).
     small: Option<&'static [SmallFn; 2]>,
     /// Lanes of the last vector (for `small`).
@@ -123,9 +122,7 @@ impl PackedDense {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     pub fn new(isa: Isa, w: &[f32], bias: Option<&[f32]>, d: usize, f: usize) -> Result<Self> {
-        let drive = isa::driver(isa)?;
-        let drive_ldy = strided_driver(isa)
-            .ok_or_else(|| Error::invalid("", format!("the {isa} kernels are not available on this CPU")))?;
+        let kernels = isa::kernels(isa)?;
         check_len("w", w.len(), d, f)?;
         if let Some(b) = bias {
             check_len("bias", b.len(), 1, f)?;
@@ -162,11 +159,11 @@ impl PackedDense {
             }
             None => None,
         };
-        let (small, rem) = match isa::packed_small_kernels(isa, d, f) {
+        let (small, rem) = match kernels.packed_small(d, f) {
             Some((k, rem)) => (Some(k), rem),
             None => (None, l),
         };
-        Ok(PackedDense { isa, d, f, w: wbuf, bias, ldw, wv, drive, drive_ldy, small, rem })
+        Ok(PackedDense { isa, d, f, w: wbuf, bias, ldw, wv, kernels, drive: kernels.drive, small, rem })
     }
 
     /// Input features `D`.
@@ -239,6 +236,13 @@ impl PackedDense {
         Ok(())
     }
 
+    /// `Ok` iff `x` is `(n, D)` and `y` is `(n, F)`.
+    #[inline]
+    pub(crate) fn check_io(&self, x: &[f32], n: usize, y: &[f32]) -> Result<()> {
+        check_len("x", x.len(), n, self.d)?;
+        check_len("y", y.len(), n, self.f)
+    }
+
     /// The weights in packed order (panels, or row-major for the scalar path).
     #[inline]
     pub(crate) fn packed_w(&self) -> *const f32 {
@@ -288,7 +292,7 @@ impl PackedDense {
     /// AVX2; 32 or 16 on NEON); 16 (one cache line of `y`) on the scalar path, which has no
     /// tiles. Always a multiple of the panel width [`Isa::lanes`].
     pub(crate) fn col_tile(&self, n: usize) -> usize {
-        col_tile(self.isa, n)
+        (self.kernels.col_tile)(n)
     }
 
     /// Columns `cols = c0..c1` of `y = act(x·W + b)` for `n` rows, with rows of `y` `ldy`
@@ -329,46 +333,17 @@ impl PackedDense {
             y: y.wrapping_add(c0),
             relu,
         };
-        // SAFETY: `drive_ldy` belongs to `self.isa`, checked available in `new`. Since c0 is
+        // SAFETY: `kernels` are those of `self.isa`, checked available in `new`. Since c0 is
         // a multiple of L, the sub-problem's panels are whole panels of this layer: its
         // weights W[k, j] and bias[j] for j < round_up(c1 - c0, L) lie within this layer's
         // padded panels and bias (c0 + round_up(c1 - c0, L) <= round_up(F, L)), which is the
         // padded Geometry invariant. `x` and the strided `y` per the caller.
-        unsafe { (self.drive_ldy)(&g, ldy) }
+        unsafe { (self.kernels.drive_ldy)(&g, ldy) }
     }
 
     /// The raw packed weights (for tests and debugging).
     #[cfg(test)]
     pub(crate) fn packed_slice(&self) -> &[f32] {
         self.w.as_slice()
-    }
-}
-
-/// The strided driver ([`DriveLdyFn`]) of `isa`, the counterpart of `isa::driver`, or `None`
-/// where `isa` has no code on this architecture.
-pub(crate) fn strided_driver(isa: Isa) -> Option<DriveLdyFn> {
-    match isa {
-        Isa::Scalar => Some(super::reference::drive_scalar_ldy as DriveLdyFn),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Some(super::x86::drive256_ldy as DriveLdyFn),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Some(super::x86::drive512_ldy as DriveLdyFn),
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => Some(super::aarch64::drive_neon_ldy as DriveLdyFn),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
-}
-
-/// Columns of one register tile of `isa`'s driver for `n` rows (see [`PackedDense::col_tile`]).
-pub(crate) fn col_tile(isa: Isa, n: usize) -> usize {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => super::x86::Avx512::plan(n).0 * super::x86::Avx512::L,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => super::x86::Avx2::plan(n).0 * super::x86::Avx2::L,
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => super::aarch64::Neon::plan(n).0 * super::aarch64::Neon::L,
-        _ => 16 * isa.lanes(),
     }
 }

@@ -2,10 +2,11 @@
 //! that covers an output matrix with tiles, and the const-generic single-row kernel behind
 //! [`FixedDense`](super::FixedDense).
 //!
-//! Each instruction set (modules `x86`, `aarch64`) implements [`Simd`]
-//! with `#[inline(always)]` wrappers around its intrinsics and instantiates [`tile_body`] and
-//! [`fixed_body`] inside functions compiled with `#[target_feature]`, so that every intrinsic is
-//! inlined into code built for that instruction set.
+//! Each instruction set (a module of `kernel::isa`) implements [`Simd`] with
+//! `#[inline(always)]` wrappers around its intrinsics and instantiates [`tile_body`],
+//! [`small_body`] and [`fixed_body`] through [`trampolines!`], inside functions compiled with
+//! its `#[target_feature]`, so that every intrinsic is inlined into code built for that
+//! instruction set.
 //!
 //! # Arithmetic
 //! One SIMD lane holds one output column of one row: lane `c` of accumulator `(r, v)` is the
@@ -206,9 +207,9 @@ macro_rules! tile_table {
     ($tramp:ident, $mr:expr, $nv:expr, $ld:expr, $st:expr; $($m:literal x $n:literal),* $(,)?) => {
         match ($mr, $nv, $ld, $st) {
             $(
-                ($m, $n, false, false) => Some($tramp::<$m, $n, false, false> as TileFn),
-                ($m, $n, false, true) => Some($tramp::<$m, $n, false, true> as TileFn),
-                ($m, $n, true, true) => Some($tramp::<$m, $n, true, true> as TileFn),
+                ($m, $n, false, false) => Some($tramp::<$m, $n, false, false> as $crate::kernel::simd::TileFn),
+                ($m, $n, false, true) => Some($tramp::<$m, $n, false, true> as $crate::kernel::simd::TileFn),
+                ($m, $n, true, true) => Some($tramp::<$m, $n, true, true> as $crate::kernel::simd::TileFn),
             )*
             _ => None,
         }
@@ -556,15 +557,134 @@ pub(crate) fn small_index(f: usize, lanes: usize) -> (usize, usize) {
 /// `$tramp::<NV, ST, ROWMAJOR, RELU>` (see [`small_body`]) for one weight layout.
 macro_rules! small_table {
     ($name:ident, $tramp:ident, $rowmajor:literal; $($n:literal)*) => {
-        pub(crate) static $name: SmallTable = [
+        pub(crate) static $name: $crate::kernel::simd::SmallTable = [
             $(
-                [$tramp::<$n, false, $rowmajor, false> as SmallFn, $tramp::<$n, false, $rowmajor, true> as SmallFn],
-                [$tramp::<$n, true, $rowmajor, false> as SmallFn, $tramp::<$n, true, $rowmajor, true> as SmallFn],
+                [
+                    $tramp::<$n, false, $rowmajor, false> as $crate::kernel::simd::SmallFn,
+                    $tramp::<$n, false, $rowmajor, true> as $crate::kernel::simd::SmallFn,
+                ],
+                [
+                    $tramp::<$n, true, $rowmajor, false> as $crate::kernel::simd::SmallFn,
+                    $tramp::<$n, true, $rowmajor, true> as $crate::kernel::simd::SmallFn,
+                ],
             )*
         ];
     };
 }
 pub(crate) use small_table;
+
+/// The per-instruction-set code of the SIMD paths, written once: invoked in the module of an
+/// instruction set `$S` (a [`Simd`] type) with its `#[target_feature]` string, it defines the
+/// functions that instantiate this module's generic bodies inside code compiled for that
+/// instruction set, so that every `#[inline(always)]` intrinsic wrapper of `$S` is inlined:
+///
+/// - `tile::<MR, NV, LD, ST>`: the microkernel [`tile_body`] (for `$S`'s [`Simd::tile_fn`],
+///   through [`tile_table!`]),
+/// - `small::<NV, ST, ROWMAJOR, RELU>` and its [`SmallTable`]s `SMALL_PACKED` and
+///   `SMALL_ROWMAJOR`: the single-tile row kernels [`small_body`],
+/// - `fixed::<D, F>`: the single-row kernel [`fixed_body`] for a compile-time shape.
+///
+/// - `drive` and `drive_ldy`: [`drive`]`::<$S>` and [`drive_ldy`]`::<$S>` (no
+///   `#[target_feature]`: they call the tiles through [`Simd::tile_fn`]),
+/// - `simd_kernels(narrow)`: the instruction set's table of
+///   [`Kernels`](crate::kernel::isa::Kernels), with its narrow kernels `narrow`.
+macro_rules! trampolines {
+    ($S:ty, $feature:literal) => {
+        /// The whole-problem driver of this instruction set (a
+        /// [`DriveFn`](crate::kernel::simd::DriveFn)).
+        ///
+        /// # Safety
+        /// The instruction set available and `g` satisfies the
+        /// [`Geometry`](crate::kernel::simd::Geometry) invariants for its lanes.
+        unsafe fn drive(g: &$crate::kernel::simd::Geometry) {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::kernel::simd::drive::<$S>(g) }
+        }
+
+        /// [`drive`] with output rows `ldy` floats apart (a
+        /// [`DriveLdyFn`](crate::kernel::simd::DriveLdyFn)).
+        ///
+        /// # Safety
+        /// As `drive`, with the `y` invariant of a `DriveLdyFn` for `ldy`.
+        unsafe fn drive_ldy(g: &$crate::kernel::simd::Geometry, ldy: usize) {
+            // SAFETY: forwarded contract.
+            unsafe { $crate::kernel::simd::drive_ldy::<$S>(g, ldy) }
+        }
+
+        /// This instruction set's kernels, with the narrow kernels `narrow` (module `small`).
+        const fn simd_kernels(
+            narrow: &'static [$crate::kernel::small::NarrowTable],
+        ) -> $crate::kernel::isa::Kernels {
+            $crate::kernel::isa::Kernels {
+                lanes: <$S as $crate::kernel::simd::Simd>::L,
+                drive,
+                drive_ldy,
+                col_tile: $crate::kernel::simd::col_tile::<$S>,
+                small_packed: Some(&SMALL_PACKED),
+                small_rowmajor: Some(&SMALL_ROWMAJOR),
+                narrow,
+            }
+        }
+
+        /// The microkernel [`tile_body`](crate::kernel::simd::tile_body) of this instruction set.
+        ///
+        /// # Safety
+        /// The instruction set available and `t` as required by `tile_body`.
+        #[target_feature(enable = $feature)]
+        unsafe fn tile<const MR: usize, const NV: usize, const LD: bool, const ST: bool>(
+            t: &$crate::kernel::simd::Tile,
+        ) {
+            // SAFETY: forwarded contract; this function is compiled with the instruction set.
+            unsafe { $crate::kernel::simd::tile_body::<$S, MR, NV, LD, ST>(t) }
+        }
+
+        /// The single-tile row kernel [`small_body`](crate::kernel::simd::small_body) of this
+        /// instruction set (a [`SmallFn`](crate::kernel::simd::SmallFn)).
+        ///
+        /// # Safety
+        /// The instruction set available and the arguments as required by `small_body`.
+        #[target_feature(enable = $feature)]
+        unsafe fn small<const NV: usize, const ST: bool, const ROWMAJOR: bool, const RELU: bool>(
+            w: *const f32,
+            bias: *const f32,
+            x: *const f32,
+            y: *mut f32,
+            d: usize,
+            rem: usize,
+        ) {
+            // SAFETY: forwarded contract; compiled with the instruction set.
+            unsafe { $crate::kernel::simd::small_body::<$S, NV, ST, ROWMAJOR, RELU>(w, bias, x, y, d, rem) }
+        }
+
+        $crate::kernel::simd::small_table!(SMALL_PACKED, small, false; 1 2 3 4 5 6 7 8);
+        $crate::kernel::simd::small_table!(SMALL_ROWMAJOR, small, true; 1 2 3 4 5 6 7 8);
+
+        /// The single-row kernel [`fixed_body`](crate::kernel::simd::fixed_body) of this
+        /// instruction set for a `D → F` shape on its packed panels (a
+        /// [`FixedFn`](crate::kernel::simd::FixedFn)).
+        ///
+        /// # Safety
+        /// The instruction set available and the arguments as required by `fixed_body`.
+        #[target_feature(enable = $feature)]
+        pub(crate) unsafe fn fixed<const D: usize, const F: usize>(
+            w: *const f32,
+            bias: *const f32,
+            x: *const f32,
+            y: *mut f32,
+            relu: bool,
+        ) {
+            // SAFETY: forwarded contract; the tile table covers (1, 1..=8).
+            unsafe { $crate::kernel::simd::fixed_body::<$S, D, F, 8>(w, bias, x, y, relu) }
+        }
+    };
+}
+pub(crate) use trampolines;
+
+/// Columns of one register tile of the driver of `S` for `n` rows: `L` times the vectors of
+/// [`Simd::plan`]. A whole number of panels.
+pub(crate) fn col_tile<S: Simd>(n: usize) -> usize {
+    S::plan(n).0 * S::L
+}
 
 /// Body of a [`SmallFn`]: one tile of one row and `NV` vectors, `f = (NV-1)·L + rem` columns
 /// (`rem == L` unless `ST`). `ROWMAJOR`: `w` is row-major `(d, f)` and `bias` has `f` floats

@@ -6,7 +6,7 @@
 //! for `F <= 8`, otherwise the ISA's widest), the contraction fully unrolled by rustc/LLVM
 //! for small `D`, no masks (rows are zero-padded to whole vectors; only the last vector's
 //! store may be partial, with plain narrower stores), the bias add fused, and no run-time
-//! tests of bias or activation. It is chosen once, at bind time, by `isa::fixed_kernels`.
+//! tests of bias or activation. It is chosen once, at bind time, by `isa::fixed_kernels` (through the instruction set's `IsaCode::fixed`).
 //!
 //! # Compact layout
 //! Row `k` of `W` starts at `k·P` with `P = `[`row_stride`]`(F)` floats (columns `F..P`
@@ -25,7 +25,7 @@
 
 use std::ptr;
 
-use super::simd::{drive, tile_body, Geometry, Simd, Tile};
+use super::simd::{drive, tile_body, Geometry, Simd, SmallFn, Tile};
 
 /// Floats per row of the compact layout for `f` columns: 4 for `f <= 4` (one 128-bit
 /// vector), 8 for `f <= 8` (one 256-bit vector), otherwise `f` rounded up to 16 (whole
@@ -158,7 +158,7 @@ pub(crate) unsafe fn small_row_neon<const D: usize, const F: usize>(
     relu: bool,
 ) {
     let (i, rem) = super::simd::small_index(F, 4);
-    let k = super::aarch64::SMALL_NEON_PACKED[i][usize::from(relu)];
+    let k = super::isa::neon::SMALL_PACKED[i][usize::from(relu)];
     // SAFETY: the kernel of the table for F columns (`rem` lanes in the last vector) on NEON
     // panels of D × F, per the caller's contract.
     unsafe { k(w, bias, x, y, D, rem) }
@@ -205,3 +205,26 @@ pub(crate) unsafe fn narrow_body<S: Simd, const PL: usize, const F: usize, const
         }
     }
 }
+
+/// A table of narrow kernels: `[f - 1][min(d, NARROW_MAX_D + 1)] = [identity, relu]`, the
+/// last column for any `d` (run-time loop).
+pub(crate) type NarrowTable = [[SmallFn; 2]; NARROW_MAX_D + 2];
+
+/// Generates the `static $name: [NarrowTable; _]` of a narrow trampoline
+/// `$tramp::<F, DK, RELU>` (see [`narrow_body`]) for `F` in the list.
+macro_rules! narrow_table {
+    ($name:ident, $tramp:ident; $($f:literal)*) => {
+        pub(crate) static $name: [$crate::kernel::small::NarrowTable; [$($f),*].len()] =
+            [$($crate::kernel::small::narrow_table!(@row $tramp, $f)),*];
+    };
+    (@row $tramp:ident, $f:literal) => {
+        $crate::kernel::small::narrow_table!(@cols $tramp, $f; 0 1 2 3 4 5 6 7 8 { $crate::kernel::small::ANY_D })
+    };
+    (@cols $tramp:ident, $f:literal; $($d:tt)*) => {
+        [$([
+            $tramp::<$f, $d, false> as $crate::kernel::simd::SmallFn,
+            $tramp::<$f, $d, true> as $crate::kernel::simd::SmallFn,
+        ]),*]
+    };
+}
+pub(crate) use narrow_table;

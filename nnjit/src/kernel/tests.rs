@@ -77,9 +77,13 @@ impl Case {
         Case { n, d, f, x, w, b, act }
     }
 
+    fn problem(&self) -> DenseProblem<'_> {
+        DenseProblem { x: &self.x, w: &self.w, bias: self.b.as_deref(), n: self.n, d: self.d, f: self.f, act: self.act }
+    }
+
     fn reference(&self) -> Vec<f32> {
         let mut y = vec![f32::NAN; self.n * self.f];
-        dense_reference(&self.x, &self.w, self.b.as_deref(), &mut y, self.n, self.d, self.f, self.act).unwrap();
+        dense_reference(&self.problem(), &mut y).unwrap();
         y
     }
 
@@ -92,7 +96,7 @@ impl Case {
         let want = self.reference();
         for isa in Isa::all_available() {
             let mut y = vec![f32::NAN; self.n * self.f];
-            dense(isa, &self.x, &self.w, self.b.as_deref(), &mut y, self.n, self.d, self.f, self.act).unwrap();
+            dense(isa, &self.problem(), &mut y).unwrap();
             assert_same(&y, &want, &|| self.name(isa, "dense"));
 
             let p = PackedDense::new(isa, &self.w, self.b.as_deref(), self.d, self.f).unwrap();
@@ -156,12 +160,17 @@ fn known_answer() {
         assert_eq!(bits, want, "{what}");
     };
     let mut y = [0.0f32; 4];
-    dense_reference(&x, &w, Some(&bias), &mut y, 1, 3, 4, Activation::Identity).unwrap();
+    dense_reference(
+        &DenseProblem { x: &x, w: &w, bias: Some(&bias), n: 1, d: 3, f: 4, act: Activation::Identity },
+        &mut y,
+    )
+    .unwrap();
     check(&y, "reference");
     for isa in Isa::all_available() {
         for b in [None, Some(&bias[..])] {
             let mut y = [0.0f32; 4];
-            dense(isa, &x, &w, b, &mut y, 1, 3, 4, Activation::Identity).unwrap();
+            dense(isa, &DenseProblem { x: &x, w: &w, bias: b, n: 1, d: 3, f: 4, act: Activation::Identity }, &mut y)
+                .unwrap();
             check(&y, &format!("dense {isa}"));
             let p = PackedDense::new(isa, &w, b, 3, 4).unwrap();
             p.apply(&x, 1, &mut y, Activation::Identity).unwrap();
@@ -252,7 +261,8 @@ fn relu_and_signed_zero() {
     let b = [-0.0f32, f32::NAN, -1.0, 2.0, -f32::INFINITY, 1e-40];
     for isa in Isa::all_available() {
         let mut y = [1.0f32; 6];
-        dense(isa, &[], &[], Some(&b), &mut y, 1, 0, 6, Activation::Relu).unwrap();
+        dense(isa, &DenseProblem { x: &[], w: &[], bias: Some(&b), n: 1, d: 0, f: 6, act: Activation::Relu }, &mut y)
+            .unwrap();
         assert_eq!(y[0].to_bits(), 0.0f32.to_bits(), "{isa}"); // +0 + -0 = +0
         assert_eq!(y[1].to_bits(), f32::NAN.to_bits(), "{isa}");
         assert_eq!(&y[2..], &[0.0, 2.0, 0.0, 1e-40]);
@@ -261,7 +271,8 @@ fn relu_and_signed_zero() {
         let x = [-1.0e-30f32];
         let w = [1.0e-30f32; 3];
         let mut y = [1.0f32; 3];
-        dense(isa, &x, &w, None, &mut y, 1, 1, 3, Activation::Relu).unwrap();
+        dense(isa, &DenseProblem { x: &x, w: &w, bias: None, n: 1, d: 1, f: 3, act: Activation::Relu }, &mut y)
+            .unwrap();
         assert!(y.iter().all(|v| v.to_bits() == (-0.0f32).to_bits()), "{isa}: {y:?}");
         let p = PackedDense::new(isa, &w, None, 1, 3).unwrap();
         p.apply(&x, 1, &mut y, Activation::Relu).unwrap();
@@ -272,7 +283,8 @@ fn relu_and_signed_zero() {
         let x = [f32::INFINITY, 1.0];
         let w = [0.0f32, 1.0, 1.0, f32::NEG_INFINITY];
         let mut y = [0.0f32; 2];
-        dense(isa, &x, &w, None, &mut y, 1, 2, 2, Activation::Relu).unwrap();
+        dense(isa, &DenseProblem { x: &x, w: &w, bias: None, n: 1, d: 2, f: 2, act: Activation::Relu }, &mut y)
+            .unwrap();
         assert!(y[0].is_nan() && y[1].is_nan(), "{isa}: {y:?}");
     }
 }
@@ -289,7 +301,7 @@ fn degenerate_shapes() {
                 let c = Case { n, d: 0, f, x: vec![], w: vec![], b: None, act };
                 c.check();
                 let mut y = vec![f32::NAN; n * f];
-                dense(isa, &[], &[], None, &mut y, n, 0, f, act).unwrap();
+                dense(isa, &DenseProblem { x: &[], w: &[], bias: None, n, d: 0, f, act }, &mut y).unwrap();
                 assert!(y.iter().all(|v| v.to_bits() == 0), "{isa}");
             }
         }
@@ -298,7 +310,7 @@ fn degenerate_shapes() {
             let w = vec![1.0; d * f];
             let b = vec![1.0; f];
             let mut y = vec![];
-            dense(isa, &x, &w, Some(&b), &mut y, n, d, f, Activation::Relu).unwrap();
+            dense(isa, &DenseProblem { x: &x, w: &w, bias: Some(&b), n, d, f, act: Activation::Relu }, &mut y).unwrap();
             let p = PackedDense::new(isa, &w, Some(&b), d, f).unwrap();
             p.apply(&x, n, &mut y, Activation::Identity).unwrap();
         }
@@ -323,20 +335,36 @@ fn errors_never_panic() {
     let id = Activation::Identity;
     for isa in Isa::ALL {
         if !isa.is_available() {
-            assert!(dense(isa, &x, &w, None, &mut y, 2, 3, 2, id).is_err());
+            assert!(dense(isa, &DenseProblem { x: &x, w: &w, bias: None, n: 2, d: 3, f: 2, act: id }, &mut y).is_err());
             assert!(PackedDense::new(isa, &w, None, 3, 2).is_err());
             assert!(FixedDense::<3, 2>::new(isa, &w, None).is_err());
             continue;
         }
-        assert!(dense(isa, &x, &w, None, &mut y[..4], 2, 3, 2, id).is_ok());
-        assert!(dense(isa, &x[..5], &w, None, &mut y[..4], 2, 3, 2, id).is_err());
-        assert!(dense(isa, &x, &w[..5], None, &mut y[..4], 2, 3, 2, id).is_err());
-        assert!(dense(isa, &x, &w, Some(&b), &mut y[..4], 2, 3, 2, id).is_err());
-        assert!(dense(isa, &x, &w, None, &mut y, 2, 3, 2, id).is_err());
-        assert!(dense(isa, &x, &w, None, &mut y, usize::MAX, 3, 2, id).is_err());
-        assert!(dense(isa, &[], &[], None, &mut [], usize::MAX, 0, usize::MAX, id).is_err());
-        assert!(dense(isa, &[], &[], None, &mut [], 0, usize::MAX, usize::MAX, id).is_err());
-        let e = dense(isa, &x, &w, None, &mut y, 2, 3, 2, id).unwrap_err();
+        assert!(dense(isa, &DenseProblem { x: &x, w: &w, bias: None, n: 2, d: 3, f: 2, act: id }, &mut y[..4]).is_ok());
+        assert!(dense(isa, &DenseProblem { x: &x[..5], w: &w, bias: None, n: 2, d: 3, f: 2, act: id }, &mut y[..4])
+            .is_err());
+        assert!(dense(isa, &DenseProblem { x: &x, w: &w[..5], bias: None, n: 2, d: 3, f: 2, act: id }, &mut y[..4])
+            .is_err());
+        assert!(
+            dense(isa, &DenseProblem { x: &x, w: &w, bias: Some(&b), n: 2, d: 3, f: 2, act: id }, &mut y[..4]).is_err()
+        );
+        assert!(dense(isa, &DenseProblem { x: &x, w: &w, bias: None, n: 2, d: 3, f: 2, act: id }, &mut y).is_err());
+        assert!(
+            dense(isa, &DenseProblem { x: &x, w: &w, bias: None, n: usize::MAX, d: 3, f: 2, act: id }, &mut y).is_err()
+        );
+        assert!(dense(
+            isa,
+            &DenseProblem { x: &[], w: &[], bias: None, n: usize::MAX, d: 0, f: usize::MAX, act: id },
+            &mut []
+        )
+        .is_err());
+        assert!(dense(
+            isa,
+            &DenseProblem { x: &[], w: &[], bias: None, n: 0, d: usize::MAX, f: usize::MAX, act: id },
+            &mut []
+        )
+        .is_err());
+        let e = dense(isa, &DenseProblem { x: &x, w: &w, bias: None, n: 2, d: 3, f: 2, act: id }, &mut y).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
 
         assert!(PackedDense::new(isa, &w, None, 2, 2).is_err());
@@ -421,7 +449,7 @@ fn check_fixed_with<const D: usize, const F: usize>(specials: bool) {
         ] {
             let fx = FixedDense::<D, F>::new(isa, &w, bias).unwrap();
             let mut want = vec![0.0f32; 17 * F];
-            dense_reference(&xs, &w, bias, &mut want, 17, D, F, act).unwrap();
+            dense_reference(&DenseProblem { x: &xs, w: &w, bias, n: 17, d: D, f: F, act }, &mut want).unwrap();
             let ctx = |what: &str| format!("FixedDense<{D}, {F}> {what} on {isa}, bias={}, {act:?}", bias.is_some());
             for r in 0..17 {
                 let x: [f32; D] = std::array::from_fn(|k| xs[r * D + k]);
@@ -589,7 +617,7 @@ fn nan_outputs_are_canonical() {
     b[5] = nan(0xFFC0_0001);
     for act in ACTS {
         let mut want = vec![0.0f32; 3 * f];
-        dense_reference(&x, &w, Some(&b), &mut want, 3, d, f, act).unwrap();
+        dense_reference(&DenseProblem { x: &x, w: &w, bias: Some(&b), n: 3, d, f, act }, &mut want).unwrap();
         for (i, v) in want.iter().enumerate() {
             let (r, j) = (i / f, i % f);
             let expect_nan = match r {
@@ -605,7 +633,7 @@ fn nan_outputs_are_canonical() {
         for isa in Isa::all_available() {
             let ctx = || format!("{isa} {act:?}");
             let mut y = vec![1.0f32; 3 * f];
-            dense(isa, &x, &w, Some(&b), &mut y, 3, d, f, act).unwrap();
+            dense(isa, &DenseProblem { x: &x, w: &w, bias: Some(&b), n: 3, d, f, act }, &mut y).unwrap();
             assert_same(&y, &want, &ctx);
             let packed = PackedDense::new(isa, &w, Some(&b), d, f).unwrap();
             let mut y = vec![1.0f32; 3 * f];

@@ -605,7 +605,12 @@ impl Op {
                 let (d, f) = (ins[1].1[0], ins[1].1[1]);
                 let n = x.len().checked_div(d).unwrap_or_else(|| out_shape[..out_shape.len() - 1].iter().product());
                 let threads = kernel::parallel::num_threads();
-                kernel::parallel::dense_threads(kernel::best_isa(), x, w, b, y, n, d, f, *act, threads)?;
+                kernel::parallel::dense_threads(
+                    kernel::best_isa(),
+                    &kernel::DenseProblem { x, w, bias: b, n, d, f, act: *act },
+                    y,
+                    threads,
+                )?;
             }
             (Op::Softmax { axis, log }, DataMut::F32(y)) => {
                 let Data::F32(x) = ins[0].0 else { return Err(mismatch()) };

@@ -4,7 +4,7 @@
 //! rounding, so the chains are the same as on every other path. Tails (fewer than 4 columns)
 //! go through a small stack buffer: NEON has no masked loads or stores.
 //!
-//! Tile plans: one row → 8 vectors (32 columns, 8 chains); more rows → 6 rows × 4 vectors
+//! Tile plan: one row → 8 vectors (32 columns, 8 chains); more rows → 6 rows × 4 vectors
 //! (24 accumulators + 4 weight vectors + 1 broadcast = 29 of 32 registers).
 
 // The value-only NEON intrinsics are safe functions in current Rust, and NEON is a baseline
@@ -19,10 +19,9 @@ use core::arch::aarch64::{
     vst1q_f32,
 };
 
-use super::simd::{
-    drive, drive_ldy, fixed_body, small_body, small_table, tile_body, tile_table, Geometry, Simd, SmallFn, SmallTable,
-    Tile, TileFn,
-};
+use super::{FixedPlan, IsaCode, Kernels, UNROLL_MAX_D};
+use crate::kernel::simd::{tile_table, trampolines, Simd, TileFn};
+use crate::kernel::small::{packed_row, small_row_neon};
 
 /// NEON.
 pub(crate) struct Neon;
@@ -41,7 +40,7 @@ impl Simd for Neon {
     }
 
     fn tile_fn(mr: usize, nv: usize, ld: bool, st: bool) -> Option<TileFn> {
-        tile_table!(tile_neon, mr, nv, ld, st;
+        tile_table!(tile, mr, nv, ld, st;
             1 x 1, 2 x 1, 3 x 1, 4 x 1, 5 x 1, 6 x 1,
             1 x 2, 2 x 2, 3 x 2, 4 x 2, 5 x 2, 6 x 2,
             1 x 3, 2 x 3, 3 x 3, 4 x 3, 5 x 3, 6 x 3,
@@ -117,67 +116,18 @@ impl Simd for Neon {
     }
 }
 
-/// NEON microkernel trampoline.
-///
-/// # Safety
-/// NEON available and `t` as required by [`tile_body`].
-#[target_feature(enable = "neon")]
-unsafe fn tile_neon<const MR: usize, const NV: usize, const LD: bool, const ST: bool>(t: &Tile) {
-    // SAFETY: forwarded contract; this function is compiled with NEON.
-    unsafe { tile_body::<Neon, MR, NV, LD, ST>(t) }
-}
+trampolines!(Neon, "neon");
 
-/// NEON driver.
-///
-/// # Safety
-/// NEON available and `g` satisfies the [`Geometry`] invariants for 4 lanes.
-pub(crate) unsafe fn drive_neon(g: &Geometry) {
-    // SAFETY: forwarded contract.
-    unsafe { drive::<Neon>(g) }
-}
+impl IsaCode for Neon {
+    const KERNELS: &'static Kernels = &simd_kernels(&[]);
 
-/// NEON driver with output rows `ldy` floats apart (a [`DriveLdyFn`](super::simd::DriveLdyFn)).
-///
-/// # Safety
-/// NEON available and `g` satisfies the [`Geometry`] invariants for 4 lanes, with the `y`
-/// invariant of a `DriveLdyFn` for `ldy`.
-pub(crate) unsafe fn drive_neon_ldy(g: &Geometry, ldy: usize) {
-    // SAFETY: forwarded contract.
-    unsafe { drive_ldy::<Neon>(g, ldy) }
-}
-
-/// NEON single-tile row kernel trampoline.
-///
-/// # Safety
-/// The instruction set available and the arguments as required by [`small_body`].
-#[target_feature(enable = "neon")]
-unsafe fn small_tramp_neon<const NV: usize, const ST: bool, const ROWMAJOR: bool, const RELU: bool>(
-    w: *const f32,
-    bias: *const f32,
-    x: *const f32,
-    y: *mut f32,
-    d: usize,
-    rem: usize,
-) {
-    // SAFETY: forwarded contract; compiled with the instruction set.
-    unsafe { small_body::<Neon, NV, ST, ROWMAJOR, RELU>(w, bias, x, y, d, rem) }
-}
-
-small_table!(SMALL_NEON_PACKED, small_tramp_neon, false; 1 2 3 4 5 6 7 8);
-small_table!(SMALL_NEON_ROWMAJOR, small_tramp_neon, true; 1 2 3 4 5 6 7 8);
-
-/// NEON single-row kernel for a `D → F` shape.
-///
-/// # Safety
-/// NEON available and the arguments as required by [`fixed_body`] (4-lane panels).
-#[target_feature(enable = "neon")]
-pub(crate) unsafe fn fixed_neon<const D: usize, const F: usize>(
-    w: *const f32,
-    bias: *const f32,
-    x: *const f32,
-    y: *mut f32,
-    relu: bool,
-) {
-    // SAFETY: forwarded contract; the table covers (1, 1..=8).
-    unsafe { fixed_body::<Neon, D, F, 8>(w, bias, x, y, relu) }
+    fn fixed<const D: usize, const F: usize>(_bias: bool) -> FixedPlan {
+        if D <= UNROLL_MAX_D || F == 0 {
+            FixedPlan::packed(fixed::<D, F>)
+        } else if F <= 8 * Self::L {
+            FixedPlan::packed(small_row_neon::<D, F>)
+        } else {
+            FixedPlan::packed(packed_row::<Self, D, F>)
+        }
+    }
 }

@@ -1,10 +1,24 @@
-//! A persistent pool of worker threads for [`parallel`](super::parallel): started once, woken
+//! A persistent pool of worker threads for [`parallel`](super): started once, woken
 //! per call, so a split costs a wake-up (microseconds) instead of a thread start (~27 µs here).
 //!
 //! [`run`] hands out task indices `0..tasks` from one shared counter. The calling thread takes
 //! tasks too, so every call completes even if no worker is free (or none could be started),
 //! and a `run` nested inside a task cannot deadlock. `run` returns only after every task it
 //! handed out has finished, which is what lets tasks borrow from the caller's stack.
+//!
+//! Kept over a rayon pool because it is faster at every shape the threads bench
+//! (`bench/src/bin/threads.rs`) runs, on two threads. Measured on the 2-core AVX2 development
+//! VM (shared, load average ~6), `apply_threads(.., 2)` with this pool against the same splits
+//! run by rayon 1.12 — (a) a `rayon::ThreadPool` of one worker plus the caller
+//! (`in_place_scope`, the caller taking tasks as here), (b) a pool of two workers and
+//! `install(|| (0..tasks).into_par_iter().for_each(..))` — contenders interleaved, median of
+//! 21–61 rounds, five passes; the better rayon variant's time over ours (> 1: ours faster):
+//! `32×256×256` 1.31–1.92, `64×512×512` 1.03–1.42, `256×784×128` 1.06–1.28 (0.61 in one
+//! disturbed pass), `1×1024×1024` 1.14–1.38, `8×1024×1024` 1.07–1.30, and below the bench's
+//! shapes `12×256×256` 1.82–2.20, `1×512×512` 1.47–2.63; only `128×1024×1024` (8 ms a call,
+//! compute-bound) ties, 0.79–1.00 within the noise. Rayon's wake-up (a sleeping worker is
+//! woken through its sleep module; the caller of `install` blocks on a latch) costs tens of
+//! microseconds here, where this pool's spinning hand-over costs a few.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};

@@ -1,6 +1,6 @@
 //! How many threads the module applies may use: `nn::Dense`, the lifted types and
 //! [`JitDense`](crate::nn::JitDense)'s entries pass it to the output-splitting drivers of
-//! [`parallel`](super::parallel). The default is one (the calling thread): set
+//! [`parallel`](super). The default is one (the calling thread): set
 //! `NNJIT_NUM_THREADS` (read once, on first use) or call [`set_num_threads`] for more.
 //!
 //! One by default, unlike XLA on CPU, because a library should not put work on other cores
@@ -10,7 +10,7 @@
 //!
 //! Threads never change results: splits cut the outputs (rows, or column panels), never a
 //! contraction, so every output keeps its one FMA chain. Small problems stay on the calling
-//! thread whatever the setting (see [`choose_split`](super::parallel::choose_split)).
+//! thread whatever the setting (see [`choose_split`](super::choose_split)).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

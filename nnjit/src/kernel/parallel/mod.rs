@@ -2,7 +2,7 @@
 //!
 //! [`apply_threads`] cuts the output `y` into parts and computes each part on one thread:
 //! the calling thread or a worker of a small persistent pool (plain `std` threads, started
-//! once; no dependency). [`choose_split`] picks how:
+//! once; no dependency; module `pool`). [`choose_split`] picks how:
 //!
 //! * [`Split::Columns`]: ranges of output columns (all rows each). Each thread then reads
 //!   only its own part of `W`, the large operand, so two cores read it at about twice the
@@ -29,15 +29,19 @@
 //! [`choose_split`] keeps a problem on the calling thread unless every thread gets at least
 //! [`MIN_MACS_PER_THREAD`] multiply-adds, and at least [`ROW_BLOCK`] rows or [`COL_BLOCK`]
 //! columns.
+//!
+//! All of the threading of the kernels lives here: the splits (this file), the worker pool
+//! (module `pool`) and the thread-count setting ([`num_threads`], module `settings`).
+
+mod pool;
+mod settings;
 
 use std::sync::{Mutex, PoisonError};
 
-use super::pack::{col_tile, strided_driver};
-use super::simd::Geometry;
-use super::{check_dense_args, check_len, dense, isa, pool, Activation, Isa, PackedDense};
-use crate::error::{Error, Result};
+use super::{dense, isa, Activation, DenseProblem, Isa, PackedDense};
+use crate::error::Result;
 
-pub use super::threads::{num_threads, set_num_threads};
+pub use settings::{num_threads, set_num_threads};
 
 /// Multiply-adds (`n·d·f` divided by the thread count) below which one more thread does
 /// not pay for its wake-up: smaller problems stay on fewer threads (down to the caller alone).
@@ -194,7 +198,7 @@ pub fn threads_used(n: usize, d: usize, f: usize, threads: usize) -> usize {
 /// cannot start a thread, the calling thread computes its parts.
 ///
 /// Allocates nothing but a few words per part (and, on first use, the pool's threads).
-/// Errors ([`Error::InvalidArgument`]) only on length
+/// Errors ([`Error::InvalidArgument`](crate::Error::InvalidArgument)) only on length
 /// mismatches; never panics.
 ///
 /// ```
@@ -233,55 +237,42 @@ pub fn apply_threads(
 ) -> Result<()> {
     match choose_split(n, layer.d(), layer.f(), threads) {
         Split::Serial => layer.apply(x, n, y, act),
-        Split::Rows(t) => apply_split(layer, x, n, y, act, t),
-        Split::Columns(t) => apply_cols(layer, x, n, y, act, t),
+        split => apply_split(layer, x, n, y, act, split),
     }
 }
 
-/// [`apply_threads`] split by rows on exactly `t` threads (fewer if `n` has fewer rows),
-/// whatever the size of the problem (see [`split_rows`]).
+/// [`apply_threads`] with the split given, whatever the size of the problem (tests force
+/// each kind): by rows on exactly `t` threads (fewer if `n` has fewer rows, see
+/// [`split_rows`]), or by columns on exactly `t` threads (fewer if `f` has fewer panels, see
+/// [`split_cols`]).
 pub(crate) fn apply_split(
     layer: &PackedDense,
     x: &[f32],
     n: usize,
     y: &mut [f32],
     act: Activation,
-    t: usize,
+    split: Split,
 ) -> Result<()> {
+    layer.check_io(x, n, y)?;
     let (d, f) = (layer.d(), layer.f());
-    check_len("x", x.len(), n, d)?;
-    check_len("y", y.len(), n, f)?;
-    split_rows(x, n, d, y, f, t, &|xb, rows, yb| layer.apply(xb, rows, yb, act))
-}
-
-/// [`apply_threads`] split by columns on exactly `t` threads (fewer if `f` has fewer
-/// panels), whatever the size of the problem (see [`split_cols`]).
-pub(crate) fn apply_cols(
-    layer: &PackedDense,
-    x: &[f32],
-    n: usize,
-    y: &mut [f32],
-    act: Activation,
-    t: usize,
-) -> Result<()> {
-    let (d, f) = (layer.d(), layer.f());
-    check_len("x", x.len(), n, d)?;
-    check_len("y", y.len(), n, f)?;
-    if n == 0 || d == 0 {
-        return layer.apply(x, n, y, act);
+    match split {
+        Split::Rows(t) => split_rows(x, n, d, y, f, t, &|xb, rows, yb| layer.apply(xb, rows, yb, act)),
+        Split::Columns(t) if n > 0 && d > 0 => {
+            let relu = act == Activation::Relu;
+            let out = OutPtr(y.as_mut_ptr());
+            split_cols(f, layer.isa().lanes(), layer.col_tile(n), t, &|c0, c1| {
+                // SAFETY: `c0` is a multiple of L (a panel boundary) and c0 < c1 <= f
+                // (`split_cols`); `x` has n·d floats and `y` n·f (checked above), so
+                // y[r·f + j] is in bounds for r < n, j < f. The ranges are disjoint and each
+                // runs once, so no two threads write the same float, and `run_cols` writes only
+                // its columns; `y` is a unique borrow not otherwise used until `split_cols`
+                // returns, after every range.
+                unsafe { layer.run_cols(x.as_ptr(), n, out.get(), f, c0..c1, relu) };
+            });
+            Ok(())
+        }
+        _ => layer.apply(x, n, y, act),
     }
-    let relu = act == Activation::Relu;
-    let out = OutPtr(y.as_mut_ptr());
-    let l = layer.isa().lanes();
-    split_cols(f, l, layer.col_tile(n), t, &|c0, c1| {
-        // SAFETY: `c0` is a multiple of L (a panel boundary) and c0 < c1 <= f (`split_cols`);
-        // `x` has n·d floats and `y` n·f (checked above), so y[r·f + j] is in bounds for
-        // r < n, j < f. The ranges are disjoint and each runs once, so no two threads write
-        // the same float, and `run_cols` writes only its columns; `y` is a unique borrow not
-        // otherwise used until `split_cols` returns, after every range.
-        unsafe { layer.run_cols(x.as_ptr(), n, out.get(), f, c0..c1, relu) };
-    });
-    Ok(())
 }
 
 /// [`dense`] (row-major weights, read in place) on up to `threads` threads,
@@ -292,84 +283,47 @@ pub(crate) fn apply_cols(
 ///
 /// ```
 /// use nnjit::kernel::parallel::dense_threads;
-/// use nnjit::kernel::{best_isa, dense, Activation};
+/// use nnjit::kernel::{best_isa, dense, Activation, DenseProblem};
 /// let (n, d, f) = (1, 1024, 1000); // one row of a wide layer: split by columns
 /// let w: Vec<f32> = (0..d * f).map(|i| (i % 11) as f32 - 5.0).collect();
 /// let x: Vec<f32> = (0..d).map(|i| (i % 3) as f32 * 0.5).collect();
 /// let b = vec![0.25f32; f];
+/// let p = DenseProblem { x: &x, w: &w, bias: Some(&b), n, d, f, act: Activation::Relu };
 /// let (mut y1, mut y2) = (vec![0.0f32; f], vec![0.0f32; f]);
-/// dense(best_isa(), &x, &w, Some(&b), &mut y1, n, d, f, Activation::Relu)?;
-/// dense_threads(best_isa(), &x, &w, Some(&b), &mut y2, n, d, f, Activation::Relu, 2)?;
+/// dense(best_isa(), &p, &mut y1)?;
+/// dense_threads(best_isa(), &p, &mut y2, 2)?;
 /// assert_eq!(y1, y2);
 /// # Ok::<(), nnjit::Error>(())
 /// ```
-#[allow(clippy::too_many_arguments)]
 #[inline]
-pub fn dense_threads(
-    isa: Isa,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-    n: usize,
-    d: usize,
-    f: usize,
-    act: Activation,
-    threads: usize,
-) -> Result<()> {
-    match choose_split(n, d, f, threads) {
-        Split::Serial => dense(isa, x, w, bias, y, n, d, f, act),
-        split => dense_split(isa, x, w, bias, y, n, d, f, act, split),
+pub fn dense_threads(isa: Isa, p: &DenseProblem<'_>, y: &mut [f32], threads: usize) -> Result<()> {
+    match choose_split(p.n, p.d, p.f, threads) {
+        Split::Serial => dense(isa, p, y),
+        split => dense_split(isa, p, y, split),
     }
 }
 
 /// [`dense_threads`] with the split given (tests force each kind).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn dense_split(
-    isa: Isa,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    y: &mut [f32],
-    n: usize,
-    d: usize,
-    f: usize,
-    act: Activation,
-    split: Split,
-) -> Result<()> {
+pub(crate) fn dense_split(isa: Isa, p: &DenseProblem<'_>, y: &mut [f32], split: Split) -> Result<()> {
     if split == Split::Serial {
-        return dense(isa, x, w, bias, y, n, d, f, act);
+        return dense(isa, p, y);
     }
-    check_dense_args(x, w, bias, y, n, d, f)?;
-    isa::driver(isa)?; // available
+    p.check(y)?;
+    let kernels = isa::kernels(isa)?;
+    let (n, d, f) = (p.n, p.d, p.f);
     match split {
-        Split::Rows(t) => split_rows(x, n, d, y, f, t, &|xb, rows, yb| dense(isa, xb, w, bias, yb, rows, d, f, act)),
+        Split::Rows(t) => split_rows(p.x, n, d, y, f, t, &|x, n, yb| dense(isa, &DenseProblem { x, n, ..*p }, yb)),
         _ => {
-            let drive = strided_driver(isa).ok_or_else(|| Error::invalid("", format!("no {isa} kernels here")))?;
-            let relu = act == Activation::Relu;
             let out = OutPtr(y.as_mut_ptr());
-            split_cols(f, isa.lanes(), col_tile(isa, n), split.threads(), &|c0, c1| {
-                let g = Geometry {
-                    n,
-                    d,
-                    f: c1 - c0,
-                    x: x.as_ptr(),
-                    // Row-major: W[k, c0 + j] at w + c0 + j + k·f.
-                    w: w.as_ptr().wrapping_add(c0),
-                    ldw: f,
-                    wv: isa.lanes(),
-                    bias: bias.map_or(std::ptr::null(), |b| b.as_ptr().wrapping_add(c0)),
-                    padded: false,
-                    y: out.get().wrapping_add(c0),
-                    relu,
-                };
+            split_cols(f, kernels.lanes, (kernels.col_tile)(n), split.threads(), &|c0, c1| {
+                let g = p.geometry(kernels.lanes, c0..c1, out.get());
                 // SAFETY: lengths checked against (n, d, f) and c0 < c1 <= f, so the
                 // sub-problem's unpadded row-major weights (`ldw = f`, `wv = L`), bias and
                 // input are in bounds, and y[r·f + c0 + j] for r < n, j < c1 - c0 lies in `y`.
                 // The column ranges are disjoint and each runs once, so no two threads write
                 // the same float; `y` is a unique borrow not otherwise used until `split_cols`
-                // returns. `drive` is the strided driver of `isa`, which is available.
-                unsafe { drive(&g, f) };
+                // returns. `drive_ldy` is the strided driver of `isa`, which is available.
+                unsafe { (kernels.drive_ldy)(&g, f) };
             });
             Ok(())
         }
@@ -492,7 +446,7 @@ impl OutPtr {
     }
 }
 
-// SAFETY: an `OutPtr` is only dereferenced by the tasks of `apply_cols`, each writing its own
+// SAFETY: an `OutPtr` is only dereferenced by the tasks of a column split, each writing its own
 // column range (disjoint floats), while the unique borrow it came from is not used.
 unsafe impl Sync for OutPtr {}
 
@@ -555,7 +509,7 @@ mod tests {
             for (bias, act) in [(true, Activation::Identity), (true, Activation::Relu), (false, Activation::Identity)] {
                 let b = bias.then_some(&b[..]);
                 let mut want = vec![0.0f32; n * f];
-                dense_reference(&x, &w, b, &mut want, n, d, f, act).unwrap();
+                dense_reference(&DenseProblem { x: &x, w: &w, bias: b, n, d, f, act }, &mut want).unwrap();
                 for isa in Isa::all_available() {
                     let layer = PackedDense::new(isa, &w, b, d, f).unwrap();
                     let mut one = vec![f32::NAN; n * f];
@@ -564,7 +518,7 @@ mod tests {
                     let ts = [1, 2, 3, 7, n, n + 5];
                     for t in ts {
                         let mut y = vec![f32::NAN; n * f];
-                        apply_split(&layer, &x, n, &mut y, act, t).unwrap();
+                        apply_split(&layer, &x, n, &mut y, act, Split::Rows(t)).unwrap();
                         assert_eq!(bits(&y), bits(&want), "{isa} {n}x{d}x{f} split into {t}");
                     }
                     assert_threads_exact(&layer, &x, n, act, &want, &ts);
@@ -586,7 +540,8 @@ mod tests {
         assert_eq!(choose_split(48, 512, 64, 2), Split::Rows(2)); // 64 columns: one COL_BLOCK
         let (x, w, b) = (data(n * d, 11), data(d * f, 12), data(f, 13));
         let mut want = vec![0.0f32; n * f];
-        dense_reference(&x, &w, Some(&b), &mut want, n, d, f, Activation::Relu).unwrap();
+        dense_reference(&DenseProblem { x: &x, w: &w, bias: Some(&b), n, d, f, act: Activation::Relu }, &mut want)
+            .unwrap();
         for isa in Isa::all_available() {
             let layer = PackedDense::new(isa, &w, Some(&b), d, f).unwrap();
             assert_threads_exact(&layer, &x, n, Activation::Relu, &want, &[1, 2, 3, 7]);
@@ -598,15 +553,15 @@ mod tests {
         // n = 0, d = 0 (y = bias), f = 0: nothing to split, nothing panics.
         let layer = PackedDense::new(Isa::Scalar, &[], Some(&[1.5, -2.0]), 0, 2).unwrap();
         let mut y = vec![0.0f32; 20];
-        apply_split(&layer, &[], 10, &mut y, Activation::Relu, 3).unwrap();
+        apply_split(&layer, &[], 10, &mut y, Activation::Relu, Split::Rows(3)).unwrap();
         assert!(y.chunks(2).all(|r| r == [1.5, 0.0]));
         let layer = PackedDense::new(Isa::Scalar, &[], None, 3, 0).unwrap();
-        apply_split(&layer, &[0.0; 30], 10, &mut [], Activation::Identity, 3).unwrap();
+        apply_split(&layer, &[0.0; 30], 10, &mut [], Activation::Identity, Split::Rows(3)).unwrap();
         let layer = PackedDense::new(Isa::Scalar, &[1.0; 6], None, 3, 2).unwrap();
-        apply_split(&layer, &[], 0, &mut [], Activation::Identity, 3).unwrap();
+        apply_split(&layer, &[], 0, &mut [], Activation::Identity, Split::Rows(3)).unwrap();
         // Length errors, before any thread starts.
-        assert!(apply_split(&layer, &[0.0; 8], 3, &mut [0.0; 6], Activation::Identity, 2).is_err());
-        assert!(apply_split(&layer, &[0.0; 9], 3, &mut [0.0; 5], Activation::Identity, 2).is_err());
+        assert!(apply_split(&layer, &[0.0; 8], 3, &mut [0.0; 6], Activation::Identity, Split::Rows(2)).is_err());
+        assert!(apply_split(&layer, &[0.0; 9], 3, &mut [0.0; 5], Activation::Identity, Split::Rows(2)).is_err());
         assert!(apply_threads(&layer, &[0.0; 9], usize::MAX, &mut [0.0; 5], Activation::Identity, 2).is_err());
         // The thread count.
         assert_eq!(threads_used(usize::MAX, usize::MAX, usize::MAX, 5), 5);
@@ -644,7 +599,7 @@ mod tests {
             .collect()
     }
 
-    /// Forced column splits (`apply_cols`) of every row count 1..=11 and of column counts
+    /// Forced column splits (`apply_split`) of every row count 1..=11 and of column counts
     /// below one panel, below two panels, not a multiple of any lane count, and wide enough
     /// for tile-rounded boundaries; with specials, on every path: the reference's bits.
     #[test]
@@ -672,7 +627,7 @@ mod tests {
 
     const ACTS: [Activation; 2] = [Activation::Identity, Activation::Relu];
 
-    /// `apply_cols` on `ts` threads for every available path against the reference.
+    /// `apply_split` by columns on `ts` threads for every available path against the reference.
     #[allow(clippy::too_many_arguments)]
     fn check_cols(
         x: &[f32],
@@ -685,12 +640,12 @@ mod tests {
         ts: &[usize],
     ) {
         let mut want = vec![0.0f32; n * f];
-        dense_reference(x, w, b, &mut want, n, d, f, act).unwrap();
+        dense_reference(&DenseProblem { x, w, bias: b, n, d, f, act }, &mut want).unwrap();
         for isa in Isa::all_available() {
             let layer = PackedDense::new(isa, w, b, d, f).unwrap();
             for &t in ts {
                 let mut y = vec![-3.0f32; n * f];
-                apply_cols(&layer, x, n, &mut y, act, t).unwrap();
+                apply_split(&layer, x, n, &mut y, act, Split::Columns(t)).unwrap();
                 assert_eq!(
                     bits(&y),
                     bits(&want),
@@ -700,7 +655,7 @@ mod tests {
                 // The unpacked weights (what `nn::Dense` runs), split either way.
                 for split in [Split::Columns(t), Split::Rows(t)] {
                     let mut y = vec![-3.0f32; n * f];
-                    dense_split(isa, x, w, b, &mut y, n, d, f, act, split).unwrap();
+                    dense_split(isa, &DenseProblem { x, w, bias: b, n, d, f, act }, &mut y, split).unwrap();
                     assert_eq!(
                         bits(&y),
                         bits(&want),
@@ -734,33 +689,44 @@ mod tests {
             let s = 3000 + 3 * i as u32;
             let (x, w, b) = (data_specials(n * d, s), data(d * f, s + 1), data(f, s + 2));
             let mut want = vec![0.0f32; n * f];
-            dense_reference(&x, &w, Some(&b), &mut want, n, d, f, Activation::Relu).unwrap();
+            dense_reference(&DenseProblem { x: &x, w: &w, bias: Some(&b), n, d, f, act: Activation::Relu }, &mut want)
+                .unwrap();
             for isa in Isa::all_available() {
                 for t in [2, 3] {
                     let mut y = vec![-3.0f32; n * f];
-                    dense_split(isa, &x, &w, Some(&b), &mut y, n, d, f, Activation::Relu, Split::Columns(t)).unwrap();
+                    dense_split(
+                        isa,
+                        &DenseProblem { x: &x, w: &w, bias: Some(&b), n, d, f, act: Activation::Relu },
+                        &mut y,
+                        Split::Columns(t),
+                    )
+                    .unwrap();
                     assert_eq!(bits(&y), bits(&want), "{isa} {n}x{d}x{f}: unpacked columns split into {t}");
                 }
                 let mut y = vec![-3.0f32; n * f];
-                dense_threads(isa, &x, &w, Some(&b), &mut y, n, d, f, Activation::Relu, 2).unwrap();
+                dense_threads(
+                    isa,
+                    &DenseProblem { x: &x, w: &w, bias: Some(&b), n, d, f, act: Activation::Relu },
+                    &mut y,
+                    2,
+                )
+                .unwrap();
                 assert_eq!(bits(&y), bits(&want), "{isa} {n}x{d}x{f}: dense_threads");
             }
         }
         // Errors, not panics.
         let mut y = vec![0.0f32; 4];
-        assert!(
-            dense_threads(Isa::Scalar, &[1.0; 3], &[1.0; 11], None, &mut y, 1, 3, 4, Activation::Identity, 2).is_err()
-        );
+        assert!(dense_threads(
+            Isa::Scalar,
+            &DenseProblem { x: &[1.0; 3], w: &[1.0; 11], bias: None, n: 1, d: 3, f: 4, act: Activation::Identity },
+            &mut y,
+            2
+        )
+        .is_err());
         assert!(dense_split(
             Isa::Scalar,
-            &[1.0; 3],
-            &[1.0; 12],
-            None,
+            &DenseProblem { x: &[1.0; 3], w: &[1.0; 12], bias: None, n: 1, d: 3, f: 4, act: Activation::Identity },
             &mut y[..3],
-            1,
-            3,
-            4,
-            Activation::Identity,
             Split::Columns(2)
         )
         .is_err());
@@ -776,7 +742,7 @@ mod tests {
             for (bias, act) in [(true, Activation::Relu), (false, Activation::Identity)] {
                 let b = bias.then_some(&b[..]);
                 let mut want = vec![0.0f32; n * f];
-                dense_reference(&x, &w, b, &mut want, n, d, f, act).unwrap();
+                dense_reference(&DenseProblem { x: &x, w: &w, bias: b, n, d, f, act }, &mut want).unwrap();
                 for isa in Isa::all_available() {
                     let layer = PackedDense::new(isa, &w, b, d, f).unwrap();
                     assert_threads_exact(&layer, &x, n, act, &want, &[1, 2, 3, 7]);
@@ -794,7 +760,8 @@ mod tests {
         for n in [1, 2, 7] {
             let x = data(n * d, 33 + n as u32);
             let mut want = vec![0.0f32; n * f];
-            dense_reference(&x, &w, Some(&b), &mut want, n, d, f, Activation::Relu).unwrap();
+            dense_reference(&DenseProblem { x: &x, w: &w, bias: Some(&b), n, d, f, act: Activation::Relu }, &mut want)
+                .unwrap();
             for isa in Isa::all_available() {
                 let l = isa.lanes();
                 let layer = PackedDense::new(isa, &w, Some(&b), d, f).unwrap();
@@ -828,16 +795,28 @@ mod tests {
         for isa in Isa::all_available() {
             let layer = PackedDense::new(isa, &[], Some(&vec![-1.5; 300]), 0, 300).unwrap();
             let mut y = vec![0.0f32; 600];
-            apply_cols(&layer, &[], 2, &mut y, Activation::Identity, 3).unwrap();
+            apply_split(&layer, &[], 2, &mut y, Activation::Identity, Split::Columns(3)).unwrap();
             assert!(y.iter().all(|&v| v == -1.5));
             let layer = PackedDense::new(isa, &[], None, 3, 0).unwrap();
-            apply_cols(&layer, &[0.0; 30], 10, &mut [], Activation::Identity, 3).unwrap();
+            apply_split(&layer, &[0.0; 30], 10, &mut [], Activation::Identity, Split::Columns(3)).unwrap();
             let layer = PackedDense::new(isa, &[1.0; 600], None, 3, 200).unwrap();
-            apply_cols(&layer, &[], 0, &mut [], Activation::Identity, 3).unwrap();
+            apply_split(&layer, &[], 0, &mut [], Activation::Identity, Split::Columns(3)).unwrap();
             // Length errors, before any thread starts.
-            assert!(apply_cols(&layer, &[0.0; 5], 2, &mut [0.0; 400], Activation::Identity, 2).is_err());
-            assert!(apply_cols(&layer, &[0.0; 6], 2, &mut [0.0; 399], Activation::Identity, 2).is_err());
-            assert!(apply_cols(&layer, &[0.0; 6], usize::MAX, &mut [0.0; 400], Activation::Identity, 2).is_err());
+            assert!(
+                apply_split(&layer, &[0.0; 5], 2, &mut [0.0; 400], Activation::Identity, Split::Columns(2)).is_err()
+            );
+            assert!(
+                apply_split(&layer, &[0.0; 6], 2, &mut [0.0; 399], Activation::Identity, Split::Columns(2)).is_err()
+            );
+            assert!(apply_split(
+                &layer,
+                &[0.0; 6],
+                usize::MAX,
+                &mut [0.0; 400],
+                Activation::Identity,
+                Split::Columns(2)
+            )
+            .is_err());
             // The register tile is a whole number of panels.
             for n in [1, 2, 3, 6, 100] {
                 assert_eq!(layer.col_tile(n) % isa.lanes(), 0, "{isa}");
