@@ -530,7 +530,7 @@ fn main() {
                 println!("|---|---|{}---|---|", "---|".repeat(names.len()));
             }
             let model = case.model();
-            let mut line = format!("| {model}, {n} | {:.0} |", t[0]);
+            let mut line = format!("| {model}, {n} | {} |", group(t[0]));
             for ((c, &ns), &err) in cs.iter().zip(&t).zip(&errs) {
                 if c.name != "floor" {
                     let _ = write!(line, " {} ({:.2}×) |", group(ns), ns / t[0]);
@@ -628,7 +628,8 @@ fn svg(rows: &[Row]) -> String {
     let colors: Vec<&str> = names
         .iter()
         .map(|&(_, exact)| {
-            let (palette, i): (&[&str], &mut usize) = if exact { (&OURS[..], &mut ours) } else { (&PEERS[..], &mut peers) };
+            let (palette, i): (&[&str], &mut usize) =
+                if exact { (&OURS[..], &mut ours) } else { (&PEERS[..], &mut peers) };
             *i += 1;
             palette[(*i - 1) % palette.len()]
         })
@@ -673,7 +674,8 @@ fn svg(rows: &[Row]) -> String {
             y + 4.0
         );
     }
-    let _ = writeln!(s, r##"<text x="{:.0}" y="{:.1}" fill="#d62728">floor</text>"##, plot_right + 6.0, y_of(1.0) + 4.0);
+    let _ =
+        writeln!(s, r##"<text x="{:.0}" y="{:.1}" fill="#d62728">floor</text>"##, plot_right + 6.0, y_of(1.0) + 4.0);
     for (gi, &(model, n)) in groups.iter().enumerate() {
         let gx = left + gi as f64 * group_w + 8.0;
         for (ni, &(name, _)) in names.iter().enumerate() {
