@@ -494,11 +494,11 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (sample, rounds) = if quick { (Duration::from_millis(20), 5) } else { (Duration::from_millis(60), 15) };
     let mut rows: Vec<Row> = Vec::new();
-    let mut header = false;
     for (d, widths) in [(32usize, vec![64usize, 64, 10]), (784, vec![512, 512, 10])] {
         for n in [1usize, 8, 64, 256] {
             let case = Case::new(d, &widths, n);
             let mut cs: Vec<Contender> = CONTENDERS.iter().filter_map(|make| make(&case)).collect();
+            assert_eq!(cs[0].name, "floor", "ratios are taken to the first contender");
             // Check every output before timing.
             let mut errs = Vec::with_capacity(cs.len());
             for c in &mut cs {
@@ -520,34 +520,13 @@ fn main() {
             let t = interleaved_medians(&mut refs, sample, rounds);
             drop(refs);
             drop(runs);
-            if !header {
-                header = true;
-                let names: Vec<&str> = cs.iter().skip(1).map(|c| c.name).collect();
-                println!(
-                    "| model, batch | floor (packed kernels) | {} | best peer | lifted apply ÷ best peer |",
-                    names.join(" | ")
-                );
-                println!("|---|---|{}---|---|", "---|".repeat(names.len()));
-            }
-            let model = case.model();
-            let mut line = format!("| {model}, {n} | {} |", group(t[0]));
             for ((c, &ns), &err) in cs.iter().zip(&t).zip(&errs) {
-                if c.name != "floor" {
-                    let _ = write!(line, " {} ({:.2}×) |", group(ns), ns / t[0]);
-                }
-                rows.push(Row { model: model.clone(), n, name: c.name, exact: c.exact, ns, ratio: ns / t[0], err });
+                rows.push(Row { model: case.model(), n, name: c.name, exact: c.exact, ns, ratio: ns / t[0], err });
             }
-            let peer = cs.iter().zip(&t).filter(|(c, _)| !c.exact).min_by(|a, b| a.1.total_cmp(b.1));
-            let lifted = cs.iter().zip(&t).find(|(c, _)| c.name == "lifted apply").map_or(f64::NAN, |(_, &ns)| ns);
-            match peer {
-                Some((p, &ns)) => {
-                    let _ = write!(line, " {} {} | {:.2}× |", p.name, group(ns), lifted / ns);
-                }
-                None => line.push_str(" – | – |"),
-            }
-            println!("{line}");
+            eprintln!("timed {}, batch {n}", case.model());
         }
     }
+    table(&rows);
     let mut csv = String::from("model,batch,entry,ns,ratio_to_floor,max_rel_diff\n");
     for r in &rows {
         let _ = writeln!(csv, "{},{},{},{:.1},{:.3},{:.1e}", r.model, r.n, r.name, r.ns, r.ratio, r.err);
@@ -589,6 +568,48 @@ fn main() {
             Ok(()) => println!("wrote {}", path.display()),
             Err(e) => eprintln!("could not write {}: {e}", path.display()),
         }
+    }
+}
+
+/// The Markdown table: per model and batch the floor's ns, then every other entry's ns and
+/// ratio to the floor (`–` where an entry does not run), the fastest peer and the lifted
+/// `apply`'s time relative to it.
+fn table(rows: &[Row]) {
+    let mut names: Vec<&str> = Vec::new();
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for r in rows {
+        if r.name != "floor" && !names.contains(&r.name) {
+            names.push(r.name);
+        }
+        if !groups.contains(&(r.model.as_str(), r.n)) {
+            groups.push((&r.model, r.n));
+        }
+    }
+    println!(
+        "| model, batch | floor (packed kernels) | {} | best peer | lifted apply ÷ best peer |",
+        names.join(" | ")
+    );
+    println!("|---|---|{}---|---|", "---|".repeat(names.len()));
+    for (model, n) in groups {
+        let at: Vec<&Row> = rows.iter().filter(|r| r.model == model && r.n == n).collect();
+        let ns_of = |name: &str| at.iter().find(|r| r.name == name).map(|r| r.ns);
+        let mut line = format!("| {model}, {n} | {} |", ns_of("floor").map_or("–".into(), group));
+        for &name in &names {
+            match at.iter().find(|r| r.name == name) {
+                Some(r) => {
+                    let _ = write!(line, " {} ({:.2}×) |", group(r.ns), r.ratio);
+                }
+                None => line.push_str(" – |"),
+            }
+        }
+        let lifted = ns_of("lifted apply").unwrap_or(f64::NAN);
+        match at.iter().filter(|r| !r.exact).min_by(|a, b| a.ns.total_cmp(&b.ns)) {
+            Some(p) => {
+                let _ = write!(line, " {} {} | {:.2}× |", p.name, group(p.ns), lifted / p.ns);
+            }
+            None => line.push_str(" – | – |"),
+        }
+        println!("{line}");
     }
 }
 
@@ -634,8 +655,8 @@ fn svg(rows: &[Row]) -> String {
             palette[(*i - 1) % palette.len()]
         })
         .collect();
-    let bar = 10.0;
-    let group_w = bar * names.len() as f64 + 16.0;
+    let bar = 11.0;
+    let group_w = bar * names.len() as f64 + 18.0;
     let (left, top, plot_h) = (60.0, 50.0, 340.0);
     let plot_right = left + group_w * groups.len() as f64;
     let width = (plot_right + 90.0).max(760.0);
@@ -695,13 +716,34 @@ fn svg(rows: &[Row]) -> String {
                 r.ratio
             );
         }
-        let cx = gx + bar * names.len() as f64 / 2.0;
         let _ = writeln!(
             s,
-            r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle">{model}</text><text x="{cx:.1}" y="{:.1}" text-anchor="middle">batch {n}</text>"#,
-            top + plot_h + 15.0,
-            top + plot_h + 29.0
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">batch {n}</text>"#,
+            gx + bar * names.len() as f64 / 2.0,
+            top + plot_h + 15.0
         );
+    }
+    // One label per model, centred under its batches, and a rule between models.
+    let mut gi = 0;
+    while gi < groups.len() {
+        let model = groups[gi].0;
+        let count = groups[gi..].iter().take_while(|g| g.0 == model).count();
+        let x0 = left + gi as f64 * group_w;
+        let x1 = x0 + count as f64 * group_w;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="bold">{model}</text>"#,
+            (x0 + x1) / 2.0,
+            top + plot_h + 32.0
+        );
+        if gi > 0 {
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x0:.1}" x2="{x0:.1}" y1="{top}" y2="{:.0}" stroke="#999"/>"##,
+                top + plot_h + 36.0
+            );
+        }
+        gi += count;
     }
     let _ = writeln!(
         s,
