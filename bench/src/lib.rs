@@ -30,9 +30,13 @@ pub const SHAPES: [(usize, usize, usize); 10] = [
 ];
 
 /// Makes the peers single-threaded. Call before any contender runs.
+///
+/// tract needs nothing: its default executor is single-threaded (`tract_linalg::multithread`).
 pub fn single_threaded() {
     // Read by candle (and rayon) when they size their thread pools.
     std::env::set_var("RAYON_NUM_THREADS", "1");
+    // candle's own worker pool reads this first (falling back to the one above).
+    std::env::set_var("CANDLE_NUM_THREADS", "1");
 }
 
 /// One seeded Dense problem.

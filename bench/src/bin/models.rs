@@ -1,23 +1,31 @@
-//! Whole models, one thread: the compiled lift against its floor (the packed kernels alone),
-//! the eager (plain) apply and ndarray, for the MLPs 32→64→64→10 and 784→512→512→10 at batches
-//! 1, 8, 64 and 256, and four identical lifted blocks inside a plain parent.
+//! Whole models, one thread: nnjit's entries against their floor (the packed kernels alone) and
+//! the Rust crates a user would pick to run the same trained MLP (ndarray, nalgebra, candle,
+//! tract-onnx), for the MLPs 32→64→64→10 and 784→512→512→10 at batches 1, 8, 64 and 256, and
+//! four identical lifted blocks inside a plain parent.
 //!
 //! `cargo run --release -p nnjit-bench --bin models [-- --quick]`
 //!
-//! Every contender's output is checked before timing (nnjit entries bit for bit against the
-//! plain apply, ndarray within float32 rounding). Contenders are timed in interleaved rounds
-//! (`probe::interleaved_medians`), so machine load hits them alike; the table gives median
-//! ns per forward and each entry's ratio to the floor. Writes `bench/results/models.csv`.
+//! Every contender is built from the same parameters (nnjit's `Variables`:
+//! `params/Dense_i/kernel` `(in, out)` and `params/Dense_i/bias`) and listed in [`CONTENDERS`];
+//! each one's output is checked before timing (nnjit entries bit for bit against the plain
+//! apply, the other crates within float32 rounding). Contenders are timed in interleaved rounds
+//! (`probe::interleaved_medians`), so machine load hits them alike; the table gives median ns
+//! per forward and each entry's ratio to the floor. Every crate runs on one thread: candle
+//! through `RAYON_NUM_THREADS`/`CANDLE_NUM_THREADS` (`nnjit_bench::single_threaded`), tract with
+//! its default single-thread executor, ndarray and nalgebra through matrixmultiply without
+//! threading. Writes `bench/results/models.csv` and `bench/results/models.svg` (ratio to the
+//! floor per model and batch).
 
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Duration;
 
-use ndarray::{Array2, ArrayD};
+use ndarray::{Array1, Array2, ArrayD};
 use nnjit::kernel::{best_isa, Activation, PackedDense};
 use nnjit::nn::{self, Lifted, Module, Scope, Tensor};
 use nnjit::Variables;
 use nnjit_bench::probe::interleaved_medians;
+use nnjit_bench::{max_rel_diff, single_threaded};
 
 /// `Dense → relu → … → Dense` with the given widths.
 #[nn::jit]
@@ -88,6 +96,91 @@ fn same_bits(a: &ArrayD<f32>, b: &ArrayD<f32>) -> bool {
     a.shape() == b.shape() && a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
+/// One model at one batch: what every contender is built from.
+struct Case {
+    /// Input features.
+    d: usize,
+    /// Output widths of the Dense layers (relu between them).
+    widths: Vec<usize>,
+    /// Rows.
+    n: usize,
+    /// The input, `(n, d)`.
+    x: Array2<f32>,
+    /// The parameters, initialised by nnjit (`params/Dense_i/{kernel,bias}`).
+    vars: Variables,
+    /// The plain apply's output, row-major: every contender is checked against it.
+    want: Vec<f32>,
+}
+
+impl Case {
+    fn new(d: usize, widths: &[usize], n: usize) -> Case {
+        let x = input(n, d);
+        let plain = Mlp { widths: widths.to_vec() };
+        let vars = plain.init(nn::PRNGKey(0), &x).expect("init");
+        let want = plain.apply(&vars, &x).expect("apply").iter().copied().collect();
+        Case { d, widths: widths.to_vec(), n, x, vars, want }
+    }
+
+    /// `32→64→64→10`.
+    fn model(&self) -> String {
+        format!("{}→{}", self.d, self.widths.iter().map(ToString::to_string).collect::<Vec<_>>().join("→"))
+    }
+
+    /// Layer `i`'s kernel `(in, out)` and bias `(out)`, row-major.
+    fn layer(&self, i: usize) -> (Vec<f32>, Vec<f32>) {
+        let k = self.vars.get(&format!("params/Dense_{i}/kernel")).expect("kernel");
+        let b = self.vars.get(&format!("params/Dense_{i}/bias")).expect("bias");
+        (k.iter().copied().collect(), b.iter().copied().collect())
+    }
+
+    /// Layer `i`'s `(in, out)` widths.
+    fn dims(&self, i: usize) -> (usize, usize) {
+        (if i == 0 { self.d } else { self.widths[i - 1] }, self.widths[i])
+    }
+
+    fn xs(&self) -> Vec<f32> {
+        self.x.iter().copied().collect()
+    }
+}
+
+type RunFn = Box<dyn FnMut(Option<&mut Vec<f32>>)>;
+
+/// One way of running the model, its setup done: `run(None)` is one timed forward,
+/// `run(Some(out))` one forward that also copies the output (row-major) into `out`.
+struct Contender {
+    name: &'static str,
+    /// nnjit's own entries (and the floor): bit for bit equal to the plain apply. The others
+    /// (the peers) are checked within float32 rounding.
+    exact: bool,
+    run: RunFn,
+}
+
+impl Contender {
+    fn new(name: &'static str, exact: bool, run: impl FnMut(Option<&mut Vec<f32>>) + 'static) -> Option<Contender> {
+        Some(Contender { name, exact, run: Box::new(run) })
+    }
+}
+
+/// Builds a contender for a case (`None`: it does not run at that model or batch).
+type Maker = fn(&Case) -> Option<Contender>;
+
+/// Every contender, in the table's order; the first is the floor that ratios are taken to.
+const CONTENDERS: &[Maker] = &[
+    floor,
+    lifted_apply,
+    lifted_apply_into,
+    // ---- nnjit's compiled entries (issue 12, item 1), to be added here -------------------
+    // bound: a parameter-bound compiled program running on caller buffers (exact).
+    // const-generic: input and output widths as const generics, arrays in and out (exact;
+    //     `None` at the models and batches it is not instantiated for).
+    // -------------------------------------------------------------------------------------
+    plain_apply,
+    ndarray_peer,
+    nalgebra_peer,
+    candle_peer,
+    tract_peer,
+];
+
 /// The packed kernels alone (relu fused), on preallocated buffers: what no entry can beat.
 struct Floor {
     layers: Vec<PackedDense>,
@@ -96,21 +189,16 @@ struct Floor {
 }
 
 impl Floor {
-    fn new(vars: &Variables, d: usize, widths: &[usize], n: usize) -> Floor {
-        let mut din = d;
-        let mut layers = Vec::new();
-        for (i, &f) in widths.iter().enumerate() {
-            let k = vars.get(&format!("params/Dense_{i}/kernel")).expect("kernel");
-            let b = vars.get(&format!("params/Dense_{i}/bias")).expect("bias");
-            let (k, b) = (k.as_standard_layout(), b.as_standard_layout());
-            layers.push(
-                PackedDense::new(best_isa(), k.as_slice().expect("std"), Some(b.as_slice().expect("std")), din, f)
-                    .expect("pack"),
-            );
-            din = f;
-        }
-        let bufs = widths.iter().map(|&f| vec![0.0f32; n * f]).collect();
-        Floor { layers, bufs, n }
+    fn new(case: &Case) -> Floor {
+        let layers = (0..case.widths.len())
+            .map(|i| {
+                let (k, b) = case.layer(i);
+                let (din, f) = case.dims(i);
+                PackedDense::new(best_isa(), &k, Some(&b), din, f).expect("pack")
+            })
+            .collect();
+        let bufs = case.widths.iter().map(|&f| vec![0.0f32; case.n * f]).collect();
+        Floor { layers, bufs, n: case.n }
     }
 
     fn run(&mut self, x: &[f32]) -> &[f32] {
@@ -125,77 +213,323 @@ impl Floor {
     }
 }
 
+fn floor(case: &Case) -> Option<Contender> {
+    let mut floor = Floor::new(case);
+    let xs = case.xs();
+    Contender::new("floor", true, move |o| {
+        let y = black_box(floor.run(black_box(&xs)));
+        if let Some(o) = o {
+            o.clear();
+            o.extend_from_slice(y);
+        }
+    })
+}
+
+fn lifted_apply(case: &Case) -> Option<Contender> {
+    let lifted = JitMlp { widths: case.widths.clone() };
+    let (vars, x) = (case.vars.clone(), case.x.clone());
+    Contender::new("lifted apply", true, move |o| {
+        let y = lifted.apply(&vars, black_box(&x)).expect("apply");
+        if let Some(o) = o {
+            *o = y.iter().copied().collect();
+        }
+        drop(black_box(y));
+    })
+}
+
+fn lifted_apply_into(case: &Case) -> Option<Contender> {
+    let lifted = JitMlp { widths: case.widths.clone() };
+    let (vars, x) = (case.vars.clone(), case.x.clone());
+    let mut out = vec![0.0f32; case.want.len()];
+    Contender::new("lifted apply_into", true, move |o| {
+        lifted.apply_into(&vars, black_box(&x), &mut out).expect("apply_into");
+        black_box(&mut out);
+        if let Some(o) = o {
+            o.clone_from(&out);
+        }
+    })
+}
+
+fn plain_apply(case: &Case) -> Option<Contender> {
+    let plain = Mlp { widths: case.widths.clone() };
+    let (vars, x) = (case.vars.clone(), case.x.clone());
+    Contender::new("plain apply", true, move |o| {
+        let y = plain.apply(&vars, black_box(&x)).expect("apply");
+        if let Some(o) = o {
+            *o = y.iter().copied().collect();
+        }
+        drop(black_box(y));
+    })
+}
+
 /// ndarray: `x.dot(&w) + &b` and relu per layer (what a user would write by hand).
-fn ndarray_forward(x: &Array2<f32>, layers: &[(Array2<f32>, ndarray::Array1<f32>)]) -> Array2<f32> {
-    let mut h = x.clone();
-    for (i, (w, b)) in layers.iter().enumerate() {
-        h = h.dot(w) + b;
-        if i + 1 < layers.len() {
-            h.mapv_inplace(nnjit::layers::relu_scalar);
+fn ndarray_peer(case: &Case) -> Option<Contender> {
+    let layers: Vec<(Array2<f32>, Array1<f32>)> = (0..case.widths.len())
+        .map(|i| {
+            let (k, b) = case.layer(i);
+            (Array2::from_shape_vec(case.dims(i), k).expect("kernel"), Array1::from(b))
+        })
+        .collect();
+    let x = case.x.clone();
+    Contender::new("ndarray", false, move |o| {
+        let mut h = black_box(&x).clone();
+        for (i, (w, b)) in layers.iter().enumerate() {
+            h = h.dot(w) + b;
+            if i + 1 < layers.len() {
+                h.mapv_inplace(nnjit::layers::relu_scalar);
+            }
+        }
+        if let Some(o) = o {
+            *o = h.iter().copied().collect();
+        }
+        drop(black_box(h));
+    })
+}
+
+/// nalgebra (column-major), on preallocated buffers: each layer's weight as a `DMatrix`
+/// `(out, in)`; at batch 1 a `DVector` and `gemv`, above it the batch's columns (`x` row-major
+/// `(n, d)` is `xᵀ` column-major) and `gemm`; the bias copied in first (`beta = 1`), then relu.
+fn nalgebra_peer(case: &Case) -> Option<Contender> {
+    use nalgebra::{DMatrix, DVector};
+    let layers: Vec<(DMatrix<f32>, DVector<f32>)> = (0..case.widths.len())
+        .map(|i| {
+            let (k, b) = case.layer(i);
+            let (din, f) = case.dims(i);
+            // Row-major (in, out) is column-major (out, in): the transpose, as nalgebra wants it.
+            (DMatrix::from_column_slice(f, din, &k), DVector::from_vec(b))
+        })
+        .collect();
+    let last = layers.len() - 1;
+    let relu = |v: &mut f32| *v = nnjit::layers::relu_scalar(*v);
+    if case.n == 1 {
+        let x = DVector::from_vec(case.xs());
+        let mut hs: Vec<DVector<f32>> = case.widths.iter().map(|&f| DVector::zeros(f)).collect();
+        return Contender::new("nalgebra", false, move |o| {
+            for (i, (w, b)) in layers.iter().enumerate() {
+                let (prev, rest) = hs.split_at_mut(i);
+                let input = if i == 0 { black_box(&x) } else { &prev[i - 1] };
+                let h = &mut rest[0];
+                h.copy_from(b);
+                h.gemv(1.0, w, input, 1.0);
+                if i < last {
+                    h.apply(relu);
+                }
+            }
+            black_box(&mut hs);
+            if let Some(o) = o {
+                *o = hs[last].as_slice().to_vec();
+            }
+        });
+    }
+    let n = case.n;
+    let x = DMatrix::from_column_slice(case.d, n, &case.xs());
+    let mut hs: Vec<DMatrix<f32>> = case.widths.iter().map(|&f| DMatrix::zeros(f, n)).collect();
+    Contender::new("nalgebra", false, move |o| {
+        for (i, (w, b)) in layers.iter().enumerate() {
+            let (prev, rest) = hs.split_at_mut(i);
+            let input = if i == 0 { black_box(&x) } else { &prev[i - 1] };
+            let h = &mut rest[0];
+            for mut col in h.column_iter_mut() {
+                col.copy_from(b);
+            }
+            h.gemm(1.0, w, input, 1.0);
+            if i < last {
+                h.apply(relu);
+            }
+        }
+        black_box(&mut hs);
+        if let Some(o) = o {
+            // Column-major (out, n) is row-major (n, out).
+            *o = hs[last].as_slice().to_vec();
+        }
+    })
+}
+
+/// candle: one `candle_nn::Linear` per layer (weight `(out, in)` as candle stores it, so the
+/// kernel transposed once) and `relu` between them, on the CPU device.
+fn candle_peer(case: &Case) -> Option<Contender> {
+    use candle_core::{Device, Tensor};
+    use candle_nn::{Linear, Module as _};
+    let dev = Device::Cpu;
+    let layers: Vec<Linear> = (0..case.widths.len())
+        .map(|i| {
+            let (k, b) = case.layer(i);
+            let (din, f) = case.dims(i);
+            let w = Tensor::from_slice(&k, (din, f), &dev).and_then(|k| k.t()?.contiguous()).expect("weight");
+            Linear::new(w, Some(Tensor::from_slice(&b, f, &dev).expect("bias")))
+        })
+        .collect();
+    let x = Tensor::from_slice(&case.xs(), (case.n, case.d), &dev).expect("input");
+    Contender::new("candle", false, move |o| {
+        let mut h = black_box(&x).clone();
+        for (i, layer) in layers.iter().enumerate() {
+            h = layer.forward(&h).expect("forward");
+            if i + 1 < layers.len() {
+                h = h.relu().expect("relu");
+            }
+        }
+        if let Some(o) = o {
+            *o = h.flatten_all().and_then(|h| h.to_vec1::<f32>()).expect("output");
+        }
+        drop(black_box(h));
+    })
+}
+
+/// The case's model as an ONNX graph (opset 13): the parameters as initializers, `Gemm` per
+/// layer (`x·W + b`, `W` `(in, out)` as nnjit stores it) and `Relu` between them, input `x` and
+/// output `y` of fixed shapes.
+fn onnx_model(case: &Case) -> tract_onnx::pb::ModelProto {
+    use tract_onnx::pb::tensor_proto::DataType;
+    use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
+    use tract_onnx::pb::{
+        type_proto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+        ValueInfoProto,
+    };
+    let value_info = |name: &str, dims: [usize; 2]| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| Dimension { value: Some(dimension::Value::DimValue(d as i64)), ..Default::default() })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let tensor = |name: String, dims: &[usize], data: Vec<f32>| TensorProto {
+        name,
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Float as i32,
+        float_data: data,
+        ..Default::default()
+    };
+    let (mut node, mut initializer) = (Vec::new(), Vec::new());
+    let mut h = "x".to_string();
+    let last = case.widths.len() - 1;
+    for i in 0..=last {
+        let (k, b) = case.layer(i);
+        let (din, f) = case.dims(i);
+        initializer.push(tensor(format!("W{i}"), &[din, f], k));
+        initializer.push(tensor(format!("b{i}"), &[f], b));
+        let z = if i == last { "y".to_string() } else { format!("z{i}") };
+        node.push(NodeProto {
+            input: vec![h, format!("W{i}"), format!("b{i}")],
+            output: vec![z.clone()],
+            name: format!("Dense_{i}"),
+            op_type: "Gemm".into(),
+            ..Default::default()
+        });
+        h = z;
+        if i < last {
+            let r = format!("h{i}");
+            node.push(NodeProto {
+                input: vec![h],
+                output: vec![r.clone()],
+                name: format!("relu_{i}"),
+                op_type: "Relu".into(),
+                ..Default::default()
+            });
+            h = r;
         }
     }
-    h
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
+        producer_name: "nnjit-bench".into(),
+        graph: Some(GraphProto {
+            name: case.model(),
+            node,
+            initializer,
+            input: vec![value_info("x", [case.n, case.d])],
+            output: vec![value_info("y", [case.n, case.widths[last]])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// tract-onnx: the ONNX graph of [`onnx_model`], loaded, optimized for its fixed input shape
+/// and made runnable, as tract's README does; run through one spawned state kept across calls
+/// (what a serving loop would keep), the input an `Arc`'d tensor made once.
+fn tract_peer(case: &Case) -> Option<Contender> {
+    use tract_onnx::prelude::*;
+    let plan = tract_onnx::onnx()
+        .model_for_proto_model(&onnx_model(case))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .expect("tract model");
+    let mut state = plan.spawn().expect("tract state");
+    let x = tract_onnx::prelude::Tensor::from_shape(&[case.n, case.d], &case.xs()).expect("input").into_tvalue();
+    Contender::new("tract-onnx", false, move |o| {
+        let y = state.run(tvec!(black_box(&x).clone())).expect("tract run");
+        if let Some(o) = o {
+            *o = y[0].to_plain_array_view::<f32>().expect("f32 output").iter().copied().collect();
+        }
+        drop(black_box(y));
+    })
+}
+
+/// Largest relative difference a peer may show against the plain apply (float32 rounding
+/// through a different summation order; the 784-wide sums are the longest).
+const TOLERANCE: f64 = 1e-4;
+
+/// One timed entry of the table.
+struct Row {
+    model: String,
+    n: usize,
+    name: &'static str,
+    exact: bool,
+    ns: f64,
+    ratio: f64,
+    err: f64,
 }
 
 fn main() {
+    single_threaded();
     let quick = std::env::args().any(|a| a == "--quick");
     let (sample, rounds) = if quick { (Duration::from_millis(20), 5) } else { (Duration::from_millis(60), 15) };
-    let mut csv = String::from("model,batch,entry,ns,ratio_to_floor\n");
-    println!(
-        "| model, batch | floor (packed kernels) | lifted `apply` | lifted `apply_into` | plain `apply` | ndarray |"
-    );
-    println!("|---|---|---|---|---|---|");
+    let mut rows: Vec<Row> = Vec::new();
     for (d, widths) in [(32usize, vec![64usize, 64, 10]), (784, vec![512, 512, 10])] {
         for n in [1usize, 8, 64, 256] {
-            let x = input(n, d);
-            let plain = Mlp { widths: widths.clone() };
-            let lifted = JitMlp { widths: widths.clone() };
-            let vars = plain.init(nn::PRNGKey(0), &x).expect("init");
-            let want = plain.apply(&vars, &x).expect("apply");
-            assert!(same_bits(&want, &lifted.apply(&vars, &x).expect("lifted")), "lifted == plain");
-            let mut floor = Floor::new(&vars, d, &widths, n);
-            let xs = x.as_slice().expect("std").to_vec();
-            assert!(floor.run(&xs).iter().zip(want.iter()).all(|(a, b)| a.to_bits() == b.to_bits()), "floor");
-            let mut out = vec![0.0f32; want.len()];
-            lifted.apply_into(&vars, &x, &mut out).expect("apply_into");
-            assert!(out.iter().zip(want.iter()).all(|(a, b)| a.to_bits() == b.to_bits()), "apply_into");
-            let nd_layers: Vec<(Array2<f32>, ndarray::Array1<f32>)> = (0..widths.len())
-                .map(|i| {
-                    let k = vars.get(&format!("params/Dense_{i}/kernel")).expect("k").clone();
-                    let b = vars.get(&format!("params/Dense_{i}/bias")).expect("b").clone();
-                    (k.into_dimensionality().expect("2-D"), b.into_dimensionality().expect("1-D"))
-                })
-                .collect();
-            let nd = ndarray_forward(&x, &nd_layers);
-            let close = nd.iter().zip(want.iter()).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs()));
-            assert!(close, "ndarray within rounding");
-            let t = interleaved_medians(
-                &mut [
-                    &mut || {
-                        black_box(floor.run(black_box(&xs)));
-                    },
-                    &mut || {
-                        black_box(lifted.apply(&vars, black_box(&x)).expect("apply"));
-                    },
-                    &mut || lifted.apply_into(&vars, black_box(&x), &mut out).expect("apply_into"),
-                    &mut || {
-                        black_box(plain.apply(&vars, black_box(&x)).expect("apply"));
-                    },
-                    &mut || {
-                        black_box(ndarray_forward(black_box(&x), &nd_layers));
-                    },
-                ],
-                sample,
-                rounds,
-            );
-            let model = format!("{d}→{}", widths.iter().map(ToString::to_string).collect::<Vec<_>>().join("→"));
-            let cell = |i: usize| format!("{:.0} ({:.2}×)", t[i], t[i] / t[0]);
-            println!("| {model}, {n} | {:.0} | {} | {} | {} | {} |", t[0], cell(1), cell(2), cell(3), cell(4));
-            for (i, name) in ["floor", "lifted apply", "lifted apply_into", "plain apply", "ndarray"].iter().enumerate()
-            {
-                let _ = writeln!(csv, "{model},{n},{name},{:.1},{:.3}", t[i], t[i] / t[0]);
+            let case = Case::new(d, &widths, n);
+            let mut cs: Vec<Contender> = CONTENDERS.iter().filter_map(|make| make(&case)).collect();
+            assert_eq!(cs[0].name, "floor", "ratios are taken to the first contender");
+            // Check every output before timing.
+            let mut errs = Vec::with_capacity(cs.len());
+            for c in &mut cs {
+                let mut got = Vec::new();
+                (c.run)(Some(&mut got));
+                let err = max_rel_diff(&got, &case.want);
+                if c.exact {
+                    let same = got.len() == case.want.len()
+                        && got.iter().zip(&case.want).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{} at {}, batch {n}: not bit for bit the plain apply", c.name, case.model());
+                } else {
+                    assert!(err <= TOLERANCE, "{} at {}, batch {n}: relative error {err:e}", c.name, case.model());
+                }
+                errs.push(err);
             }
+            let mut runs: Vec<Box<dyn FnMut() + '_>> =
+                cs.iter_mut().map(|c| Box::new(move || (c.run)(None)) as Box<dyn FnMut()>).collect();
+            let mut refs: Vec<&mut dyn FnMut()> = runs.iter_mut().map(|r| &mut **r as &mut dyn FnMut()).collect();
+            let t = interleaved_medians(&mut refs, sample, rounds);
+            drop(refs);
+            drop(runs);
+            for ((c, &ns), &err) in cs.iter().zip(&t).zip(&errs) {
+                rows.push(Row { model: case.model(), n, name: c.name, exact: c.exact, ns, ratio: ns / t[0], err });
+            }
+            eprintln!("timed {}, batch {n}", case.model());
         }
+    }
+    table(&rows);
+    let mut csv = String::from("model,batch,entry,ns,ratio_to_floor,max_rel_diff\n");
+    for r in &rows {
+        let _ = writeln!(csv, "{},{},{},{:.1},{:.3},{:.1e}", r.model, r.n, r.name, r.ns, r.ratio, r.err);
     }
     // Four identical lifted blocks at one shape, against the same blocks un-lifted.
     for (width, n) in [(64usize, 1usize), (256, 8)] {
@@ -224,11 +558,213 @@ fn main() {
             t[1],
             t[1] / t[0]
         );
-        let _ = writeln!(csv, "four blocks {width},{n},plain apply,{:.1},", t[0]);
-        let _ = writeln!(csv, "four blocks {width},{n},lifted children,{:.1},{:.3}", t[1], t[1] / t[0]);
+        let _ = writeln!(csv, "four blocks {width},{n},plain apply,{:.1},,", t[0]);
+        let _ = writeln!(csv, "four blocks {width},{n},lifted children,{:.1},{:.3},", t[1], t[1] / t[0]);
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/models.csv");
-    if let Err(e) = std::fs::write(&path, csv) {
-        eprintln!("could not write {}: {e}", path.display());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    for (file, text) in [("models.csv", csv), ("models.svg", svg(&rows))] {
+        let path = dir.join(file);
+        match std::fs::write(&path, text) {
+            Ok(()) => println!("wrote {}", path.display()),
+            Err(e) => eprintln!("could not write {}: {e}", path.display()),
+        }
     }
+}
+
+/// The Markdown table: per model and batch the floor's ns, then every other entry's ns and
+/// ratio to the floor (`–` where an entry does not run), the fastest peer and the lifted
+/// `apply`'s time relative to it.
+fn table(rows: &[Row]) {
+    let mut names: Vec<&str> = Vec::new();
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for r in rows {
+        if r.name != "floor" && !names.contains(&r.name) {
+            names.push(r.name);
+        }
+        if !groups.contains(&(r.model.as_str(), r.n)) {
+            groups.push((&r.model, r.n));
+        }
+    }
+    println!(
+        "| model, batch | floor (packed kernels) | {} | best peer | lifted apply ÷ best peer |",
+        names.join(" | ")
+    );
+    println!("|---|---|{}---|---|", "---|".repeat(names.len()));
+    for (model, n) in groups {
+        let at: Vec<&Row> = rows.iter().filter(|r| r.model == model && r.n == n).collect();
+        let ns_of = |name: &str| at.iter().find(|r| r.name == name).map(|r| r.ns);
+        let mut line = format!("| {model}, {n} | {} |", ns_of("floor").map_or("–".into(), group));
+        for &name in &names {
+            match at.iter().find(|r| r.name == name) {
+                Some(r) => {
+                    let _ = write!(line, " {} ({:.2}×) |", group(r.ns), r.ratio);
+                }
+                None => line.push_str(" – |"),
+            }
+        }
+        let lifted = ns_of("lifted apply").unwrap_or(f64::NAN);
+        match at.iter().filter(|r| !r.exact).min_by(|a, b| a.ns.total_cmp(&b.ns)) {
+            Some(p) => {
+                let _ = write!(line, " {} {} | {:.2}× |", p.name, group(p.ns), lifted / p.ns);
+            }
+            None => line.push_str(" – | – |"),
+        }
+        println!("{line}");
+    }
+}
+
+/// `1234567.8` as `1,234,568`.
+fn group(ns: f64) -> String {
+    let digits = format!("{:.0}", ns);
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Grouped bars per model and batch: each contender's median time relative to the floor (log
+/// scale; 1× is the packed kernels alone), nnjit's entries in greens, the peers in other hues.
+fn svg(rows: &[Row]) -> String {
+    const OURS: [&str; 5] = ["#1b9e77", "#66c2a5", "#0d5c46", "#a6d854", "#b3e2cd"];
+    const PEERS: [&str; 6] = ["#d95f02", "#7570b3", "#e7298a", "#e6ab02", "#a6761d", "#666666"];
+    let mut names: Vec<(&str, bool)> = Vec::new();
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    for r in rows.iter().filter(|r| r.name != "floor") {
+        if !names.iter().any(|(n, _)| *n == r.name) {
+            names.push((r.name, r.exact));
+        }
+        if !groups.contains(&(r.model.as_str(), r.n)) {
+            groups.push((&r.model, r.n));
+        }
+    }
+    let (mut ours, mut peers) = (0, 0);
+    let colors: Vec<&str> = names
+        .iter()
+        .map(|&(_, exact)| {
+            let (palette, i): (&[&str], &mut usize) =
+                if exact { (&OURS[..], &mut ours) } else { (&PEERS[..], &mut peers) };
+            *i += 1;
+            palette[(*i - 1) % palette.len()]
+        })
+        .collect();
+    let bar = 11.0;
+    let group_w = bar * names.len() as f64 + 18.0;
+    let (left, top, plot_h) = (60.0, 50.0, 340.0);
+    let plot_right = left + group_w * groups.len() as f64;
+    let width = (plot_right + 90.0).max(760.0);
+    let legend_h = 18.0 * names.len().div_ceil(4) as f64;
+    let height = top + plot_h + 70.0 + legend_h;
+    let lo = 0.5f64;
+    let max = rows.iter().map(|r| r.ratio).filter(|v| v.is_finite()).fold(1.0f64, f64::max);
+    let decades = max.log10().ceil().max(1.0);
+    let span = decades - lo.log10();
+    let y_of = |ratio: f64| top + plot_h - ((ratio.max(lo).log10() - lo.log10()) / span) * plot_h;
+
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{left}" y="22" font-size="15" font-weight="bold">Whole MLPs, one thread: time / floor (the packed kernels alone; log scale, lower is better)</text>"#
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="{left}" y="38" fill="#444">median ns per forward, contenders interleaved, every output checked first; nnjit path {}</text>"##,
+        best_isa()
+    );
+    let mut ticks = vec![lo];
+    ticks.extend((0..=decades as i32).map(|dec| 10f64.powi(dec)));
+    for v in ticks {
+        let y = y_of(v);
+        let stroke = if v == 1.0 { "#d62728" } else { "#ddd" };
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" x2="{plot_right:.0}" y1="{y:.1}" y2="{y:.1}" stroke="{stroke}"/><text x="{:.0}" y="{:.1}" text-anchor="end">{v}×</text>"##,
+            left - 6.0,
+            y + 4.0
+        );
+    }
+    let _ =
+        writeln!(s, r##"<text x="{:.0}" y="{:.1}" fill="#d62728">floor</text>"##, plot_right + 6.0, y_of(1.0) + 4.0);
+    for (gi, &(model, n)) in groups.iter().enumerate() {
+        let gx = left + gi as f64 * group_w + 8.0;
+        for (ni, &(name, _)) in names.iter().enumerate() {
+            let Some(r) = rows.iter().find(|r| r.model == model && r.n == n && r.name == name) else {
+                continue;
+            };
+            let y = y_of(r.ratio);
+            let _ = writeln!(
+                s,
+                r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {model}, batch {n}: {:.0} ns, {:.2}× floor</title></rect>"#,
+                gx + ni as f64 * bar,
+                bar - 1.0,
+                (top + plot_h - y).max(0.5),
+                colors[ni],
+                esc(name),
+                r.ns,
+                r.ratio
+            );
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">batch {n}</text>"#,
+            gx + bar * names.len() as f64 / 2.0,
+            top + plot_h + 15.0
+        );
+    }
+    // One label per model, centred under its batches, and a rule between models.
+    let mut gi = 0;
+    while gi < groups.len() {
+        let model = groups[gi].0;
+        let count = groups[gi..].iter().take_while(|g| g.0 == model).count();
+        let x0 = left + gi as f64 * group_w;
+        let x1 = x0 + count as f64 * group_w;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="bold">{model}</text>"#,
+            (x0 + x1) / 2.0,
+            top + plot_h + 32.0
+        );
+        if gi > 0 {
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x0:.1}" x2="{x0:.1}" y1="{top}" y2="{:.0}" stroke="#999"/>"##,
+                top + plot_h + 36.0
+            );
+        }
+        gi += count;
+    }
+    let _ = writeln!(
+        s,
+        r##"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.0}" stroke="#000"/><line x1="{left}" x2="{plot_right:.0}" y1="{:.0}" y2="{:.0}" stroke="#000"/>"##,
+        top + plot_h,
+        top + plot_h,
+        top + plot_h
+    );
+    for (ni, &(name, exact)) in names.iter().enumerate() {
+        let x = left + (ni % 4) as f64 * 180.0;
+        let y = top + plot_h + 52.0 + (ni / 4) as f64 * 18.0;
+        let label = if exact { format!("nnjit {name}") } else { name.to_string() };
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x:.0}" y="{:.0}" width="12" height="12" fill="{}"/><text x="{:.0}" y="{y:.0}">{}</text>"#,
+            y - 10.0,
+            colors[ni],
+            x + 17.0,
+            esc(&label)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
 }
