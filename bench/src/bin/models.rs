@@ -169,11 +169,8 @@ const CONTENDERS: &[Maker] = &[
     floor,
     lifted_apply,
     lifted_apply_into,
-    // ---- nnjit's compiled entries (issue 12, item 1), to be added here -------------------
-    // bound: a parameter-bound compiled program running on caller buffers (exact).
-    // const-generic: input and output widths as const generics, arrays in and out (exact;
-    //     `None` at the models and batches it is not instantiated for).
-    // -------------------------------------------------------------------------------------
+    bound_entry,
+    fixed_entry,
     plain_apply,
     ndarray_peer,
     nalgebra_peer,
@@ -248,6 +245,48 @@ fn lifted_apply_into(case: &Case) -> Option<Contender> {
             o.clone_from(&out);
         }
     })
+}
+
+/// `Lifted::bind` → `Bound::apply_into`: the program bound to the parameters once, on caller
+/// buffers.
+fn bound_entry(case: &Case) -> Option<Contender> {
+    let lifted = JitMlp { widths: case.widths.clone() };
+    let bound = lifted.bind(&case.vars, &case.x).expect("bind");
+    let xs = case.xs();
+    let mut out = vec![0.0f32; case.want.len()];
+    Contender::new("bound apply_into", true, move |o| {
+        bound.apply_into(black_box(&xs), &mut out).expect("bound");
+        black_box(&mut out);
+        if let Some(o) = o {
+            o.clone_from(&out);
+        }
+    })
+}
+
+/// `Bound::into_fixed::<D, F, B>` → `Fixed::apply_batch`: widths and batch as const generics,
+/// arrays in and out (instantiated for the shapes below).
+fn fixed_entry(case: &Case) -> Option<Contender> {
+    fn make<const D: usize, const F: usize, const B: usize>(case: &Case) -> Option<Contender> {
+        let lifted = JitMlp { widths: case.widths.clone() };
+        let fixed = lifted.bind(&case.vars, &case.x).ok()?.into_fixed::<D, F, B>().ok()?;
+        let mut x = [[0.0f32; D]; B];
+        x.as_flattened_mut().copy_from_slice(&case.xs());
+        Contender::new("const-generic apply", true, move |o| {
+            let y = fixed.apply_batch(black_box(&x)).expect("fixed");
+            if let Some(o) = o {
+                *o = y.as_flattened().to_vec();
+            }
+            black_box(y);
+        })
+    }
+    match (case.d, *case.widths.last()?, case.n) {
+        (32, 10, 1) => make::<32, 10, 1>(case),
+        (32, 10, 8) => make::<32, 10, 8>(case),
+        (32, 10, 64) => make::<32, 10, 64>(case),
+        (784, 10, 1) => make::<784, 10, 1>(case),
+        (784, 10, 8) => make::<784, 10, 8>(case),
+        _ => None,
+    }
 }
 
 fn plain_apply(case: &Case) -> Option<Contender> {
