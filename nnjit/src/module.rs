@@ -43,11 +43,43 @@ pub trait AsInput {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     fn as_input(&self) -> Result<ArrayViewD<'_, f32>>;
+
+    /// The input's elements, if contiguous in row-major order, and its shape (rank ≤ 4), with
+    /// no n-dimensional view built (a lifted apply's fast path).
+    #[doc(hidden)]
+    fn contiguous(&self) -> Option<(&[f32], SmallShape)> {
+        None
+    }
+}
+
+/// A shape of rank ≤ 4 held inline.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct SmallShape {
+    dims: [usize; 4],
+    rank: usize,
+}
+
+impl SmallShape {
+    /// `shape`, if its rank is at most 4.
+    fn new(shape: &[usize]) -> Option<SmallShape> {
+        let mut dims = [0; 4];
+        dims.get_mut(..shape.len())?.copy_from_slice(shape);
+        Some(SmallShape { dims, rank: shape.len() })
+    }
+
+    /// The dims.
+    pub(crate) fn dims(&self) -> &[usize] {
+        &self.dims[..self.rank]
+    }
 }
 
 impl<S: ndarray::Data<Elem = f32>, D: ndarray::Dimension> AsInput for ndarray::ArrayBase<S, D> {
     fn as_input(&self) -> Result<ArrayViewD<'_, f32>> {
         Ok(self.view().into_dyn())
+    }
+    fn contiguous(&self) -> Option<(&[f32], SmallShape)> {
+        Some((self.as_slice()?, SmallShape::new(self.shape())?))
     }
 }
 
@@ -55,11 +87,17 @@ impl AsInput for [f32] {
     fn as_input(&self) -> Result<ArrayViewD<'_, f32>> {
         Ok(ndarray::ArrayView1::from(self).into_dyn())
     }
+    fn contiguous(&self) -> Option<(&[f32], SmallShape)> {
+        Some((self, SmallShape::new(&[self.len()])?))
+    }
 }
 
 impl AsInput for Vec<f32> {
     fn as_input(&self) -> Result<ArrayViewD<'_, f32>> {
         self.as_slice().as_input()
+    }
+    fn contiguous(&self) -> Option<(&[f32], SmallShape)> {
+        self.as_slice().contiguous()
     }
 }
 
@@ -67,11 +105,17 @@ impl<const N: usize> AsInput for [f32; N] {
     fn as_input(&self) -> Result<ArrayViewD<'_, f32>> {
         self.as_slice().as_input()
     }
+    fn contiguous(&self) -> Option<(&[f32], SmallShape)> {
+        self.as_slice().contiguous()
+    }
 }
 
 impl<T: AsInput + ?Sized> AsInput for &T {
     fn as_input(&self) -> Result<ArrayViewD<'_, f32>> {
         (**self).as_input()
+    }
+    fn contiguous(&self) -> Option<(&[f32], SmallShape)> {
+        (**self).contiguous()
     }
 }
 
@@ -280,6 +324,12 @@ pub trait Feed<A: Args> {
     fn single_view(&self) -> Option<ArrayViewD<'_, f32>> {
         None
     }
+
+    /// The input as one contiguous f32 slice and its shape, if it is a single such array.
+    #[doc(hidden)]
+    fn single_contiguous(&self) -> Option<(&[f32], SmallShape)> {
+        None
+    }
 }
 
 impl<T: AsInput> Feed<Tensor> for T {
@@ -288,6 +338,9 @@ impl<T: AsInput> Feed<Tensor> for T {
     }
     fn single_view(&self) -> Option<ArrayViewD<'_, f32>> {
         self.as_input().ok()
+    }
+    fn single_contiguous(&self) -> Option<(&[f32], SmallShape)> {
+        self.contiguous()
     }
 }
 

@@ -181,10 +181,8 @@ pub trait Lifted: Module + Sized {
     fn apply_into(&self, variables: &Variables, x: impl Feed<Self::Input>, out: &mut [f32]) -> Result<()> {
         let plain = <Self::Input as Args>::is_single_tensor() && variables.generation() != 0;
         if plain {
-            if let Some(view) = x.single_view() {
-                if let Some(r) =
-                    view.as_slice().and_then(|xs| repeat_apply(self, variables, xs, view.shape(), Some(out)))
-                {
+            if let Some((xs, shape)) = x.single_contiguous() {
+                if let Some(r) = repeat_apply(self, variables, xs, shape.dims(), Some(out)) {
                     return r.map(drop);
                 }
             }
@@ -357,8 +355,8 @@ pub fn lifted_apply<L: Lifted>(
         && <L::Input as Args>::is_single_tensor()
         && variables.generation() != 0;
     if plain {
-        if let Some(view) = x.single_view() {
-            if let Some(host) = view.as_slice().and_then(|xs| repeat_apply(m, variables, xs, view.shape(), None)) {
+        if let Some((xs, shape)) = x.single_contiguous() {
+            if let Some(host) = repeat_apply(m, variables, xs, shape.dims(), None) {
                 return host
                     .and_then(|h| h.ok_or_else(|| Error::invalid("", "internal: no output")))
                     .map(|h| (h, Variables::new()));
