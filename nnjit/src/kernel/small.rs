@@ -211,7 +211,9 @@ pub(crate) unsafe fn narrow_body<S: Simd, const PL: usize, const F: usize, const
 pub(crate) type NarrowTable = [[SmallFn; 2]; NARROW_MAX_D + 2];
 
 /// Generates the `static $name: [NarrowTable; _]` of a narrow trampoline
-/// `$tramp::<F, DK, RELU>` (see [`narrow_body`]) for `F` in the list.
+/// `$tramp::<F, DK, RELU>` (see [`narrow_body`]) for `F` in the list (x86 only: NEON has no
+/// narrow kernels).
+#[cfg(target_arch = "x86_64")]
 macro_rules! narrow_table {
     ($name:ident, $tramp:ident; $($f:literal)*) => {
         pub(crate) static $name: [$crate::kernel::small::NarrowTable; [$($f),*].len()] =
@@ -227,4 +229,5 @@ macro_rules! narrow_table {
         ]),*]
     };
 }
+#[cfg(target_arch = "x86_64")]
 pub(crate) use narrow_table;
