@@ -14,38 +14,13 @@ use nnjit::nn::{self, Module, Mutable, Rngs, Scope, Tensor};
 use nnjit::Variables;
 use serde_json::Value;
 
+mod golden_json;
+use golden_json::{array, variables};
+
 const GOLDEN: &str = include_str!("data/flax_lift/lift_tree.json");
 
 fn golden() -> Value {
     serde_json::from_str(GOLDEN).expect("lift_tree.json parses")
-}
-
-fn hex(v: &Value) -> u32 {
-    u32::from_str_radix(v.as_str().expect("hex string").trim_start_matches("0x"), 16).expect("hex")
-}
-
-fn array(v: &Value) -> ArrayD<f32> {
-    let shape: Vec<usize> =
-        v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let values: Vec<f32> = v["bits"].as_array().expect("bits").iter().map(|b| f32::from_bits(hex(b))).collect();
-    ArrayD::from_shape_vec(shape, values).expect("golden array")
-}
-
-/// A golden variable tree (`{collection: {module: {name: array}}}`) as `Variables`.
-fn variables(tree: &Value) -> Variables {
-    fn walk(v: &Value, path: String, out: &mut Variables) {
-        if v.get("bits").is_some() {
-            out.insert(&path, array(v)).expect("insert");
-            return;
-        }
-        for (k, child) in v.as_object().expect("dict") {
-            let p = if path.is_empty() { k.clone() } else { format!("{path}/{k}") };
-            walk(child, p, out);
-        }
-    }
-    let mut out = Variables::new();
-    walk(tree, String::new(), &mut out);
-    out
 }
 
 /// Same paths, same bits.

@@ -778,10 +778,9 @@ impl Program {
                     (Some((Data::F32(x), _)), Some(Buf::F32(y))) => (x, &mut y[..out_len]),
                     _ => return Err(internal()),
                 },
-                (Loc::Input(i), Loc::Out(k)) if k < ext.len() => match inputs.get(i) {
-                    Some((Data::F32(x), _)) => (x, &mut *ext[k]),
-                    _ => return Err(internal()),
-                },
+                (Loc::Input(_) | Loc::Slot(_), Loc::Out(k)) if k < ext.len() => {
+                    (chain_source(src, in_len, inputs, &scratch.slots).ok_or_else(internal)?, &mut *ext[k])
+                }
                 (Loc::Slot(s), Loc::Slot(d)) if s != d => {
                     let (a, b) = if s < d {
                         let (l, r) = scratch.slots.split_at_mut(d);
@@ -795,24 +794,10 @@ impl Program {
                         _ => return Err(internal()),
                     }
                 }
-                (Loc::Slot(s), Loc::Out(k)) if k < ext.len() => match scratch.slots.get(s) {
-                    Some(Buf::F32(x)) => (&x[..in_len], &mut *ext[k]),
-                    _ => return Err(internal()),
-                },
                 (_, Loc::Out(k)) => {
                     // An output handed out as an array: a fresh buffer.
                     let mut y = crate::fallible::try_zeroed("program output", out_len)?;
-                    let x = match src {
-                        Loc::Input(i) => match inputs.get(i) {
-                            Some((Data::F32(x), _)) => *x,
-                            _ => return Err(internal()),
-                        },
-                        Loc::Slot(s) => match scratch.slots.get(s) {
-                            Some(Buf::F32(x)) => &x[..in_len],
-                            _ => return Err(internal()),
-                        },
-                        _ => return Err(internal()),
-                    };
+                    let x = chain_source(src, in_len, inputs, &scratch.slots).ok_or_else(internal)?;
                     let r = if threads <= 1 {
                         p.apply(x, rows, &mut y, act)
                     } else {
@@ -994,6 +979,21 @@ impl Program {
             }
             _ => None,
         }
+    }
+}
+
+/// A chain step's source: input `i`, or the first `len` elements of slot `s`.
+fn chain_source<'a>(src: Loc, len: usize, inputs: &[(Data<'a>, &[usize])], slots: &'a [Buf]) -> Option<&'a [f32]> {
+    match src {
+        Loc::Input(i) => match inputs.get(i) {
+            Some((Data::F32(x), _)) => Some(x),
+            _ => None,
+        },
+        Loc::Slot(s) => match slots.get(s) {
+            Some(Buf::F32(x)) => x.get(..len),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
