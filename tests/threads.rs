@@ -71,5 +71,25 @@ fn threads_change_speed_not_bits() {
             assert_eq!(o, one, "{n}x{d}x{f}: {} threads changed the bits", t + 1);
         }
     }
+    // A chain program with ≥ 64 rows per thread splits by row blocks through every layer.
+    let x = Array2::from_shape_fn((200, 64), |(i, j)| ((i * 13 + j * 5) % 29) as f32 * 0.07 - 1.0).into_dyn();
+    let mlp = JitMlp { hidden: 64, out: 8 };
+    let vars = mlp.init(nn::PRNGKey(5), &x).unwrap();
+    let mut outs = Vec::new();
+    for threads in [1, 2, 3] {
+        set_num_threads(threads);
+        let mut into = vec![0.0f32; 200 * 8];
+        mlp.apply_into(&vars, &x, &mut into).unwrap();
+        let bound = mlp.bind(&vars, &x).unwrap().apply(&x).unwrap();
+        outs.push((
+            bits(&mlp.apply(&vars, &x).unwrap()),
+            into.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            bits(&bound),
+        ));
+    }
+    let plain = bits(&Mlp::from(mlp.clone()).apply(&vars, &x).unwrap());
+    for (t, (a, b, c)) in outs.iter().enumerate() {
+        assert!(*a == plain && *b == plain && *c == plain, "row-split chain, {} threads", t + 1);
+    }
     set_num_threads(1);
 }
