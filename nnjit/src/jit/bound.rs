@@ -22,7 +22,7 @@ use crate::jit::cache::PackStore;
 use crate::jit::lift::Lifted;
 use crate::jit::program::{Binding, Program, Scratch};
 use crate::kernel::parallel::{apply_threads, num_threads};
-use crate::kernel::{Activation, FixedDense};
+use crate::kernel::{Activation, FixedDense, PackedDense};
 use crate::module::Args;
 use crate::scope::Scope;
 use crate::tensor::op::Data;
@@ -55,8 +55,9 @@ impl fmt::Debug for Workspace {
 struct Core {
     program: Arc<Program>,
     binding: Binding,
-    /// The program is one Dense layer from its input to its output: run the kernel directly.
-    dense: bool,
+    /// The program is one Dense layer from its input to its output: its packed weights, its
+    /// activation and the element counts of its input and output (the kernel runs directly).
+    dense: Option<(Arc<PackedDense>, Activation, usize, usize)>,
     /// Element counts of the inputs and outputs, `None` where one is not f32.
     in_lens: Option<Vec<usize>>,
     out_lens: Option<Vec<usize>>,
@@ -73,7 +74,10 @@ impl Core {
             ));
         }
         let binding = program.binding(scope, packs)?;
-        let dense = program.single_dense(&binding).is_some();
+        let dense = program.single_dense(&binding).and_then(|(p, act)| {
+            let n = program.input_metas()[0].len();
+            Some((binding.dense_pack(0)?, act, n, n / p.d().max(1) * p.f()))
+        });
         let lens = |metas: &mut dyn Iterator<Item = &Meta>| {
             metas.map(|m| (m.dtype == DType::F32).then(|| m.len())).collect::<Option<Vec<usize>>>()
         };
@@ -107,10 +111,8 @@ impl Core {
 
     /// Runs on checked f32 buffers.
     fn run(&self, ws: Option<&mut Scratch>, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) -> Result<()> {
-        if let (true, [x], [y]) = (self.dense, inputs, &mut *outputs) {
-            if let Some((p, act)) = self.program.single_dense(&self.binding) {
-                return apply_threads(p, x, x.len() / p.d().max(1), y, act, num_threads());
-            }
+        if let (Some((p, act, ..)), [x], [y]) = (&self.dense, inputs, &mut *outputs) {
+            return dense_into(p, *act, x, y);
         }
         let shapes = self.program.input_metas();
         let data = |k: usize| (Data::F32(inputs[k]), shapes[k].shape.as_slice());
@@ -162,6 +164,16 @@ pub(crate) fn with_scratch<R>(program: &Program, f: impl FnOnce(&mut Scratch) ->
         }
         Err(_) => f(&mut Scratch::default()),
     })
+}
+
+/// One Dense layer of `x.len() / D` rows into `y` (lengths checked by the caller): the kernel
+/// itself on one thread (the default), the thread split otherwise.
+pub(crate) fn dense_into(p: &PackedDense, act: Activation, x: &[f32], y: &mut [f32]) -> Result<()> {
+    let rows = x.len() / p.d().max(1);
+    match num_threads() {
+        0 | 1 => p.apply(x, rows, y, act),
+        t => apply_threads(p, x, rows, y, act, t),
+    }
 }
 
 /// Whether the buffers' lengths are the expected f32 element counts.
@@ -334,6 +346,12 @@ impl<L: Lifted> Bound<L> {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     pub fn apply_into(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
+        // One Dense layer: two length checks and the kernel.
+        if let Some((p, act, n, m)) = &self.core.dense {
+            if x.len() == *n && out.len() == *m {
+                return dense_into(p, *act, x, out);
+            }
+        }
         let inputs = [x];
         let mut outputs = [out];
         self.core.check_inputs(&inputs)?;

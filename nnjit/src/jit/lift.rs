@@ -504,22 +504,26 @@ fn repeat_apply<L: Lifted>(
             if out.len() != len {
                 return None; // the general path reports it
             }
-            let r = crate::jit::bound::with_scratch(program, |s| {
-                program.exec(s, &last.binding, &[], &[(Data::F32(xs), shape)], &mut [out])
-            });
-            return Some(r.map(|()| None));
+            return Some(run_bound(program, &last.binding, xs, shape, out).map(|()| None));
         }
         let run = || -> Result<<L::Output as Args>::Host> {
             let mut y = crate::fallible::try_zeroed("lifted apply output", len)?;
-            crate::jit::bound::with_scratch(program, |s| {
-                program.exec(s, &last.binding, &[], &[(Data::F32(xs), shape)], &mut [&mut y])
-            })?;
+            run_bound(program, &last.binding, xs, shape, &mut y)?;
             let meta = program.output_metas().next().ok_or_else(|| Error::invalid("", "internal: no output"))?;
             let array = crate::tensor::array_from_vec(&meta.shape, y)?;
             template::<L>(&last.entry)?.host_from_arrays(&mut std::iter::once(array))
         };
         Some(run().map(Some))
     })
+}
+
+/// Runs `program` bound to `binding` on one input into one output buffer: a program that is
+/// one Dense layer calls its kernel, any other runs on this thread's scratch.
+fn run_bound(program: &Program, binding: &Binding, xs: &[f32], shape: &[usize], y: &mut [f32]) -> Result<()> {
+    if let Some((p, act)) = program.single_dense(binding) {
+        return crate::jit::bound::dense_into(p, act, xs, y);
+    }
+    crate::jit::bound::with_scratch(program, |s| program.exec(s, binding, &[], &[(Data::F32(xs), shape)], &mut [y]))
 }
 
 /// The eager values of the call's tensors, in order.

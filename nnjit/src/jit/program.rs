@@ -143,6 +143,13 @@ pub(crate) struct Binding {
     packs: Vec<Option<Arc<PackedDense>>>,
 }
 
+impl Binding {
+    /// The packed weights of step `step`, if it is a packed Dense.
+    pub(crate) fn dense_pack(&self, step: usize) -> Option<Arc<PackedDense>> {
+        self.packs.get(step)?.clone()
+    }
+}
+
 /// The buffers of one running call: the planned intermediate slots and the outputs that are
 /// not written into caller buffers. Reused from call to call, so a repeated call allocates
 /// nothing but the outputs it hands out.
