@@ -461,15 +461,18 @@ impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {
 
 impl HeaderSeed<'_> {
     fn charge<E: de::Error>(&mut self, bytes: usize) -> std::result::Result<(), E> {
-        self.budget.charge(bytes).map_err(|e| {
-            let message = e.to_string();
-            *self.over_budget = Some(e);
-            E::custom(message)
-        })
+        let charged = self.budget.charge(bytes);
+        self.keep(charged)
     }
 
     fn push<T, E: de::Error>(&mut self, v: &mut Vec<T>, item: T) -> std::result::Result<(), E> {
-        try_push(WHAT, v, item).map_err(|e| {
+        let pushed = try_push(WHAT, v, item);
+        self.keep(pushed)
+    }
+
+    /// An allocation error as serde's error, the error itself kept for [`read_header`].
+    fn keep<E: de::Error>(&mut self, r: Result<()>) -> std::result::Result<(), E> {
+        r.map_err(|e| {
             let message = e.to_string();
             *self.over_budget = Some(e);
             E::custom(message)
