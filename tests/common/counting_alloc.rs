@@ -1,28 +1,35 @@
 //! A counting global allocator for the tests that measure allocations: including this module
-//! (`mod common;`) installs it for the whole test binary. It counts allocation calls and the
-//! bytes live and at their peak, and forwards every call to the system allocator unchanged.
+//! (`mod common;`) installs it for the whole test binary. It counts allocation calls (per
+//! thread) and the bytes live and at their peak (for the process), and forwards every call to
+//! the system allocator unchanged.
 //!
-//! The counters are global: tests that read them take [`serial`] so that they run one at a
-//! time (or the binary holds a single test).
+//! The byte counters are global: tests that read them take [`serial`] so that they run one at
+//! a time (or the binary holds a single test).
 
 // Each test binary uses part of the helpers.
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 struct Counting;
 
-/// Allocation calls (`alloc`, `alloc_zeroed`, `realloc`).
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Allocation calls (`alloc`, `alloc_zeroed`, `realloc`) made by this thread: the test
+    /// harness's own thread allocates whenever a test ends (printing its result), which a
+    /// global count would charge to whichever test is counting then.
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
 /// Bytes allocated and not yet freed, and the most of them seen since the last reset.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn grew(bytes: usize) {
-    ALLOCS.fetch_add(1, Ordering::SeqCst);
+    // `try_with`: a thread being torn down has no counter left (and is not counted).
+    let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
     let live = LIVE.fetch_add(bytes, Ordering::SeqCst) + bytes;
     PEAK.fetch_max(live, Ordering::SeqCst);
 }
@@ -62,11 +69,12 @@ pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// How many allocation calls `f` made.
+/// How many allocation calls `f` made on the calling thread (the kernels' worker threads
+/// allocate nothing per call: they run on buffers the caller passes).
 pub fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.load(Ordering::SeqCst);
+    let before = ALLOCS.with(Cell::get);
     f();
-    ALLOCS.load(Ordering::SeqCst) - before
+    ALLOCS.with(Cell::get) - before
 }
 
 /// The most bytes `f` held at once beyond what was live when it started, and its result.

@@ -8,7 +8,8 @@
 //! passes its own
 //! ([`Bound::workspace`], [`Bound::run`]). The parameters are a snapshot: the bound entry holds
 //! the arrays it was bound to (shared, not copied) and packs them once; bind again for new
-//! values. A program that is one Dense layer runs its kernel directly, without a workspace.
+//! values. A program that is a chain of Dense layers (an MLP) runs its kernels directly, on
+//! two buffers of the calling thread.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -21,8 +22,7 @@ use crate::error::{Error, Result};
 use crate::jit::cache::PackStore;
 use crate::jit::lift::Lifted;
 use crate::jit::program::{Binding, Program, Scratch};
-use crate::kernel::parallel::{apply_threads, num_threads};
-use crate::kernel::{Activation, FixedDense, PackedDense};
+use crate::kernel::{Activation, FixedDense};
 use crate::module::Args;
 use crate::scope::Scope;
 use crate::tensor::op::Data;
@@ -55,9 +55,9 @@ impl fmt::Debug for Workspace {
 struct Core {
     program: Arc<Program>,
     binding: Binding,
-    /// The program is one Dense layer from its input to its output: its packed weights, its
-    /// activation and the element counts of its input and output (the kernel runs directly).
-    dense: Option<(Arc<PackedDense>, Activation, usize, usize)>,
+    /// The program is a chain (an MLP): the element counts of its input and output (it runs
+    /// after two length checks, no workspace).
+    chain: Option<(usize, usize)>,
     /// Element counts of the inputs and outputs, `None` where one is not f32.
     in_lens: Option<Vec<usize>>,
     out_lens: Option<Vec<usize>>,
@@ -74,16 +74,16 @@ impl Core {
             ));
         }
         let binding = program.binding(scope, packs)?;
-        let dense = program.single_dense(&binding).and_then(|(p, act)| {
-            let n = program.input_metas()[0].len();
-            Some((binding.dense_pack(0)?, act, n, n / p.d().max(1) * p.f()))
-        });
+        let chain = match (program.is_chain(), program.input_metas(), program.output_metas().next()) {
+            (true, [x], Some(y)) => Some((x.len(), y.len())),
+            _ => None,
+        };
         let lens = |metas: &mut dyn Iterator<Item = &Meta>| {
             metas.map(|m| (m.dtype == DType::F32).then(|| m.len())).collect::<Option<Vec<usize>>>()
         };
         let in_lens = lens(&mut program.input_metas().iter());
         let out_lens = lens(&mut program.output_metas());
-        Ok(Core { program, binding, dense, in_lens, out_lens })
+        Ok(Core { program, binding, chain, in_lens, out_lens })
     }
 
     /// Checks f32 inputs against the program (an `InputShape` error naming the expected sizes).
@@ -111,8 +111,8 @@ impl Core {
 
     /// Runs on checked f32 buffers.
     fn run(&self, ws: Option<&mut Scratch>, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) -> Result<()> {
-        if let (Some((p, act, ..)), [x], [y]) = (&self.dense, inputs, &mut *outputs) {
-            return dense_into(p, *act, x, y);
+        if let (Some(_), [x], [y]) = (self.chain, inputs, &mut *outputs) {
+            return self.program.run_chain(&self.binding, x, y);
         }
         let shapes = self.program.input_metas();
         let data = |k: usize| (Data::F32(inputs[k]), shapes[k].shape.as_slice());
@@ -166,14 +166,13 @@ pub(crate) fn with_scratch<R>(program: &Program, f: impl FnOnce(&mut Scratch) ->
     })
 }
 
-/// One Dense layer of `x.len() / D` rows into `y` (lengths checked by the caller): the kernel
-/// itself on one thread (the default), the thread split otherwise.
-pub(crate) fn dense_into(p: &PackedDense, act: Activation, x: &[f32], y: &mut [f32]) -> Result<()> {
-    let rows = x.len() / p.d().max(1);
-    match num_threads() {
-        0 | 1 => p.apply(x, rows, y, act),
-        t => apply_threads(p, x, rows, y, act, t),
+/// Runs `program` bound to `binding` on one f32 input of `shape` into one output buffer: a
+/// chain (an MLP) directly, any other program on this thread's scratch.
+pub(crate) fn run_one(program: &Program, binding: &Binding, x: &[f32], shape: &[usize], y: &mut [f32]) -> Result<()> {
+    if program.is_chain() {
+        return program.run_chain(binding, x, y);
     }
+    with_scratch(program, |s| program.exec(s, binding, &[], &[(Data::F32(x), shape)], &mut [y]))
 }
 
 /// Whether the buffers' lengths are the expected f32 element counts.
@@ -346,10 +345,10 @@ impl<L: Lifted> Bound<L> {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     pub fn apply_into(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
-        // One Dense layer: two length checks and the kernel.
-        if let Some((p, act, n, m)) = &self.core.dense {
-            if x.len() == *n && out.len() == *m {
-                return dense_into(p, *act, x, out);
+        // A chain (an MLP, a Dense): two length checks and the kernels.
+        if let Some((n, m)) = self.core.chain {
+            if x.len() == n && out.len() == m {
+                return self.core.program.run_chain(&self.core.binding, x, out);
             }
         }
         let inputs = [x];

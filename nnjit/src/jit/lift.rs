@@ -439,6 +439,8 @@ struct LastApply {
     generation: u64,
     entry: Arc<Entry>,
     binding: Binding,
+    /// The element count of the program's one output.
+    out_len: usize,
 }
 
 /// How many plain applies each thread remembers (models applied in turn).
@@ -455,12 +457,13 @@ thread_local! {
 fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
     let program = &entry.program;
     let generation = scope.frame().input.map_or(0, |v| v.generation());
-    if generation == 0 || !program.is_pure_inference() || program.output_metas().count() != 1 {
-        return;
-    }
+    let out_len = match (program.output_metas().next(), program.output_metas().count()) {
+        (Some(meta), 1) if generation != 0 && program.is_pure_inference() => meta.len(),
+        _ => return,
+    };
     let Ok(binding) = program.binding(scope, &L::jit_cache().packs) else { return };
     // This thread's scratch for the program, planned now: a repeat allocates only its output.
-    if crate::jit::bound::with_scratch(program, |s| program.plan(s)).is_err() {
+    if program.prepare().is_err() {
         return;
     }
     LAST_APPLY.with(|c| {
@@ -469,7 +472,8 @@ fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
             // Replace an entry for the same program, else the oldest.
             let at =
                 ring.iter().position(|l| l.as_ref().is_some_and(|l| Arc::ptr_eq(&l.entry, entry))).unwrap_or(*next);
-            ring[at] = Some(LastApply { cache: cache_id::<L>(), generation, entry: Arc::clone(entry), binding });
+            ring[at] =
+                Some(LastApply { cache: cache_id::<L>(), generation, entry: Arc::clone(entry), binding, out_len });
             *next = (at + 1) % LAST_APPLIES;
         }
     })
@@ -499,31 +503,25 @@ fn repeat_apply<L: Lifted>(
         })?;
         L::jit_cache().touch(&last.entry);
         let program = &last.entry.program;
-        let len = program.output_metas().next()?.len();
+        let len = last.out_len;
         if let Some(out) = out {
             if out.len() != len {
                 return None; // the general path reports it
             }
-            return Some(run_bound(program, &last.binding, xs, shape, out).map(|()| None));
+            return Some(crate::jit::bound::run_one(program, &last.binding, xs, shape, out).map(|()| None));
         }
         let run = || -> Result<<L::Output as Args>::Host> {
             let mut y = crate::fallible::try_zeroed("lifted apply output", len)?;
-            run_bound(program, &last.binding, xs, shape, &mut y)?;
+            crate::jit::bound::run_one(program, &last.binding, xs, shape, &mut y)?;
             let meta = program.output_metas().next().ok_or_else(|| Error::invalid("", "internal: no output"))?;
             let array = crate::tensor::array_from_vec(&meta.shape, y)?;
-            template::<L>(&last.entry)?.host_from_arrays(&mut std::iter::once(array))
+            let template = last.entry.output.downcast_ref::<L::Output>();
+            template
+                .ok_or_else(|| Error::invalid("", "internal: output template"))?
+                .host_from_arrays(&mut std::iter::once(array))
         };
         Some(run().map(Some))
     })
-}
-
-/// Runs `program` bound to `binding` on one input into one output buffer: a program that is
-/// one Dense layer calls its kernel, any other runs on this thread's scratch.
-fn run_bound(program: &Program, binding: &Binding, xs: &[f32], shape: &[usize], y: &mut [f32]) -> Result<()> {
-    if let Some((p, act)) = program.single_dense(binding) {
-        return crate::jit::bound::dense_into(p, act, xs, y);
-    }
-    crate::jit::bound::with_scratch(program, |s| program.exec(s, binding, &[], &[(Data::F32(xs), shape)], &mut [y]))
 }
 
 /// The eager values of the call's tensors, in order.

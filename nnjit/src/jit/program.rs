@@ -64,15 +64,90 @@ struct Step {
 /// The fewest rows per thread for which a chain program splits by rows through every layer.
 const ROW_CHAIN_ROWS: usize = 64;
 
-/// One step of a chain program: a packed Dense from `src` to `dst`.
+/// One layer of a [`Chain`]: a packed Dense of `d` inputs and `f` outputs per row.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Link {
-    src: Loc,
-    dst: Loc,
-    rows: usize,
-    in_len: usize,
-    out_len: usize,
+    d: usize,
+    f: usize,
     act: Activation,
+}
+
+/// A program that is a straight line of packed Dense layers (an MLP) from its one input to its
+/// one output, every layer on the same rows: it runs as a tight loop of kernel calls on two
+/// buffers of the calling thread, no slot plan, nothing to dispatch.
+#[derive(Clone, Debug, PartialEq)]
+struct Chain {
+    links: Vec<Link>,
+    rows: usize,
+    /// Multiply-adds per row through every layer (whether a row split pays).
+    macs_per_row: usize,
+    /// The widest intermediate row (the two buffers hold that many floats per row).
+    widest: usize,
+}
+
+thread_local! {
+    /// The intermediate buffers of the chains this thread runs (two, reused from call to call).
+    static PING_PONG: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl Chain {
+    /// `Some` for steps that are packed Dense layers (bias and relu in their epilogues, nothing
+    /// else fused) each reading the previous one's buffer, from input 0 to output 0.
+    fn of(steps: &[Step], inputs: &[Meta], outputs: &[(Loc, Meta)]) -> Option<Chain> {
+        let ([_], [(Loc::Out(0), _)], [first, ..]) = (inputs, outputs, steps) else { return None };
+        let rows = first.rows;
+        let mut src = Loc::Input(0);
+        let mut links = Vec::with_capacity(steps.len());
+        for (i, s) in steps.iter().enumerate() {
+            let last = i + 1 == steps.len();
+            let linear = s.pack.is_some()
+                && s.tail.is_empty()
+                && s.meta.dtype == DType::F32
+                && s.rows == rows
+                && rows > 0
+                && s.ins.first() == Some(&src)
+                && (if last { s.out == Loc::Out(0) } else { matches!(s.out, Loc::Slot(_)) });
+            let act = match s.head {
+                Op::Linear { act, .. } if linear => act,
+                _ => return None,
+            };
+            links.push(Link { d: s.in_lens[0] / rows, f: s.meta.len() / rows, act });
+            src = s.out;
+        }
+        let macs_per_row = links.iter().map(|l| l.d.saturating_mul(l.f)).fold(0usize, usize::saturating_add);
+        let widest = links[..links.len() - 1].iter().map(|l| l.f).max().unwrap_or(0);
+        Some(Chain { links, rows, macs_per_row, widest })
+    }
+
+    /// Runs `f` on this thread's two intermediate buffers, each at least `rows` rows of the
+    /// widest intermediate (a re-entrant call gets fresh ones).
+    fn with_buffers<R>(
+        &self,
+        rows: usize,
+        f: impl for<'a> FnOnce(&'a mut [f32], &'a mut [f32]) -> Result<R>,
+    ) -> Result<R> {
+        let n = rows.saturating_mul(self.widest);
+        let grow = |v: &mut Vec<f32>| -> Result<()> {
+            if v.len() < n {
+                v.try_reserve_exact(n - v.len())
+                    .map_err(|_| Error::Allocation { what: "chain buffer".into(), bytes: n.saturating_mul(4) })?;
+                v.resize(n, 0.0);
+            }
+            Ok(())
+        };
+        PING_PONG.with(|c| {
+            let mut fresh = (Vec::new(), Vec::new());
+            let mut kept = c.try_borrow_mut();
+            let (a, b) = match kept.as_deref_mut() {
+                Ok(bufs) => bufs,
+                Err(_) => &mut fresh,
+            };
+            grow(a)?;
+            grow(b)?;
+            f(&mut a[..n], &mut b[..n])
+        })
+    }
 }
 
 /// A buffer of one dtype.
@@ -143,13 +218,6 @@ pub(crate) struct Binding {
     packs: Vec<Option<Arc<PackedDense>>>,
 }
 
-impl Binding {
-    /// The packed weights of step `step`, if it is a packed Dense.
-    pub(crate) fn dense_pack(&self, step: usize) -> Option<Arc<PackedDense>> {
-        self.packs.get(step)?.clone()
-    }
-}
-
 /// The buffers of one running call: the planned intermediate slots and the outputs that are
 /// not written into caller buffers. Reused from call to call, so a repeated call allocates
 /// nothing but the outputs it hands out.
@@ -210,15 +278,8 @@ pub struct Program {
     slots: Vec<Meta>,
     arenas: Mutex<Vec<Arena>>,
     graph_nodes: usize,
-    /// Every step is a packed Dense (bias and relu in its epilogue, nothing else fused) reading
-    /// an input or a slot: the steps run in a tight loop (an MLP's whole program).
-    chain: bool,
-    /// The steps of a `chain`, one per step.
-    links: Vec<Link>,
-    /// A chain from input 0 to output 0 through slots only, every step on the same rows, with
-    /// its multiply-adds per row: with several threads, each takes whole row blocks through
-    /// every layer (one synchronisation per call, not one per layer).
-    row_chain: Option<usize>,
+    /// The program is an MLP: see [`Chain`].
+    chain: Option<Chain>,
     /// Every output is its own step's buffer (nothing to copy into caller buffers at the end).
     own_outputs: bool,
 }
@@ -477,45 +538,7 @@ impl Program {
             .iter()
             .map(|w| Ok((w.clone(), loc_of(w.node)?, nodes[w.node].meta.clone())))
             .collect::<Result<_>>()?;
-        let chain = steps.iter().all(|s| {
-            s.pack.is_some()
-                && s.tail.is_empty()
-                && s.meta.dtype == DType::F32
-                && matches!(s.ins.first(), Some(Loc::Input(_) | Loc::Slot(_)))
-                && matches!(s.out, Loc::Slot(_) | Loc::Out(_))
-        });
-        let links = if chain {
-            steps
-                .iter()
-                .map(|s| Link {
-                    src: s.ins[0],
-                    dst: s.out,
-                    rows: s.rows,
-                    in_len: s.in_lens[0],
-                    out_len: s.meta.len(),
-                    act: match s.head {
-                        Op::Linear { act, .. } => act,
-                        _ => Activation::Identity,
-                    },
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let row_chain = match links.as_slice() {
-            [first, .., last]
-                if inputs.len() == 1
-                    && outputs.len() == 1
-                    && first.src == Loc::Input(0)
-                    && last.dst == Loc::Out(0)
-                    && links.iter().all(|l| l.rows == first.rows && l.rows > 0)
-                    && links[1..].iter().all(|l| matches!(l.src, Loc::Slot(_)))
-                    && links[..links.len() - 1].iter().all(|l| matches!(l.dst, Loc::Slot(_))) =>
-            {
-                Some(links.iter().map(|l| (l.in_len / l.rows) * (l.out_len / l.rows)).sum())
-            }
-            _ => None,
-        };
+        let chain = Chain::of(&steps, &inputs, &outputs);
         let own_outputs = outputs.iter().enumerate().all(|(k, (l, _))| *l == Loc::Out(k));
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Program {
@@ -533,8 +556,6 @@ impl Program {
             arenas: Mutex::new(Vec::new()),
             graph_nodes: n,
             chain,
-            row_chain,
-            links,
             own_outputs,
         })
     }
@@ -711,15 +732,22 @@ impl Program {
         inputs: &[(Data<'_>, &[usize])],
         ext: &mut [&mut [f32]],
     ) -> Result<()> {
+        if let (Some(_), [(Data::F32(x), _)]) = (&self.chain, inputs) {
+            if let [y] = ext {
+                return self.run_chain(binding, x, y);
+            }
+            let mut y = crate::fallible::try_zeroed("program output", self.outputs[0].1.len())?;
+            self.run_chain(binding, x, &mut y)?;
+            scratch.outs.clear();
+            scratch.outs.push(Some(Buf::F32(y)));
+            return Ok(());
+        }
         self.plan(scratch)?;
         if ext.len() < self.outputs.len() {
             scratch.outs.clear();
             scratch.outs.resize_with(self.outputs.len(), || None);
         }
         let threads = num_threads();
-        if self.chain {
-            return self.exec_chain(scratch, binding, inputs, ext, threads);
-        }
         for (index, step) in self.steps.iter().enumerate() {
             let len = step.meta.len();
             let res = match step.out {
@@ -751,120 +779,41 @@ impl Program {
         self.copy_shared_outputs(scratch, binding, keys, inputs, ext)
     }
 
-    /// [`exec`](Program::exec) for a [`chain`](Program::chain) of packed Dense steps: each step
-    /// reads an input or a slot and writes a slot or an output, nothing else to dispatch.
-    fn exec_chain(
-        &self,
-        scratch: &mut Scratch,
-        binding: &Binding,
-        inputs: &[(Data<'_>, &[usize])],
-        ext: &mut [&mut [f32]],
-        threads: usize,
-    ) -> Result<()> {
-        let internal = || Error::invalid("", "internal: a chain step's operands");
-        if let (Some(macs), [(Data::F32(x), _)]) = (self.row_chain, inputs) {
-            let (first, last) = (self.links[0], self.links[self.links.len() - 1]);
-            let rows = first.rows;
+    /// Readies this thread to run the program without allocating: a chain's two buffers, any
+    /// other program's scratch.
+    pub(crate) fn prepare(&self) -> Result<()> {
+        match &self.chain {
+            Some(chain) => chain.with_buffers(chain.rows, |_, _| Ok(())),
+            None => crate::jit::bound::with_scratch(self, |s| self.plan(s)),
+        }
+    }
+
+    /// Whether the program is an MLP ([`run_chain`](Program::run_chain) runs it, no scratch).
+    pub(crate) fn is_chain(&self) -> bool {
+        self.chain.is_some()
+    }
+
+    /// Runs a [`Chain`] program from `x` into `y` (its one input and output): the layers in
+    /// turn on this thread's two buffers. With several threads, a chain of many rows splits by
+    /// rows through every layer, any other splits each layer.
+    pub(crate) fn run_chain(&self, binding: &Binding, x: &[f32], y: &mut [f32]) -> Result<()> {
+        let Some(chain) = &self.chain else { return Err(Error::invalid("", "internal: not a chain program")) };
+        let threads = num_threads();
+        if let ([first, .., last], true) = (chain.links.as_slice(), threads >= 2) {
             // Each thread of a row split reads every layer's weights: worth it from 64 rows a
             // thread (2 threads here, 784→512→512→10: 1.76–1.81× at batch 1024, where per-layer
             // splits gave 1.61–1.78×; at batch 64 per-layer column splits won, 1.30–1.47×
             // against 1.23–1.39×, each thread reading half the weights).
-            let t = threads.min(rows / ROW_CHAIN_ROWS).min(rows.saturating_mul(macs) / MIN_MACS_PER_THREAD);
+            let rows = chain.rows;
+            let t =
+                threads.min(rows / ROW_CHAIN_ROWS).min(rows.saturating_mul(chain.macs_per_row) / MIN_MACS_PER_THREAD);
             if t >= 2 {
-                let (d, f) = (first.in_len / rows, last.out_len / rows);
-                let run =
-                    |y: &mut [f32]| split_rows(x, rows, d, y, f, t, &|xb, r, yb| self.chain_rows(binding, xb, r, yb));
-                if let [y] = ext {
-                    return run(y);
-                }
-                let mut y = crate::fallible::try_zeroed("program output", last.out_len)?;
-                let r = run(&mut y);
-                scratch.outs[0] = Some(Buf::F32(y));
-                return r;
+                return split_rows(x, rows, first.d, y, last.f, t, &|xb, r, yb| {
+                    chain_rows(chain, &binding.packs, xb, r, yb, 1)
+                });
             }
         }
-        for (link, packed) in self.links.iter().zip(&binding.packs) {
-            let Some(p) = packed.as_deref() else { return Err(internal()) };
-            let Link { src, dst, rows, in_len, out_len, act } = *link;
-            // Liveness never gives a step's source slot to its own output: the two are disjoint.
-            let (x, y): (&[f32], &mut [f32]) = match (src, dst) {
-                (Loc::Input(i), Loc::Slot(d)) => match (inputs.get(i), scratch.slots.get_mut(d)) {
-                    (Some((Data::F32(x), _)), Some(Buf::F32(y))) => (x, &mut y[..out_len]),
-                    _ => return Err(internal()),
-                },
-                (Loc::Input(_) | Loc::Slot(_), Loc::Out(k)) if k < ext.len() => {
-                    (chain_source(src, in_len, inputs, &scratch.slots).ok_or_else(internal)?, &mut *ext[k])
-                }
-                (Loc::Slot(s), Loc::Slot(d)) if s != d => {
-                    let (a, b) = if s < d {
-                        let (l, r) = scratch.slots.split_at_mut(d);
-                        (&l[s], &mut r[0])
-                    } else {
-                        let (l, r) = scratch.slots.split_at_mut(s);
-                        (&r[0], &mut l[d])
-                    };
-                    match (a, b) {
-                        (Buf::F32(x), Buf::F32(y)) => (&x[..in_len], &mut y[..out_len]),
-                        _ => return Err(internal()),
-                    }
-                }
-                (_, Loc::Out(k)) => {
-                    // An output handed out as an array: a fresh buffer.
-                    let mut y = crate::fallible::try_zeroed("program output", out_len)?;
-                    let x = chain_source(src, in_len, inputs, &scratch.slots).ok_or_else(internal)?;
-                    let r = if threads <= 1 {
-                        p.apply(x, rows, &mut y, act)
-                    } else {
-                        apply_threads(p, x, rows, &mut y, act, threads)
-                    };
-                    scratch.outs[k] = Some(Buf::F32(y));
-                    r?;
-                    continue;
-                }
-                _ => return Err(internal()),
-            };
-            // One thread (the default): the kernel itself, as the floor calls it.
-            if threads <= 1 {
-                p.apply(x, rows, y, act)?;
-            } else {
-                apply_threads(p, x, rows, y, act, threads)?;
-            }
-        }
-        self.copy_shared_outputs(scratch, binding, &[], inputs, ext)
-    }
-
-    /// Every layer of a [`row_chain`](Program::row_chain) for `rows` rows of `x` into `y`, on
-    /// two buffers of this thread (reused from call to call).
-    fn chain_rows(&self, binding: &Binding, x: &[f32], rows: usize, y: &mut [f32]) -> Result<()> {
-        thread_local! {
-            static PING_PONG: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-        }
-        let internal = || Error::invalid("", "internal: a chain step's operands");
-        let (mut src, mut dst) = PING_PONG.with(|c| std::mem::take(&mut *c.borrow_mut()));
-        let last = self.links.len() - 1;
-        let mut r = Ok(());
-        for (i, (link, packed)) in self.links.iter().zip(&binding.packs).enumerate() {
-            let Some(p) = packed.as_deref() else {
-                r = Err(internal());
-                break;
-            };
-            let (w_in, w_out) = (link.in_len / link.rows, link.out_len / link.rows);
-            let input: &[f32] = if i == 0 { x } else { &src[..rows * w_in] };
-            if i == last {
-                r = p.apply(input, rows, y, link.act);
-                break;
-            }
-            if dst.len() < rows * w_out {
-                dst.resize(rows * w_out, 0.0);
-            }
-            if let Err(e) = p.apply(input, rows, &mut dst[..rows * w_out], link.act) {
-                r = Err(e);
-                break;
-            }
-            std::mem::swap(&mut src, &mut dst);
-        }
-        PING_PONG.with(|c| *c.borrow_mut() = (src, dst));
-        r
+        chain_rows(chain, &binding.packs, x, chain.rows, y, threads)
     }
 
     /// Outputs written into `ext` that are not their own step's buffer, copied at the end.
@@ -982,33 +931,48 @@ impl Program {
     /// The packed weights of a program that is exactly one Dense step from input 0 to output 0
     /// (no fused tail): what a const-generic entry can run on its own fixed-size kernel.
     pub(crate) fn single_dense<'b>(&self, binding: &'b Binding) -> Option<(&'b PackedDense, Activation)> {
-        match (self.steps.as_slice(), self.outputs.as_slice()) {
-            ([step], [(Loc::Out(0), _)])
-                if step.tail.is_empty() && step.ins.first() == Some(&Loc::Input(0)) && self.inputs.len() == 1 =>
-            {
-                match (&step.head, binding.packs.first().and_then(Option::as_deref)) {
-                    (Op::Linear { act, .. }, Some(p)) => Some((p, *act)),
-                    _ => None,
-                }
-            }
+        match (self.chain.as_ref()?.links.as_slice(), binding.packs.as_slice()) {
+            ([link], [Some(p)]) => Some((p, link.act)),
             _ => None,
         }
     }
 }
 
-/// A chain step's source: input `i`, or the first `len` elements of slot `s`.
-fn chain_source<'a>(src: Loc, len: usize, inputs: &[(Data<'a>, &[usize])], slots: &'a [Buf]) -> Option<&'a [f32]> {
-    match src {
-        Loc::Input(i) => match inputs.get(i) {
-            Some((Data::F32(x), _)) => Some(x),
-            _ => None,
-        },
-        Loc::Slot(s) => match slots.get(s) {
-            Some(Buf::F32(x)) => x.get(..len),
-            _ => None,
-        },
-        _ => None,
+/// Every layer of `chain` for `rows` rows of `x` into `y` (each layer split over `threads`),
+/// the intermediates in this thread's two buffers (reused from call to call).
+fn chain_rows(
+    chain: &Chain,
+    packs: &[Option<Arc<PackedDense>>],
+    x: &[f32],
+    rows: usize,
+    y: &mut [f32],
+    threads: usize,
+) -> Result<()> {
+    let layer = |p: &PackedDense, x: &[f32], y: &mut [f32], act| {
+        if threads <= 1 {
+            p.apply(x, rows, y, act)
+        } else {
+            apply_threads(p, x, rows, y, act, threads)
+        }
+    };
+    let internal = || Error::invalid("", "internal: a chain layer without packed weights");
+    // One layer (a lifted Dense): the kernel itself.
+    if let ([link], [pack]) = (chain.links.as_slice(), packs) {
+        return layer(pack.as_deref().ok_or_else(internal)?, x, y, link.act);
     }
+    chain.with_buffers(rows, |mut src, mut dst| {
+        let last = chain.links.len().saturating_sub(1);
+        for (i, (link, pack)) in chain.links.iter().zip(packs).enumerate() {
+            let p = pack.as_deref().ok_or_else(internal)?;
+            let input: &[f32] = if i == 0 { x } else { &src[..rows * link.d] };
+            if i == last {
+                return layer(p, input, y, link.act);
+            }
+            layer(p, input, &mut dst[..rows * link.f], link.act)?;
+            std::mem::swap(&mut src, &mut dst);
+        }
+        Err(internal())
+    })
 }
 
 fn with_path(e: Error, path: &str) -> Error {
