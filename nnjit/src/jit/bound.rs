@@ -344,6 +344,7 @@ impl<L: Lifted> Bound<L> {
     /// assert_eq!(out.map(f32::to_bits), [0x4042D553, 0xBEA66F6C, 0x3FACE59C, 0x402D8518]);
     /// # Ok::<(), nnjit::Error>(())
     /// ```
+    #[inline]
     pub fn apply_into(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
         // A chain (an MLP, a Dense): two length checks and the kernels.
         if let Some((n, m)) = self.core.chain {
@@ -524,6 +525,7 @@ impl<const D: usize, const F: usize> Fixed<D, F, 1> {
     /// assert_eq!(fixed.apply(&[1.0, 2.0])?.to_vec(), m.apply(&vars, &[1.0f32, 2.0])?.into_raw_vec_and_offset().0);
     /// # Ok::<(), nnjit::Error>(())
     /// ```
+    #[inline]
     pub fn apply(&self, x: &[f32; D]) -> Result<[f32; F]> {
         if let Some((k, act)) = &self.dense {
             return Ok(k.apply_act(x, *act));

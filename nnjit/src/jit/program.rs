@@ -796,7 +796,22 @@ impl Program {
     /// Runs a [`Chain`] program from `x` into `y` (its one input and output): the layers in
     /// turn on this thread's two buffers. With several threads, a chain of many rows splits by
     /// rows through every layer, any other splits each layer.
+    #[inline]
     pub(crate) fn run_chain(&self, binding: &Binding, x: &[f32], y: &mut [f32]) -> Result<()> {
+        // One layer on one thread (a lifted Dense, the default): the kernel itself, inlined
+        // into the entry that called (a bound 3 → 4 Dense is a few nanoseconds in all).
+        if let Some(Chain { links, rows, .. }) = &self.chain {
+            if let ([link], [Some(p)]) = (links.as_slice(), binding.packs.as_slice()) {
+                if num_threads() == 1 {
+                    return p.apply(x, *rows, y, link.act);
+                }
+            }
+        }
+        self.run_chain_threads(binding, x, y)
+    }
+
+    /// [`run_chain`](Program::run_chain) for several layers or threads.
+    fn run_chain_threads(&self, binding: &Binding, x: &[f32], y: &mut [f32]) -> Result<()> {
         let Some(chain) = &self.chain else { return Err(Error::invalid("", "internal: not a chain program")) };
         let threads = num_threads();
         if let ([first, .., last], true) = (chain.links.as_slice(), threads >= 2) {
