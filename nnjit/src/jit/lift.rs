@@ -549,14 +549,8 @@ fn with_options<L: Lifted, T>(scope: &mut Scope<'_, '_>, f: impl FnOnce(&mut Sco
     let saved_numerics = opts.flax_jit.then(|| scope.frame().numerics);
     if opts.flax_jit {
         if scope.frame().rngs.names().next().is_some() {
-            if scope.frame().tracer.is_some() {
-                // The enclosing program draws keys from its own scope's fork only.
-                return Err(Error::invalid(
-                    scope.path(),
-                    "a `flax_jit` lift cannot fork RNG streams inside another lift's compiled apply \
-                     (the program does not replay the fork); apply the enclosing module unlifted",
-                ));
-            }
+            // Eager, the fork draws its keys now; traced (inside another lift's body), it
+            // becomes a step of that program, replayed from the streams given to every run.
             scope.fork_rngs()?;
         }
         scope.frame_mut().numerics = crate::init::Numerics::Jit;

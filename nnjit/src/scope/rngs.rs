@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::random::static_suffix::{fold_in_static, SuffixPart};
 use crate::random::Key;
-use crate::tensor::trace::{RngRead, Source};
+use crate::tensor::trace::{RngForkRead, RngRead, Source};
 use crate::tensor::{DType, Meta, Tensor};
 
 use super::Scope;
@@ -122,6 +122,9 @@ impl<S: Into<String>, const N: usize> From<[(S, Key); N]> for Rngs {
 pub(super) struct RngFork {
     pub(super) keys: Vec<(String, Key)>,
     pub(super) depth: usize,
+    /// A fork made while traced: its index in the graph's forks. Its keys are drawn each time
+    /// the program runs (`keys` is empty here); the reads below it name it.
+    pub(super) traced: Option<usize>,
 }
 
 impl Scope<'_, '_> {
@@ -159,9 +162,10 @@ impl Scope<'_, '_> {
                 .as_ref()
                 .map(|t| Arc::clone(&t.graph))
                 .ok_or_else(|| Error::invalid("", "internal"))?;
+            let fork = self.fork.as_ref().and_then(|f| f.traced);
             let index = {
                 let mut b = graph.lock();
-                b.rngs.push(RngRead { stream: stream.to_string(), rel });
+                b.rngs.push(RngRead { stream: stream.to_string(), rel, fork });
                 b.rngs.len() - 1
             };
             return Ok(graph.push(Source::Rng(index), Vec::new(), Meta::new(DType::U32, vec![2])));
@@ -181,12 +185,12 @@ impl Scope<'_, '_> {
     }
 
     /// `make_rng` as a key, in the scope `rel` below this one (what a compiled program does for
-    /// each RNG request, so counters advance exactly as in an eager call).
-    pub(crate) fn next_key_below(&mut self, rel: &[String], stream: &str) -> Result<Key> {
+    /// each RNG request, so counters advance exactly as in an eager call), from the bases of
+    /// `fork` (a fork the program replayed) where given, else of this scope.
+    fn next_key_under(&mut self, rel: &[String], stream: &str, fork: Option<&RngFork>) -> Result<Key> {
         let stream = self.resolve_stream(stream)?;
-        let (base, from) = match self
-            .fork
-            .as_deref()
+        let (base, from) = match fork
+            .or(self.fork.as_deref())
             .and_then(|f| f.keys.iter().find(|(n, _)| n == stream).map(|(_, k)| (*k, f.depth)))
         {
             Some(b) => b,
@@ -218,7 +222,7 @@ impl Scope<'_, '_> {
 
     /// `make_rng` as a key (eager only).
     pub(super) fn next_key(&mut self, stream: &str) -> Result<Key> {
-        self.next_key_below(&[], stream)
+        self.next_key_under(&[], stream, None)
     }
 
     /// Flax's `fork_rngs` as `nn.jit` does it: every stream draws one key here, which becomes the
@@ -244,12 +248,78 @@ impl Scope<'_, '_> {
     /// ```
     pub fn fork_rngs(&mut self) -> Result<()> {
         let names: Vec<String> = self.frame.rngs.names().map(str::to_string).collect();
+        if let Some(graph) = self.frame.tracer.as_ref().map(|t| Arc::clone(&t.graph)) {
+            // Traced: the fork becomes a step of the program, replayed from the streams given
+            // to every run (see `replay_rngs`); nothing is drawn now.
+            let rel = self.rel_segments();
+            let parent = self.fork.as_ref().and_then(|f| f.traced);
+            let index = {
+                let mut b = graph.lock();
+                let before = b.rngs.len();
+                b.forks.push(RngForkRead { streams: names, rel, parent, before });
+                b.forks.len() - 1
+            };
+            self.fork = Some(Arc::new(RngFork { keys: Vec::new(), depth: self.node.depth(), traced: Some(index) }));
+            return Ok(());
+        }
         let mut keys = Vec::with_capacity(names.len());
         for n in names {
             let k = self.next_key(&n)?;
             keys.push((n, k));
         }
-        self.fork = Some(Arc::new(RngFork { keys, depth: self.node.depth() }));
+        self.fork = Some(Arc::new(RngFork { keys, depth: self.node.depth(), traced: None }));
         Ok(())
     }
+
+    /// The keys of a compiled program's RNG reads, in order, into `keys` (what the eager body
+    /// drew, counters included): each fork the program traced is replayed at its place among
+    /// the reads, drawing its keys from the streams of this call, and the reads below it draw
+    /// from those keys. Without forks nothing is allocated.
+    pub(crate) fn replay_rngs(
+        &mut self,
+        reads: &[RngRead],
+        forks: &[RngForkRead],
+        keys: &mut Vec<[u32; 2]>,
+    ) -> Result<()> {
+        keys.clear();
+        if forks.is_empty() {
+            for r in reads {
+                keys.push(self.next_key_under(&r.rel, &r.stream, None)?.into());
+            }
+            return Ok(());
+        }
+        let mut drawn: Vec<RngFork> = Vec::with_capacity(forks.len());
+        let mut pending = forks.iter().peekable();
+        for (i, r) in reads.iter().enumerate() {
+            while let Some(f) = pending.next_if(|f| f.before <= i) {
+                let fork = self.replay_fork(f, &drawn)?;
+                drawn.push(fork);
+            }
+            let fork = fork_at(&drawn, r.fork)?;
+            keys.push(self.next_key_under(&r.rel, &r.stream, fork)?.into());
+        }
+        // Forks after the last read still advance their counters, as the eager body did.
+        for f in pending {
+            let fork = self.replay_fork(f, &drawn)?;
+            drawn.push(fork);
+        }
+        Ok(())
+    }
+
+    /// One traced fork, drawn now (the forks before it are in `drawn`).
+    fn replay_fork(&mut self, f: &RngForkRead, drawn: &[RngFork]) -> Result<RngFork> {
+        let parent = fork_at(drawn, f.parent)?;
+        let mut keys = Vec::with_capacity(f.streams.len());
+        for stream in &f.streams {
+            keys.push((stream.clone(), self.next_key_under(&f.rel, stream, parent)?));
+        }
+        Ok(RngFork { keys, depth: self.node.depth() + f.rel.len(), traced: None })
+    }
+}
+
+/// Fork `index` of those a program replayed so far (`None`: the scope's own bases).
+fn fork_at(drawn: &[RngFork], index: Option<usize>) -> Result<Option<&RngFork>> {
+    index
+        .map(|j| drawn.get(j).ok_or_else(|| Error::invalid("", "internal: an RNG read names a fork not replayed yet")))
+        .transpose()
 }
