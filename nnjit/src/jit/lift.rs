@@ -55,6 +55,12 @@ pub struct LiftOptions {
     /// arithmetic XLA compiles under `jax.jit`. Off by default: a lifted type then inits and
     /// draws exactly like its original, so lifting changes speed, not numbers.
     ///
+    /// Nested in another lift (`nn.jit(Outer)` whose body calls `nn.jit(Block)`), the inner
+    /// fork happens while the outer body is traced: it becomes a step of the outer program
+    /// (`%fork0 = fork_rngs [dropout] at /JitBlock_0` in its listing) that every run replays
+    /// from the streams given to that call, so the keys and masks are those of the eager call,
+    /// as Flax's inner fork runs inside the outer jitted function.
+    ///
     /// ```
     /// use nnjit::nn::{self, Lifted, Module, Scope, Tensor};
     ///
