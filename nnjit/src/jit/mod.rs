@@ -53,3 +53,5 @@ pub use lift::{lifted_call, LiftOptions, Lifted};
 pub use names::lifted_type_name;
 pub(crate) use names::original_type_name;
 pub use program::Program;
+#[cfg(test)]
+pub(crate) use program::Traced;

@@ -323,3 +323,74 @@ fn fork_at(drawn: &[RngFork], index: Option<usize>) -> Result<Option<&RngFork>> 
         .map(|j| drawn.get(j).ok_or_else(|| Error::invalid("", "internal: an RNG read names a fork not replayed yet")))
         .transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Rngs;
+    use crate::jit::{Program, Traced};
+    use crate::nn::{self, Module, Scope};
+    use crate::scope::{Frame, Mode, Mutable, Tracer};
+    use crate::tensor::trace::Source;
+    use crate::tensor::{DType, Graph, Meta, Repr, Tensor};
+
+    /// `nn.jit(Dropout(0.5))`, Flax's way.
+    #[crate::nn::jit(flax_jit)]
+    #[derive(Debug, Clone, PartialEq)]
+    struct Drop;
+
+    impl Module for Drop {
+        type Input = Tensor;
+        type Output = Tensor;
+        fn call(&self, s: &mut Scope, x: Tensor) -> crate::Result<Tensor> {
+            s.call(&nn::Dropout::new(0.5), x)
+        }
+    }
+
+    /// `nn.jit` of two `nn.jit(Drop)` children.
+    #[crate::nn::jit(flax_jit)]
+    #[derive(Debug, Clone, PartialEq)]
+    struct Twice;
+
+    impl Module for Twice {
+        type Input = Tensor;
+        type Output = Tensor;
+        fn call(&self, s: &mut Scope, x: Tensor) -> crate::Result<Tensor> {
+            let h = s.call(&JitDrop, x)?;
+            s.call(&JitDrop, h)
+        }
+    }
+
+    #[test]
+    fn a_traced_fork_is_a_step_of_the_program() -> crate::Result<()> {
+        let vars = crate::Variables::new();
+        let rngs = Rngs::none().with("dropout", nn::PRNGKey(1)).with("params", nn::PRNGKey(2));
+        let mut frame = Frame::new(Mode::Apply, Some(&vars), rngs, Mutable::Nothing);
+        let graph = Arc::new(Graph::default());
+        frame.tracer = Some(Tracer::new(Arc::clone(&graph), 0));
+        let mut scope = Scope::root(&mut frame);
+        let x = graph.push(Source::Input(0), Vec::new(), Meta::new(DType::F32, vec![4]));
+        let y = scope.call(&JitTwice, x)?;
+        drop(scope);
+        let Repr::Traced(t) = &y.repr else { panic!("a traced output") };
+        let outputs = vec![t.node];
+        let builder = graph.into_builder();
+        // Nothing was drawn while tracing: the counters are untouched.
+        assert!(frame.counters.is_empty());
+        let text = Program::compile("test".into(), Traced { builder, outputs })?.to_string();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("fork") || l.contains("make_rng")).collect();
+        assert_eq!(
+            lines,
+            [
+                "  %fork0 = fork_rngs [dropout, params] at /JitTwice_0",
+                "  %fork1 = fork_rngs [dropout, params] at /JitTwice_0/JitDrop_0 from %fork0",
+                "  %key0 = make_rng \"dropout\" at /JitTwice_0/JitDrop_0/Dropout_0 : u32[2] from %fork1",
+                "  %fork2 = fork_rngs [dropout, params] at /JitTwice_0/JitDrop_1 from %fork0",
+                "  %key1 = make_rng \"dropout\" at /JitTwice_0/JitDrop_1/Dropout_0 : u32[2] from %fork2",
+            ],
+            "{text}"
+        );
+        Ok(())
+    }
+}
