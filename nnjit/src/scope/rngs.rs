@@ -189,9 +189,12 @@ impl Scope<'_, '_> {
     /// `fork` (a fork the program replayed) where given, else of this scope.
     fn next_key_under(&mut self, rel: &[String], stream: &str, fork: Option<&RngFork>) -> Result<Key> {
         let stream = self.resolve_stream(stream)?;
-        let (base, from) = match fork
-            .or(self.fork.as_deref())
-            .and_then(|f| f.keys.iter().find(|(n, _)| n == stream).map(|(_, k)| (*k, f.depth)))
+        let fork = fork.or(self.fork.as_deref());
+        if fork.is_some_and(|f| f.traced.is_some()) {
+            // A traced fork has no keys: only the program that replays it can draw below it.
+            return Err(Error::invalid(self.path(), "internal: an eager key drawn under a traced RNG fork"));
+        }
+        let (base, from) = match fork.and_then(|f| f.keys.iter().find(|(n, _)| n == stream).map(|(_, k)| (*k, f.depth)))
         {
             Some(b) => b,
             None => (
@@ -226,7 +229,9 @@ impl Scope<'_, '_> {
     }
 
     /// Flax's `fork_rngs` as `nn.jit` does it: every stream draws one key here, which becomes the
-    /// stream's new base for this scope and its children (counters keep running).
+    /// stream's new base for this scope and its children (counters keep running). In a body
+    /// being traced (a lifted module's apply), the fork is a step of the compiled program: every
+    /// run draws it from the streams of that call, exactly as the eager call would.
     ///
     /// ```
     /// use nnjit::nn::{self, Module, Scope, Tensor};
