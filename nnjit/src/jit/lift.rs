@@ -55,6 +55,12 @@ pub struct LiftOptions {
     /// arithmetic XLA compiles under `jax.jit`. Off by default: a lifted type then inits and
     /// draws exactly like its original, so lifting changes speed, not numbers.
     ///
+    /// Nested in another lift (`nn.jit(Outer)` whose body calls `nn.jit(Block)`), the inner
+    /// fork happens while the outer body is traced: it becomes a step of the outer program
+    /// (`%fork0 = fork_rngs [dropout] at /JitBlock_0` in its listing) that every run replays
+    /// from the streams given to that call, so the keys and masks are those of the eager call,
+    /// as Flax's inner fork runs inside the outer jitted function.
+    ///
     /// ```
     /// use nnjit::nn::{self, Lifted, Module, Scope, Tensor};
     ///
@@ -547,14 +553,8 @@ fn with_options<L: Lifted, T>(scope: &mut Scope<'_, '_>, f: impl FnOnce(&mut Sco
     let saved_numerics = opts.flax_jit.then(|| scope.frame().numerics);
     if opts.flax_jit {
         if scope.frame().rngs.names().next().is_some() {
-            if scope.frame().tracer.is_some() {
-                // The enclosing program draws keys from its own scope's fork only.
-                return Err(Error::invalid(
-                    scope.path(),
-                    "a `flax_jit` lift cannot fork RNG streams inside another lift's compiled apply \
-                     (the program does not replay the fork); apply the enclosing module unlifted",
-                ));
-            }
+            // Eager, the fork draws its keys now; traced (inside another lift's body), it
+            // becomes a step of that program, replayed from the streams given to every run.
             scope.fork_rngs()?;
         }
         scope.frame_mut().numerics = crate::init::Numerics::Jit;

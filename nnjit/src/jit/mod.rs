@@ -22,7 +22,7 @@
 //! | `jax.pure_callback` | [`Tensor::host_callback`](crate::tensor::Tensor::host_callback) |
 //! | `ConcretizationTypeError` | [`Error::TracedValue`](crate::Error::TracedValue) |
 //! | `nn.jit(Block)` is the class `JitBlock`: an unnamed child is `JitBlock_0` | the same: a lifted type's `type_name` is `Jit` + the original's ([`lifted_type_name`]) |
-//! | fork of the RNGs before every call, jitted init numerics | off by default (a lift inits and draws like the original); `#[nn::jit(flax_jit)]` ([`LiftOptions::flax_jit`]) reproduces both |
+//! | fork of the RNGs before every call, jitted init numerics | off by default (a lift inits and draws like the original); `#[nn::jit(flax_jit)]` ([`LiftOptions::flax_jit`]) reproduces both; inside another lift's program the fork is a step of that program (`fork_rngs` in its listing), drawn from each call's streams |
 //! | XLA:CPU's intra-op threads (all cores) | one thread unless `NNJIT_NUM_THREADS` / [`set_num_threads`](crate::kernel::parallel::set_num_threads) allows more; same bits for any count |
 //!
 //! ```
@@ -53,3 +53,5 @@ pub use lift::{lifted_call, LiftOptions, Lifted};
 pub use names::lifted_type_name;
 pub(crate) use names::original_type_name;
 pub use program::Program;
+#[cfg(test)]
+pub(crate) use program::Traced;

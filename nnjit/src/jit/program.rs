@@ -16,7 +16,7 @@ use crate::kernel::parallel::{apply_threads, num_threads, split_rows, MIN_MACS_P
 use crate::kernel::{Activation, PackedDense};
 use crate::scope::{Name, Scope};
 use crate::tensor::op::{binary_in_place, Binary, Data, DataMut, Op, Unary};
-use crate::tensor::trace::{Builder, RngRead, Source, VarGuard, VarRead, VarWrite};
+use crate::tensor::trace::{Builder, RngForkRead, RngRead, Source, VarGuard, VarRead, VarWrite};
 use crate::tensor::{DType, Meta, Shared, Value};
 use crate::variables::Leaf;
 
@@ -271,6 +271,8 @@ pub struct Program {
     inputs: Vec<Meta>,
     vars: Vec<VarRead>,
     rngs: Vec<RngRead>,
+    /// RNG forks the program replays before the reads that need them.
+    forks: Vec<RngForkRead>,
     consts: Vec<Value>,
     steps: Vec<Step>,
     outputs: Vec<(Loc, Meta)>,
@@ -548,6 +550,7 @@ impl Program {
             inputs,
             vars: builder.vars,
             rngs: builder.rngs,
+            forks: builder.forks,
             consts,
             steps,
             outputs,
@@ -666,11 +669,7 @@ impl Program {
         sink: &mut dyn FnMut(usize, Buf, &Meta) -> Result<()>,
     ) -> Result<()> {
         // RNG keys first: counters advance exactly as the eager body advanced them.
-        arena.keys.clear();
-        for r in &self.rngs {
-            let k: [u32; 2] = scope.next_key_below(&r.rel, &r.stream)?.into();
-            arena.keys.push(k);
-        }
+        scope.replay_rngs(&self.rngs, &self.forks, &mut arena.keys)?;
         let bi = self.bind(arena, scope, packs)?;
         let binding = &arena.bindings[bi];
         self.exec(&mut arena.scratch, binding, &arena.keys, inputs, ext)?;
@@ -940,7 +939,7 @@ impl Program {
     /// Whether the program reads RNG streams or writes variables (what a bound entry, which
     /// has neither, cannot run).
     pub(crate) fn is_pure_inference(&self) -> bool {
-        self.rngs.is_empty() && self.writes.is_empty()
+        self.rngs.is_empty() && self.forks.is_empty() && self.writes.is_empty()
     }
 
     /// The packed weights of a program that is exactly one Dense step from input 0 to output 0
@@ -1100,6 +1099,15 @@ fn reborrow<'b>(d: &'b mut DataMut<'_>) -> DataMut<'b> {
     }
 }
 
+/// One line of a program's listing for RNG fork `j`.
+fn write_fork(f: &mut fmt::Formatter<'_>, j: usize, k: &RngForkRead) -> fmt::Result {
+    write!(f, "  %fork{j} = fork_rngs [{}] at /{}", k.streams.join(", "), k.rel.join("/"))?;
+    match k.parent {
+        Some(p) => writeln!(f, " from %fork{p}"),
+        None => writeln!(f),
+    }
+}
+
 impl fmt::Display for Program {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = |l: Loc| match l {
@@ -1120,8 +1128,19 @@ impl fmt::Display for Program {
             }
             writeln!(f, "  %v{i} = variable {p}/{} : {}", v.name, Meta::new(DType::F32, v.shape.clone()))?;
         }
+        let mut forks = self.forks.iter().enumerate().peekable();
         for (i, r) in self.rngs.iter().enumerate() {
-            writeln!(f, "  %key{i} = make_rng \"{}\" at /{} : u32[2]", r.stream, r.rel.join("/"))?;
+            while let Some((j, k)) = forks.next_if(|(_, k)| k.before <= i) {
+                write_fork(f, j, k)?;
+            }
+            write!(f, "  %key{i} = make_rng \"{}\" at /{} : u32[2]", r.stream, r.rel.join("/"))?;
+            match r.fork {
+                Some(j) => writeln!(f, " from %fork{j}")?,
+                None => writeln!(f)?,
+            }
+        }
+        for (j, k) in forks {
+            write_fork(f, j, k)?;
         }
         for (i, c) in self.consts.iter().enumerate() {
             writeln!(f, "  %c{i} = constant : {}", c.meta())?;

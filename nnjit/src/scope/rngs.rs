@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::random::static_suffix::{fold_in_static, SuffixPart};
 use crate::random::Key;
-use crate::tensor::trace::{RngRead, Source};
+use crate::tensor::trace::{RngForkRead, RngRead, Source};
 use crate::tensor::{DType, Meta, Tensor};
 
 use super::Scope;
@@ -122,6 +122,9 @@ impl<S: Into<String>, const N: usize> From<[(S, Key); N]> for Rngs {
 pub(super) struct RngFork {
     pub(super) keys: Vec<(String, Key)>,
     pub(super) depth: usize,
+    /// A fork made while traced: its index in the graph's forks. Its keys are drawn each time
+    /// the program runs (`keys` is empty here); the reads below it name it.
+    pub(super) traced: Option<usize>,
 }
 
 impl Scope<'_, '_> {
@@ -159,9 +162,10 @@ impl Scope<'_, '_> {
                 .as_ref()
                 .map(|t| Arc::clone(&t.graph))
                 .ok_or_else(|| Error::invalid("", "internal"))?;
+            let fork = self.fork.as_ref().and_then(|f| f.traced);
             let index = {
                 let mut b = graph.lock();
-                b.rngs.push(RngRead { stream: stream.to_string(), rel });
+                b.rngs.push(RngRead { stream: stream.to_string(), rel, fork });
                 b.rngs.len() - 1
             };
             return Ok(graph.push(Source::Rng(index), Vec::new(), Meta::new(DType::U32, vec![2])));
@@ -181,13 +185,16 @@ impl Scope<'_, '_> {
     }
 
     /// `make_rng` as a key, in the scope `rel` below this one (what a compiled program does for
-    /// each RNG request, so counters advance exactly as in an eager call).
-    pub(crate) fn next_key_below(&mut self, rel: &[String], stream: &str) -> Result<Key> {
+    /// each RNG request, so counters advance exactly as in an eager call), from the bases of
+    /// `fork` (a fork the program replayed) where given, else of this scope.
+    fn next_key_under(&mut self, rel: &[String], stream: &str, fork: Option<&RngFork>) -> Result<Key> {
         let stream = self.resolve_stream(stream)?;
-        let (base, from) = match self
-            .fork
-            .as_deref()
-            .and_then(|f| f.keys.iter().find(|(n, _)| n == stream).map(|(_, k)| (*k, f.depth)))
+        let fork = fork.or(self.fork.as_deref());
+        if fork.is_some_and(|f| f.traced.is_some()) {
+            // A traced fork has no keys: only the program that replays it can draw below it.
+            return Err(Error::invalid(self.path(), "internal: an eager key drawn under a traced RNG fork"));
+        }
+        let (base, from) = match fork.and_then(|f| f.keys.iter().find(|(n, _)| n == stream).map(|(_, k)| (*k, f.depth)))
         {
             Some(b) => b,
             None => (
@@ -218,11 +225,13 @@ impl Scope<'_, '_> {
 
     /// `make_rng` as a key (eager only).
     pub(super) fn next_key(&mut self, stream: &str) -> Result<Key> {
-        self.next_key_below(&[], stream)
+        self.next_key_under(&[], stream, None)
     }
 
     /// Flax's `fork_rngs` as `nn.jit` does it: every stream draws one key here, which becomes the
-    /// stream's new base for this scope and its children (counters keep running).
+    /// stream's new base for this scope and its children (counters keep running). In a body
+    /// being traced (a lifted module's apply), the fork is a step of the compiled program: every
+    /// run draws it from the streams of that call, exactly as the eager call would.
     ///
     /// ```
     /// use nnjit::nn::{self, Module, Scope, Tensor};
@@ -244,12 +253,149 @@ impl Scope<'_, '_> {
     /// ```
     pub fn fork_rngs(&mut self) -> Result<()> {
         let names: Vec<String> = self.frame.rngs.names().map(str::to_string).collect();
+        if let Some(graph) = self.frame.tracer.as_ref().map(|t| Arc::clone(&t.graph)) {
+            // Traced: the fork becomes a step of the program, replayed from the streams given
+            // to every run (see `replay_rngs`); nothing is drawn now.
+            let rel = self.rel_segments();
+            let parent = self.fork.as_ref().and_then(|f| f.traced);
+            let index = {
+                let mut b = graph.lock();
+                let before = b.rngs.len();
+                b.forks.push(RngForkRead { streams: names, rel, parent, before });
+                b.forks.len() - 1
+            };
+            self.fork = Some(Arc::new(RngFork { keys: Vec::new(), depth: self.node.depth(), traced: Some(index) }));
+            return Ok(());
+        }
         let mut keys = Vec::with_capacity(names.len());
         for n in names {
             let k = self.next_key(&n)?;
             keys.push((n, k));
         }
-        self.fork = Some(Arc::new(RngFork { keys, depth: self.node.depth() }));
+        self.fork = Some(Arc::new(RngFork { keys, depth: self.node.depth(), traced: None }));
+        Ok(())
+    }
+
+    /// The keys of a compiled program's RNG reads, in order, into `keys` (what the eager body
+    /// drew, counters included): each fork the program traced is replayed at its place among
+    /// the reads, drawing its keys from the streams of this call, and the reads below it draw
+    /// from those keys. Without forks nothing is allocated.
+    pub(crate) fn replay_rngs(
+        &mut self,
+        reads: &[RngRead],
+        forks: &[RngForkRead],
+        keys: &mut Vec<[u32; 2]>,
+    ) -> Result<()> {
+        keys.clear();
+        if forks.is_empty() {
+            for r in reads {
+                keys.push(self.next_key_under(&r.rel, &r.stream, None)?.into());
+            }
+            return Ok(());
+        }
+        let mut drawn: Vec<RngFork> = Vec::with_capacity(forks.len());
+        let mut pending = forks.iter().peekable();
+        for (i, r) in reads.iter().enumerate() {
+            while let Some(f) = pending.next_if(|f| f.before <= i) {
+                let fork = self.replay_fork(f, &drawn)?;
+                drawn.push(fork);
+            }
+            let fork = fork_at(&drawn, r.fork)?;
+            keys.push(self.next_key_under(&r.rel, &r.stream, fork)?.into());
+        }
+        // Forks after the last read still advance their counters, as the eager body did.
+        for f in pending {
+            let fork = self.replay_fork(f, &drawn)?;
+            drawn.push(fork);
+        }
+        Ok(())
+    }
+
+    /// One traced fork, drawn now (the forks before it are in `drawn`).
+    fn replay_fork(&mut self, f: &RngForkRead, drawn: &[RngFork]) -> Result<RngFork> {
+        let parent = fork_at(drawn, f.parent)?;
+        let mut keys = Vec::with_capacity(f.streams.len());
+        for stream in &f.streams {
+            keys.push((stream.clone(), self.next_key_under(&f.rel, stream, parent)?));
+        }
+        Ok(RngFork { keys, depth: self.node.depth() + f.rel.len(), traced: None })
+    }
+}
+
+/// Fork `index` of those a program replayed so far (`None`: the scope's own bases).
+fn fork_at(drawn: &[RngFork], index: Option<usize>) -> Result<Option<&RngFork>> {
+    index
+        .map(|j| drawn.get(j).ok_or_else(|| Error::invalid("", "internal: an RNG read names a fork not replayed yet")))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Rngs;
+    use crate::jit::{Program, Traced};
+    use crate::nn::{self, Module, Scope};
+    use crate::scope::{Frame, Mode, Mutable, Tracer};
+    use crate::tensor::trace::Source;
+    use crate::tensor::{DType, Graph, Meta, Repr, Tensor};
+
+    /// `nn.jit(Dropout(0.5))`, Flax's way.
+    #[crate::nn::jit(flax_jit)]
+    #[derive(Debug, Clone, PartialEq)]
+    struct Drop;
+
+    impl Module for Drop {
+        type Input = Tensor;
+        type Output = Tensor;
+        fn call(&self, s: &mut Scope, x: Tensor) -> crate::Result<Tensor> {
+            s.call(&nn::Dropout::new(0.5), x)
+        }
+    }
+
+    /// `nn.jit` of two `nn.jit(Drop)` children.
+    #[crate::nn::jit(flax_jit)]
+    #[derive(Debug, Clone, PartialEq)]
+    struct Twice;
+
+    impl Module for Twice {
+        type Input = Tensor;
+        type Output = Tensor;
+        fn call(&self, s: &mut Scope, x: Tensor) -> crate::Result<Tensor> {
+            let h = s.call(&JitDrop, x)?;
+            s.call(&JitDrop, h)
+        }
+    }
+
+    #[test]
+    fn a_traced_fork_is_a_step_of_the_program() -> crate::Result<()> {
+        let vars = crate::Variables::new();
+        let rngs = Rngs::none().with("dropout", nn::PRNGKey(1)).with("params", nn::PRNGKey(2));
+        let mut frame = Frame::new(Mode::Apply, Some(&vars), rngs, Mutable::Nothing);
+        let graph = Arc::new(Graph::default());
+        frame.tracer = Some(Tracer::new(Arc::clone(&graph), 0));
+        let mut scope = Scope::root(&mut frame);
+        let x = graph.push(Source::Input(0), Vec::new(), Meta::new(DType::F32, vec![4]));
+        let y = scope.call(&JitTwice, x)?;
+        drop(scope);
+        let Repr::Traced(t) = &y.repr else { panic!("a traced output") };
+        let outputs = vec![t.node];
+        let builder = graph.into_builder();
+        // Nothing was drawn while tracing: the counters are untouched.
+        assert!(frame.counters.is_empty());
+        let text = Program::compile("test".into(), Traced { builder, outputs })?.to_string();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("fork") || l.contains("make_rng")).collect();
+        assert_eq!(
+            lines,
+            [
+                "  %fork0 = fork_rngs [dropout, params] at /JitTwice_0",
+                "  %fork1 = fork_rngs [dropout, params] at /JitTwice_0/JitDrop_0 from %fork0",
+                "  %key0 = make_rng \"dropout\" at /JitTwice_0/JitDrop_0/Dropout_0 : u32[2] from %fork1",
+                "  %fork2 = fork_rngs [dropout, params] at /JitTwice_0/JitDrop_1 from %fork0",
+                "  %key1 = make_rng \"dropout\" at /JitTwice_0/JitDrop_1/Dropout_0 : u32[2] from %fork2",
+            ],
+            "{text}"
+        );
         Ok(())
     }
 }

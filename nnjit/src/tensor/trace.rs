@@ -41,11 +41,27 @@ pub(crate) struct VarRead {
     pub(crate) shape: Vec<usize>,
 }
 
-/// An RNG key the program derives: `make_rng(stream)` in the scope at `rel`.
+/// An RNG key the program derives: `make_rng(stream)` in the scope at `rel`, from the bases of
+/// fork `fork` (an index into [`Builder::forks`]) where the read ran under a fork traced in this
+/// graph, else from the bases of the scope the program runs in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RngRead {
     pub(crate) stream: String,
     pub(crate) rel: Vec<String>,
+    pub(crate) fork: Option<usize>,
+}
+
+/// A fork of the RNG streams the program replays (Flax's `fork_rngs`, done by a `flax_jit` lift
+/// traced inside another lift's body): every stream of `streams` draws one key in the scope at
+/// `rel`, from the bases of fork `parent` (else of the scope the program runs in), and the keys
+/// become the bases of the reads and forks below that name this fork. It runs after the first
+/// `before` reads of [`Builder::rngs`], so the counters advance in the eager order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RngForkRead {
+    pub(crate) streams: Vec<String>,
+    pub(crate) rel: Vec<String>,
+    pub(crate) parent: Option<usize>,
+    pub(crate) before: usize,
 }
 
 /// What `has_variable` answered while traced, at `collection`/`rel`/`name`.
@@ -74,6 +90,8 @@ pub(crate) struct Builder {
     pub(crate) nodes: Vec<GNode>,
     pub(crate) vars: Vec<VarRead>,
     pub(crate) rngs: Vec<RngRead>,
+    /// RNG forks, in trace order (see [`RngForkRead`]).
+    pub(crate) forks: Vec<RngForkRead>,
     pub(crate) writes: Vec<VarWrite>,
     /// The module path of the code running now (errors name it).
     pub(crate) path: Arc<str>,
