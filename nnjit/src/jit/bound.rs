@@ -21,7 +21,7 @@ use ndarray::ArrayD;
 use crate::error::{Error, Result};
 use crate::jit::cache::PackStore;
 use crate::jit::lift::Lifted;
-use crate::jit::program::{Binding, Program, Scratch};
+use crate::jit::program::{Binding, Call, Program, Scratch};
 use crate::kernel::{Activation, FixedDense};
 use crate::module::Args;
 use crate::scope::Scope;
@@ -129,10 +129,10 @@ impl Core {
             &big
         };
         match ws {
-            Some(ws) => self.program.exec(ws, &self.binding, &[], data, outputs),
-            None => {
-                with_scratch(&self.program, |scratch| self.program.exec(scratch, &self.binding, &[], data, outputs))
-            }
+            Some(ws) => self.program.exec(ws, Call::new(&self.binding, data), outputs),
+            None => with_scratch(&self.program, |scratch| {
+                self.program.exec(scratch, Call::new(&self.binding, data), outputs)
+            }),
         }
     }
 }
@@ -172,7 +172,7 @@ pub(crate) fn run_one(program: &Program, binding: &Binding, x: &[f32], shape: &[
     if program.is_chain() {
         return program.run_chain(binding, x, y);
     }
-    with_scratch(program, |s| program.exec(s, binding, &[], &[(Data::F32(x), shape)], &mut [y]))
+    with_scratch(program, |s| program.exec(s, Call::new(binding, &[(Data::F32(x), shape)]), &mut [y]))
 }
 
 /// Whether the buffers' lengths are the expected f32 element counts.
@@ -396,8 +396,9 @@ impl<L: Lifted> Bound<L> {
         let mut arrays: Vec<ArrayD<f32>> = Vec::new();
         let (program, binding) = (&self.core.program, &self.core.binding);
         with_scratch(program, |scratch| {
-            program.exec(scratch, binding, &[], &data, &mut [])?;
-            program.collect(scratch, binding, &[], &data, &mut [], &mut |_, buf, meta| {
+            let call = Call::new(binding, &data);
+            program.exec(scratch, call, &mut [])?;
+            program.collect(scratch, call, &mut [], &mut |_, buf, meta| {
                 arrays.push(buf.into_f32_array(&meta.shape)?);
                 Ok(())
             })

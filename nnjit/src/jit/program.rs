@@ -626,7 +626,26 @@ impl Program {
     ) -> Result<()> {
         self.check_io(inputs, ext).map_err(|e| with_path(e, &scope.path()))?;
         let mut arena = self.arenas.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default();
-        let r = self.run_in(&mut arena, scope, packs, inputs, ext, sink);
+        let mut run = |arena: &mut Arena| -> Result<()> {
+            // RNG keys first: counters advance exactly as the eager body advanced them.
+            scope.replay_rngs(&self.rngs, &self.forks, &mut arena.keys)?;
+            let bi = self.bind(arena, scope, packs)?;
+            let binding = &arena.bindings[bi];
+            let call = Call { binding, keys: &arena.keys, inputs };
+            self.exec(&mut arena.scratch, call, ext)?;
+            // Variable writes (mutable collections), then outputs.
+            let view = Views { program: self, scratch: &arena.scratch, call, ext };
+            for (w, l, meta) in &self.writes {
+                let Data::F32(d) = view.data_len(*l, meta.len()) else {
+                    return Err(Error::invalid("", "internal: non-f32 variable write"));
+                };
+                let a = ArrayD::from_shape_vec(IxDyn(&meta.shape), d.to_vec())
+                    .map_err(|e| Error::invalid("", e.to_string()))?;
+                scope.write_leaf_below(&w.collection, &w.rel, &w.name, Leaf::new(a));
+            }
+            self.collect(&mut arena.scratch, call, ext, sink)
+        };
+        let r = run(&mut arena);
         self.arenas.lock().unwrap_or_else(|e| e.into_inner()).push(arena);
         r
     }
@@ -659,33 +678,6 @@ impl Program {
         Ok(())
     }
 
-    fn run_in(
-        &self,
-        arena: &mut Arena,
-        scope: &mut Scope<'_, '_>,
-        packs: &PackStore,
-        inputs: &[(Data<'_>, &[usize])],
-        ext: &mut [&mut [f32]],
-        sink: &mut dyn FnMut(usize, Buf, &Meta) -> Result<()>,
-    ) -> Result<()> {
-        // RNG keys first: counters advance exactly as the eager body advanced them.
-        scope.replay_rngs(&self.rngs, &self.forks, &mut arena.keys)?;
-        let bi = self.bind(arena, scope, packs)?;
-        let binding = &arena.bindings[bi];
-        self.exec(&mut arena.scratch, binding, &arena.keys, inputs, ext)?;
-        // Variable writes (mutable collections), then outputs.
-        let view = Views { program: self, scratch: &arena.scratch, binding, keys: &arena.keys, inputs, ext };
-        for (w, l, meta) in &self.writes {
-            let Data::F32(d) = view.data_len(*l, meta.len()) else {
-                return Err(Error::invalid("", "internal: non-f32 variable write"));
-            };
-            let a = ArrayD::from_shape_vec(IxDyn(&meta.shape), d.to_vec())
-                .map_err(|e| Error::invalid("", e.to_string()))?;
-            scope.write_leaf_below(&w.collection, &w.rel, &w.name, Leaf::new(a));
-        }
-        self.collect(&mut arena.scratch, binding, &arena.keys, inputs, ext, sink)
-    }
-
     /// Plans `scratch`'s slots for this program (a scratch planned for another program, a
     /// workspace passed around, is replanned).
     pub(crate) fn plan(&self, scratch: &mut Scratch) -> Result<()> {
@@ -701,9 +693,7 @@ impl Program {
     pub(crate) fn collect(
         &self,
         scratch: &mut Scratch,
-        binding: &Binding,
-        keys: &[[u32; 2]],
-        inputs: &[(Data<'_>, &[usize])],
+        call: Call<'_, '_>,
         ext: &mut [&mut [f32]],
         sink: &mut dyn FnMut(usize, Buf, &Meta) -> Result<()>,
     ) -> Result<()> {
@@ -711,7 +701,7 @@ impl Program {
             let buf = match (*l, scratch.outs.get_mut(k).and_then(Option::take)) {
                 (Loc::Out(j), Some(buf)) if j == k => buf,
                 _ => {
-                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                    let view = Views { program: self, scratch, call, ext };
                     copy_data(view.data_len(*l, meta.len()), meta)?
                 }
             };
@@ -723,15 +713,9 @@ impl Program {
     /// Runs the steps: intermediates in `scratch`'s planned slots, output `k` into `ext[k]`
     /// where `ext` has one, else into a fresh buffer left in `scratch`. Outputs that are not a
     /// step's own buffer (an input, a variable, another output) are copied into `ext` at the end.
-    pub(crate) fn exec(
-        &self,
-        scratch: &mut Scratch,
-        binding: &Binding,
-        keys: &[[u32; 2]],
-        inputs: &[(Data<'_>, &[usize])],
-        ext: &mut [&mut [f32]],
-    ) -> Result<()> {
-        if let (Some(_), [(Data::F32(x), _)]) = (&self.chain, inputs) {
+    pub(crate) fn exec(&self, scratch: &mut Scratch, call: Call<'_, '_>, ext: &mut [&mut [f32]]) -> Result<()> {
+        let binding = call.binding;
+        if let (Some(_), [(Data::F32(x), _)]) = (&self.chain, call.inputs) {
             if let [y] = ext {
                 return self.run_chain(binding, x, y);
             }
@@ -752,21 +736,21 @@ impl Program {
             let res = match step.out {
                 Loc::Out(k) if k < ext.len() => {
                     let e = std::mem::take(&mut ext[k]);
-                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                    let view = Views { program: self, scratch, call, ext };
                     let r = view.exec(index, step, &mut DataMut::F32(&mut e[..len]), threads);
                     ext[k] = e;
                     r
                 }
                 Loc::Slot(s) => {
                     let mut out = std::mem::replace(&mut scratch.slots[s], Buf::F32(Vec::new()));
-                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                    let view = Views { program: self, scratch, call, ext };
                     let r = view.exec(index, step, &mut out.data_mut(len), threads);
                     scratch.slots[s] = out;
                     r
                 }
                 Loc::Out(k) => {
                     let mut out = Buf::new(&step.meta)?;
-                    let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                    let view = Views { program: self, scratch, call, ext };
                     let r = view.exec(index, step, &mut out.data_mut(len), threads);
                     scratch.outs[k] = Some(out);
                     r
@@ -775,7 +759,7 @@ impl Program {
             };
             res.map_err(|e| with_path(e, &step.path))?;
         }
-        self.copy_shared_outputs(scratch, binding, keys, inputs, ext)
+        self.copy_shared_outputs(scratch, call, ext)
     }
 
     /// Readies this thread to run the program without allocating: a chain's two buffers, any
@@ -831,14 +815,7 @@ impl Program {
     }
 
     /// Outputs written into `ext` that are not their own step's buffer, copied at the end.
-    fn copy_shared_outputs(
-        &self,
-        scratch: &Scratch,
-        binding: &Binding,
-        keys: &[[u32; 2]],
-        inputs: &[(Data<'_>, &[usize])],
-        ext: &mut [&mut [f32]],
-    ) -> Result<()> {
+    fn copy_shared_outputs(&self, scratch: &Scratch, call: Call<'_, '_>, ext: &mut [&mut [f32]]) -> Result<()> {
         if self.own_outputs {
             return Ok(());
         }
@@ -846,7 +823,7 @@ impl Program {
             let (l, meta) = &self.outputs[k];
             if *l != Loc::Out(k) {
                 let e = std::mem::take(&mut ext[k]);
-                let view = Views { program: self, scratch, binding, keys, inputs, ext };
+                let view = Views { program: self, scratch, call, ext };
                 let Data::F32(d) = view.data_len(*l, meta.len()) else {
                     return Err(Error::invalid("", "a caller buffer needs an f32 output"));
                 };
@@ -998,13 +975,27 @@ fn with_path(e: Error, path: &str) -> Error {
     }
 }
 
+/// What one run of a program reads besides its buffers: the bound parameters, the RNG keys
+/// drawn for it and the inputs.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a, 'i> {
+    pub(crate) binding: &'a Binding,
+    pub(crate) keys: &'a [[u32; 2]],
+    pub(crate) inputs: &'a [(Data<'i>, &'i [usize])],
+}
+
+impl<'a, 'i> Call<'a, 'i> {
+    /// A run of an inference program (no RNG keys).
+    pub(crate) fn new(binding: &'a Binding, inputs: &'a [(Data<'i>, &'i [usize])]) -> Self {
+        Call { binding, keys: &[], inputs }
+    }
+}
+
 /// Read access to every value a step may read.
 struct Views<'a, 'i> {
     program: &'a Program,
     scratch: &'a Scratch,
-    binding: &'a Binding,
-    keys: &'a [[u32; 2]],
-    inputs: &'a [(Data<'i>, &'i [usize])],
+    call: Call<'a, 'i>,
     /// Outputs written into caller buffers (the one being written is an empty slice).
     ext: &'a [&'a mut [f32]],
 }
@@ -1022,9 +1013,9 @@ impl<'a> Views<'a, '_> {
 
     fn data(&self, l: Loc) -> Data<'a> {
         match l {
-            Loc::Input(i) => self.inputs.get(i).map_or(Data::F32(&[]), |d| d.0),
-            Loc::Var(i) => Data::F32(self.binding.leaves[i].slice()),
-            Loc::Rng(i) => Data::U32(&self.keys[i]),
+            Loc::Input(i) => self.call.inputs.get(i).map_or(Data::F32(&[]), |d| d.0),
+            Loc::Var(i) => Data::F32(self.call.binding.leaves[i].slice()),
+            Loc::Rng(i) => Data::U32(&self.call.keys[i]),
             Loc::Const(i) => self.program.consts[i].data(),
             Loc::Slot(s) => self.scratch.slots[s].data(),
             Loc::Out(k) if k < self.ext.len() => Data::F32(&self.ext[k][..]),
@@ -1033,7 +1024,7 @@ impl<'a> Views<'a, '_> {
     }
 
     fn exec(&self, index: usize, step: &Step, out: &mut DataMut<'_>, threads: usize) -> Result<()> {
-        let packed = self.binding.packs.get(index).and_then(Option::as_deref);
+        let packed = self.call.binding.packs.get(index).and_then(Option::as_deref);
         if let (Op::Linear { act, .. }, Some(p), DataMut::F32(y)) = (&step.head, packed, &mut *out) {
             // Packed weights: only `x` is read.
             let Data::F32(x) = self.data_len(step.ins[0], step.in_lens[0]) else {
