@@ -447,6 +447,8 @@ struct LastApply {
     binding: Binding,
     /// The element count of the program's one output.
     out_len: usize,
+    /// A chain program's direct run.
+    direct: Option<crate::jit::bound::Direct>,
 }
 
 /// How many plain applies each thread remembers (models applied in turn).
@@ -478,8 +480,15 @@ fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
             // Replace an entry for the same program, else the oldest.
             let at =
                 ring.iter().position(|l| l.as_ref().is_some_and(|l| Arc::ptr_eq(&l.entry, entry))).unwrap_or(*next);
-            ring[at] =
-                Some(LastApply { cache: cache_id::<L>(), generation, entry: Arc::clone(entry), binding, out_len });
+            let direct = crate::jit::bound::Direct::new(program, &binding);
+            ring[at] = Some(LastApply {
+                cache: cache_id::<L>(),
+                generation,
+                entry: Arc::clone(entry),
+                binding,
+                out_len,
+                direct,
+            });
             *next = (at + 1) % LAST_APPLIES;
         }
     })
@@ -510,15 +519,19 @@ fn repeat_apply<L: Lifted>(
         L::jit_cache().touch(&last.entry);
         let program = &last.entry.program;
         let len = last.out_len;
+        let run_into = |y: &mut [f32]| match last.direct.as_ref().and_then(|d| d.run(program, &last.binding, xs, y)) {
+            Some(r) => r,
+            None => crate::jit::bound::run_one(program, &last.binding, xs, shape, y),
+        };
         if let Some(out) = out {
             if out.len() != len {
                 return None; // the general path reports it
             }
-            return Some(crate::jit::bound::run_one(program, &last.binding, xs, shape, out).map(|()| None));
+            return Some(run_into(out).map(|()| None));
         }
         let run = || -> Result<<L::Output as Args>::Host> {
             let mut y = crate::fallible::try_zeroed("lifted apply output", len)?;
-            crate::jit::bound::run_one(program, &last.binding, xs, shape, &mut y)?;
+            run_into(&mut y)?;
             let meta = program.output_metas().next().ok_or_else(|| Error::invalid("", "internal: no output"))?;
             let array = crate::tensor::array_from_vec(&meta.shape, y)?;
             let template = last.entry.output.downcast_ref::<L::Output>();

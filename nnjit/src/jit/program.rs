@@ -779,22 +779,7 @@ impl Program {
     /// Runs a [`Chain`] program from `x` into `y` (its one input and output): the layers in
     /// turn on this thread's two buffers. With several threads, a chain of many rows splits by
     /// rows through every layer, any other splits each layer.
-    #[inline]
     pub(crate) fn run_chain(&self, binding: &Binding, x: &[f32], y: &mut [f32]) -> Result<()> {
-        // One layer on one thread (a lifted Dense, the default): the kernel itself, inlined
-        // into the entry that called (a bound 3 → 4 Dense is a few nanoseconds in all).
-        if let Some(Chain { links, rows, .. }) = &self.chain {
-            if let ([link], [Some(p)]) = (links.as_slice(), binding.packs.as_slice()) {
-                if num_threads() == 1 {
-                    return p.apply(x, *rows, y, link.act);
-                }
-            }
-        }
-        self.run_chain_threads(binding, x, y)
-    }
-
-    /// [`run_chain`](Program::run_chain) for several layers or threads.
-    fn run_chain_threads(&self, binding: &Binding, x: &[f32], y: &mut [f32]) -> Result<()> {
         let Some(chain) = &self.chain else { return Err(Error::invalid("", "internal: not a chain program")) };
         let threads = num_threads();
         if let ([first, .., last], true) = (chain.links.as_slice(), threads >= 2) {
@@ -920,10 +905,12 @@ impl Program {
     }
 
     /// The packed weights of a program that is exactly one Dense step from input 0 to output 0
-    /// (no fused tail): what a const-generic entry can run on its own fixed-size kernel.
-    pub(crate) fn single_dense<'b>(&self, binding: &'b Binding) -> Option<(&'b PackedDense, Activation)> {
-        match (self.chain.as_ref()?.links.as_slice(), binding.packs.as_slice()) {
-            ([link], [Some(p)]) => Some((p, link.act)),
+    /// (no fused tail), its activation and its rows: what a const-generic entry can run on its
+    /// own fixed-size kernel, and a bound entry without reading the program.
+    pub(crate) fn single_dense<'b>(&self, binding: &'b Binding) -> Option<(&'b Arc<PackedDense>, Activation, usize)> {
+        let chain = self.chain.as_ref()?;
+        match (chain.links.as_slice(), binding.packs.as_slice()) {
+            ([link], [Some(p)]) => Some((p, link.act, chain.rows)),
             _ => None,
         }
     }
@@ -939,17 +926,18 @@ fn chain_rows(
     y: &mut [f32],
     threads: usize,
 ) -> Result<()> {
-    let layer = |p: &PackedDense, x: &[f32], y: &mut [f32], act| {
+    #[inline(always)]
+    fn layer(p: &PackedDense, x: &[f32], rows: usize, y: &mut [f32], act: Activation, threads: usize) -> Result<()> {
         if threads <= 1 {
             p.apply(x, rows, y, act)
         } else {
             apply_threads(p, x, rows, y, act, threads)
         }
-    };
+    }
     let internal = || Error::invalid("", "internal: a chain layer without packed weights");
     // One layer (a lifted Dense): the kernel itself.
     if let ([link], [pack]) = (chain.links.as_slice(), packs) {
-        return layer(pack.as_deref().ok_or_else(internal)?, x, y, link.act);
+        return layer(pack.as_deref().ok_or_else(internal)?, x, rows, y, link.act, threads);
     }
     chain.with_buffers(rows, |mut src, mut dst| {
         let last = chain.links.len().saturating_sub(1);
@@ -957,9 +945,9 @@ fn chain_rows(
             let p = pack.as_deref().ok_or_else(internal)?;
             let input: &[f32] = if i == 0 { x } else { &src[..rows * link.d] };
             if i == last {
-                return layer(p, input, y, link.act);
+                return layer(p, input, rows, y, link.act, threads);
             }
-            layer(p, input, &mut dst[..rows * link.f], link.act)?;
+            layer(p, input, rows, &mut dst[..rows * link.f], link.act, threads)?;
             std::mem::swap(&mut src, &mut dst);
         }
         Err(internal())
