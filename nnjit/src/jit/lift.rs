@@ -365,7 +365,7 @@ pub fn lifted_apply<L: Lifted>(
             if let Some(host) = repeat_apply(m, variables, xs, shape.dims(), None) {
                 return host
                     .and_then(|h| h.ok_or_else(|| Error::invalid("", "internal: no output")))
-                    .map(|h| (h, Variables::new()));
+                    .map(|h| (h, Variables::untracked()));
             }
         }
     }
