@@ -88,14 +88,7 @@ where
         variables: &::nnjit::Variables,
         x: impl ::nnjit::nn::Feed<Self::Input>,
     ) -> ::nnjit::Result<<Self::Output as ::nnjit::nn::Args>::Host> {
-        ::nnjit::jit::lifted_apply(
-                self,
-                variables,
-                x,
-                ::nnjit::nn::Rngs::none(),
-                ::nnjit::nn::Mutable::Nothing,
-            )
-            .map(|(y, _)| y)
+        ::nnjit::jit::lifted_apply_plain(self, variables, x)
     }
     fn apply_with(
         &self,

@@ -188,8 +188,10 @@ pub trait Lifted: Module + Sized {
         let plain = <Self::Input as Args>::is_single_tensor() && variables.generation() != 0;
         if plain {
             if let Some((xs, shape)) = x.single_contiguous() {
-                if let Some(r) = repeat_apply(self, variables, xs, shape.dims(), Some(out)) {
-                    return r.map(drop);
+                let dims = shape.dims();
+                if let Some(r) = repeat::<Self, _>(self, variables, dims, |last| last.run_into(xs, dims, out)).flatten()
+                {
+                    return r;
                 }
             }
         }
@@ -344,6 +346,26 @@ pub fn lifted_call<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, x: L::Input) -> 
     })
 }
 
+/// A lifted type's `Module::apply`: a repeat of this thread's last plain apply of the same
+/// model runs its bound program and returns the output itself (no updates to hand back),
+/// anything else goes through [`lifted_apply`].
+#[doc(hidden)]
+pub fn lifted_apply_plain<L: Lifted>(
+    m: &L,
+    variables: &Variables,
+    x: impl Feed<L::Input>,
+) -> Result<<L::Output as Args>::Host> {
+    if <L::Input as Args>::is_single_tensor() && variables.generation() != 0 {
+        if let Some((xs, shape)) = x.single_contiguous() {
+            let dims = shape.dims();
+            if let Some(host) = repeat(m, variables, dims, |last| last.host::<L>(xs, dims)) {
+                return host;
+            }
+        }
+    }
+    lifted_apply(m, variables, x, Rngs::none(), Mutable::Nothing).map(|(y, _)| y)
+}
+
 /// A lifted type's top-level `apply`: one array input is read in place (no copy), outputs are
 /// built straight from the program's buffers.
 #[doc(hidden)]
@@ -362,10 +384,9 @@ pub fn lifted_apply<L: Lifted>(
         && variables.generation() != 0;
     if plain {
         if let Some((xs, shape)) = x.single_contiguous() {
-            if let Some(host) = repeat_apply(m, variables, xs, shape.dims(), None) {
-                return host
-                    .and_then(|h| h.ok_or_else(|| Error::invalid("", "internal: no output")))
-                    .map(|h| (h, Variables::untracked()));
+            let dims = shape.dims();
+            if let Some(host) = repeat(m, variables, dims, |last| last.host::<L>(xs, dims)) {
+                return host.map(|h| (h, Variables::untracked()));
             }
         }
     }
@@ -494,16 +515,10 @@ fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
     })
 }
 
-/// Runs a remembered plain apply of `m` again if one matches (same type, module fields,
-/// variables generation and input shape, and its entry is still cached), into `out` if given
-/// (then no host value), else into a new output; `None` if none matches.
-fn repeat_apply<L: Lifted>(
-    m: &L,
-    variables: &Variables,
-    xs: &[f32],
-    shape: &[usize],
-    out: Option<&mut [f32]>,
-) -> Option<Result<Option<<L::Output as Args>::Host>>> {
+/// Runs `f` on the remembered plain apply of `m` that matches this call (same type, module
+/// fields, variables generation and input shape, and its entry is still cached); `None` if
+/// none does.
+fn repeat<L: Lifted, R>(m: &L, variables: &Variables, shape: &[usize], f: impl FnOnce(&LastApply) -> R) -> Option<R> {
     LAST_APPLY.with(|c| {
         let kept = c.try_borrow().ok()?;
         let generation = variables.generation();
@@ -517,30 +532,34 @@ fn repeat_apply<L: Lifted>(
                 && l.entry.module.downcast_ref::<L::Original>() == Some(m.original())
         })?;
         L::jit_cache().touch(&last.entry);
-        let program = &last.entry.program;
-        let len = last.out_len;
-        let run_into = |y: &mut [f32]| match last.direct.as_ref().and_then(|d| d.run(program, &last.binding, xs, y)) {
-            Some(r) => r,
-            None => crate::jit::bound::run_one(program, &last.binding, xs, shape, y),
-        };
-        if let Some(out) = out {
-            if out.len() != len {
-                return None; // the general path reports it
-            }
-            return Some(run_into(out).map(|()| None));
-        }
-        let run = || -> Result<<L::Output as Args>::Host> {
-            let mut y = crate::fallible::try_zeroed("lifted apply output", len)?;
-            run_into(&mut y)?;
-            let meta = program.output_metas().next().ok_or_else(|| Error::invalid("", "internal: no output"))?;
-            let array = crate::tensor::array_from_vec(&meta.shape, y)?;
-            let template = last.entry.output.downcast_ref::<L::Output>();
-            template
-                .ok_or_else(|| Error::invalid("", "internal: output template"))?
-                .host_from_arrays(&mut std::iter::once(array))
-        };
-        Some(run().map(Some))
+        Some(f(last))
     })
+}
+
+impl LastApply {
+    /// The program on `xs` (of `shape`) into `y`; `None` if `y` is not the output's length
+    /// (the general path reports it).
+    fn run_into(&self, xs: &[f32], shape: &[usize], y: &mut [f32]) -> Option<Result<()>> {
+        if y.len() != self.out_len {
+            return None;
+        }
+        let program = &self.entry.program;
+        Some(match self.direct.as_ref().and_then(|d| d.run(program, &self.binding, xs, y)) {
+            Some(r) => r,
+            None => crate::jit::bound::run_one(program, &self.binding, xs, shape, y),
+        })
+    }
+
+    /// The program on `xs` (of `shape`) into a new output, as `L`'s apply returns it.
+    fn host<L: Lifted>(&self, xs: &[f32], shape: &[usize]) -> Result<<L::Output as Args>::Host> {
+        let internal = |what| Error::invalid("", format!("internal: {what}"));
+        let mut y = crate::fallible::try_zeroed("lifted apply output", self.out_len)?;
+        self.run_into(xs, shape, &mut y).ok_or_else(|| internal("output length"))??;
+        let meta = self.entry.program.output_metas().next().ok_or_else(|| internal("no output"))?;
+        let array = crate::tensor::array_from_vec(&meta.shape, y)?;
+        let template = self.entry.output.downcast_ref::<L::Output>().ok_or_else(|| internal("output template"))?;
+        template.host_from_arrays(&mut std::iter::once(array))
+    }
 }
 
 /// The eager values of the call's tensors, in order.

@@ -48,7 +48,7 @@ mod program;
 pub use bound::{Bound, Fixed, Workspace};
 pub use cache::{CacheStats, JitCache, DEFAULT_CAPACITY};
 #[doc(hidden)]
-pub use lift::lifted_apply;
+pub use lift::{lifted_apply, lifted_apply_plain};
 pub use lift::{lifted_call, LiftOptions, Lifted};
 pub use names::lifted_type_name;
 pub(crate) use names::original_type_name;
