@@ -14,7 +14,9 @@ use nnjit::nn::{self, Module, Mutable, Rngs, Scope, Tensor};
 use nnjit::Variables;
 use serde_json::Value;
 
+mod flax_models;
 mod golden_json;
+use flax_models::{Block, BnMlp, DropMlp, JitBlock, JitBnMlp, JitDropMlp};
 use golden_json::{array, variables};
 
 const GOLDEN: &str = include_str!("data/flax_lift/lift_tree.json");
@@ -50,20 +52,6 @@ fn assert_close(what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>) {
 }
 
 // ------------------------------------------------------------------------------ models
-
-/// `Dense(3) -> relu -> Dense(3)`, lifted as Flax's `nn.jit(Block)` computes it.
-#[nn::jit(flax_jit)]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Block;
-
-impl Module for Block {
-    type Input = Tensor;
-    type Output = Tensor;
-    fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
-        let h = nn::relu(s.call(&nn::Dense::new(3), x)?);
-        s.call(&nn::Dense::new(3), h)
-    }
-}
 
 /// `nn.jit(nn.jit(Block))`: a lift of the lifted block (its type name is `JitBlock`).
 #[nn::jit(flax_jit, name = JitJitBlock)]
@@ -233,23 +221,6 @@ fn default_lift_draws_like_the_plain_block_under_its_name() {
 
 // ------------------------------------------------------------------------------ rng forks
 
-/// `Dense(8) -> Dropout(0.5, deterministic=not train) -> Dense(3)`.
-#[nn::jit(flax_jit)]
-#[derive(Debug, Clone, PartialEq)]
-pub struct DropMlp {
-    pub train: bool,
-}
-
-impl Module for DropMlp {
-    type Input = Tensor;
-    type Output = Tensor;
-    fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
-        let h = s.call(&nn::Dense::new(8), x)?;
-        let h = s.call(&nn::Dropout::new(0.5).deterministic(!self.train), h)?;
-        s.call(&nn::Dense::new(3), h)
-    }
-}
-
 /// `Dense(5) -> DropMlp (plain or lifted) -> Dropout(0.5)`.
 struct DropParent {
     lifted: bool,
@@ -267,24 +238,6 @@ impl Module for DropParent {
             s.call(&DropMlp { train: self.train }, h)?
         };
         s.call(&nn::Dropout::new(0.5).deterministic(!self.train), h)
-    }
-}
-
-/// `Dense(6) -> BatchNorm(momentum 0.9, eps 1e-5) -> relu -> Dense(2)`.
-#[nn::jit(flax_jit)]
-#[derive(Debug, Clone, PartialEq)]
-pub struct BnMlp {
-    pub train: bool,
-}
-
-impl Module for BnMlp {
-    type Input = Tensor;
-    type Output = Tensor;
-    fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
-        let h = s.call(&nn::Dense::new(6), x)?;
-        let bn = nn::BatchNorm::new().use_running_average(!self.train).momentum(0.9).epsilon(1e-5);
-        let h = nn::relu(s.call(&bn, h)?);
-        s.call(&nn::Dense::new(2), h)
     }
 }
 

@@ -9,7 +9,9 @@ use nnjit::nn::{self, Module, Scope, Tensor};
 use nnjit::{Error, Variables};
 use serde_json::Value;
 
+mod flax_models;
 mod golden_json;
+use flax_models::{Block, BnMlp, DropMlp, JitBlock};
 use golden_json::{array, variables};
 
 const GOLDEN: &str = include_str!("data/flax_lift/naming.json");
@@ -25,20 +27,6 @@ fn sorted_paths(v: &Variables) -> Vec<String> {
 }
 
 // ------------------------------------------------------------------------------ models
-
-/// `Dense(3) -> relu -> Dense(3)`, Flax's `nn.jit(Block)`.
-#[nn::jit(flax_jit)]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Block;
-
-impl Module for Block {
-    type Input = Tensor;
-    type Output = Tensor;
-    fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
-        let h = nn::relu(s.call(&nn::Dense::new(3), x)?);
-        s.call(&nn::Dense::new(3), h)
-    }
-}
 
 /// The models of `naming.cases` and `naming.errors`, by case name (the Flax class name is the
 /// type name, as Flax's error text names it).
@@ -304,37 +292,6 @@ models! {
         let h = s.call(&JitBlock, h)?;
         s.call(&JitBlock, h)
     };
-}
-
-/// `Dense(6) -> BatchNorm(use_running_average=not train) -> relu -> Dense(2)`.
-struct BnMlp {
-    train: bool,
-}
-
-impl Module for BnMlp {
-    type Input = Tensor;
-    type Output = Tensor;
-    fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
-        let h = s.call(&nn::Dense::new(6), x)?;
-        let bn = nn::BatchNorm::new().use_running_average(!self.train).momentum(0.9).epsilon(1e-5);
-        let h = nn::relu(s.call(&bn, h)?);
-        s.call(&nn::Dense::new(2), h)
-    }
-}
-
-/// `Dense(8) -> Dropout(0.5, deterministic=not train) -> Dense(3)`.
-struct DropMlp {
-    train: bool,
-}
-
-impl Module for DropMlp {
-    type Input = Tensor;
-    type Output = Tensor;
-    fn call(&self, s: &mut Scope, x: Tensor) -> nnjit::Result<Tensor> {
-        let h = s.call(&nn::Dense::new(8), x)?;
-        let h = s.call(&nn::Dropout::new(0.5).deterministic(!self.train), h)?;
-        s.call(&nn::Dense::new(3), h)
-    }
 }
 
 #[test]

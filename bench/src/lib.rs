@@ -7,6 +7,7 @@
 //! (faer `Par::Seq`, gemm `Parallelism::None`, candle via `RAYON_NUM_THREADS=1`, ndarray and
 //! nalgebra use matrixmultiply without threading), so the comparison is kernel against kernel.
 
+pub mod chart;
 pub mod probe;
 
 use std::hint::black_box;

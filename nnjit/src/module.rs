@@ -696,39 +696,29 @@ pub(crate) fn short_type_name(full: &'static str) -> &'static str {
     &no_generics[start..]
 }
 
-impl<M: Module + ?Sized> Module for Box<M> {
-    type Input = M::Input;
-    type Output = M::Output;
-    fn call(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
-        (**self).call(scope, x)
-    }
-    fn type_name(&self) -> &'static str {
-        (**self).type_name()
-    }
-    fn child_name(&self) -> ChildName<'_> {
-        (**self).child_name()
-    }
-    fn call_inline(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
-        (**self).call_inline(scope, x)
-    }
+/// `Module` for pointers to a module (`Box<M>`, `&M`): every method forwards to the pointee,
+/// so a boxed or borrowed module is named, called and inlined as the module itself.
+macro_rules! forward_module {
+    ($($ptr:ty),*) => {$(
+        impl<M: Module + ?Sized> Module for $ptr {
+            type Input = M::Input;
+            type Output = M::Output;
+            fn call(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
+                (**self).call(scope, x)
+            }
+            fn type_name(&self) -> &'static str {
+                (**self).type_name()
+            }
+            fn child_name(&self) -> ChildName<'_> {
+                (**self).child_name()
+            }
+            fn call_inline(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
+                (**self).call_inline(scope, x)
+            }
+        }
+    )*};
 }
-
-impl<M: Module + ?Sized> Module for &M {
-    type Input = M::Input;
-    type Output = M::Output;
-    fn call(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
-        (**self).call(scope, x)
-    }
-    fn type_name(&self) -> &'static str {
-        (**self).type_name()
-    }
-    fn child_name(&self) -> ChildName<'_> {
-        (**self).child_name()
-    }
-    fn call_inline(&self, scope: &mut Scope<'_, '_>, x: M::Input) -> Result<M::Output> {
-        (**self).call_inline(scope, x)
-    }
-}
+forward_module!(Box<M>, &M);
 
 /// How a module is named as a child (see [`Module::child_name`]).
 #[doc(hidden)]

@@ -24,6 +24,7 @@ use ndarray::{Array1, Array2, ArrayD};
 use nnjit::kernel::{best_isa, Activation, PackedDense};
 use nnjit::nn::{self, Lifted, Module, Scope, Tensor};
 use nnjit::Variables;
+use nnjit_bench::chart::{Bar, BarChart, Group, Layout, Series};
 use nnjit_bench::probe::interleaved_medians;
 use nnjit_bench::{max_rel_diff, single_threaded};
 
@@ -665,10 +666,6 @@ fn group(ns: f64) -> String {
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
 /// Grouped bars per model and batch: each contender's median time relative to the floor (log
 /// scale; 1× is the packed kernels alone), nnjit's entries in greens, the peers in other hues.
 fn svg(rows: &[Row]) -> String {
@@ -685,125 +682,64 @@ fn svg(rows: &[Row]) -> String {
         }
     }
     let (mut ours, mut peers) = (0, 0);
-    let colors: Vec<&str> = names
+    let series = names
         .iter()
-        .map(|&(_, exact)| {
+        .map(|&(name, exact)| {
             let (palette, i): (&[&str], &mut usize) =
                 if exact { (&OURS[..], &mut ours) } else { (&PEERS[..], &mut peers) };
             *i += 1;
-            palette[(*i - 1) % palette.len()]
+            let label = if exact { format!("nnjit {name}") } else { name.to_string() };
+            Series { label, color: palette[(*i - 1) % palette.len()] }
         })
         .collect();
-    let bar = 11.0;
-    let group_w = bar * names.len() as f64 + 18.0;
-    let (left, top, plot_h) = (60.0, 50.0, 340.0);
-    let plot_right = left + group_w * groups.len() as f64;
-    let width = (plot_right + 90.0).max(760.0);
-    let legend_h = 18.0 * names.len().div_ceil(4) as f64;
-    let height = top + plot_h + 70.0 + legend_h;
-    let lo = 0.5f64;
-    let max = rows.iter().map(|r| r.ratio).filter(|v| v.is_finite()).fold(1.0f64, f64::max);
-    let decades = max.log10().ceil().max(1.0);
-    let span = decades - lo.log10();
-    let y_of = |ratio: f64| top + plot_h - ((ratio.max(lo).log10() - lo.log10()) / span) * plot_h;
-
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="22" font-size="15" font-weight="bold">Whole MLPs, one thread: time / floor (the packed kernels alone; log scale, lower is better)</text>"#
-    );
-    let _ = writeln!(
-        s,
-        r##"<text x="{left}" y="38" fill="#444">median ns per forward, contenders interleaved, every output checked first; nnjit path {}</text>"##,
-        best_isa()
-    );
-    let mut ticks = vec![lo];
-    ticks.extend((0..=decades as i32).map(|dec| 10f64.powi(dec)));
-    for v in ticks {
-        let y = y_of(v);
-        let stroke = if v == 1.0 { "#d62728" } else { "#ddd" };
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" x2="{plot_right:.0}" y1="{y:.1}" y2="{y:.1}" stroke="{stroke}"/><text x="{:.0}" y="{:.1}" text-anchor="end">{v}×</text>"##,
-            left - 6.0,
-            y + 4.0
-        );
-    }
-    let _ =
-        writeln!(s, r##"<text x="{:.0}" y="{:.1}" fill="#d62728">floor</text>"##, plot_right + 6.0, y_of(1.0) + 4.0);
-    for (gi, &(model, n)) in groups.iter().enumerate() {
-        let gx = left + gi as f64 * group_w + 8.0;
-        for (ni, &(name, _)) in names.iter().enumerate() {
-            let Some(r) = rows.iter().find(|r| r.model == model && r.n == n && r.name == name) else {
-                continue;
-            };
-            let y = y_of(r.ratio);
-            let _ = writeln!(
-                s,
-                r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {model}, batch {n}: {:.0} ns, {:.2}× floor</title></rect>"#,
-                gx + ni as f64 * bar,
-                bar - 1.0,
-                (top + plot_h - y).max(0.5),
-                colors[ni],
-                esc(name),
-                r.ns,
-                r.ratio
-            );
+    // One section per model: its batches are consecutive groups.
+    let mut sections: Vec<(String, usize)> = Vec::new();
+    for &(model, _) in &groups {
+        match sections.last_mut() {
+            Some((last, count)) if last == model => *count += 1,
+            _ => sections.push((model.to_string(), 1)),
         }
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">batch {n}</text>"#,
-            gx + bar * names.len() as f64 / 2.0,
-            top + plot_h + 15.0
-        );
     }
-    // One label per model, centred under its batches, and a rule between models.
-    let mut gi = 0;
-    while gi < groups.len() {
-        let model = groups[gi].0;
-        let count = groups[gi..].iter().take_while(|g| g.0 == model).count();
-        let x0 = left + gi as f64 * group_w;
-        let x1 = x0 + count as f64 * group_w;
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="bold">{model}</text>"#,
-            (x0 + x1) / 2.0,
-            top + plot_h + 32.0
-        );
-        if gi > 0 {
-            let _ = writeln!(
-                s,
-                r##"<line x1="{x0:.1}" x2="{x0:.1}" y1="{top}" y2="{:.0}" stroke="#999"/>"##,
-                top + plot_h + 36.0
-            );
-        }
-        gi += count;
+    let groups = groups
+        .iter()
+        .map(|&(model, n)| Group {
+            label: format!("batch {n}"),
+            bars: names
+                .iter()
+                .map(|&(name, _)| {
+                    let r = rows.iter().find(|r| r.model == model && r.n == n && r.name == name)?;
+                    let title = format!("{name} {model}, batch {n}: {:.0} ns, {:.2}× floor", r.ns, r.ratio);
+                    Some(Bar { ratio: r.ratio, title })
+                })
+                .collect(),
+        })
+        .collect();
+    BarChart {
+        title: "Whole MLPs, one thread: time / floor (the packed kernels alone; log scale, lower is better)".into(),
+        subtitle: format!(
+            "median ns per forward, contenders interleaved, every output checked first; nnjit path {}",
+            best_isa()
+        ),
+        reference: "floor".into(),
+        series,
+        groups,
+        sections,
+        layout: Layout {
+            bar: 11.0,
+            group_gap: 18.0,
+            group_inset: 8.0,
+            left: 60.0,
+            top: 50.0,
+            plot_h: 340.0,
+            subtitle_y: 38.0,
+            right: 90.0,
+            min_width: 760.0,
+            below: 70.0,
+            group_label_dy: 15.0,
+            legend_cols: 4,
+            legend_col_w: 180.0,
+            legend_dy: 52.0,
+        },
     }
-    let _ = writeln!(
-        s,
-        r##"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.0}" stroke="#000"/><line x1="{left}" x2="{plot_right:.0}" y1="{:.0}" y2="{:.0}" stroke="#000"/>"##,
-        top + plot_h,
-        top + plot_h,
-        top + plot_h
-    );
-    for (ni, &(name, exact)) in names.iter().enumerate() {
-        let x = left + (ni % 4) as f64 * 180.0;
-        let y = top + plot_h + 52.0 + (ni / 4) as f64 * 18.0;
-        let label = if exact { format!("nnjit {name}") } else { name.to_string() };
-        let _ = writeln!(
-            s,
-            r#"<rect x="{x:.0}" y="{:.0}" width="12" height="12" fill="{}"/><text x="{:.0}" y="{y:.0}">{}</text>"#,
-            y - 10.0,
-            colors[ni],
-            x + 17.0,
-            esc(&label)
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    .svg()
 }

@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nnjit_bench::chart::{Bar, BarChart, Group, Layout, Series};
 use nnjit_bench::probe::{interleaved_medians, Machine};
 use nnjit_bench::{contenders, is_peer, single_threaded, verify, Problem, LIFTED, OURS, SHAPES};
 
@@ -216,10 +217,6 @@ fn write(path: &std::path::Path, s: &str) {
     }
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
 /// Grouped bars per shape: each contender's median time relative to the roofline bound
 /// (log scale), so 1× is the machine's limit.
 fn svg(rows: &[Row], m: &Machine) -> String {
@@ -228,122 +225,66 @@ fn svg(rows: &[Row], m: &Machine) -> String {
         "#1f78b4", "#fb9a99",
     ];
     let mut names: Vec<&str> = Vec::new();
+    let mut shapes: Vec<&str> = Vec::new();
     for r in rows {
         if !names.contains(&r.name.as_str()) {
             names.push(&r.name);
         }
-    }
-    let mut shapes: Vec<&str> = Vec::new();
-    for r in rows {
         if !shapes.contains(&r.shape.as_str()) {
             shapes.push(&r.shape);
         }
     }
-    let bar = 9.0;
-    let group_w = bar * names.len() as f64 + 14.0;
-    let (left, top, plot_h) = (70.0, 60.0, 360.0);
-    let plot_right = left + group_w * shapes.len() as f64;
-    let width = plot_right + 110.0;
-    let legend_h = 18.0 * names.len().div_ceil(3) as f64;
-    let height = top + plot_h + 90.0 + legend_h;
-    let ratios: Vec<f64> = rows.iter().map(|r| r.ns / r.bound_ns).filter(|v| v.is_finite() && *v > 0.0).collect();
-    // Log axis from 0.5× (so bars at the bound stay visible) to the next power of ten.
-    let lo = 0.5f64;
-    let max = ratios.iter().cloned().fold(1.0f64, f64::max);
-    let decades = max.log10().ceil().max(1.0);
-    let span = decades - lo.log10();
-    let y_of = |ratio: f64| top + plot_h - ((ratio.max(lo).log10() - lo.log10()) / span) * plot_h;
-
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="22" font-size="15" font-weight="bold">Dense forward y = xW + b, single core: time / roofline bound (log scale; lower is better)</text>"#
-    );
-    let _ = writeln!(
-        s,
-        r##"<text x="{left}" y="40" fill="#444">peak {:.0} GFLOP/s ({}), bandwidth L1/L2/L3/DRAM {:.0}/{:.0}/{:.0}/{:.0} GB/s; nnjit path {}</text>"##,
-        m.peak_flops / 1e9,
-        m.isa,
-        m.bandwidth[0] / 1e9,
-        m.bandwidth[1] / 1e9,
-        m.bandwidth[2] / 1e9,
-        m.bandwidth[3] / 1e9,
-        nnjit::kernel::best_isa()
-    );
-    let mut ticks = vec![lo];
-    ticks.extend((0..=decades as i32).map(|dec| 10f64.powi(dec)));
-    for v in ticks {
-        let y = y_of(v);
-        let stroke = if v == 1.0 { "#d62728" } else { "#ddd" };
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" x2="{:.0}" y1="{y:.1}" y2="{y:.1}" stroke="{stroke}"/><text x="{:.0}" y="{:.1}" text-anchor="end">{}×</text>"##,
-            plot_right,
-            left - 6.0,
-            y + 4.0,
-            v
-        );
+    let groups = shapes
+        .iter()
+        .map(|&shape| Group {
+            label: shape.to_string(),
+            bars: names
+                .iter()
+                .map(|&name| {
+                    let r = rows.iter().find(|r| r.shape == shape && r.name == name)?;
+                    let ratio = r.ns / r.bound_ns;
+                    let title = format!("{name} {shape}: {:.1} ns, {ratio:.2}× bound, {:.2}× nnjit", r.ns, r.ratio);
+                    Some(Bar { ratio, title })
+                })
+                .collect(),
+        })
+        .collect();
+    BarChart {
+        title: "Dense forward y = xW + b, single core: time / roofline bound (log scale; lower is better)".into(),
+        subtitle: format!(
+            "peak {:.0} GFLOP/s ({}), bandwidth L1/L2/L3/DRAM {:.0}/{:.0}/{:.0}/{:.0} GB/s; nnjit path {}",
+            m.peak_flops / 1e9,
+            m.isa,
+            m.bandwidth[0] / 1e9,
+            m.bandwidth[1] / 1e9,
+            m.bandwidth[2] / 1e9,
+            m.bandwidth[3] / 1e9,
+            nnjit::kernel::best_isa()
+        ),
+        reference: "roofline bound".into(),
+        series: names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Series { label: name.to_string(), color: PALETTE[i % PALETTE.len()] })
+            .collect(),
+        groups,
+        sections: Vec::new(),
+        layout: Layout {
+            bar: 9.0,
+            group_gap: 14.0,
+            group_inset: 7.0,
+            left: 70.0,
+            top: 60.0,
+            plot_h: 360.0,
+            subtitle_y: 40.0,
+            right: 110.0,
+            min_width: 0.0,
+            below: 90.0,
+            group_label_dy: 16.0,
+            legend_cols: 3,
+            legend_col_w: 300.0,
+            legend_dy: 44.0,
+        },
     }
-    let _ = writeln!(
-        s,
-        r##"<text x="{:.0}" y="{:.1}" fill="#d62728">roofline bound</text>"##,
-        plot_right + 6.0,
-        y_of(1.0) + 4.0
-    );
-    for (gi, shape) in shapes.iter().enumerate() {
-        let gx = left + gi as f64 * group_w + 7.0;
-        for (ni, name) in names.iter().enumerate() {
-            if let Some(r) = rows.iter().find(|r| r.shape == *shape && r.name == *name) {
-                let ratio = r.ns / r.bound_ns;
-                let y = y_of(ratio);
-                let x = gx + ni as f64 * bar;
-                let _ = writeln!(
-                    s,
-                    r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {:.1} ns, {:.2}× bound, {:.2}× nnjit</title></rect>"#,
-                    bar - 1.0,
-                    (top + plot_h - y).max(0.5),
-                    PALETTE[ni % PALETTE.len()],
-                    esc(name),
-                    shape,
-                    r.ns,
-                    ratio,
-                    r.ratio
-                );
-            }
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{shape}</text>"#,
-            gx + bar * names.len() as f64 / 2.0,
-            top + plot_h + 16.0
-        );
-    }
-    let _ = writeln!(
-        s,
-        r##"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.0}" stroke="#000"/><line x1="{left}" x2="{:.0}" y1="{:.0}" y2="{:.0}" stroke="#000"/>"##,
-        top + plot_h,
-        plot_right,
-        top + plot_h,
-        top + plot_h
-    );
-    for (ni, name) in names.iter().enumerate() {
-        let x = left + (ni % 3) as f64 * 300.0;
-        let y = top + plot_h + 44.0 + (ni / 3) as f64 * 18.0;
-        let _ = writeln!(
-            s,
-            r#"<rect x="{x:.0}" y="{:.0}" width="12" height="12" fill="{}"/><text x="{:.0}" y="{:.0}">{}</text>"#,
-            y - 10.0,
-            PALETTE[ni % PALETTE.len()],
-            x + 17.0,
-            y,
-            esc(name)
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    .svg()
 }

@@ -203,7 +203,19 @@ pub(crate) trait Simd {
 
 /// Generates [`Simd::tile_fn`]: a `match` from `(mr, nv, ld, st)` to the instantiations of
 /// the trampoline `$tramp::<MR, NV, LD, ST>` for the listed `MR x NV` pairs.
+///
+/// `rows6_vecs4` names the list of a 32-register instruction set (AVX-512, NEON), whose
+/// [`Simd::plan`] is 6 rows × 4 vectors, or one row of up to 8 vectors: every tile up to
+/// 6 × 4 (the edges of the problem) and one-row tiles up to 8 vectors.
 macro_rules! tile_table {
+    ($tramp:ident, $mr:expr, $nv:expr, $ld:expr, $st:expr; rows6_vecs4) => {
+        $crate::kernel::simd::tile_table!($tramp, $mr, $nv, $ld, $st;
+            1 x 1, 2 x 1, 3 x 1, 4 x 1, 5 x 1, 6 x 1,
+            1 x 2, 2 x 2, 3 x 2, 4 x 2, 5 x 2, 6 x 2,
+            1 x 3, 2 x 3, 3 x 3, 4 x 3, 5 x 3, 6 x 3,
+            1 x 4, 2 x 4, 3 x 4, 4 x 4, 5 x 4, 6 x 4,
+            1 x 5, 1 x 6, 1 x 7, 1 x 8)
+    };
     ($tramp:ident, $mr:expr, $nv:expr, $ld:expr, $st:expr; $($m:literal x $n:literal),* $(,)?) => {
         match ($mr, $nv, $ld, $st) {
             $(

@@ -49,12 +49,7 @@ impl Simd for Avx512 {
     }
 
     fn tile_fn(mr: usize, nv: usize, ld: bool, st: bool) -> Option<TileFn> {
-        tile_table!(tile, mr, nv, ld, st;
-            1 x 1, 2 x 1, 3 x 1, 4 x 1, 5 x 1, 6 x 1,
-            1 x 2, 2 x 2, 3 x 2, 4 x 2, 5 x 2, 6 x 2,
-            1 x 3, 2 x 3, 3 x 3, 4 x 3, 5 x 3, 6 x 3,
-            1 x 4, 2 x 4, 3 x 4, 4 x 4, 5 x 4, 6 x 4,
-            1 x 5, 1 x 6, 1 x 7, 1 x 8)
+        tile_table!(tile, mr, nv, ld, st; rows6_vecs4)
     }
 
     #[inline(always)]
