@@ -100,6 +100,9 @@ pub struct Scope<'c, 'v> {
     /// This scope's dict in the given `params`, resolved on first use (layers read several
     /// parameters at one path).
     params_here: std::cell::Cell<Option<Option<&'v Dict>>>,
+    /// The parent's dict in the input `params` collection, when the parent resolved it
+    /// before this scope was made: this scope's is then one lookup in it.
+    params_parent: Option<Option<&'v Dict>>,
 }
 
 impl<'c, 'v> Scope<'c, 'v> {
@@ -115,6 +118,7 @@ impl<'c, 'v> Scope<'c, 'v> {
             module: "",
             id,
             params_here: std::cell::Cell::new(None),
+            params_parent: None,
         }
     }
 
@@ -270,15 +274,7 @@ impl<'c, 'v> Scope<'c, 'v> {
         }
         let input: &'v Variables = self.frame.input?;
         let mut d = if collection == "params" {
-            let here = match self.params_here.get() {
-                Some(d) => d,
-                None => {
-                    let d = input.collection("params").and_then(|c| self.node.resolve(c));
-                    self.params_here.set(Some(d));
-                    d
-                }
-            };
-            here?
+            self.input_params()?
         } else {
             self.node.resolve(input.collection(collection)?)?
         };
@@ -286,6 +282,21 @@ impl<'c, 'v> Scope<'c, 'v> {
             d = d.dict(seg)?;
         }
         d.leaf(name).map(Cow::Borrowed)
+    }
+
+    /// This scope's dict in the `params` collection of the variables given to `apply`
+    /// (ignoring what this call wrote), resolved once per scope.
+    pub(super) fn input_params(&self) -> Option<&'v Dict> {
+        if let Some(d) = self.params_here.get() {
+            return d;
+        }
+        let input: &'v Variables = self.frame.input?;
+        let d = match (self.params_parent, self.node.name) {
+            (Some(parent), Some(name)) => parent.and_then(|p| name.find_dict(p)),
+            _ => input.collection("params").and_then(|c| self.node.resolve(c)),
+        };
+        self.params_here.set(Some(d));
+        d
     }
 
     fn write_leaf(&mut self, collection: &str, name: &str, leaf: Leaf) {
@@ -392,6 +403,16 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     pub fn param(&mut self, name: &str, init: &Initializer, shape: &[usize]) -> Result<Tensor> {
+        // Every eager apply's case, first: nothing written in this call, the leaf given at
+        // this scope's path with the expected shape (what `read_leaf` and `check_shape` below
+        // find and accept; anything else takes the general path, its errors included).
+        if self.frame.tracer.is_none() && self.frame.out.is_empty() && self.visible("params") {
+            if let Some(leaf) = self.input_params().and_then(|d| d.leaf(name)) {
+                if leaf.array().shape() == shape {
+                    return Ok(leaf_tensor(leaf));
+                }
+            }
+        }
         if self.frame.tracer.is_some() {
             if let Some(t) = self.traced_written("params", name) {
                 return Ok(t);

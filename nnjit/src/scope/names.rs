@@ -21,10 +21,44 @@ impl Name {
     pub(super) fn matches(&self, key: &str) -> bool {
         match self {
             Name::Given(n) => **n == *key,
-            Name::Auto(base, i) => key
-                .strip_prefix(base)
-                .and_then(|r| r.strip_prefix('_'))
-                .is_some_and(|r| r.parse::<u32>().ok() == Some(*i) && !r.starts_with('+')),
+            Name::Auto(base, i) => {
+                key.strip_prefix(base).and_then(|r| r.strip_prefix('_')).is_some_and(|r| decimal_is(r, *i))
+            }
+        }
+    }
+
+    /// The dict under the first key of `parent` this name matches (`None` when that key
+    /// holds a leaf).
+    pub(super) fn find_dict<'d>(&self, parent: &'d Dict) -> Option<&'d Dict> {
+        let node = match self {
+            // Keys are unique: the first match is the only one.
+            Name::Given(n) => parent.get(n)?,
+            Name::Auto(base, i) => {
+                // Keys are compared from their digits on, the canonical spelling first (the
+                // type name is usually the same for every key); a longer key may still be
+                // the same number with leading zeros.
+                let mut buf = [0u8; 10];
+                let digits = decimal(*i, &mut buf);
+                let len = base.len() + 1 + digits.len();
+                parent
+                    .iter()
+                    .find(|(k, _)| match k.len().cmp(&len) {
+                        std::cmp::Ordering::Less => false,
+                        std::cmp::Ordering::Equal => {
+                            let (head, tail) = k.as_bytes().split_at(base.len());
+                            // Byte loops: a few bytes each, cheaper than a `memcmp` call.
+                            tail[1..].iter().zip(digits).all(|(a, b)| a == b)
+                                && tail[0] == b'_'
+                                && head.iter().zip(base.as_bytes()).all(|(a, b)| a == b)
+                        }
+                        std::cmp::Ordering::Greater => self.matches(k),
+                    })?
+                    .1
+            }
+        };
+        match node {
+            Node::Dict(d) => Some(d),
+            Node::Leaf(_) => None,
         }
     }
 
@@ -37,6 +71,35 @@ impl Name {
 }
 
 /// A node of the scope path, linked to its parent (no allocation per child).
+/// Whether `digits` is `i` in decimal, leading zeros allowed (what `parse::<u32>` accepts
+/// without a sign), compared without parsing.
+fn decimal_is(digits: &str, i: u32) -> bool {
+    let b = digits.as_bytes();
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut buf = [0u8; 10];
+    let want = decimal(i, &mut buf);
+    match b.len().checked_sub(want.len()) {
+        Some(pad) => b[..pad].iter().all(|&c| c == b'0') && &b[pad..] == want,
+        None => false,
+    }
+}
+
+/// `i` in decimal, written at the end of `buf`.
+fn decimal(i: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let (mut n, mut at) = (i, buf.len());
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct PathNode<'a> {
     pub(super) parent: Option<&'a PathNode<'a>>,
@@ -96,10 +159,7 @@ impl PathNode<'_> {
         match (self.parent, self.name) {
             (Some(p), Some(name)) => {
                 let parent = p.resolve(root)?;
-                parent.iter().find(|(k, _)| name.matches(k)).and_then(|(_, n)| match n {
-                    Node::Dict(d) => Some(d),
-                    Node::Leaf(_) => None,
-                })
+                name.find_dict(parent)
             }
             _ => Some(root),
         }
@@ -389,6 +449,8 @@ impl<'c, 'v> Scope<'c, 'v> {
         x: impl Feed<M::Input>,
     ) -> Result<M::Output> {
         let x = x.feed()?;
+        // Resolved here, once per scope, each child's own params are one lookup.
+        let params_parent = self.frame.input.is_some().then(|| self.input_params());
         self.frame.scopes += 1;
         let id = self.frame.scopes;
         let mut child = Scope {
@@ -400,6 +462,7 @@ impl<'c, 'v> Scope<'c, 'v> {
             module: type_name,
             id,
             params_here: std::cell::Cell::new(None),
+            params_parent,
         };
         child.run_module(module, x)
     }
@@ -487,5 +550,22 @@ impl<M: Module + ?Sized> Child<'_, M> {
     #[must_use]
     pub fn name(&self) -> String {
         self.name.to_string_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal_is;
+
+    /// `decimal_is` accepts what `parse::<u32>` accepts without a sign, and nothing else.
+    #[test]
+    fn decimal_is_parse() {
+        let keys = ["0", "00", "1", "01", "10", "007", "+1", "-1", "", "1a", " 1", "4294967295", "4294967296", "99"];
+        for key in keys {
+            for i in [0, 1, 7, 10, 99, u32::MAX] {
+                let parsed = key.parse::<u32>().ok() == Some(i) && !key.starts_with('+');
+                assert_eq!(decimal_is(key, i), parsed, "{key:?} vs {i}");
+            }
+        }
     }
 }

@@ -17,6 +17,9 @@ use crate::kernel::Activation;
 /// any is traced (eager inputs then become constants of the program), failed when any input
 /// failed or the shapes do not fit.
 pub(crate) fn apply(op: Op, ins: &[&Tensor]) -> Tensor {
+    if let Some(t) = eager_fast(&op, ins) {
+        return t;
+    }
     let mut graph = None;
     for t in ins {
         match &t.repr {
@@ -75,6 +78,75 @@ pub(crate) fn apply(op: Op, ins: &[&Tensor]) -> Tensor {
             Err(e) => Tensor::failed(e),
         },
     }
+}
+
+/// An eager f32 input's array, or `None`.
+fn eager_f32(t: &Tensor) -> Option<&Shared<f32>> {
+    match &t.repr {
+        Repr::Eager(Value::F32(a)) => Some(a),
+        _ => None,
+    }
+}
+
+/// The ops of every layer call (Dense's `linear`, activations, same-shape or scalar
+/// arithmetic) on eager f32 inputs of rank ≤ 4, computed without the general path's shape
+/// inference (whose output shape is a `Vec`: one more allocation per op). `None` sends
+/// everything else (traced or failed inputs, other ops, broadcasting, shapes that do not fit)
+/// to [`apply`]'s general path, which computes the same value with the same [`Op::eval`], or
+/// reports the error.
+fn eager_fast(op: &Op, ins: &[&Tensor]) -> Option<Tensor> {
+    let mut dims = [0usize; 4];
+    let rank = match (op, ins) {
+        (Op::Linear { bias, .. }, [x, k, rest @ ..]) => {
+            let (x, k) = (eager_f32(x)?.shape(), eager_f32(k)?.shape());
+            let (&[d, f], Some(&last)) = (k, x.last()) else { return None };
+            let bias_fits = match (bias, rest) {
+                (true, [b]) => eager_f32(b)?.shape() == [f],
+                (false, []) => true,
+                _ => false,
+            };
+            if !bias_fits || last != d || x.len() > dims.len() {
+                return None;
+            }
+            dims[..x.len()].copy_from_slice(x);
+            dims[x.len() - 1] = f;
+            x.len()
+        }
+        (Op::Unary(_), [x]) => {
+            let x = eager_f32(x)?.shape();
+            dims.get_mut(..x.len())?.copy_from_slice(x);
+            x.len()
+        }
+        (Op::Binary(_), [a, b]) => {
+            let (a, b) = (eager_f32(a)?.shape(), eager_f32(b)?.shape());
+            let s = if b.is_empty() || a == b {
+                a
+            } else if a.is_empty() {
+                b
+            } else {
+                return None;
+            };
+            dims.get_mut(..s.len())?.copy_from_slice(s);
+            s.len()
+        }
+        _ => return None,
+    };
+    let shape = &dims[..rank];
+    let n = crate::fallible::checked_len("tensor", shape).ok()?;
+    let mut y = crate::fallible::try_zeroed("tensor", n).ok()?;
+    let empty: (Data<'_>, &[usize]) = (Data::F32(&[]), &[]);
+    let mut data = [empty; 3];
+    for (d, t) in data.iter_mut().zip(ins) {
+        let a = eager_f32(t)?;
+        *d = (Data::F32(a.slice()), a.shape());
+    }
+    if let Err(e) = op.eval(&data[..ins.len()], DataMut::F32(&mut y), shape) {
+        return Some(Tensor::failed(e));
+    }
+    Some(match Shared::from_vec(shape, y) {
+        Ok(a) => Tensor::eager(Value::F32(a)),
+        Err(e) => Tensor::failed(e),
+    })
 }
 
 /// Allocates the output of `meta` and computes `op` into it.

@@ -140,8 +140,13 @@ impl<T: Clone> Shared<T> {
 impl<T> Shared<T> {
     /// The elements, mutably, when this is the array's only owner (no copy-on-write needed).
     pub(crate) fn unique_slice_mut(&mut self) -> Option<&mut [T]> {
-        // Standard layout (the invariant of `Shared`) makes the memory-order slice row-major.
-        Arc::get_mut(&mut self.0).and_then(|a| a.as_slice_memory_order_mut())
+        let a = Arc::get_mut(&mut self.0)?;
+        let len = a.len();
+        // SAFETY: as in `slice`, standard layout (the invariant of `Shared`) puts the `len`
+        // elements contiguously from `as_mut_ptr()`, in row-major order (ndarray's own check,
+        // `as_slice_memory_order_mut`, walks the shape and strides on every call); `Arc::get_mut`
+        // proved this the array's only owner, and the slice borrows `self` mutably.
+        Some(unsafe { std::slice::from_raw_parts_mut(a.as_mut_ptr(), len) })
     }
 
     pub(crate) fn array(&self) -> &ArrayD<T> {
