@@ -45,6 +45,9 @@ fn next_version() -> u64 {
 pub struct Leaf {
     array: Arc<ArrayD<f32>>,
     version: u64,
+    /// The array is in standard (row-major, contiguous) layout, known since it was wrapped
+    /// (`false` also after [`array_mut`](Leaf::array_mut), which may change the layout).
+    standard: bool,
 }
 
 impl Leaf {
@@ -59,7 +62,8 @@ impl Leaf {
     /// ```
     #[must_use]
     pub fn new(array: ArrayD<f32>) -> Self {
-        Leaf { array: Arc::new(array), version: next_version() }
+        let standard = array.is_standard_layout();
+        Leaf { array: Arc::new(array), version: next_version(), standard }
     }
 
     /// The array.
@@ -87,6 +91,7 @@ impl Leaf {
     /// ```
     pub fn array_mut(&mut self) -> &mut ArrayD<f32> {
         self.version = next_version();
+        self.standard = false;
         Arc::make_mut(&mut self.array)
     }
 
@@ -118,6 +123,12 @@ impl Leaf {
     /// The shared array (what tensors read without copying).
     pub(crate) fn shared(&self) -> &Arc<ArrayD<f32>> {
         &self.array
+    }
+
+    /// The shared array when it is known to be in standard layout (checked once, when the
+    /// leaf was made): every parameter read of an eager apply skips ndarray's layout check.
+    pub(crate) fn shared_standard(&self) -> Option<&Arc<ArrayD<f32>>> {
+        self.standard.then_some(&self.array)
     }
 }
 

@@ -117,7 +117,7 @@ impl Module for Dense {
         }
         let kernel = s.param("kernel", &self.kernel_init, &[d, self.features])?;
         let bias = if self.use_bias { Some(s.param("bias", &self.bias_init, &[self.features])?) } else { None };
-        Ok(x.linear(&kernel, bias.as_ref()))
+        Ok(x.into_linear(&kernel, bias.as_ref()))
     }
 }
 

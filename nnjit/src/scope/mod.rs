@@ -58,7 +58,7 @@ use ndarray::ArrayD;
 use crate::error::{Error, NameKind, Result};
 use crate::init::Initializer;
 use crate::tensor::trace::{Source, VarGuard, VarRead, VarWrite};
-use crate::tensor::{DType, Meta, Repr, Tensor, Value};
+use crate::tensor::{DType, Meta, Repr, Shared, Tensor, Value};
 use crate::variables::{Dict, Leaf, Node, Variables};
 
 /// Where a module runs: its path, variables, RNG streams and children.
@@ -586,5 +586,8 @@ impl<'c, 'v> Scope<'c, 'v> {
 
 /// A variable's leaf as a tensor (shared, no copy when in standard layout).
 fn leaf_tensor(leaf: &Leaf) -> Tensor {
-    Tensor::eager(Value::f32_shared(leaf.shared()))
+    match leaf.shared_standard() {
+        Some(a) => Tensor::eager(Value::F32(Shared::standard(Arc::clone(a)))),
+        None => Tensor::eager(Value::f32_shared(leaf.shared())),
+    }
 }

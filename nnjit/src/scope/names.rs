@@ -21,9 +21,7 @@ impl Name {
     pub(super) fn matches(&self, key: &str) -> bool {
         match self {
             Name::Given(n) => **n == *key,
-            Name::Auto(base, i) => {
-                key.strip_prefix(base).and_then(|r| r.strip_prefix('_')).is_some_and(|r| decimal_is(r, *i))
-            }
+            Name::Auto(base, i) => auto_key_is(key, base, *i),
         }
     }
 
@@ -33,28 +31,7 @@ impl Name {
         let node = match self {
             // Keys are unique: the first match is the only one.
             Name::Given(n) => parent.get(n)?,
-            Name::Auto(base, i) => {
-                // Keys are compared from their digits on, the canonical spelling first (the
-                // type name is usually the same for every key); a longer key may still be
-                // the same number with leading zeros.
-                let mut buf = [0u8; 10];
-                let digits = decimal(*i, &mut buf);
-                let len = base.len() + 1 + digits.len();
-                parent
-                    .iter()
-                    .find(|(k, _)| match k.len().cmp(&len) {
-                        std::cmp::Ordering::Less => false,
-                        std::cmp::Ordering::Equal => {
-                            let (head, tail) = k.as_bytes().split_at(base.len());
-                            // Byte loops: a few bytes each, cheaper than a `memcmp` call.
-                            tail[1..].iter().zip(digits).all(|(a, b)| a == b)
-                                && tail[0] == b'_'
-                                && head.iter().zip(base.as_bytes()).all(|(a, b)| a == b)
-                        }
-                        std::cmp::Ordering::Greater => self.matches(k),
-                    })?
-                    .1
-            }
+            Name::Auto(..) => parent.iter().find(|(k, _)| self.matches(k))?.1,
         };
         match node {
             Node::Dict(d) => Some(d),
@@ -71,33 +48,26 @@ impl Name {
 }
 
 /// A node of the scope path, linked to its parent (no allocation per child).
-/// Whether `digits` is `i` in decimal, leading zeros allowed (what `parse::<u32>` accepts
-/// without a sign), compared without parsing.
-fn decimal_is(digits: &str, i: u32) -> bool {
-    let b = digits.as_bytes();
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+/// Whether `key` is `{base}_{i}`, the number with leading zeros or not (what
+/// `key.strip_prefix(base)`, `strip_prefix('_')` and `parse::<u32>()` of the rest accept,
+/// without a sign), checked byte by byte: the digits first (sibling keys mostly differ there),
+/// then the type name, with no `memcmp` call or parse.
+fn auto_key_is(key: &str, base: &str, i: u32) -> bool {
+    let (k, b) = (key.as_bytes(), base.as_bytes());
+    if k.len() < b.len() + 2 || k[b.len()] != b'_' {
         return false;
     }
-    let mut buf = [0u8; 10];
-    let want = decimal(i, &mut buf);
-    match b.len().checked_sub(want.len()) {
-        Some(pad) => b[..pad].iter().all(|&c| c == b'0') && &b[pad..] == want,
-        None => false,
-    }
-}
-
-/// `i` in decimal, written at the end of `buf`.
-fn decimal(i: u32, buf: &mut [u8; 10]) -> &[u8] {
-    let (mut n, mut at) = (i, buf.len());
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+    let mut v = 0u64;
+    for &c in &k[b.len() + 1..] {
+        if !c.is_ascii_digit() {
+            return false;
+        }
+        v = v * 10 + u64::from(c - b'0');
+        if v > u64::from(u32::MAX) {
+            return false;
         }
     }
-    &buf[at..]
+    v == u64::from(i) && k[..b.len()].iter().zip(b).all(|(x, y)| x == y)
 }
 
 #[derive(Clone, Copy)]
@@ -555,16 +525,24 @@ impl<M: Module + ?Sized> Child<'_, M> {
 
 #[cfg(test)]
 mod tests {
-    use super::decimal_is;
+    use super::auto_key_is;
 
-    /// `decimal_is` accepts what `parse::<u32>` accepts without a sign, and nothing else.
+    /// `auto_key_is` accepts what prefix, `_` and `parse::<u32>` without a sign accept, and
+    /// nothing else.
     #[test]
-    fn decimal_is_parse() {
-        let keys = ["0", "00", "1", "01", "10", "007", "+1", "-1", "", "1a", " 1", "4294967295", "4294967296", "99"];
-        for key in keys {
-            for i in [0, 1, 7, 10, 99, u32::MAX] {
-                let parsed = key.parse::<u32>().ok() == Some(i) && !key.starts_with('+');
-                assert_eq!(decimal_is(key, i), parsed, "{key:?} vs {i}");
+    fn auto_key_is_parse() {
+        let rests = ["0", "00", "1", "01", "10", "007", "+1", "-1", "", "1a", " 1", "4294967295", "4294967296", "99"];
+        for base in ["Dense", "D", "Dense_1"] {
+            for rest in rests {
+                for key in [format!("{base}_{rest}"), format!("{base}{rest}"), format!("X{base}_{rest}")] {
+                    for i in [0, 1, 7, 10, 99, u32::MAX] {
+                        let parsed = key
+                            .strip_prefix(base)
+                            .and_then(|r| r.strip_prefix('_'))
+                            .is_some_and(|r| r.parse::<u32>().ok() == Some(i) && !r.starts_with('+'));
+                        assert_eq!(auto_key_is(&key, base, i), parsed, "{key:?} vs {base}_{i}");
+                    }
+                }
             }
         }
     }

@@ -95,13 +95,40 @@ fn eager_f32(t: &Tensor) -> Option<&Shared<f32>> {
 /// to [`apply`]'s general path, which computes the same value with the same [`Op::eval`], or
 /// reports the error.
 fn eager_fast(op: &Op, ins: &[&Tensor]) -> Option<Tensor> {
+    Some(match eager_fast_eval(op, ins)? {
+        Ok(FastOut { y, dims, rank }) => match Shared::from_vec(&dims[..rank], y) {
+            Ok(a) => Tensor::eager(Value::F32(a)),
+            Err(e) => Tensor::failed(e),
+        },
+        Err(e) => Tensor::failed(e),
+    })
+}
+
+/// What [`eager_fast_eval`] computed: the elements and the shape.
+struct FastOut {
+    y: Vec<f32>,
+    dims: [usize; 4],
+    rank: usize,
+}
+
+/// [`eager_fast`]'s computation, before the result is wrapped as a tensor.
+fn eager_fast_eval(op: &Op, ins: &[&Tensor]) -> Option<Result<FastOut>> {
+    let empty: (Data<'_>, &[usize]) = (Data::F32(&[]), &[]);
+    let mut data = [empty; 3];
+    if ins.len() > data.len() {
+        return None;
+    }
+    for (d, t) in data.iter_mut().zip(ins) {
+        let a = eager_f32(t)?;
+        *d = (Data::F32(a.slice()), a.shape());
+    }
+    let data = &data[..ins.len()];
     let mut dims = [0usize; 4];
-    let rank = match (op, ins) {
-        (Op::Linear { bias, .. }, [x, k, rest @ ..]) => {
-            let (x, k) = (eager_f32(x)?.shape(), eager_f32(k)?.shape());
-            let (&[d, f], Some(&last)) = (k, x.last()) else { return None };
+    let rank = match (op, data) {
+        (Op::Linear { bias, .. }, [(_, x), (_, k), rest @ ..]) => {
+            let (&[d, f], Some(&last)) = (*k, x.last()) else { return None };
             let bias_fits = match (bias, rest) {
-                (true, [b]) => eager_f32(b)?.shape() == [f],
+                (true, [(_, b)]) => *b == [f],
                 (false, []) => true,
                 _ => false,
             };
@@ -112,13 +139,11 @@ fn eager_fast(op: &Op, ins: &[&Tensor]) -> Option<Tensor> {
             dims[x.len() - 1] = f;
             x.len()
         }
-        (Op::Unary(_), [x]) => {
-            let x = eager_f32(x)?.shape();
+        (Op::Unary(_), [(_, x)]) => {
             dims.get_mut(..x.len())?.copy_from_slice(x);
             x.len()
         }
-        (Op::Binary(_), [a, b]) => {
-            let (a, b) = (eager_f32(a)?.shape(), eager_f32(b)?.shape());
+        (Op::Binary(_), [(_, a), (_, b)]) => {
             let s = if b.is_empty() || a == b {
                 a
             } else if a.is_empty() {
@@ -134,19 +159,7 @@ fn eager_fast(op: &Op, ins: &[&Tensor]) -> Option<Tensor> {
     let shape = &dims[..rank];
     let n = crate::fallible::checked_len("tensor", shape).ok()?;
     let mut y = crate::fallible::try_zeroed("tensor", n).ok()?;
-    let empty: (Data<'_>, &[usize]) = (Data::F32(&[]), &[]);
-    let mut data = [empty; 3];
-    for (d, t) in data.iter_mut().zip(ins) {
-        let a = eager_f32(t)?;
-        *d = (Data::F32(a.slice()), a.shape());
-    }
-    if let Err(e) = op.eval(&data[..ins.len()], DataMut::F32(&mut y), shape) {
-        return Some(Tensor::failed(e));
-    }
-    Some(match Shared::from_vec(shape, y) {
-        Ok(a) => Tensor::eager(Value::F32(a)),
-        Err(e) => Tensor::failed(e),
-    })
+    Some(op.eval(data, DataMut::F32(&mut y), shape).map(|()| FastOut { y, dims, rank }))
 }
 
 /// Allocates the output of `meta` and computes `op` into it.
@@ -747,6 +760,24 @@ impl Tensor {
     #[must_use]
     pub fn matmul(&self, w: &Tensor) -> Tensor {
         apply(Op::Linear { bias: false, act: Activation::Identity }, &[self, w])
+    }
+
+    /// [`linear`](Tensor::linear) of an owned `self`: an eager one nobody else holds keeps its
+    /// allocation for the result (the values are those of `linear`).
+    pub(crate) fn into_linear(mut self, kernel: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        let op = Op::Linear { bias: bias.is_some(), act: Activation::Identity };
+        let out = match bias {
+            Some(b) => eager_fast_eval(&op, &[&self, kernel, b]),
+            None => eager_fast_eval(&op, &[&self, kernel]),
+        };
+        match (out, &mut self.repr) {
+            (Some(Ok(FastOut { y, dims, rank })), Repr::Eager(Value::F32(a))) => match a.set_vec(&dims[..rank], y) {
+                Ok(()) => self,
+                Err(e) => Tensor::failed(e),
+            },
+            (Some(Err(e)), _) => Tensor::failed(e),
+            _ => self.linear(kernel, bias),
+        }
     }
 
     /// Dense's arithmetic: `x · kernel + bias` over the last axis, in the reference order (an

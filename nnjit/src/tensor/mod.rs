@@ -120,6 +120,13 @@ impl<T: Clone> Shared<T> {
         }
     }
 
+    /// Shares `a`, known to be in standard layout (a [`Leaf`](crate::variables::Leaf) that
+    /// checked it when made): the layout is not checked again.
+    pub(crate) fn standard(a: Arc<ArrayD<T>>) -> Self {
+        debug_assert!(a.is_standard_layout());
+        Shared(a)
+    }
+
     /// Wraps an owned array (copied only if not in standard layout).
     pub(crate) fn from_array(a: ArrayD<T>) -> Self {
         Shared(Arc::new(standard(a)))
@@ -129,6 +136,17 @@ impl<T: Clone> Shared<T> {
     /// plain shape builds standard layout).
     pub(crate) fn from_vec(shape: &[usize], v: Vec<T>) -> Result<Self> {
         array_from_vec(shape, v).map(|a| Shared(Arc::new(a)))
+    }
+
+    /// Replaces the array by `v` as an array of `shape`, in this allocation when this is its
+    /// only owner.
+    pub(crate) fn set_vec(&mut self, shape: &[usize], v: Vec<T>) -> Result<()> {
+        let a = array_from_vec(shape, v)?;
+        match Arc::get_mut(&mut self.0) {
+            Some(slot) => *slot = a,
+            None => self.0 = Arc::new(a),
+        }
+        Ok(())
     }
 
     /// The array, without a copy when this is its only owner.
@@ -159,9 +177,10 @@ impl<T> Shared<T> {
 
     /// The elements in row-major order.
     pub(crate) fn slice(&self) -> &[T] {
-        // SAFETY: every `Shared` is in standard layout (checked by `new`/`from_array`, its only
-        // constructors, and immutable behind the `Arc` since), so its `len()` elements are
-        // contiguous from `as_ptr()`; the slice borrows `self`, which keeps the array alive.
+        // SAFETY: every `Shared` is in standard layout (checked by `new`/`from_array`, built so
+        // by `from_vec`/`set_vec`, known so by `standard`'s callers; mutated since only through
+        // `unique_slice_mut`, which keeps the layout), so its `len()` elements are contiguous
+        // from `as_ptr()`; the slice borrows `self`, which keeps the array alive.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr(), self.0.len()) }
     }
 }
@@ -641,6 +660,16 @@ impl<D: ndarray::Dimension> From<ndarray::Array<i32, D>> for Tensor {
 impl<D: ndarray::Dimension> From<ndarray::Array<bool, D>> for Tensor {
     fn from(a: ndarray::Array<bool, D>) -> Tensor {
         Tensor::eager(Value::Bool(Shared::from_array(a.into_dyn())))
+    }
+}
+
+impl Tensor {
+    /// A copy of `data` as a tensor of `shape` (row-major).
+    pub(crate) fn from_slice(shape: &[usize], data: &[f32]) -> Tensor {
+        match Shared::from_vec(shape, data.to_vec()) {
+            Ok(s) => Tensor::eager(Value::F32(s)),
+            Err(e) => Tensor::failed(e),
+        }
     }
 }
 
