@@ -185,6 +185,12 @@ pub struct Dict {
 /// Levels with more entries than this get a hash index.
 const INDEX_ABOVE: usize = 32;
 
+/// `a == b`, compared in a plain loop (equal slices of a few elements: no `memcmp` call).
+#[inline]
+pub(crate) fn eq_short<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 impl PartialEq for Dict {
     fn eq(&self, other: &Self) -> bool {
         self.entries == other.entries
@@ -195,7 +201,8 @@ impl Dict {
     fn position(&self, key: &str) -> Option<usize> {
         match &self.index {
             Some(ix) => ix.get(key).copied(),
-            None => self.entries.iter().position(|(k, _)| k == key),
+            // Byte by byte: keys are short, a `memcmp` call per key costs more.
+            None => self.entries.iter().position(|(k, _)| eq_short(k.as_bytes(), key.as_bytes())),
         }
     }
 

@@ -420,7 +420,10 @@ impl<'c, 'v> Scope<'c, 'v> {
     ) -> Result<M::Output> {
         let x = x.feed()?;
         // Resolved here, once per scope, each child's own params are one lookup.
-        let params_parent = self.frame.input.is_some().then(|| self.input_params());
+        let params_parent = match self.params_here.get() {
+            Some(resolved) => Some(resolved),
+            None => self.frame.input.is_some().then(|| self.input_params()),
+        };
         self.frame.scopes += 1;
         let id = self.frame.scopes;
         let mut child = Scope {

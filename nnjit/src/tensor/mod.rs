@@ -271,8 +271,14 @@ impl Value {
 pub(crate) fn array_from_vec<T>(shape: &[usize], v: Vec<T>) -> Result<ArrayD<T>> {
     // Static ranks 1 and 2 (most tensors) cost less shape arithmetic than IxDyn.
     let built = match *shape {
-        [n] => ndarray::Array1::from_shape_vec(n, v).map(ndarray::Array::into_dyn),
-        [r, c] => ndarray::Array2::from_shape_vec((r, c), v).map(ndarray::Array::into_dyn),
+        [n] if v.len() == n => Ok(ndarray::Array1::from_vec(v).into_dyn()),
+        // SAFETY: `v` holds exactly `r * c` elements, so the default row-major strides of
+        // `(r, c)` address exactly those, and no axis exceeds `isize::MAX` (so neither does the
+        // product of the non-zero ones, a `Vec`'s length or one of them): what
+        // `from_shape_vec` checks. Other shapes take the checked path below (and its error).
+        [r, c] if r.checked_mul(c) == Some(v.len()) && r.max(c) <= isize::MAX as usize => {
+            Ok(unsafe { ndarray::Array2::from_shape_vec_unchecked((r, c), v) }.into_dyn())
+        }
         _ => ArrayD::from_shape_vec(IxDyn(shape), v),
     };
     built.map_err(|e| match e.kind() {
@@ -292,7 +298,9 @@ fn standard<T: Clone>(a: ArrayD<T>) -> ArrayD<T> {
 #[derive(Clone)]
 pub(crate) enum Repr {
     Eager(Value),
-    Traced(trace::Traced),
+    /// Boxed: a tensor is moved on every op and call, and an eager one (two words) should
+    /// not pay for the size of a traced one.
+    Traced(Box<trace::Traced>),
     Failed(Arc<Error>),
 }
 
