@@ -47,7 +47,6 @@ impl Name {
     }
 }
 
-/// A node of the scope path, linked to its parent (no allocation per child).
 /// Whether `key` is `{base}_{i}`, the number with leading zeros or not (what
 /// `key.strip_prefix(base)`, `strip_prefix('_')` and `parse::<u32>()` of the rest accept,
 /// without a sign), checked byte by byte: the digits first (sibling keys mostly differ there),
@@ -70,6 +69,7 @@ fn auto_key_is(key: &str, base: &str, i: u32) -> bool {
     v == u64::from(i) && k[..b.len()].iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// A node of the scope path, linked to its parent (no allocation per child).
 #[derive(Clone, Copy)]
 pub(crate) struct PathNode<'a> {
     pub(super) parent: Option<&'a PathNode<'a>>,
