@@ -125,6 +125,19 @@ impl Leaf {
         &self.array
     }
 
+    /// The elements in row-major order, when the array is known to be in standard layout
+    /// (checked once, when the leaf was made): layers read parameters in place through it.
+    pub(crate) fn standard_slice(&self) -> Option<&[f32]> {
+        if !self.standard {
+            return None;
+        }
+        // SAFETY: `standard` is set only by `new`, after checking the array's layout, and
+        // cleared by `array_mut`, the only mutable access to it; a standard-layout array's
+        // `len()` elements are contiguous from `as_ptr()`, and the slice borrows `self`, whose
+        // `Arc` keeps the array alive.
+        Some(unsafe { std::slice::from_raw_parts(self.array.as_ptr(), self.array.len()) })
+    }
+
     /// The shared array when it is known to be in standard layout (checked once, when the
     /// leaf was made): every parameter read of an eager apply skips ndarray's layout check.
     pub(crate) fn shared_standard(&self) -> Option<&Arc<ArrayD<f32>>> {

@@ -284,6 +284,18 @@ impl<'c, 'v> Scope<'c, 'v> {
         d.leaf(name).map(Cow::Borrowed)
     }
 
+    /// The parameter `name` of `shape` given to this eager apply at this scope's path, when
+    /// nothing was written in this call: what [`param`](Self::param) reads first (and makes a
+    /// tensor of); `None` for every other case (traced, initializing, written, missing, another
+    /// shape), which `param` handles. A layer may compute from it in place.
+    pub(crate) fn given_param(&self, name: &str, shape: &[usize]) -> Option<&'v Leaf> {
+        if self.frame.tracer.is_some() || !self.frame.out.is_empty() || !self.visible("params") {
+            return None;
+        }
+        let leaf = self.input_params()?.leaf(name)?;
+        crate::variables::eq_short(leaf.array().shape(), shape).then_some(leaf)
+    }
+
     /// This scope's dict in the `params` collection of the variables given to `apply`
     /// (ignoring what this call wrote), resolved once per scope.
     pub(super) fn input_params(&self) -> Option<&'v Dict> {
@@ -406,12 +418,8 @@ impl<'c, 'v> Scope<'c, 'v> {
         // Every eager apply's case, first: nothing written in this call, the leaf given at
         // this scope's path with the expected shape (what `read_leaf` and `check_shape` below
         // find and accept; anything else takes the general path, its errors included).
-        if self.frame.tracer.is_none() && self.frame.out.is_empty() && self.visible("params") {
-            if let Some(leaf) = self.input_params().and_then(|d| d.leaf(name)) {
-                if crate::variables::eq_short(leaf.array().shape(), shape) {
-                    return Ok(leaf_tensor(leaf));
-                }
-            }
+        if let Some(leaf) = self.given_param(name, shape) {
+            return Ok(leaf_tensor(leaf));
         }
         if self.frame.tracer.is_some() {
             if let Some(t) = self.traced_written("params", name) {

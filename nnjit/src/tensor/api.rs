@@ -122,7 +122,11 @@ fn eager_fast_eval(op: &Op, ins: &[&Tensor]) -> Option<Result<FastOut>> {
         let a = eager_f32(t)?;
         *d = (Data::F32(a.slice()), a.shape());
     }
-    let data = &data[..ins.len()];
+    fast_eval_data(op, &data[..ins.len()])
+}
+
+/// [`eager_fast_eval`] on the inputs' elements and shapes (f32, row-major).
+fn fast_eval_data(op: &Op, data: &[(Data<'_>, &[usize])]) -> Option<Result<FastOut>> {
     let mut dims = [0usize; 4];
     let rank = match (op, data) {
         (Op::Linear { bias, .. }, [(_, x), (_, k), rest @ ..]) => {
@@ -760,6 +764,32 @@ impl Tensor {
     #[must_use]
     pub fn matmul(&self, w: &Tensor) -> Tensor {
         apply(Op::Linear { bias: false, act: Activation::Identity }, &[self, w])
+    }
+
+    /// [`into_linear`](Tensor::into_linear) with the kernel and bias given as row-major
+    /// elements and shapes (parameters read in place, no tensor made of them): `Err(self)` when
+    /// this is not an eager f32 tensor they fit, for the caller's tensor path (which computes
+    /// the same values, or reports the error).
+    pub(crate) fn into_linear_slices(
+        mut self,
+        kernel: (&[f32], &[usize]),
+        bias: Option<(&[f32], &[usize])>,
+    ) -> std::result::Result<Tensor, Tensor> {
+        let Repr::Eager(Value::F32(x)) = &mut self.repr else { return Err(self) };
+        let op = Op::Linear { bias: bias.is_some(), act: Activation::Identity };
+        let (xd, kd) = ((Data::F32(x.slice()), x.shape()), (Data::F32(kernel.0), kernel.1));
+        let out = match bias {
+            Some((b, bs)) => fast_eval_data(&op, &[xd, kd, (Data::F32(b), bs)]),
+            None => fast_eval_data(&op, &[xd, kd]),
+        };
+        match out {
+            Some(Ok(FastOut { y, dims, rank })) => Ok(match x.set_vec(&dims[..rank], y) {
+                Ok(()) => self,
+                Err(e) => Tensor::failed(e),
+            }),
+            Some(Err(e)) => Ok(Tensor::failed(e)),
+            None => Err(self),
+        }
     }
 
     /// [`linear`](Tensor::linear) of an owned `self`: an eager one nobody else holds keeps its
