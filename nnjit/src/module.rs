@@ -174,6 +174,18 @@ pub trait Args: Sized + Clone + Send + Sync + 'static {
         true
     }
 
+    /// The first error a tensor of these carries ([`Tensor::check`] on each).
+    #[doc(hidden)]
+    fn check_tensors(&self) -> Result<()> {
+        let mut failed = Ok(());
+        self.for_each_tensor(&mut |t| {
+            if failed.is_ok() {
+                failed = t.check();
+            }
+        });
+        failed
+    }
+
     /// Hashes the static parts.
     #[doc(hidden)]
     fn hash_statics(&self, _h: &mut dyn std::hash::Hasher) {}
@@ -203,6 +215,9 @@ impl Args for Tensor {
     }
     fn for_each_tensor<'a>(&'a self, f: &mut dyn FnMut(&'a Tensor)) {
         f(self);
+    }
+    fn check_tensors(&self) -> Result<()> {
+        self.check()
     }
     fn map_tensors(self, f: &mut dyn FnMut(Tensor) -> Tensor) -> Self {
         f(self)
@@ -334,6 +349,10 @@ pub trait Feed<A: Args> {
 
 impl<T: AsInput> Feed<Tensor> for T {
     fn feed(self) -> Result<Tensor> {
+        // A contiguous array of rank ≤ 4 (the usual input) is copied without an n-dimensional view.
+        if let Some((data, shape)) = self.contiguous() {
+            return Ok(Tensor::from_slice(shape.dims(), data));
+        }
         Ok(Tensor::from(self.as_input()?))
     }
     fn single_view(&self) -> Option<ArrayViewD<'_, f32>> {

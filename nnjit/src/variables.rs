@@ -45,6 +45,9 @@ fn next_version() -> u64 {
 pub struct Leaf {
     array: Arc<ArrayD<f32>>,
     version: u64,
+    /// The array is in standard (row-major, contiguous) layout, known since it was wrapped
+    /// (`false` also after [`array_mut`](Leaf::array_mut), which may change the layout).
+    standard: bool,
 }
 
 impl Leaf {
@@ -59,7 +62,8 @@ impl Leaf {
     /// ```
     #[must_use]
     pub fn new(array: ArrayD<f32>) -> Self {
-        Leaf { array: Arc::new(array), version: next_version() }
+        let standard = array.is_standard_layout();
+        Leaf { array: Arc::new(array), version: next_version(), standard }
     }
 
     /// The array.
@@ -87,6 +91,7 @@ impl Leaf {
     /// ```
     pub fn array_mut(&mut self) -> &mut ArrayD<f32> {
         self.version = next_version();
+        self.standard = false;
         Arc::make_mut(&mut self.array)
     }
 
@@ -118,6 +123,25 @@ impl Leaf {
     /// The shared array (what tensors read without copying).
     pub(crate) fn shared(&self) -> &Arc<ArrayD<f32>> {
         &self.array
+    }
+
+    /// The elements in row-major order, when the array is known to be in standard layout
+    /// (checked once, when the leaf was made): layers read parameters in place through it.
+    pub(crate) fn standard_slice(&self) -> Option<&[f32]> {
+        if !self.standard {
+            return None;
+        }
+        // SAFETY: `standard` is set only by `new`, after checking the array's layout, and
+        // cleared by `array_mut`, the only mutable access to it; a standard-layout array's
+        // `len()` elements are contiguous from `as_ptr()`, and the slice borrows `self`, whose
+        // `Arc` keeps the array alive.
+        Some(unsafe { std::slice::from_raw_parts(self.array.as_ptr(), self.array.len()) })
+    }
+
+    /// The shared array when it is known to be in standard layout (checked once, when the
+    /// leaf was made): every parameter read of an eager apply skips ndarray's layout check.
+    pub(crate) fn shared_standard(&self) -> Option<&Arc<ArrayD<f32>>> {
+        self.standard.then_some(&self.array)
     }
 }
 
@@ -174,6 +198,12 @@ pub struct Dict {
 /// Levels with more entries than this get a hash index.
 const INDEX_ABOVE: usize = 32;
 
+/// `a == b`, compared in a plain loop (equal slices of a few elements: no `memcmp` call).
+#[inline]
+pub(crate) fn eq_short<T: PartialEq>(a: &[T], b: &[T]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 impl PartialEq for Dict {
     fn eq(&self, other: &Self) -> bool {
         self.entries == other.entries
@@ -184,7 +214,8 @@ impl Dict {
     fn position(&self, key: &str) -> Option<usize> {
         match &self.index {
             Some(ix) => ix.get(key).copied(),
-            None => self.entries.iter().position(|(k, _)| k == key),
+            // Byte by byte: keys are short, a `memcmp` call per key costs more.
+            None => self.entries.iter().position(|(k, _)| eq_short(k.as_bytes(), key.as_bytes())),
         }
     }
 

@@ -13,6 +13,7 @@ use crate::init::{self, Initializer};
 use crate::module::{feature_dim, Module};
 use crate::scope::Scope;
 use crate::tensor::Tensor;
+use crate::variables::Leaf;
 
 /// A linear transformation applied over the last axis (Flax's `nn.Dense`).
 ///
@@ -110,15 +111,35 @@ impl Module for Dense {
     type Input = Tensor;
     type Output = Tensor;
 
-    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> Result<Tensor> {
+    fn call(&self, s: &mut Scope<'_, '_>, mut x: Tensor) -> Result<Tensor> {
         let d = feature_dim(|| s.path(), &x)?;
         if self.features == 0 {
             return Err(Error::invalid(s.path(), "Dense features must be at least 1, got 0"));
         }
+        // An eager apply reads the given parameters in place (no tensor made of each: a shared
+        // count taken and dropped per parameter); the values are the tensor path's below.
+        if let Some(kd) = s.given_param("kernel", &[d, self.features]).and_then(in_place) {
+            let bd = if self.use_bias {
+                s.given_param("bias", &[self.features]).and_then(in_place).map(Some)
+            } else {
+                Some(None)
+            };
+            if let Some(bd) = bd {
+                match x.into_linear_slices(kd, bd) {
+                    Ok(y) => return Ok(y),
+                    Err(back) => x = back,
+                }
+            }
+        }
         let kernel = s.param("kernel", &self.kernel_init, &[d, self.features])?;
         let bias = if self.use_bias { Some(s.param("bias", &self.bias_init, &[self.features])?) } else { None };
-        Ok(x.linear(&kernel, bias.as_ref()))
+        Ok(x.into_linear(&kernel, bias.as_ref()))
     }
+}
+
+/// A parameter's elements and shape, when it can be read in place.
+fn in_place(leaf: &Leaf) -> Option<(&[f32], &[usize])> {
+    Some((leaf.standard_slice()?, leaf.array().shape()))
 }
 
 #[cfg(test)]

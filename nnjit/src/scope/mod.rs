@@ -58,7 +58,7 @@ use ndarray::ArrayD;
 use crate::error::{Error, NameKind, Result};
 use crate::init::Initializer;
 use crate::tensor::trace::{Source, VarGuard, VarRead, VarWrite};
-use crate::tensor::{DType, Meta, Repr, Tensor, Value};
+use crate::tensor::{DType, Meta, Repr, Shared, Tensor, Value};
 use crate::variables::{Dict, Leaf, Node, Variables};
 
 /// Where a module runs: its path, variables, RNG streams and children.
@@ -100,6 +100,9 @@ pub struct Scope<'c, 'v> {
     /// This scope's dict in the given `params`, resolved on first use (layers read several
     /// parameters at one path).
     params_here: std::cell::Cell<Option<Option<&'v Dict>>>,
+    /// The parent's dict in the input `params` collection, when the parent resolved it
+    /// before this scope was made: this scope's is then one lookup in it.
+    params_parent: Option<Option<&'v Dict>>,
 }
 
 impl<'c, 'v> Scope<'c, 'v> {
@@ -115,6 +118,7 @@ impl<'c, 'v> Scope<'c, 'v> {
             module: "",
             id,
             params_here: std::cell::Cell::new(None),
+            params_parent: None,
         }
     }
 
@@ -270,15 +274,7 @@ impl<'c, 'v> Scope<'c, 'v> {
         }
         let input: &'v Variables = self.frame.input?;
         let mut d = if collection == "params" {
-            let here = match self.params_here.get() {
-                Some(d) => d,
-                None => {
-                    let d = input.collection("params").and_then(|c| self.node.resolve(c));
-                    self.params_here.set(Some(d));
-                    d
-                }
-            };
-            here?
+            self.input_params()?
         } else {
             self.node.resolve(input.collection(collection)?)?
         };
@@ -286,6 +282,33 @@ impl<'c, 'v> Scope<'c, 'v> {
             d = d.dict(seg)?;
         }
         d.leaf(name).map(Cow::Borrowed)
+    }
+
+    /// The parameter `name` of `shape` given to this eager apply at this scope's path, when
+    /// nothing was written in this call: what [`param`](Self::param) reads first (and makes a
+    /// tensor of); `None` for every other case (traced, initializing, written, missing, another
+    /// shape), which `param` handles. A layer may compute from it in place.
+    pub(crate) fn given_param(&self, name: &str, shape: &[usize]) -> Option<&'v Leaf> {
+        if self.frame.tracer.is_some() || !self.frame.out.is_empty() || !self.visible("params") {
+            return None;
+        }
+        let leaf = self.input_params()?.leaf(name)?;
+        crate::variables::eq_short(leaf.array().shape(), shape).then_some(leaf)
+    }
+
+    /// This scope's dict in the `params` collection of the variables given to `apply`
+    /// (ignoring what this call wrote), resolved once per scope.
+    pub(super) fn input_params(&self) -> Option<&'v Dict> {
+        if let Some(d) = self.params_here.get() {
+            return d;
+        }
+        let input: &'v Variables = self.frame.input?;
+        let d = match (self.params_parent, self.node.name) {
+            (Some(parent), Some(name)) => parent.and_then(|p| name.find_dict(p)),
+            _ => input.collection("params").and_then(|c| self.node.resolve(c)),
+        };
+        self.params_here.set(Some(d));
+        d
     }
 
     fn write_leaf(&mut self, collection: &str, name: &str, leaf: Leaf) {
@@ -392,6 +415,12 @@ impl<'c, 'v> Scope<'c, 'v> {
     /// # Ok::<(), nnjit::Error>(())
     /// ```
     pub fn param(&mut self, name: &str, init: &Initializer, shape: &[usize]) -> Result<Tensor> {
+        // Every eager apply's case, first: nothing written in this call, the leaf given at
+        // this scope's path with the expected shape (what `read_leaf` and `check_shape` below
+        // find and accept; anything else takes the general path, its errors included).
+        if let Some(leaf) = self.given_param(name, shape) {
+            return Ok(leaf_tensor(leaf));
+        }
         if self.frame.tracer.is_some() {
             if let Some(t) = self.traced_written("params", name) {
                 return Ok(t);
@@ -565,5 +594,8 @@ impl<'c, 'v> Scope<'c, 'v> {
 
 /// A variable's leaf as a tensor (shared, no copy when in standard layout).
 fn leaf_tensor(leaf: &Leaf) -> Tensor {
-    Tensor::eager(Value::f32_shared(leaf.shared()))
+    match leaf.shared_standard() {
+        Some(a) => Tensor::eager(Value::F32(Shared::standard(Arc::clone(a)))),
+        None => Tensor::eager(Value::f32_shared(leaf.shared())),
+    }
 }

@@ -21,10 +21,21 @@ impl Name {
     pub(super) fn matches(&self, key: &str) -> bool {
         match self {
             Name::Given(n) => **n == *key,
-            Name::Auto(base, i) => key
-                .strip_prefix(base)
-                .and_then(|r| r.strip_prefix('_'))
-                .is_some_and(|r| r.parse::<u32>().ok() == Some(*i) && !r.starts_with('+')),
+            Name::Auto(base, i) => auto_key_is(key, base, *i),
+        }
+    }
+
+    /// The dict under the first key of `parent` this name matches (`None` when that key
+    /// holds a leaf).
+    pub(super) fn find_dict<'d>(&self, parent: &'d Dict) -> Option<&'d Dict> {
+        let node = match self {
+            // Keys are unique: the first match is the only one.
+            Name::Given(n) => parent.get(n)?,
+            Name::Auto(..) => parent.iter().find(|(k, _)| self.matches(k))?.1,
+        };
+        match node {
+            Node::Dict(d) => Some(d),
+            Node::Leaf(_) => None,
         }
     }
 
@@ -34,6 +45,28 @@ impl Name {
             Name::Auto(b, i) => format!("{b}_{i}"),
         }
     }
+}
+
+/// Whether `key` is `{base}_{i}`, the number with leading zeros or not (what
+/// `key.strip_prefix(base)`, `strip_prefix('_')` and `parse::<u32>()` of the rest accept,
+/// without a sign), checked byte by byte: the digits first (sibling keys mostly differ there),
+/// then the type name, with no `memcmp` call or parse.
+fn auto_key_is(key: &str, base: &str, i: u32) -> bool {
+    let (k, b) = (key.as_bytes(), base.as_bytes());
+    if k.len() < b.len() + 2 || k[b.len()] != b'_' {
+        return false;
+    }
+    let mut v = 0u64;
+    for &c in &k[b.len() + 1..] {
+        if !c.is_ascii_digit() {
+            return false;
+        }
+        v = v * 10 + u64::from(c - b'0');
+        if v > u64::from(u32::MAX) {
+            return false;
+        }
+    }
+    v == u64::from(i) && k[..b.len()].iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// A node of the scope path, linked to its parent (no allocation per child).
@@ -96,10 +129,7 @@ impl PathNode<'_> {
         match (self.parent, self.name) {
             (Some(p), Some(name)) => {
                 let parent = p.resolve(root)?;
-                parent.iter().find(|(k, _)| name.matches(k)).and_then(|(_, n)| match n {
-                    Node::Dict(d) => Some(d),
-                    Node::Leaf(_) => None,
-                })
+                name.find_dict(parent)
             }
             _ => Some(root),
         }
@@ -389,6 +419,11 @@ impl<'c, 'v> Scope<'c, 'v> {
         x: impl Feed<M::Input>,
     ) -> Result<M::Output> {
         let x = x.feed()?;
+        // Resolved here, once per scope, each child's own params are one lookup.
+        let params_parent = match self.params_here.get() {
+            Some(resolved) => Some(resolved),
+            None => self.frame.input.is_some().then(|| self.input_params()),
+        };
         self.frame.scopes += 1;
         let id = self.frame.scopes;
         let mut child = Scope {
@@ -400,6 +435,7 @@ impl<'c, 'v> Scope<'c, 'v> {
             module: type_name,
             id,
             params_here: std::cell::Cell::new(None),
+            params_parent,
         };
         child.run_module(module, x)
     }
@@ -487,5 +523,30 @@ impl<M: Module + ?Sized> Child<'_, M> {
     #[must_use]
     pub fn name(&self) -> String {
         self.name.to_string_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auto_key_is;
+
+    /// `auto_key_is` accepts what prefix, `_` and `parse::<u32>` without a sign accept, and
+    /// nothing else.
+    #[test]
+    fn auto_key_is_parse() {
+        let rests = ["0", "00", "1", "01", "10", "007", "+1", "-1", "", "1a", " 1", "4294967295", "4294967296", "99"];
+        for base in ["Dense", "D", "Dense_1"] {
+            for rest in rests {
+                for key in [format!("{base}_{rest}"), format!("{base}{rest}"), format!("X{base}_{rest}")] {
+                    for i in [0, 1, 7, 10, 99, u32::MAX] {
+                        let parsed = key
+                            .strip_prefix(base)
+                            .and_then(|r| r.strip_prefix('_'))
+                            .is_some_and(|r| r.parse::<u32>().ok() == Some(i) && !r.starts_with('+'));
+                        assert_eq!(auto_key_is(&key, base, i), parsed, "{key:?} vs {base}_{i}");
+                    }
+                }
+            }
+        }
     }
 }

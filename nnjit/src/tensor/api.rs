@@ -17,6 +17,9 @@ use crate::kernel::Activation;
 /// any is traced (eager inputs then become constants of the program), failed when any input
 /// failed or the shapes do not fit.
 pub(crate) fn apply(op: Op, ins: &[&Tensor]) -> Tensor {
+    if let Some(t) = eager_fast(&op, ins) {
+        return t;
+    }
     let mut graph = None;
     for t in ins {
         match &t.repr {
@@ -75,6 +78,92 @@ pub(crate) fn apply(op: Op, ins: &[&Tensor]) -> Tensor {
             Err(e) => Tensor::failed(e),
         },
     }
+}
+
+/// An eager f32 input's array, or `None`.
+fn eager_f32(t: &Tensor) -> Option<&Shared<f32>> {
+    match &t.repr {
+        Repr::Eager(Value::F32(a)) => Some(a),
+        _ => None,
+    }
+}
+
+/// The ops of every layer call (Dense's `linear`, activations, same-shape or scalar
+/// arithmetic) on eager f32 inputs of rank ≤ 4, computed without the general path's shape
+/// inference (whose output shape is a `Vec`: one more allocation per op). `None` sends
+/// everything else (traced or failed inputs, other ops, broadcasting, shapes that do not fit)
+/// to [`apply`]'s general path, which computes the same value with the same [`Op::eval`], or
+/// reports the error.
+fn eager_fast(op: &Op, ins: &[&Tensor]) -> Option<Tensor> {
+    Some(match eager_fast_eval(op, ins)? {
+        Ok(FastOut { y, dims, rank }) => match Shared::from_vec(&dims[..rank], y) {
+            Ok(a) => Tensor::eager(Value::F32(a)),
+            Err(e) => Tensor::failed(e),
+        },
+        Err(e) => Tensor::failed(e),
+    })
+}
+
+/// What [`eager_fast_eval`] computed: the elements and the shape.
+struct FastOut {
+    y: Vec<f32>,
+    dims: [usize; 4],
+    rank: usize,
+}
+
+/// [`eager_fast`]'s computation, before the result is wrapped as a tensor.
+fn eager_fast_eval(op: &Op, ins: &[&Tensor]) -> Option<Result<FastOut>> {
+    let empty: (Data<'_>, &[usize]) = (Data::F32(&[]), &[]);
+    let mut data = [empty; 3];
+    if ins.len() > data.len() {
+        return None;
+    }
+    for (d, t) in data.iter_mut().zip(ins) {
+        let a = eager_f32(t)?;
+        *d = (Data::F32(a.slice()), a.shape());
+    }
+    fast_eval_data(op, &data[..ins.len()])
+}
+
+/// [`eager_fast_eval`] on the inputs' elements and shapes (f32, row-major).
+fn fast_eval_data(op: &Op, data: &[(Data<'_>, &[usize])]) -> Option<Result<FastOut>> {
+    let mut dims = [0usize; 4];
+    let rank = match (op, data) {
+        (Op::Linear { bias, .. }, [(_, x), (_, k), rest @ ..]) => {
+            let (&[d, f], Some(&last)) = (*k, x.last()) else { return None };
+            let bias_fits = match (bias, rest) {
+                (true, [(_, b)]) => matches!(b, [bf] if *bf == f),
+                (false, []) => true,
+                _ => false,
+            };
+            if !bias_fits || last != d || x.len() > dims.len() {
+                return None;
+            }
+            dims[..x.len()].copy_from_slice(x);
+            dims[x.len() - 1] = f;
+            x.len()
+        }
+        (Op::Unary(_), [(_, x)]) => {
+            dims.get_mut(..x.len())?.copy_from_slice(x);
+            x.len()
+        }
+        (Op::Binary(_), [(_, a), (_, b)]) => {
+            let s = if b.is_empty() || crate::variables::eq_short(a, b) {
+                a
+            } else if a.is_empty() {
+                b
+            } else {
+                return None;
+            };
+            dims.get_mut(..s.len())?.copy_from_slice(s);
+            s.len()
+        }
+        _ => return None,
+    };
+    let shape = &dims[..rank];
+    let n = crate::fallible::checked_len("tensor", shape).ok()?;
+    let mut y = crate::fallible::try_zeroed("tensor", n).ok()?;
+    Some(op.eval(data, DataMut::F32(&mut y), shape).map(|()| FastOut { y, dims, rank }))
 }
 
 /// Allocates the output of `meta` and computes `op` into it.
@@ -675,6 +764,50 @@ impl Tensor {
     #[must_use]
     pub fn matmul(&self, w: &Tensor) -> Tensor {
         apply(Op::Linear { bias: false, act: Activation::Identity }, &[self, w])
+    }
+
+    /// [`into_linear`](Tensor::into_linear) with the kernel and bias given as row-major
+    /// elements and shapes (parameters read in place, no tensor made of them): `Err(self)` when
+    /// this is not an eager f32 tensor they fit, for the caller's tensor path (which computes
+    /// the same values, or reports the error).
+    pub(crate) fn into_linear_slices(
+        mut self,
+        kernel: (&[f32], &[usize]),
+        bias: Option<(&[f32], &[usize])>,
+    ) -> std::result::Result<Tensor, Tensor> {
+        let Repr::Eager(Value::F32(x)) = &mut self.repr else { return Err(self) };
+        let op = Op::Linear { bias: bias.is_some(), act: Activation::Identity };
+        let (xd, kd) = ((Data::F32(x.slice()), x.shape()), (Data::F32(kernel.0), kernel.1));
+        let out = match bias {
+            Some((b, bs)) => fast_eval_data(&op, &[xd, kd, (Data::F32(b), bs)]),
+            None => fast_eval_data(&op, &[xd, kd]),
+        };
+        match out {
+            Some(Ok(FastOut { y, dims, rank })) => Ok(match x.set_vec(&dims[..rank], y) {
+                Ok(()) => self,
+                Err(e) => Tensor::failed(e),
+            }),
+            Some(Err(e)) => Ok(Tensor::failed(e)),
+            None => Err(self),
+        }
+    }
+
+    /// [`linear`](Tensor::linear) of an owned `self`: an eager one nobody else holds keeps its
+    /// allocation for the result (the values are those of `linear`).
+    pub(crate) fn into_linear(mut self, kernel: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        let op = Op::Linear { bias: bias.is_some(), act: Activation::Identity };
+        let out = match bias {
+            Some(b) => eager_fast_eval(&op, &[&self, kernel, b]),
+            None => eager_fast_eval(&op, &[&self, kernel]),
+        };
+        match (out, &mut self.repr) {
+            (Some(Ok(FastOut { y, dims, rank })), Repr::Eager(Value::F32(a))) => match a.set_vec(&dims[..rank], y) {
+                Ok(()) => self,
+                Err(e) => Tensor::failed(e),
+            },
+            (Some(Err(e)), _) => Tensor::failed(e),
+            _ => self.linear(kernel, bias),
+        }
     }
 
     /// Dense's arithmetic: `x · kernel + bias` over the last axis, in the reference order (an

@@ -120,6 +120,13 @@ impl<T: Clone> Shared<T> {
         }
     }
 
+    /// Shares `a`, known to be in standard layout (a [`Leaf`](crate::variables::Leaf) that
+    /// checked it when made): the layout is not checked again.
+    pub(crate) fn standard(a: Arc<ArrayD<T>>) -> Self {
+        debug_assert!(a.is_standard_layout());
+        Shared(a)
+    }
+
     /// Wraps an owned array (copied only if not in standard layout).
     pub(crate) fn from_array(a: ArrayD<T>) -> Self {
         Shared(Arc::new(standard(a)))
@@ -131,6 +138,17 @@ impl<T: Clone> Shared<T> {
         array_from_vec(shape, v).map(|a| Shared(Arc::new(a)))
     }
 
+    /// Replaces the array by `v` as an array of `shape`, in this allocation when this is its
+    /// only owner.
+    pub(crate) fn set_vec(&mut self, shape: &[usize], v: Vec<T>) -> Result<()> {
+        let a = array_from_vec(shape, v)?;
+        match Arc::get_mut(&mut self.0) {
+            Some(slot) => *slot = a,
+            None => self.0 = Arc::new(a),
+        }
+        Ok(())
+    }
+
     /// The array, without a copy when this is its only owner.
     pub(crate) fn into_array(self) -> ArrayD<T> {
         Arc::try_unwrap(self.0).unwrap_or_else(|a| (*a).clone())
@@ -140,8 +158,13 @@ impl<T: Clone> Shared<T> {
 impl<T> Shared<T> {
     /// The elements, mutably, when this is the array's only owner (no copy-on-write needed).
     pub(crate) fn unique_slice_mut(&mut self) -> Option<&mut [T]> {
-        // Standard layout (the invariant of `Shared`) makes the memory-order slice row-major.
-        Arc::get_mut(&mut self.0).and_then(|a| a.as_slice_memory_order_mut())
+        let a = Arc::get_mut(&mut self.0)?;
+        let len = a.len();
+        // SAFETY: as in `slice`, standard layout (the invariant of `Shared`) puts the `len`
+        // elements contiguously from `as_mut_ptr()`, in row-major order (ndarray's own check,
+        // `as_slice_memory_order_mut`, walks the shape and strides on every call); `Arc::get_mut`
+        // proved this the array's only owner, and the slice borrows `self` mutably.
+        Some(unsafe { std::slice::from_raw_parts_mut(a.as_mut_ptr(), len) })
     }
 
     pub(crate) fn array(&self) -> &ArrayD<T> {
@@ -154,9 +177,10 @@ impl<T> Shared<T> {
 
     /// The elements in row-major order.
     pub(crate) fn slice(&self) -> &[T] {
-        // SAFETY: every `Shared` is in standard layout (checked by `new`/`from_array`, its only
-        // constructors, and immutable behind the `Arc` since), so its `len()` elements are
-        // contiguous from `as_ptr()`; the slice borrows `self`, which keeps the array alive.
+        // SAFETY: every `Shared` is in standard layout (checked by `new`/`from_array`, built so
+        // by `from_vec`/`set_vec`, known so by `standard`'s callers; mutated since only through
+        // `unique_slice_mut`, which keeps the layout), so its `len()` elements are contiguous
+        // from `as_ptr()`; the slice borrows `self`, which keeps the array alive.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr(), self.0.len()) }
     }
 }
@@ -247,8 +271,14 @@ impl Value {
 pub(crate) fn array_from_vec<T>(shape: &[usize], v: Vec<T>) -> Result<ArrayD<T>> {
     // Static ranks 1 and 2 (most tensors) cost less shape arithmetic than IxDyn.
     let built = match *shape {
-        [n] => ndarray::Array1::from_shape_vec(n, v).map(ndarray::Array::into_dyn),
-        [r, c] => ndarray::Array2::from_shape_vec((r, c), v).map(ndarray::Array::into_dyn),
+        [n] if v.len() == n => Ok(ndarray::Array1::from_vec(v).into_dyn()),
+        // SAFETY: `v` holds exactly `r * c` elements, so the default row-major strides of
+        // `(r, c)` address exactly those, and no axis exceeds `isize::MAX` (so neither does the
+        // product of the non-zero ones, a `Vec`'s length or one of them): what
+        // `from_shape_vec` checks. Other shapes take the checked path below (and its error).
+        [r, c] if r.checked_mul(c) == Some(v.len()) && r.max(c) <= isize::MAX as usize => {
+            Ok(unsafe { ndarray::Array2::from_shape_vec_unchecked((r, c), v) }.into_dyn())
+        }
         _ => ArrayD::from_shape_vec(IxDyn(shape), v),
     };
     built.map_err(|e| match e.kind() {
@@ -268,7 +298,9 @@ fn standard<T: Clone>(a: ArrayD<T>) -> ArrayD<T> {
 #[derive(Clone)]
 pub(crate) enum Repr {
     Eager(Value),
-    Traced(trace::Traced),
+    /// Boxed: a tensor is moved on every op and call, and an eager one (two words) should
+    /// not pay for the size of a traced one.
+    Traced(Box<trace::Traced>),
     Failed(Arc<Error>),
 }
 
@@ -636,6 +668,16 @@ impl<D: ndarray::Dimension> From<ndarray::Array<i32, D>> for Tensor {
 impl<D: ndarray::Dimension> From<ndarray::Array<bool, D>> for Tensor {
     fn from(a: ndarray::Array<bool, D>) -> Tensor {
         Tensor::eager(Value::Bool(Shared::from_array(a.into_dyn())))
+    }
+}
+
+impl Tensor {
+    /// A copy of `data` as a tensor of `shape` (row-major).
+    pub(crate) fn from_slice(shape: &[usize], data: &[f32]) -> Tensor {
+        match Shared::from_vec(shape, data.to_vec()) {
+            Ok(s) => Tensor::eager(Value::F32(s)),
+            Err(e) => Tensor::failed(e),
+        }
     }
 }
 

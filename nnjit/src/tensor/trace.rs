@@ -116,7 +116,7 @@ impl Graph {
             b.nodes.push(GNode { source, inputs, meta: meta.clone(), path });
             b.nodes.len() - 1
         };
-        Tensor { repr: super::Repr::Traced(Traced { node, meta, graph: Arc::clone(self) }) }
+        Tensor { repr: super::Repr::Traced(Box::new(Traced { node, meta, graph: Arc::clone(self) })) }
     }
 
     pub(crate) fn into_builder(self: Arc<Self>) -> Builder {
