@@ -139,6 +139,11 @@ impl Module for BatchNorm {
     type Input = Tensor;
     type Output = Tensor;
 
+    // Flax's class name, without scanning `type_name::<Self>()` on every call.
+    fn type_name(&self) -> &'static str {
+        "BatchNorm"
+    }
+
     fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> Result<Tensor> {
         let c = feature_dim(|| s.path(), &x)?;
         if !(self.epsilon >= 0.0 && self.momentum.is_finite()) {

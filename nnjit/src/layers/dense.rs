@@ -111,6 +111,11 @@ impl Module for Dense {
     type Input = Tensor;
     type Output = Tensor;
 
+    // Flax's class name, without scanning `type_name::<Self>()` on every call.
+    fn type_name(&self) -> &'static str {
+        "Dense"
+    }
+
     fn call(&self, s: &mut Scope<'_, '_>, mut x: Tensor) -> Result<Tensor> {
         let d = feature_dim(|| s.path(), &x)?;
         if self.features == 0 {

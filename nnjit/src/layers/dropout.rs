@@ -80,6 +80,11 @@ impl Module for Dropout {
     type Input = Tensor;
     type Output = Tensor;
 
+    // Flax's class name, without scanning `type_name::<Self>()` on every call.
+    fn type_name(&self) -> &'static str {
+        "Dropout"
+    }
+
     fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> Result<Tensor> {
         if !(0.0..=1.0).contains(&self.rate) {
             return Err(Error::invalid(s.path(), format!("Dropout rate must be in [0, 1], got {}", self.rate)));
