@@ -85,6 +85,33 @@ fn fixed_entries_equal_apply() {
     let dv = d.init(nn::PRNGKey(1), xa).unwrap();
     let fd = d.bind_fixed::<32, 7>(&dv).unwrap();
     assert_eq!(bits(&fd.apply(&xa).unwrap()), bits(&flat(&d.apply(&dv, xa).unwrap())));
+    // Dense + relu is one layer with relu in its epilogue: the fixed kernel's relu variant.
+    let dr = JitDenseRelu { features: 7 };
+    let rv = DenseRelu { features: 7 }.init(nn::PRNGKey(1), xa).unwrap();
+    let fr = dr.bind_fixed::<32, 7>(&rv).unwrap();
+    let want = flat(&dr.apply(&rv, xa).unwrap());
+    assert!(want.iter().any(|&v| v == 0.0) && want.iter().any(|&v| v > 0.0), "relu clipped some outputs");
+    assert_eq!(bits(&fr.apply(&xa).unwrap()), bits(&want));
+    let br = dr.bind(&rv, xa).unwrap();
+    assert_eq!(br.program().num_steps(), 1, "relu fused into the Dense step");
+    let mut y = [0.0f32; 7];
+    br.apply_into(&xa, &mut y).unwrap();
+    assert_eq!(bits(&y), bits(&want));
+}
+
+/// `relu(Dense(x))`: a one-layer chain with relu fused into the kernel.
+#[nn::jit]
+#[derive(Debug, Clone, PartialEq)]
+struct DenseRelu {
+    features: usize,
+}
+
+impl Module for DenseRelu {
+    type Input = Tensor;
+    type Output = Tensor;
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Tensor> {
+        Ok(nn::relu(s.call(&nn::Dense::new(self.features), x)?))
+    }
 }
 
 #[test]

@@ -109,8 +109,8 @@ impl Core {
     /// Runs on checked f32 buffers.
     fn run(&self, ws: Option<&mut Scratch>, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) -> Result<()> {
         if let (Some(d), [x], [y]) = (&self.direct, inputs, &mut *outputs) {
-            if let Some(r) = d.run(&self.program, &self.binding, x, y) {
-                return r;
+            if d.fits(x, y) {
+                return d.run(&self.program, &self.binding, x, y);
             }
         }
         let shapes = self.program.input_metas();
@@ -187,17 +187,22 @@ impl Direct {
         }
     }
 
-    /// Runs `program` (the one this was made for) from `x` into `y`; `None` where their
-    /// lengths are not the program's (the caller's checked path then says what it expected).
+    /// Whether `x` and `y` have the program's input and output lengths (else the caller's
+    /// checked path says what it expected).
     #[inline]
-    pub(crate) fn run(&self, program: &Program, binding: &Binding, x: &[f32], y: &mut [f32]) -> Option<Result<()>> {
-        if x.len() != self.n || y.len() != self.m {
-            return None;
-        }
+    pub(crate) fn fits(&self, x: &[f32], y: &[f32]) -> bool {
+        x.len() == self.n && y.len() == self.m
+    }
+
+    /// Runs `program` (the one this was made for) from `x` into `y`, which [`fits`](Direct::fits).
+    /// The result goes straight to the caller's return slot: an `Option` around it would be
+    /// copied on every call (an error value is 104 bytes).
+    #[inline]
+    pub(crate) fn run(&self, program: &Program, binding: &Binding, x: &[f32], y: &mut [f32]) -> Result<()> {
         if let (Some((p, act, rows)), 1) = (&self.single, num_threads()) {
-            return Some(p.apply(x, *rows, y, *act));
+            return p.apply(x, *rows, y, *act);
         }
-        Some(program.run_chain(binding, x, y))
+        program.run_chain(binding, x, y)
     }
 }
 
@@ -382,8 +387,8 @@ impl<L: Lifted> Bound<L> {
     #[inline]
     pub fn apply_into(&self, x: &[f32], out: &mut [f32]) -> Result<()> {
         // A chain (an MLP, a Dense): two length checks and the kernels.
-        if let Some(r) = self.core.direct.as_ref().and_then(|d| d.run(&self.core.program, &self.core.binding, x, out)) {
-            return r;
+        if let Some(d) = self.core.direct.as_ref().filter(|d| d.fits(x, out)) {
+            return d.run(&self.core.program, &self.core.binding, x, out);
         }
         let inputs = [x];
         let mut outputs = [out];
@@ -561,8 +566,11 @@ impl<const D: usize, const F: usize> Fixed<D, F, 1> {
     /// ```
     #[inline]
     pub fn apply(&self, x: &[f32; D]) -> Result<[f32; F]> {
-        if let Some((k, act)) = &self.dense {
-            return Ok(k.apply_act(x, *act));
+        // Each activation a constant of its own inlined kernel: no test of it per output.
+        match &self.dense {
+            Some((k, Activation::Identity)) => return Ok(k.apply_act(x, Activation::Identity)),
+            Some((k, Activation::Relu)) => return Ok(k.apply_act(x, Activation::Relu)),
+            None => {}
         }
         let mut y = [0.0f32; F];
         self.core.run(None, &[x], &mut [&mut y])?;

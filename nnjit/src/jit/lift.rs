@@ -189,9 +189,14 @@ pub trait Lifted: Module + Sized {
         if plain {
             if let Some((xs, shape)) = x.single_contiguous() {
                 let dims = shape.dims();
-                if let Some(r) = repeat::<Self, _>(self, variables, dims, |last| last.run_into(xs, dims, out)).flatten()
-                {
-                    return r;
+                // `Ok(true)`: ran (only the flag is read back, not a whole `Result` moved).
+                let ran = repeat::<Self, _>(self, variables, dims, |last| {
+                    (out.len() == last.out_len).then(|| last.run_into(xs, dims, out)).transpose().map(|r| r.is_some())
+                });
+                match ran {
+                    Some(Ok(true)) => return Ok(()),
+                    Some(Err(e)) => return Err(e),
+                    _ => {}
                 }
             }
         }
@@ -537,24 +542,20 @@ fn repeat<L: Lifted, R>(m: &L, variables: &Variables, shape: &[usize], f: impl F
 }
 
 impl LastApply {
-    /// The program on `xs` (of `shape`) into `y`; `None` if `y` is not the output's length
-    /// (the general path reports it).
-    fn run_into(&self, xs: &[f32], shape: &[usize], y: &mut [f32]) -> Option<Result<()>> {
-        if y.len() != self.out_len {
-            return None;
-        }
+    /// The program on `xs` (of `shape`) into `y` (the output's length, checked by the caller).
+    fn run_into(&self, xs: &[f32], shape: &[usize], y: &mut [f32]) -> Result<()> {
         let program = &self.entry.program;
-        Some(match self.direct.as_ref().and_then(|d| d.run(program, &self.binding, xs, y)) {
-            Some(r) => r,
+        match self.direct.as_ref().filter(|d| d.fits(xs, y)) {
+            Some(d) => d.run(program, &self.binding, xs, y),
             None => crate::jit::bound::run_one(program, &self.binding, xs, shape, y),
-        })
+        }
     }
 
     /// The program on `xs` (of `shape`) into a new output, as `L`'s apply returns it.
     fn host<L: Lifted>(&self, xs: &[f32], shape: &[usize]) -> Result<<L::Output as Args>::Host> {
         let internal = |what| Error::invalid("", format!("internal: {what}"));
         let mut y = crate::fallible::try_zeroed("lifted apply output", self.out_len)?;
-        self.run_into(xs, shape, &mut y).ok_or_else(|| internal("output length"))??;
+        self.run_into(xs, shape, &mut y)?;
         let meta = self.entry.program.output_metas().next().ok_or_else(|| internal("no output"))?;
         let array = crate::tensor::array_from_vec(&meta.shape, y)?;
         let template = self.entry.output.downcast_ref::<L::Output>().ok_or_else(|| internal("output template"))?;
