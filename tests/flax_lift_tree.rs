@@ -17,38 +17,12 @@ use serde_json::Value;
 mod flax_models;
 mod golden_json;
 use flax_models::{Block, BnMlp, DropMlp, JitBlock, JitBnMlp, JitDropMlp};
-use golden_json::{array, variables};
+use golden_json::{array, assert_close, assert_vars, variables};
 
 const GOLDEN: &str = include_str!("data/flax_lift/lift_tree.json");
 
 fn golden() -> Value {
     serde_json::from_str(GOLDEN).expect("lift_tree.json parses")
-}
-
-/// Same paths, same bits.
-fn assert_vars(what: &str, got: &Variables, want: &Variables) {
-    let paths = |v: &Variables| {
-        let mut p: Vec<String> = v.leaves().into_iter().map(|(p, _)| p).collect();
-        p.sort();
-        p
-    };
-    assert_eq!(paths(got), paths(want), "{what}: variable paths");
-    for (p, leaf) in want.leaves() {
-        let g = got.get(&p).unwrap_or_else(|| panic!("{what}: missing {p}"));
-        let gb: Vec<u32> = g.iter().map(|v| v.to_bits()).collect();
-        let wb: Vec<u32> = leaf.array().iter().map(|v| v.to_bits()).collect();
-        assert_eq!(g.shape(), leaf.array().shape(), "{what}: shape of {p}");
-        let n = gb.iter().zip(&wb).filter(|(a, b)| a != b).count();
-        assert_eq!(n, 0, "{what}: {n} of {} elements of {p} differ", wb.len());
-    }
-}
-
-/// Outputs within the usual tolerance (float32 ops in another order may differ in the last bits).
-fn assert_close(what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= 1e-5 + 1e-5 * w.abs(), "{what}: element {i}: got {g}, want {w}");
-    }
 }
 
 // ------------------------------------------------------------------------------ models

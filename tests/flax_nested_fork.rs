@@ -25,7 +25,7 @@ use nnjit::Variables;
 use serde_json::Value;
 
 mod golden_json;
-use golden_json::{array, variables};
+use golden_json::{array, assert_close, assert_vars, variables};
 
 /// The tests of this file share the lifted types' caches (they count traces): one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -406,30 +406,6 @@ fn a_nested_fork_follows_the_streams_of_each_call() {
 }
 
 // ------------------------------------------------------------------------------ Flax golden
-
-/// Same paths, same bits.
-fn assert_vars(what: &str, got: &Variables, want: &Variables) {
-    let paths = |v: &Variables| {
-        let mut p: Vec<String> = v.leaves().into_iter().map(|(p, _)| p).collect();
-        p.sort();
-        p
-    };
-    assert_eq!(paths(got), paths(want), "{what}: variable paths");
-    for (p, leaf) in want.leaves() {
-        let g = got.get(&p).unwrap_or_else(|| panic!("{what}: missing {p}"));
-        assert_eq!(g.shape(), leaf.array().shape(), "{what}: shape of {p}");
-        let n = g.iter().zip(leaf.array()).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-        assert_eq!(n, 0, "{what}: {n} of {} elements of {p} differ", leaf.array().len());
-    }
-}
-
-/// Outputs within the usual tolerance (float32 ops in another order may differ in the last bits).
-fn assert_close(what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>) {
-    assert_eq!(got.shape(), want.shape(), "{what}: shape");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= 1e-5 + 1e-5 * w.abs(), "{what}: element {i}: got {g}, want {w}");
-    }
-}
 
 #[test]
 fn nested_forks_match_flax() {

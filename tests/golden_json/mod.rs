@@ -2,6 +2,9 @@
 //! binary that does): float arrays as `{"shape", "values", "bits"}`, variable trees as nested
 //! objects of them.
 
+// Each test binary uses part of the helpers.
+#![allow(dead_code)]
+
 use ndarray::ArrayD;
 use nnjit::Variables;
 use serde_json::Value;
@@ -34,4 +37,28 @@ pub fn variables(tree: &Value) -> Variables {
     let mut out = Variables::new();
     walk(tree, String::new(), &mut out);
     out
+}
+
+/// Same paths, same bits.
+pub fn assert_vars(what: &str, got: &Variables, want: &Variables) {
+    let paths = |v: &Variables| {
+        let mut p: Vec<String> = v.leaves().into_iter().map(|(p, _)| p).collect();
+        p.sort();
+        p
+    };
+    assert_eq!(paths(got), paths(want), "{what}: variable paths");
+    for (p, leaf) in want.leaves() {
+        let g = got.get(&p).unwrap_or_else(|| panic!("{what}: missing {p}"));
+        assert_eq!(g.shape(), leaf.array().shape(), "{what}: shape of {p}");
+        let n = g.iter().zip(leaf.array()).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        assert_eq!(n, 0, "{what}: {n} of {} elements of {p} differ", leaf.array().len());
+    }
+}
+
+/// Outputs within the usual tolerance (float32 ops in another order may differ in the last bits).
+pub fn assert_close(what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 1e-5 + 1e-5 * w.abs(), "{what}: element {i}: got {g}, want {w}");
+    }
 }
