@@ -206,12 +206,9 @@ impl Direct {
     }
 }
 
-/// Runs `program` bound to `binding` on one f32 input of `shape` into one output buffer: a
-/// chain (an MLP) directly, any other program on this thread's scratch.
+/// Runs `program` bound to `binding` on one f32 input of `shape` into one output buffer, on
+/// this thread's scratch (a chain program's exec runs its layers without one).
 pub(crate) fn run_one(program: &Program, binding: &Binding, x: &[f32], shape: &[usize], y: &mut [f32]) -> Result<()> {
-    if program.is_chain() {
-        return program.run_chain(binding, x, y);
-    }
     with_scratch(program, |s| program.exec(s, Call::new(binding, &[(Data::F32(x), shape)]), &mut [y]))
 }
 

@@ -191,7 +191,10 @@ pub trait Lifted: Module + Sized {
                 let dims = shape.dims();
                 // `Ok(true)`: ran (only the flag is read back, not a whole `Result` moved).
                 let ran = repeat::<Self, _>(self, variables, dims, |last| {
-                    (out.len() == last.out_len).then(|| last.run_into(xs, dims, out)).transpose().map(|r| r.is_some())
+                    if out.len() != last.out_len {
+                        return Ok(false); // the general path reports it
+                    }
+                    last.run_into(xs, dims, out).map(|()| true)
                 });
                 match ran {
                     Some(Ok(true)) => return Ok(()),
