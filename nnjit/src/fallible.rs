@@ -52,6 +52,7 @@ pub fn try_filled(what: &str, len: usize, value: f32) -> Result<Vec<f32>> {
 /// assert!(z.iter().all(|v| v.to_bits() == 0)); // +0.0, not -0.0
 /// # Ok::<(), nnjit::Error>(())
 /// ```
+#[inline]
 pub fn try_zeroed(what: &str, len: usize) -> Result<Vec<f32>> {
     let mut v: Vec<f32> = try_with_capacity(what, len)?;
     // SAFETY: `v` has capacity for `len` floats (reserved above); all-zero bytes are the f32
@@ -70,13 +71,23 @@ pub fn try_zeroed(what: &str, len: usize) -> Result<Vec<f32>> {
 /// assert!(v.is_empty() && v.capacity() >= 16);
 /// # Ok::<(), nnjit::Error>(())
 /// ```
+#[inline]
 pub fn try_with_capacity<T>(what: &str, len: usize) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| Error::Allocation {
-        what: what.to_string(),
-        bytes: len.saturating_mul(std::mem::size_of::<T>()),
-    })?;
-    Ok(v)
+    let failed = || Error::Allocation { what: what.to_string(), bytes: len.saturating_mul(std::mem::size_of::<T>()) };
+    let layout = std::alloc::Layout::array::<T>(len).map_err(|_| failed())?;
+    if layout.size() == 0 {
+        return Ok(Vec::new()); // nothing to allocate (a zero length, or zero-sized elements)
+    }
+    // One call to the allocator: `try_reserve_exact` on an empty `Vec` goes through the
+    // generic growth path first (~40 instructions, which shows on every small output).
+    // SAFETY: `layout` has a non-zero size.
+    let ptr = unsafe { std::alloc::alloc(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return Err(failed());
+    }
+    // SAFETY: `ptr` comes from the global allocator with `Layout::array::<T>(len)`, the layout
+    // a `Vec<T>` of capacity `len` has; no element is initialized and the length is 0.
+    Ok(unsafe { Vec::from_raw_parts(ptr, 0, len) })
 }
 
 #[cfg(test)]

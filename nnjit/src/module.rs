@@ -206,6 +206,12 @@ pub trait Args: Sized + Clone + Send + Sync + 'static {
     /// static parts (what a compiled program returns, without wrapping arrays in tensors).
     #[doc(hidden)]
     fn host_from_arrays(&self, arrays: &mut dyn Iterator<Item = ArrayD<f32>>) -> Result<Self::Host>;
+
+    /// [`host_from_arrays`](Args::host_from_arrays) of one array (a program's only output).
+    #[doc(hidden)]
+    fn host_from_array(&self, array: ArrayD<f32>) -> Result<Self::Host> {
+        self.host_from_arrays(&mut std::iter::once(array))
+    }
 }
 
 impl Args for Tensor {
@@ -224,6 +230,9 @@ impl Args for Tensor {
     }
     fn host_from_arrays(&self, arrays: &mut dyn Iterator<Item = ArrayD<f32>>) -> Result<ArrayD<f32>> {
         arrays.next().ok_or_else(|| Error::invalid("", "internal: too few program outputs"))
+    }
+    fn host_from_array(&self, array: ArrayD<f32>) -> Result<ArrayD<f32>> {
+        Ok(array)
     }
     fn is_single_tensor() -> bool {
         true

@@ -21,7 +21,7 @@ use ndarray::ArrayD;
 use crate::error::{Error, Result};
 use crate::jit::cache::PackStore;
 use crate::jit::lift::Lifted;
-use crate::jit::program::{Binding, Call, Program, Scratch};
+use crate::jit::program::{Binding, Call, ChainLayers, Program, Scratch};
 use crate::kernel::parallel::num_threads;
 use crate::kernel::{Activation, FixedDense, PackedDense};
 use crate::module::Args;
@@ -166,23 +166,19 @@ pub(crate) fn with_scratch<R>(program: &Program, f: impl FnOnce(&mut Scratch) ->
 }
 
 /// How a bound chain program (an MLP, a Dense) runs with the fewest dependent loads: its input
-/// and output element counts and, for one layer, its packed weights themselves (a bound 3 → 4
-/// Dense then reads neither the program nor the binding: 13–16 → 8–10 ns).
+/// and output element counts and its layers' packed weights themselves (one thread then reads
+/// neither the program nor the binding: a bound 3 → 4 Dense 13–16 → 8–10 ns).
 pub(crate) struct Direct {
     n: usize,
     m: usize,
-    single: Option<(Arc<PackedDense>, Activation, usize)>,
+    layers: ChainLayers,
 }
 
 impl Direct {
     /// `None` where the program is not a chain.
     pub(crate) fn new(program: &Program, binding: &Binding) -> Option<Direct> {
-        match (program.is_chain(), program.input_metas(), program.output_metas().next()) {
-            (true, [x], Some(y)) => Some(Direct {
-                n: x.len(),
-                m: y.len(),
-                single: program.single_dense(binding).map(|(p, act, rows)| (Arc::clone(p), act, rows)),
-            }),
+        match (program.chain_layers(binding), program.input_metas(), program.output_metas().next()) {
+            (Some(layers), [x], Some(y)) => Some(Direct { n: x.len(), m: y.len(), layers }),
             _ => None,
         }
     }
@@ -194,13 +190,18 @@ impl Direct {
         x.len() == self.n && y.len() == self.m
     }
 
+    /// The one layer of a single-Dense program.
+    pub(crate) fn single(&self) -> Option<(&Arc<PackedDense>, Activation)> {
+        self.layers.single()
+    }
+
     /// Runs `program` (the one this was made for) from `x` into `y`, which [`fits`](Direct::fits).
     /// The result goes straight to the caller's return slot: an `Option` around it would be
     /// copied on every call (an error value is 104 bytes).
     #[inline]
     pub(crate) fn run(&self, program: &Program, binding: &Binding, x: &[f32], y: &mut [f32]) -> Result<()> {
-        if let (Some((p, act, rows)), 1) = (&self.single, num_threads()) {
-            return p.apply(x, *rows, y, *act);
+        if num_threads() == 1 {
+            return self.layers.run(x, y);
         }
         program.run_chain(binding, x, y)
     }
@@ -515,8 +516,8 @@ impl<const D: usize, const F: usize, const B: usize> Fixed<D, F, B> {
         let outputs: Vec<&Meta> = core.program.output_metas().collect();
         fits("input", inputs.first().filter(|_| inputs.len() == 1), D)?;
         fits("output", outputs.first().copied().filter(|_| outputs.len() == 1), F)?;
-        let dense = match core.program.single_dense(&core.binding) {
-            Some((p, act, _)) => {
+        let dense = match core.direct.as_ref().and_then(Direct::single) {
+            Some((p, act)) => {
                 let (w, bias) = core.program.single_dense_params(&core.binding);
                 Some((FixedDense::new(p.isa(), w, bias)?, act))
             }
@@ -545,7 +546,10 @@ impl<const D: usize, const F: usize, const B: usize> Fixed<D, F, B> {
             }
             return Ok(y);
         }
-        self.core.run(None, &[x.as_flattened()], &mut [y.as_flattened_mut()])?;
+        match &self.core.direct {
+            Some(d) => d.run(&self.core.program, &self.core.binding, x.as_flattened(), y.as_flattened_mut())?,
+            None => self.core.run(None, &[x.as_flattened()], &mut [y.as_flattened_mut()])?,
+        }
         Ok(y)
     }
 }
@@ -570,7 +574,11 @@ impl<const D: usize, const F: usize> Fixed<D, F, 1> {
             None => {}
         }
         let mut y = [0.0f32; F];
-        self.core.run(None, &[x], &mut [&mut y])?;
+        // The lengths are the types' (checked against the program when bound).
+        match &self.core.direct {
+            Some(d) => d.run(&self.core.program, &self.core.binding, x, &mut y)?,
+            None => self.core.run(None, &[x], &mut [&mut y])?,
+        }
         Ok(y)
     }
 }

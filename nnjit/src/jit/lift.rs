@@ -6,7 +6,7 @@ use std::any::TypeId;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use ndarray::ArrayD;
+use ndarray::{ArrayD, ShapeBuilder};
 
 use crate::error::{Error, Result};
 use crate::jit::bound::{Bound, Fixed};
@@ -363,7 +363,8 @@ pub fn lifted_apply_plain<L: Lifted>(
     variables: &Variables,
     x: impl Feed<L::Input>,
 ) -> Result<<L::Output as Args>::Host> {
-    if <L::Input as Args>::is_single_tensor() && variables.generation() != 0 {
+    let plain = <L::Input as Args>::is_single_tensor() && variables.generation() != 0;
+    if plain {
         if let Some((xs, shape)) = x.single_contiguous() {
             let dims = shape.dims();
             if let Some(host) = repeat(m, variables, dims, |last| last.host::<L>(xs, dims)) {
@@ -371,7 +372,7 @@ pub fn lifted_apply_plain<L: Lifted>(
             }
         }
     }
-    lifted_apply(m, variables, x, Rngs::none(), Mutable::Nothing).map(|(y, _)| y)
+    traced_or_cached_apply(m, variables, x, Rngs::none(), Mutable::Nothing, plain).map(|(y, _)| y)
 }
 
 /// A lifted type's top-level `apply`: one array input is read in place (no copy), outputs are
@@ -398,6 +399,20 @@ pub fn lifted_apply<L: Lifted>(
             }
         }
     }
+    traced_or_cached_apply(m, variables, x, rngs, mutable, plain)
+}
+
+/// The apply that is not a repeat: the program for this call's key from the cache (traced and
+/// compiled on a miss), run through a scope. Kept out of line: the repeat path stays small.
+#[inline(never)]
+fn traced_or_cached_apply<L: Lifted>(
+    m: &L,
+    variables: &Variables,
+    x: impl Feed<L::Input>,
+    rngs: Rngs,
+    mutable: Mutable,
+    plain: bool,
+) -> Result<(<L::Output as Args>::Host, Variables)> {
     let mut frame = Frame::new(Mode::Apply, Some(variables), rngs, mutable);
     let mut scope = Scope::root(&mut frame);
     // Outputs arrive in order: the first (usually the only one) needs no container.
@@ -476,6 +491,10 @@ struct LastApply {
     binding: Binding,
     /// The element count of the program's one output.
     out_len: usize,
+    /// That output's dims and row-major strides, as ndarray computed them for its shape:
+    /// cloned into each returned array (building them anew from the shape costs more than
+    /// the allocation).
+    out_layout: (ndarray::IxDyn, ndarray::IxDyn),
     /// A chain program's direct run.
     direct: Option<crate::jit::bound::Direct>,
 }
@@ -494,8 +513,15 @@ thread_local! {
 fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
     let program = &entry.program;
     let generation = scope.frame().input.map_or(0, |v| v.generation());
-    let out_len = match (program.output_metas().next(), program.output_metas().count()) {
-        (Some(meta), 1) if generation != 0 && program.is_pure_inference() => meta.len(),
+    let (out_len, out_layout) = match (program.output_metas().next(), program.output_metas().count()) {
+        (Some(meta), 1) if generation != 0 && program.is_pure_inference() && meta.dtype == DType::F32 => {
+            // An array of the output's shape of zero-sized elements (no allocation): its layout.
+            let Ok(probe) = ArrayD::from_shape_vec(ndarray::IxDyn(&meta.shape), vec![(); meta.len()]) else {
+                return;
+            };
+            let layout = (probe.raw_dim(), probe.strides().iter().map(|&s| s as usize).collect::<Vec<_>>());
+            (meta.len(), (layout.0, ndarray::IxDyn(&layout.1)))
+        }
         _ => return,
     };
     let Ok(binding) = program.binding(scope, &L::jit_cache().packs) else { return };
@@ -516,6 +542,7 @@ fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
                 entry: Arc::clone(entry),
                 binding,
                 out_len,
+                out_layout,
                 direct,
             });
             *next = (at + 1) % LAST_APPLIES;
@@ -556,13 +583,15 @@ impl LastApply {
 
     /// The program on `xs` (of `shape`) into a new output, as `L`'s apply returns it.
     fn host<L: Lifted>(&self, xs: &[f32], shape: &[usize]) -> Result<<L::Output as Args>::Host> {
-        let internal = |what| Error::invalid("", format!("internal: {what}"));
         let mut y = crate::fallible::try_zeroed("lifted apply output", self.out_len)?;
         self.run_into(xs, shape, &mut y)?;
-        let meta = self.entry.program.output_metas().next().ok_or_else(|| internal("no output"))?;
-        let array = crate::tensor::array_from_vec(&meta.shape, y)?;
-        let template = self.entry.output.downcast_ref::<L::Output>().ok_or_else(|| internal("output template"))?;
-        template.host_from_arrays(&mut std::iter::once(array))
+        let (dim, strides) = &self.out_layout;
+        // SAFETY: `dim` and `strides` are the row-major layout ndarray computed for the
+        // output's shape (`remember_apply`), whose element count is `out_len`, the length of
+        // `y`: what `from_shape_vec` would check and compute.
+        let array = unsafe { ArrayD::from_shape_vec_unchecked(dim.clone().strides(strides.clone()), y) };
+        let template = self.entry.output.downcast_ref::<L::Output>();
+        template.ok_or_else(|| Error::invalid("", "internal: output template"))?.host_from_array(array)
     }
 }
 

@@ -119,34 +119,95 @@ impl Chain {
         let widest = links[..links.len() - 1].iter().map(|l| l.f).max().unwrap_or(0);
         Some(Chain { links, rows, macs_per_row, widest })
     }
+}
 
-    /// Runs `f` on this thread's two intermediate buffers, each at least `rows` rows of the
-    /// widest intermediate (a re-entrant call gets fresh ones).
-    fn with_buffers<R>(
-        &self,
-        rows: usize,
-        f: impl for<'a> FnOnce(&'a mut [f32], &'a mut [f32]) -> Result<R>,
-    ) -> Result<R> {
-        let n = rows.saturating_mul(self.widest);
-        let grow = |v: &mut Vec<f32>| -> Result<()> {
-            if v.len() < n {
-                v.try_reserve_exact(n - v.len())
-                    .map_err(|_| Error::Allocation { what: "chain buffer".into(), bytes: n.saturating_mul(4) })?;
-                v.resize(n, 0.0);
+/// Runs `f` on this thread's two intermediate buffers, each `n` floats (a re-entrant call gets
+/// fresh ones).
+#[inline]
+fn with_buffers<R>(n: usize, f: impl for<'a> FnOnce(&'a mut [f32], &'a mut [f32]) -> Result<R>) -> Result<R> {
+    #[cold]
+    fn grow(v: &mut Vec<f32>, n: usize) -> Result<()> {
+        v.try_reserve_exact(n.saturating_sub(v.len()))
+            .map_err(|_| Error::Allocation { what: "chain buffer".into(), bytes: n.saturating_mul(4) })?;
+        v.resize(n, 0.0);
+        Ok(())
+    }
+    PING_PONG.with(|c| match c.try_borrow_mut() {
+        Ok(mut kept) => {
+            let (a, b) = &mut *kept;
+            if a.len() < n || b.len() < n {
+                grow(a, n)?;
+                grow(b, n)?;
             }
-            Ok(())
-        };
-        PING_PONG.with(|c| {
-            let mut fresh = (Vec::new(), Vec::new());
-            let mut kept = c.try_borrow_mut();
-            let (a, b) = match kept.as_deref_mut() {
-                Ok(bufs) => bufs,
-                Err(_) => &mut fresh,
-            };
-            grow(a)?;
-            grow(b)?;
             f(&mut a[..n], &mut b[..n])
-        })
+        }
+        Err(_) => {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            grow(&mut a, n)?;
+            grow(&mut b, n)?;
+            f(&mut a, &mut b)
+        }
+    })
+}
+
+/// Layers in turn from `x` into `y` for `rows` rows, the intermediates (at most `widest`
+/// floats a row) in this thread's two buffers; `apply` runs one layer on exact-length slices.
+#[inline]
+fn through_layers<'p>(
+    mut layers: impl ExactSizeIterator<Item = Result<(&'p PackedDense, Activation)>>,
+    rows: usize,
+    widest: usize,
+    x: &[f32],
+    y: &mut [f32],
+    apply: impl Fn(&PackedDense, &[f32], &mut [f32], Activation) -> Result<()>,
+) -> Result<()> {
+    let internal = || Error::invalid("", "internal: a chain without layers");
+    if layers.len() == 1 {
+        let (p, act) = layers.next().ok_or_else(internal)??;
+        return apply(p, x, y, act);
+    }
+    let last = layers.len().saturating_sub(1);
+    with_buffers(rows.saturating_mul(widest), |mut src, mut dst| {
+        for (i, layer) in layers.enumerate() {
+            let (p, act) = layer?;
+            let input: &[f32] = if i == 0 { x } else { &src[..rows * p.d()] };
+            if i == last {
+                return apply(p, input, y, act);
+            }
+            apply(p, input, &mut dst[..rows * p.f()], act)?;
+            std::mem::swap(&mut src, &mut dst);
+        }
+        Err(internal())
+    })
+}
+
+/// A chain program's layers bound to their packed weights: what one thread runs for a bound
+/// MLP, without reading the program or the binding again.
+#[derive(Debug)]
+pub(crate) struct ChainLayers {
+    layers: Box<[(Arc<PackedDense>, Activation)]>,
+    rows: usize,
+    widest: usize,
+}
+
+impl ChainLayers {
+    /// The layers on one thread from `x` into `y` (of the program's input and output lengths).
+    #[inline]
+    pub(crate) fn run(&self, x: &[f32], y: &mut [f32]) -> Result<()> {
+        let rows = self.rows;
+        if let [(p, act)] = &*self.layers {
+            return p.apply(x, rows, y, *act); // a lifted Dense: the kernel itself
+        }
+        let layers = self.layers.iter().map(|(p, act)| Ok((&**p, *act)));
+        through_layers(layers, rows, self.widest, x, y, |p, x, y, act| p.apply(x, rows, y, act))
+    }
+
+    /// The one layer of a single-Dense chain: its packed weights and activation.
+    pub(crate) fn single(&self) -> Option<(&Arc<PackedDense>, Activation)> {
+        match &*self.layers {
+            [(p, act)] => Some((p, *act)),
+            _ => None,
+        }
     }
 }
 
@@ -766,14 +827,9 @@ impl Program {
     /// other program's scratch.
     pub(crate) fn prepare(&self) -> Result<()> {
         match &self.chain {
-            Some(chain) => chain.with_buffers(chain.rows, |_, _| Ok(())),
+            Some(chain) => with_buffers(chain.rows.saturating_mul(chain.widest), |_, _| Ok(())),
             None => crate::jit::bound::with_scratch(self, |s| self.plan(s)),
         }
-    }
-
-    /// Whether the program is an MLP ([`run_chain`](Program::run_chain) runs it, no scratch).
-    pub(crate) fn is_chain(&self) -> bool {
-        self.chain.is_some()
     }
 
     /// Runs a [`Chain`] program from `x` into `y` (its one input and output): the layers in
@@ -884,7 +940,7 @@ impl Program {
         Ok(Binding { generation, path: scope.node.names(), leaves, packs: packed })
     }
 
-    /// The kernel and bias of a [`single_dense`](Program::single_dense) program, unpacked.
+    /// The kernel and bias of a program that is one Dense layer (a one-layer chain), unpacked.
     pub(crate) fn single_dense_params<'b>(&self, binding: &'b Binding) -> (&'b [f32], Option<&'b [f32]>) {
         match self.steps.first().and_then(|s| s.pack) {
             Some((k, b)) => (binding.leaves[k].slice(), b.map(|b| binding.leaves[b].slice())),
@@ -904,15 +960,12 @@ impl Program {
         self.rngs.is_empty() && self.forks.is_empty() && self.writes.is_empty()
     }
 
-    /// The packed weights of a program that is exactly one Dense step from input 0 to output 0
-    /// (no fused tail), its activation and its rows: what a const-generic entry can run on its
-    /// own fixed-size kernel, and a bound entry without reading the program.
-    pub(crate) fn single_dense<'b>(&self, binding: &'b Binding) -> Option<(&'b Arc<PackedDense>, Activation, usize)> {
+    /// A chain program's layers bound to `binding`'s packed weights (`None` for other programs).
+    pub(crate) fn chain_layers(&self, binding: &Binding) -> Option<ChainLayers> {
         let chain = self.chain.as_ref()?;
-        match (chain.links.as_slice(), binding.packs.as_slice()) {
-            ([link], [Some(p)]) => Some((p, link.act, chain.rows)),
-            _ => None,
-        }
+        let layers = chain.links.iter().zip(&binding.packs).map(|(l, p)| Some((Arc::clone(p.as_ref()?), l.act)));
+        let layers: Box<[_]> = layers.collect::<Option<_>>()?;
+        (layers.len() == chain.links.len()).then_some(ChainLayers { layers, rows: chain.rows, widest: chain.widest })
     }
 }
 
@@ -926,31 +979,14 @@ fn chain_rows(
     y: &mut [f32],
     threads: usize,
 ) -> Result<()> {
-    #[inline(always)]
-    fn layer(p: &PackedDense, x: &[f32], rows: usize, y: &mut [f32], act: Activation, threads: usize) -> Result<()> {
+    let internal = || Error::invalid("", "internal: a chain layer without packed weights");
+    let layers = chain.links.iter().zip(packs).map(|(link, p)| Ok((p.as_deref().ok_or_else(internal)?, link.act)));
+    through_layers(layers, rows, chain.widest, x, y, |p, x, y, act| {
         if threads <= 1 {
             p.apply(x, rows, y, act)
         } else {
             apply_threads(p, x, rows, y, act, threads)
         }
-    }
-    let internal = || Error::invalid("", "internal: a chain layer without packed weights");
-    // One layer (a lifted Dense): the kernel itself.
-    if let ([link], [pack]) = (chain.links.as_slice(), packs) {
-        return layer(pack.as_deref().ok_or_else(internal)?, x, rows, y, link.act, threads);
-    }
-    chain.with_buffers(rows, |mut src, mut dst| {
-        let last = chain.links.len().saturating_sub(1);
-        for (i, (link, pack)) in chain.links.iter().zip(packs).enumerate() {
-            let p = pack.as_deref().ok_or_else(internal)?;
-            let input: &[f32] = if i == 0 { x } else { &src[..rows * link.d] };
-            if i == last {
-                return layer(p, input, rows, y, link.act, threads);
-            }
-            layer(p, input, rows, &mut dst[..rows * link.f], link.act, threads)?;
-            std::mem::swap(&mut src, &mut dst);
-        }
-        Err(internal())
     })
 }
 
