@@ -3,7 +3,7 @@
 //! tract-onnx), for the MLPs 32→64→64→10 and 784→512→512→10 at batches 1, 8, 64 and 256, and
 //! four identical lifted blocks inside a plain parent.
 //!
-//! `cargo run --release -p nnjit-bench --bin models [-- --quick]`
+//! `cargo run --release -p nnjit-bench --bin models [-- --quick] [--only "32→64→64→10, 1"]`
 //!
 //! Every contender is built from the same parameters (nnjit's `Variables`:
 //! `params/Dense_i/kernel` `(in, out)` and `params/Dense_i/bias`) and listed in [`CONTENDERS`];
@@ -532,11 +532,17 @@ struct Row {
 fn main() {
     single_threaded();
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--only "32→64→64→10, 1"`: the cases whose "model, batch" contains this text (a rerun of
+    // one row), printed only (the CSV and chart keep the last full run).
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
     let (sample, rounds) = if quick { (Duration::from_millis(20), 5) } else { (Duration::from_millis(60), 15) };
     let mut rows: Vec<Row> = Vec::new();
     for (d, widths) in [(32usize, vec![64usize, 64, 10]), (784, vec![512, 512, 10])] {
         for n in [1usize, 8, 64, 256] {
             let case = Case::new(d, &widths, n);
+            if only.as_ref().is_some_and(|o| !format!("{}, {n}", case.model()).contains(o.as_str())) {
+                continue;
+            }
             let mut cs: Vec<Contender> = CONTENDERS.iter().filter_map(|make| make(&case)).collect();
             assert_eq!(cs[0].name, "floor", "ratios are taken to the first contender");
             // Check every output before timing.
@@ -570,6 +576,9 @@ fn main() {
     let mut csv = String::from("model,batch,entry,ns,ratio_to_floor,max_rel_diff\n");
     for r in &rows {
         let _ = writeln!(csv, "{},{},{},{:.1},{:.3},{:.1e}", r.model, r.n, r.name, r.ns, r.ratio, r.err);
+    }
+    if only.is_some() {
+        return; // a rerun of some rows: the files keep the full run
     }
     // Four identical lifted blocks at one shape, against the same blocks un-lifted.
     for (width, n) in [(64usize, 1usize), (256, 8)] {
