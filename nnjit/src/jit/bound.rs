@@ -570,10 +570,16 @@ impl<const D: usize, const F: usize> Fixed<D, F, 1> {
     pub fn apply(&self, x: &[f32; D]) -> Result<[f32; F]> {
         // Each activation a constant of its own inlined kernel: no test of it per output.
         match &self.dense {
-            Some((k, Activation::Identity)) => return Ok(k.apply_act(x, Activation::Identity)),
-            Some((k, Activation::Relu)) => return Ok(k.apply_act(x, Activation::Relu)),
-            None => {}
+            Some((k, Activation::Identity)) => Ok(k.apply_act(x, Activation::Identity)),
+            Some((k, Activation::Relu)) => Ok(k.apply_act(x, Activation::Relu)),
+            None => self.apply_program(x),
         }
+    }
+
+    /// [`apply`](Fixed::apply) of a program that is not one Dense, out of line: the Dense path
+    /// stays a few instructions the caller inlines.
+    #[inline(never)]
+    fn apply_program(&self, x: &[f32; D]) -> Result<[f32; F]> {
         let mut y = [0.0f32; F];
         // The lengths are the types' (checked against the program when bound).
         match &self.core.direct {
