@@ -54,7 +54,7 @@ pub trait AsInput {
 
 /// A shape of rank ≤ 4 held inline.
 #[doc(hidden)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SmallShape {
     dims: [usize; 4],
     rank: usize,
@@ -62,7 +62,7 @@ pub struct SmallShape {
 
 impl SmallShape {
     /// `shape`, if its rank is at most 4.
-    fn new(shape: &[usize]) -> Option<SmallShape> {
+    pub(crate) fn new(shape: &[usize]) -> Option<SmallShape> {
         let mut dims = [0; 4];
         dims.get_mut(..shape.len())?.copy_from_slice(shape);
         Some(SmallShape { dims, rank: shape.len() })

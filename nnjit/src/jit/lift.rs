@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::jit::bound::{Bound, Fixed};
 use crate::jit::cache::{Entry, JitCache, KeyHasher};
 use crate::jit::program::{Binding, Program, Traced};
-use crate::module::{Args, Feed, Module};
+use crate::module::{Args, Feed, Module, SmallShape};
 use crate::scope::{Frame, Mode, Mutable, Rngs, Scope, Tracer};
 use crate::tensor::op::Data;
 use crate::tensor::trace::Source;
@@ -190,7 +190,7 @@ pub trait Lifted: Module + Sized {
             if let Some((xs, shape)) = x.single_contiguous() {
                 let dims = shape.dims();
                 // `Ok(true)`: ran (only the flag is read back, not a whole `Result` moved).
-                let ran = repeat::<Self, _>(self, variables, dims, |last| {
+                let ran = repeat::<Self, _>(self, variables, &shape, |last| {
                     if out.len() != last.out_len {
                         return Ok(false); // the general path reports it
                     }
@@ -367,7 +367,7 @@ pub fn lifted_apply_plain<L: Lifted>(
     if plain {
         if let Some((xs, shape)) = x.single_contiguous() {
             let dims = shape.dims();
-            if let Some(host) = repeat(m, variables, dims, |last| last.host::<L>(xs, dims)) {
+            if let Some(host) = repeat(m, variables, &shape, |last| last.host::<L>(xs, dims)) {
                 return host;
             }
         }
@@ -394,7 +394,7 @@ pub fn lifted_apply<L: Lifted>(
     if plain {
         if let Some((xs, shape)) = x.single_contiguous() {
             let dims = shape.dims();
-            if let Some(host) = repeat(m, variables, dims, |last| last.host::<L>(xs, dims)) {
+            if let Some(host) = repeat(m, variables, &shape, |last| last.host::<L>(xs, dims)) {
                 return host.map(|h| (h, Variables::untracked()));
             }
         }
@@ -489,6 +489,8 @@ struct LastApply {
     generation: u64,
     entry: Arc<Entry>,
     binding: Binding,
+    /// The shape of the entry's one f32 input.
+    in_shape: SmallShape,
     /// The element count of the program's one output.
     out_len: usize,
     /// That output's dims and row-major strides, as ndarray computed them for its shape:
@@ -524,6 +526,15 @@ fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
         }
         _ => return,
     };
+    let in_shape = match entry.metas.as_slice() {
+        [meta] if meta.dtype == DType::F32 && entry.mutable == Mutable::Nothing && entry.rngs.is_empty() => {
+            match SmallShape::new(&meta.shape) {
+                Some(s) => s,
+                None => return,
+            }
+        }
+        _ => return,
+    };
     let Ok(binding) = program.binding(scope, &L::jit_cache().packs) else { return };
     // This thread's scratch for the program, planned now: a repeat allocates only its output.
     if program.prepare().is_err() {
@@ -541,6 +552,7 @@ fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
                 generation,
                 entry: Arc::clone(entry),
                 binding,
+                in_shape,
                 out_len,
                 out_layout,
                 direct,
@@ -553,17 +565,22 @@ fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
 /// Runs `f` on the remembered plain apply of `m` that matches this call (same type, module
 /// fields, variables generation and input shape, and its entry is still cached); `None` if
 /// none does.
-fn repeat<L: Lifted, R>(m: &L, variables: &Variables, shape: &[usize], f: impl FnOnce(&LastApply) -> R) -> Option<R> {
+fn repeat<L: Lifted, R>(
+    m: &L,
+    variables: &Variables,
+    shape: &SmallShape,
+    f: impl FnOnce(&LastApply) -> R,
+) -> Option<R> {
     LAST_APPLY.with(|c| {
         let kept = c.try_borrow().ok()?;
         let generation = variables.generation();
+        // What the entry's key fixes besides these (one f32 input, nothing mutable, no RNG
+        // stream) was checked when it was remembered.
         let last = kept.0.iter().flatten().find(|l| {
             l.cache == cache_id::<L>()
                 && l.generation == generation
-                && matches!(l.entry.metas.as_slice(), [meta] if meta.dtype == DType::F32 && meta.shape == shape)
+                && l.in_shape == *shape
                 && l.entry.is_live()
-                && l.entry.mutable == Mutable::Nothing
-                && l.entry.rngs.is_empty()
                 && l.entry.module.downcast_ref::<L::Original>() == Some(m.original())
         })?;
         L::jit_cache().touch(&last.entry);
