@@ -106,13 +106,21 @@ impl Core {
         Ok(())
     }
 
-    /// Runs on checked f32 buffers.
+    /// Runs on checked f32 buffers: a chain directly (in line, into every entry), any other
+    /// program through its scratch.
+    #[inline]
     fn run(&self, ws: Option<&mut Scratch>, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) -> Result<()> {
         if let (Some(d), [x], [y]) = (&self.direct, inputs, &mut *outputs) {
             if d.fits(x, y) {
                 return d.run(&self.program, &self.binding, x, y);
             }
         }
+        self.exec(ws, inputs, outputs)
+    }
+
+    /// [`run`](Core::run) of a program that is not a chain, out of line.
+    #[inline(never)]
+    fn exec(&self, ws: Option<&mut Scratch>, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) -> Result<()> {
         let shapes = self.program.input_metas();
         let data = |k: usize| (Data::F32(inputs[k]), shapes[k].shape.as_slice());
         let mut small;
@@ -547,10 +555,7 @@ impl<const D: usize, const F: usize, const B: usize> Fixed<D, F, B> {
             }
             return Ok(y);
         }
-        match &self.core.direct {
-            Some(d) => d.run(&self.core.program, &self.core.binding, x.as_flattened(), y.as_flattened_mut())?,
-            None => self.core.run(None, &[x.as_flattened()], &mut [y.as_flattened_mut()])?,
-        }
+        self.core.run(None, &[x.as_flattened()], &mut [y.as_flattened_mut()])?;
         Ok(y)
     }
 }
@@ -581,11 +586,7 @@ impl<const D: usize, const F: usize> Fixed<D, F, 1> {
     #[inline(never)]
     fn apply_program(&self, x: &[f32; D]) -> Result<[f32; F]> {
         let mut y = [0.0f32; F];
-        // The lengths are the types' (checked against the program when bound).
-        match &self.core.direct {
-            Some(d) => d.run(&self.core.program, &self.core.binding, x, &mut y)?,
-            None => self.core.run(None, &[x], &mut [&mut y])?,
-        }
+        self.core.run(None, &[x], &mut [&mut y])?;
         Ok(y)
     }
 }

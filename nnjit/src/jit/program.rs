@@ -127,7 +127,10 @@ impl Chain {
 fn with_buffers<R>(n: usize, f: impl for<'a> FnOnce(&'a mut [f32], &'a mut [f32]) -> Result<R>) -> Result<R> {
     #[cold]
     fn grow(v: &mut Vec<f32>, n: usize) -> Result<()> {
-        v.try_reserve_exact(n.saturating_sub(v.len()))
+        if v.len() >= n {
+            return Ok(());
+        }
+        v.try_reserve_exact(n - v.len())
             .map_err(|_| Error::Allocation { what: "chain buffer".into(), bytes: n.saturating_mul(4) })?;
         v.resize(n, 0.0);
         Ok(())
