@@ -573,21 +573,20 @@ impl<const D: usize, const F: usize> Fixed<D, F, 1> {
     /// ```
     #[inline]
     pub fn apply(&self, x: &[f32; D]) -> Result<[f32; F]> {
-        // Each activation a constant of its own inlined kernel: no test of it per output.
+        let mut y = [0.0f32; F];
         match &self.dense {
-            Some((k, Activation::Identity)) => Ok(k.apply_act(x, Activation::Identity)),
-            Some((k, Activation::Relu)) => Ok(k.apply_act(x, Activation::Relu)),
-            None => self.apply_program(x),
+            Some((k, act)) => k.apply_act_into(x, &mut y, *act),
+            None => self.apply_program(x, &mut y)?,
         }
+        Ok(y)
     }
 
     /// [`apply`](Fixed::apply) of a program that is not one Dense, out of line: the Dense path
     /// stays a few instructions the caller inlines.
+    #[cold]
     #[inline(never)]
-    fn apply_program(&self, x: &[f32; D]) -> Result<[f32; F]> {
-        let mut y = [0.0f32; F];
-        self.core.run(None, &[x], &mut [&mut y])?;
-        Ok(y)
+    fn apply_program(&self, x: &[f32; D], y: &mut [f32; F]) -> Result<()> {
+        self.core.run(None, &[x], &mut [y])
     }
 }
 

@@ -178,29 +178,45 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
     /// ```
     #[inline]
     pub fn apply_act(&self, x: &[f32; D], act: Activation) -> [f32; F] {
-        let relu = act == Activation::Relu;
         let mut y = MaybeUninit::<[f32; F]>::uninit();
+        // SAFETY: `y` has room for F floats, and `write_act` writes all of them.
+        unsafe {
+            self.write_act(x, y.as_mut_ptr().cast(), act);
+            y.assume_init()
+        }
+    }
+
+    /// [`apply_act`](FixedDense::apply_act) into `y`. Where `y` is a caller's local that
+    /// becomes its `Ok` value, the kernel writes there and the result is not copied first
+    /// (`Fixed::apply`: a 3 → 4 Dense 1.31× → 1.12× the infallible call).
+    #[inline(always)]
+    pub(crate) fn apply_act_into(&self, x: &[f32; D], y: &mut [f32; F], act: Activation) {
+        // SAFETY: `y` has F floats.
+        unsafe { self.write_act(x, y.as_mut_ptr(), act) }
+    }
+
+    /// Writes `act(x·W + b)` to `y`.
+    ///
+    /// # Safety
+    /// `y` must be valid for writes of F floats.
+    #[inline(always)]
+    unsafe fn write_act(&self, x: &[f32; D], y: *mut f32, act: Activation) {
+        let relu = act == Activation::Relu;
         #[cfg(target_arch = "x86_64")]
         if !self.inline_w.is_null() {
             let w = self.inline_w;
             let bias = w.wrapping_add(D * row_stride(F));
-            let mut out = MaybeUninit::<[f32; F]>::uninit();
             // SAFETY: `inline_w` is set only for a compact layout (64-byte aligned, 4-float
             // rows, then a bias slot) bound for an x86 SIMD path (checked available in `new`,
             // so FMA and AVX are there) with `1 <= F <= 4`, owned by `self`; `x` has D
-            // floats, `out` is a local of F floats.
-            unsafe {
-                super::isa::inline_fma128::compact_inline::<D, F>(w, bias, x.as_ptr(), out.as_mut_ptr().cast(), relu)
-            };
-            // SAFETY: the kernel writes all F outputs.
-            return unsafe { out.assume_init() };
+            // floats, `y` room for F (this function's contract).
+            unsafe { super::isa::inline_fma128::compact_inline::<D, F>(w, bias, x.as_ptr(), y, relu) };
+            return;
         }
         // SAFETY: `kern` are the D → F kernels of `self.isa()` (checked available in `new`)
         // for the layout `w`/`bias` point into (owned by `self`, see the fields); `x` has D
-        // floats, `y` is a local of F floats.
-        unsafe { (self.kern[usize::from(relu)])(self.w, self.bias, x.as_ptr(), y.as_mut_ptr().cast(), relu) };
-        // SAFETY: every kernel writes all F outputs.
-        unsafe { y.assume_init() }
+        // floats, `y` room for F (this function's contract); every kernel writes all F.
+        unsafe { (self.kern[usize::from(relu)])(self.w, self.bias, x.as_ptr(), y, relu) };
     }
 
     /// `x·W + b` for `N` rows.
