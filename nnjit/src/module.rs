@@ -62,13 +62,23 @@ pub struct SmallShape {
 
 impl SmallShape {
     /// `shape`, if its rank is at most 4.
+    #[inline]
     pub(crate) fn new(shape: &[usize]) -> Option<SmallShape> {
-        let mut dims = [0; 4];
-        dims.get_mut(..shape.len())?.copy_from_slice(shape);
+        // Rank by rank: a `copy_from_slice` of a run-time length is a `memcpy` call, which
+        // costs a lifted apply at batch 1 more than the copy.
+        let dims = match *shape {
+            [] => [0; 4],
+            [a] => [a, 0, 0, 0],
+            [a, b] => [a, b, 0, 0],
+            [a, b, c] => [a, b, c, 0],
+            [a, b, c, d] => [a, b, c, d],
+            _ => return None,
+        };
         Some(SmallShape { dims, rank: shape.len() })
     }
 
     /// The dims.
+    #[inline]
     pub(crate) fn dims(&self) -> &[usize] {
         &self.dims[..self.rank]
     }

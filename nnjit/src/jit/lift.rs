@@ -590,6 +590,7 @@ fn repeat<L: Lifted, R>(
 
 impl LastApply {
     /// The program on `xs` (of `shape`) into `y` (the output's length, checked by the caller).
+    #[inline]
     fn run_into(&self, xs: &[f32], shape: &[usize], y: &mut [f32]) -> Result<()> {
         let program = &self.entry.program;
         match self.direct.as_ref().filter(|d| d.fits(xs, y)) {
