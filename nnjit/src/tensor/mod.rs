@@ -33,6 +33,7 @@ use std::sync::Arc;
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
 use crate::error::{Error, Result};
+use crate::module::SmallShape;
 use crate::random::Key;
 
 pub use api::{activation, HostFn};
@@ -99,14 +100,57 @@ impl fmt::Display for Meta {
     }
 }
 
-/// A shared array in standard (row-major, contiguous) layout: the layout is checked once
-/// when it is made, so reading its elements as a slice costs nothing afterwards.
+/// The elements of an eager tensor in standard (row-major, contiguous) layout, shared: the
+/// layout is checked once when it is made, so reading its elements as a slice costs nothing
+/// afterwards. A variable's array is shared as it is (no copy); what an op computes is held
+/// as its elements and its shape, without an ndarray array (building one costs ~190
+/// instructions, more than a small op), which is built only when the values leave as one.
 #[derive(Debug)]
-pub(crate) struct Shared<T>(Arc<ArrayD<T>>);
+pub(crate) enum Shared<T> {
+    /// An array shared with its owner (a variable's leaf, an array given to `Tensor::from`).
+    Array(Arc<ArrayD<T>>),
+    /// Elements computed here, row-major, and their shape.
+    Owned(Arc<Owned<T>>),
+}
+
+/// Elements and their shape: what [`Shared::Owned`] holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Owned<T> {
+    data: Vec<T>,
+    dims: Dims,
+}
+
+/// A shape, inline up to rank 4 (almost every tensor's), else on the heap.
+#[derive(Debug, Clone)]
+enum Dims {
+    Inline(SmallShape),
+    Heap(Box<[usize]>),
+}
+
+impl Dims {
+    #[inline]
+    fn new(shape: &[usize]) -> Dims {
+        match SmallShape::new(shape) {
+            Some(s) => Dims::Inline(s),
+            None => Dims::Heap(shape.into()),
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            Dims::Inline(s) => s.dims(),
+            Dims::Heap(d) => d,
+        }
+    }
+}
 
 impl<T> Clone for Shared<T> {
     fn clone(&self) -> Self {
-        Shared(Arc::clone(&self.0))
+        match self {
+            Shared::Array(a) => Shared::Array(Arc::clone(a)),
+            Shared::Owned(o) => Shared::Owned(Arc::clone(o)),
+        }
     }
 }
 
@@ -114,9 +158,9 @@ impl<T: Clone> Shared<T> {
     /// Shares `a`, copying it only if it is not in standard layout.
     pub(crate) fn new(a: Arc<ArrayD<T>>) -> Self {
         if a.is_standard_layout() {
-            Shared(a)
+            Shared::Array(a)
         } else {
-            Shared(Arc::new(a.as_standard_layout().into_owned()))
+            Shared::Array(Arc::new(a.as_standard_layout().into_owned()))
         }
     }
 
@@ -124,65 +168,124 @@ impl<T: Clone> Shared<T> {
     /// checked it when made): the layout is not checked again.
     pub(crate) fn standard(a: Arc<ArrayD<T>>) -> Self {
         debug_assert!(a.is_standard_layout());
-        Shared(a)
+        Shared::Array(a)
     }
 
     /// Wraps an owned array (copied only if not in standard layout).
     pub(crate) fn from_array(a: ArrayD<T>) -> Self {
-        Shared(Arc::new(standard(a)))
+        Shared::Array(Arc::new(standard(a)))
     }
 
-    /// `v` as an array of `shape` in row-major order (no layout check: `from_shape_vec` with a
-    /// plain shape builds standard layout).
+    /// `v` as the row-major elements of `shape` ([`Error::SizeOverflow`] for a shape ndarray
+    /// cannot represent, as [`array_from_vec`] reports it).
     pub(crate) fn from_vec(shape: &[usize], v: Vec<T>) -> Result<Self> {
-        array_from_vec(shape, v).map(|a| Shared(Arc::new(a)))
+        check_shape(shape, v.len())?;
+        Ok(Shared::Owned(Arc::new(Owned { data: v, dims: Dims::new(shape) })))
     }
 
-    /// Replaces the array by `v` as an array of `shape`, in this allocation when this is its
-    /// only owner.
+    /// Replaces the elements by `v`, of `shape`: in this allocation when this is their only
+    /// owner.
     pub(crate) fn set_vec(&mut self, shape: &[usize], v: Vec<T>) -> Result<()> {
-        let a = array_from_vec(shape, v)?;
-        match Arc::get_mut(&mut self.0) {
-            Some(slot) => *slot = a,
-            None => self.0 = Arc::new(a),
+        check_shape(shape, v.len())?;
+        if let Shared::Owned(o) = self {
+            if let Some(slot) = Arc::get_mut(o) {
+                slot.data = v;
+                slot.dims = Dims::new(shape);
+                return Ok(());
+            }
         }
+        *self = Shared::Owned(Arc::new(Owned { data: v, dims: Dims::new(shape) }));
         Ok(())
     }
 
-    /// The array, without a copy when this is its only owner.
-    pub(crate) fn into_array(self) -> ArrayD<T> {
-        Arc::try_unwrap(self.0).unwrap_or_else(|a| (*a).clone())
+    /// The values as an array, without copying the elements when this is their only owner.
+    pub(crate) fn into_array(self) -> Result<ArrayD<T>> {
+        match self {
+            Shared::Array(a) => Ok(Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone())),
+            Shared::Owned(o) => {
+                let Owned { data, dims } = Arc::try_unwrap(o).unwrap_or_else(|o| (*o).clone());
+                array_from_vec(dims.as_slice(), data)
+            }
+        }
+    }
+
+    /// The values as a new array.
+    pub(crate) fn to_array(&self) -> Result<ArrayD<T>> {
+        self.clone().into_array()
     }
 }
 
 impl<T> Shared<T> {
-    /// The elements, mutably, when this is the array's only owner (no copy-on-write needed).
+    /// The elements, mutably, when this is their only owner (no copy-on-write needed).
     pub(crate) fn unique_slice_mut(&mut self) -> Option<&mut [T]> {
-        let a = Arc::get_mut(&mut self.0)?;
-        let len = a.len();
-        // SAFETY: as in `slice`, standard layout (the invariant of `Shared`) puts the `len`
-        // elements contiguously from `as_mut_ptr()`, in row-major order (ndarray's own check,
-        // `as_slice_memory_order_mut`, walks the shape and strides on every call); `Arc::get_mut`
-        // proved this the array's only owner, and the slice borrows `self` mutably.
-        Some(unsafe { std::slice::from_raw_parts_mut(a.as_mut_ptr(), len) })
-    }
-
-    pub(crate) fn array(&self) -> &ArrayD<T> {
-        &self.0
+        match self {
+            Shared::Array(a) => {
+                let a = Arc::get_mut(a)?;
+                let len = a.len();
+                // SAFETY: as in `slice`, standard layout (the invariant of `Shared`) puts the
+                // `len` elements contiguously from `as_mut_ptr()`, in row-major order (ndarray's
+                // own check, `as_slice_memory_order_mut`, walks the shape and strides on every
+                // call); `Arc::get_mut` proved this the array's only owner, and the slice
+                // borrows `self` mutably.
+                Some(unsafe { std::slice::from_raw_parts_mut(a.as_mut_ptr(), len) })
+            }
+            Shared::Owned(o) => Some(&mut Arc::get_mut(o)?.data),
+        }
     }
 
     pub(crate) fn shape(&self) -> &[usize] {
-        self.0.shape()
+        match self {
+            Shared::Array(a) => a.shape(),
+            Shared::Owned(o) => o.dims.as_slice(),
+        }
     }
 
     /// The elements in row-major order.
     pub(crate) fn slice(&self) -> &[T] {
-        // SAFETY: every `Shared` is in standard layout (checked by `new`/`from_array`, built so
-        // by `from_vec`/`set_vec`, known so by `standard`'s callers; mutated since only through
-        // `unique_slice_mut`, which keeps the layout), so its `len()` elements are contiguous
-        // from `as_ptr()`; the slice borrows `self`, which keeps the array alive.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), self.0.len()) }
+        match self {
+            // SAFETY: every `Shared::Array` is in standard layout (checked by `new`/`from_array`,
+            // known so by `standard`'s callers; mutated since only through `unique_slice_mut`,
+            // which keeps the layout), so its `len()` elements are contiguous from `as_ptr()`;
+            // the slice borrows `self`, which keeps the array alive.
+            Shared::Array(a) => unsafe { std::slice::from_raw_parts(a.as_ptr(), a.len()) },
+            Shared::Owned(o) => &o.data,
+        }
     }
+}
+
+impl<T: fmt::Debug> Shared<T> {
+    /// `Tensor(<the array>)`, as ndarray prints it.
+    fn fmt_values(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shared::Array(a) => write!(f, "Tensor({a:?})"),
+            Shared::Owned(o) => match ndarray::ArrayViewD::from_shape(IxDyn(o.dims.as_slice()), &o.data) {
+                Ok(v) => write!(f, "Tensor({v:?})"),
+                Err(_) => write!(f, "Tensor({:?} of shape {:?})", o.data, o.dims.as_slice()),
+            },
+        }
+    }
+}
+
+/// Whether `len` elements can be an ndarray array of `shape` (what `from_shape_vec` checks, so
+/// that [`Shared::into_array`] cannot fail on what [`Shared::from_vec`] accepted): the product
+/// of the axes is `len`, and that of the non-zero ones fits in `isize`.
+#[inline]
+fn check_shape(shape: &[usize], len: usize) -> Result<()> {
+    let mut all = 1usize;
+    let mut nonzero = 1usize;
+    for &d in shape {
+        all = all.saturating_mul(d);
+        if d != 0 {
+            nonzero = match nonzero.checked_mul(d) {
+                Some(p) if p <= isize::MAX as usize => p,
+                _ => return Err(Error::SizeOverflow { what: "tensor".into(), shape: shape.to_vec() }),
+            };
+        }
+    }
+    if all != len {
+        return Err(Error::invalid("", format!("internal: {len} elements for a tensor of shape {shape:?}")));
+    }
+    Ok(())
 }
 
 /// Shape and dtype, borrowed.
@@ -330,10 +433,10 @@ impl fmt::Debug for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Eager(v) => match v {
-                Value::F32(a) => write!(f, "Tensor({:?})", a.array()),
-                Value::I32(a) => write!(f, "Tensor({:?})", a.array()),
-                Value::U32(a) => write!(f, "Tensor({:?})", a.array()),
-                Value::Bool(a) => write!(f, "Tensor({:?})", a.array()),
+                Value::F32(a) => a.fmt_values(f),
+                Value::I32(a) => a.fmt_values(f),
+                Value::U32(a) => a.fmt_values(f),
+                Value::Bool(a) => a.fmt_values(f),
             },
             Repr::Traced(t) => write!(f, "Traced<{}>(%{})", t.meta, t.node),
             Repr::Failed(e) => write!(f, "Failed({e})"),
@@ -468,7 +571,7 @@ impl Tensor {
     /// ```
     pub fn to_array(&self) -> Result<ArrayD<f32>> {
         match self.value("to_array")? {
-            Value::F32(a) => Ok(a.array().clone()),
+            Value::F32(a) => a.to_array(),
             v => Err(dtype_error("to_array", DType::F32, v.meta().dtype)),
         }
     }
@@ -483,7 +586,7 @@ impl Tensor {
     /// ```
     pub fn into_array(self) -> Result<ArrayD<f32>> {
         match self.into_value("into_array")? {
-            Value::F32(a) => Ok(a.into_array()),
+            Value::F32(a) => a.into_array(),
             v => Err(dtype_error("into_array", DType::F32, v.meta().dtype)),
         }
     }
@@ -498,7 +601,7 @@ impl Tensor {
     /// ```
     pub fn to_bool_array(&self) -> Result<ArrayD<bool>> {
         match self.value("to_bool_array")? {
-            Value::Bool(a) => Ok(a.array().clone()),
+            Value::Bool(a) => a.to_array(),
             v => Err(dtype_error("to_bool_array", DType::Bool, v.meta().dtype)),
         }
     }
@@ -514,7 +617,7 @@ impl Tensor {
     /// ```
     pub fn to_i32_array(&self) -> Result<ArrayD<i32>> {
         match self.value("to_i32_array")? {
-            Value::I32(a) => Ok(a.array().clone()),
+            Value::I32(a) => a.to_array(),
             v => Err(dtype_error("to_i32_array", DType::I32, v.meta().dtype)),
         }
     }
