@@ -364,13 +364,8 @@ pub fn lifted_apply_plain<L: Lifted>(
     x: impl Feed<L::Input>,
 ) -> Result<<L::Output as Args>::Host> {
     let plain = <L::Input as Args>::is_single_tensor() && variables.generation() != 0;
-    if plain {
-        if let Some((xs, shape)) = x.single_contiguous() {
-            let dims = shape.dims();
-            if let Some(host) = repeat(m, variables, &shape, |last| last.host::<L>(xs, dims)) {
-                return host;
-            }
-        }
+    if let Some(host) = if plain { repeat_host(m, variables, &x) } else { None } {
+        return host;
     }
     traced_or_cached_apply(m, variables, x, Rngs::none(), Mutable::Nothing, plain).map(|(y, _)| y)
 }
@@ -391,15 +386,22 @@ pub fn lifted_apply<L: Lifted>(
         && mutable == Mutable::Nothing
         && <L::Input as Args>::is_single_tensor()
         && variables.generation() != 0;
-    if plain {
-        if let Some((xs, shape)) = x.single_contiguous() {
-            let dims = shape.dims();
-            if let Some(host) = repeat(m, variables, &shape, |last| last.host::<L>(xs, dims)) {
-                return host.map(|h| (h, Variables::untracked()));
-            }
-        }
+    if let Some(host) = if plain { repeat_host(m, variables, &x) } else { None } {
+        return host.map(|h| (h, Variables::untracked()));
     }
     traced_or_cached_apply(m, variables, x, rngs, mutable, plain)
+}
+
+/// A plain apply's repeat (see [`repeat`]) on `x` read in place, into a new output; `None`
+/// where `x` is not one contiguous array or no remembered apply matches.
+#[inline]
+fn repeat_host<L: Lifted>(
+    m: &L,
+    variables: &Variables,
+    x: &impl Feed<L::Input>,
+) -> Option<Result<<L::Output as Args>::Host>> {
+    let (xs, shape) = x.single_contiguous()?;
+    repeat(m, variables, &shape, |last| last.host::<L>(xs, shape.dims()))
 }
 
 /// The apply that is not a repeat: the program for this call's key from the cache (traced and
