@@ -681,8 +681,7 @@ pub trait Module {
     where
         Self: Sized,
     {
-        let mut frame = Frame::new(Mode::Apply, Some(variables), Rngs::none(), Mutable::Nothing);
-        run(self, &mut frame, x.feed()?)?.into_host()
+        apply_plain(self, variables, x)
     }
 
     /// The full `apply`: named RNG streams (`rngs={'dropout': key}`) and mutable collections
@@ -716,6 +715,17 @@ pub trait Module {
 }
 
 /// Runs `m` at the root of `frame`, checking the output for failed tensors.
+/// [`Module::apply`]'s body, for a module that overrides `apply` with a faster path for some
+/// inputs and falls back to it for the others.
+pub(crate) fn apply_plain<M: Module>(
+    m: &M,
+    variables: &Variables,
+    x: impl Feed<M::Input>,
+) -> Result<<M::Output as Args>::Host> {
+    let mut frame = Frame::new(Mode::Apply, Some(variables), Rngs::none(), Mutable::Nothing);
+    run(m, &mut frame, x.feed()?)?.into_host()
+}
+
 pub(crate) fn run<M: Module + ?Sized>(m: &M, frame: &mut Frame<'_>, x: M::Input) -> Result<M::Output> {
     let mut scope = Scope::root(frame);
     scope.set_module(m.type_name());

@@ -105,10 +105,33 @@ fn eager_fast(op: &Op, ins: &[&Tensor]) -> Option<Tensor> {
 }
 
 /// What [`eager_fast_eval`] computed: the elements and the shape.
-struct FastOut {
+pub(crate) struct FastOut {
     y: Vec<f32>,
     dims: [usize; 4],
     rank: usize,
+}
+
+impl FastOut {
+    /// The values as an array of their shape.
+    pub(crate) fn into_array(self) -> Result<ArrayD<f32>> {
+        super::array_from_vec(&self.dims[..self.rank], self.y)
+    }
+}
+
+/// Dense's arithmetic ([`Tensor::linear`]) on row-major elements and shapes read in place:
+/// `None` where they do not fit one fast evaluation (the caller's general path computes the
+/// same values, or reports the error).
+pub(crate) fn linear_data(
+    x: (&[f32], &[usize]),
+    kernel: (&[f32], &[usize]),
+    bias: Option<(&[f32], &[usize])>,
+) -> Option<Result<FastOut>> {
+    let op = Op::Linear { bias: bias.is_some(), act: Activation::Identity };
+    let (xd, kd) = ((Data::F32(x.0), x.1), (Data::F32(kernel.0), kernel.1));
+    match bias {
+        Some((b, bs)) => fast_eval_data(&op, &[xd, kd, (Data::F32(b), bs)]),
+        None => fast_eval_data(&op, &[xd, kd]),
+    }
 }
 
 /// [`eager_fast`]'s computation, before the result is wrapped as a tensor.
@@ -776,13 +799,7 @@ impl Tensor {
         bias: Option<(&[f32], &[usize])>,
     ) -> std::result::Result<Tensor, Tensor> {
         let Repr::Eager(Value::F32(x)) = &mut self.repr else { return Err(self) };
-        let op = Op::Linear { bias: bias.is_some(), act: Activation::Identity };
-        let (xd, kd) = ((Data::F32(x.slice()), x.shape()), (Data::F32(kernel.0), kernel.1));
-        let out = match bias {
-            Some((b, bs)) => fast_eval_data(&op, &[xd, kd, (Data::F32(b), bs)]),
-            None => fast_eval_data(&op, &[xd, kd]),
-        };
-        match out {
+        match linear_data((x.slice(), x.shape()), kernel, bias) {
             Some(Ok(FastOut { y, dims, rank })) => Ok(match x.set_vec(&dims[..rank], y) {
                 Ok(()) => self,
                 Err(e) => Tensor::failed(e),
