@@ -546,3 +546,25 @@ fn a_repeated_apply_sees_exactly_the_variables_it_is_given() {
     // Empty variables: an error, never the remembered parameters.
     assert!(matches!(m.apply(&Variables::new(), &x), Err(Error::MissingVariable { .. })));
 }
+
+/// A repeated plain apply makes each output anew, for a small output (a clone of a kept
+/// zeroed array) and a large one (allocated and shaped): the plain bits every time, and an
+/// output the caller changed never shows in the next.
+#[test]
+fn repeated_applies_return_fresh_outputs_small_and_large() {
+    for rows in [2usize, 300] {
+        // 2 × 2 outputs are below the template bound of 1,024 floats; 300 × 4 above it.
+        let x = ArrayD::from_shape_fn(IxDyn(&[rows, 3]), |ix| (ix[0] * 3 + ix[1]) as f32 * 0.01 - 0.5);
+        let m = nnjit_suite::models::JitMlp { hidden: 5, out: if rows == 2 { 2 } else { 4 } };
+        let plain = nnjit_suite::models::Mlp { hidden: m.hidden, out: m.out };
+        let vars = plain.init(nn::PRNGKey(1), &x).unwrap();
+        let want = plain.apply(&vars, &x).unwrap();
+        for _ in 0..3 {
+            let mut y = m.apply(&vars, &x).unwrap();
+            assert!(same_bits(&y, &want), "{rows} rows");
+            assert_eq!(y.shape(), want.shape());
+            assert!(y.is_standard_layout());
+            y.fill(f32::NAN); // the caller's own array
+        }
+    }
+}

@@ -39,10 +39,10 @@ pub fn sample_ns(f: &mut dyn FnMut(), iters: u64) -> f64 {
     t.elapsed().as_secs_f64() * 1e9 / iters as f64
 }
 
-/// Median nanoseconds per call of each of `fs`, sampled in interleaved rounds (one sample
-/// of each per round), so that a slow phase of the machine (another process, clock changes)
-/// hits every contender alike instead of whichever happened to run then.
-pub fn interleaved_medians(fs: &mut [&mut dyn FnMut()], sample: Duration, rounds: usize) -> Vec<f64> {
+/// Nanoseconds per call of each of `fs` in each round, `[contender][round]`: one sample of
+/// each per round, in turn, so that a slow phase of the machine (another process, clock
+/// changes) hits every contender alike instead of whichever happened to run then.
+pub fn interleaved_samples(fs: &mut [&mut dyn FnMut()], sample: Duration, rounds: usize) -> Vec<Vec<f64>> {
     let iters: Vec<u64> = fs.iter_mut().map(|f| calibrate(*f, sample)).collect();
     let mut times = vec![Vec::with_capacity(rounds); fs.len()];
     for _ in 0..rounds.max(1) {
@@ -51,12 +51,41 @@ pub fn interleaved_medians(fs: &mut [&mut dyn FnMut()], sample: Duration, rounds
         }
     }
     times
-        .into_iter()
-        .map(|mut v| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        })
-        .collect()
+}
+
+/// Median nanoseconds per call of each of `fs`, sampled in interleaved rounds
+/// ([`interleaved_samples`]).
+pub fn interleaved_medians(fs: &mut [&mut dyn FnMut()], sample: Duration, rounds: usize) -> Vec<f64> {
+    interleaved_samples(fs, sample, rounds).iter().map(|v| median(v)).collect()
+}
+
+/// Each contender's time relative to contender 0, paired by round: the median over rounds of
+/// `samples[i][r] / samples[0][r]`. A slow phase that hits one round's contenders alike
+/// cancels, where a ratio of two medians would carry it whenever the two medians come from
+/// different rounds.
+///
+/// ```
+/// let s = vec![vec![100.0, 200.0, 110.0], vec![150.0, 290.0, 160.0]];
+/// let r = nnjit_bench::probe::paired_ratios(&s);
+/// assert_eq!(r[0], 1.0);
+/// assert!((r[1] - 1.45).abs() < 1e-12); // the median of 1.5, 1.45 and 1.4545…
+/// ```
+#[must_use]
+pub fn paired_ratios(samples: &[Vec<f64>]) -> Vec<f64> {
+    let Some(base) = samples.first() else { return Vec::new() };
+    samples.iter().map(|s| median(&s.iter().zip(base).map(|(a, b)| a / b).collect::<Vec<_>>())).collect()
+}
+
+/// The median of `v` (the upper one of an even count); NaN when `v` is empty.
+///
+/// ```
+/// assert_eq!(nnjit_bench::probe::median(&[3.0, 1.0, 2.0]), 2.0);
+/// ```
+#[must_use]
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Median nanoseconds per call of `f`: calibrated so a sample lasts about `sample`, then

@@ -217,10 +217,11 @@ pub trait Args: Sized + Clone + Send + Sync + 'static {
     #[doc(hidden)]
     fn host_from_arrays(&self, arrays: &mut dyn Iterator<Item = ArrayD<f32>>) -> Result<Self::Host>;
 
-    /// [`host_from_arrays`](Args::host_from_arrays) of one array (a program's only output).
+    /// The host form of a program's only output when `Self` is one tensor, with no template
+    /// needed; `Err` gives the array back otherwise (for [`host_from_arrays`](Args::host_from_arrays)).
     #[doc(hidden)]
-    fn host_from_array(&self, array: ArrayD<f32>) -> Result<Self::Host> {
-        self.host_from_arrays(&mut std::iter::once(array))
+    fn single_host(array: ArrayD<f32>) -> std::result::Result<Self::Host, ArrayD<f32>> {
+        Err(array)
     }
 }
 
@@ -241,7 +242,7 @@ impl Args for Tensor {
     fn host_from_arrays(&self, arrays: &mut dyn Iterator<Item = ArrayD<f32>>) -> Result<ArrayD<f32>> {
         arrays.next().ok_or_else(|| Error::invalid("", "internal: too few program outputs"))
     }
-    fn host_from_array(&self, array: ArrayD<f32>) -> Result<ArrayD<f32>> {
+    fn single_host(array: ArrayD<f32>) -> std::result::Result<ArrayD<f32>, ArrayD<f32>> {
         Ok(array)
     }
     fn is_single_tensor() -> bool {

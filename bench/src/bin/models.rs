@@ -9,8 +9,9 @@
 //! `params/Dense_i/kernel` `(in, out)` and `params/Dense_i/bias`) and listed in [`CONTENDERS`];
 //! each one's output is checked before timing (nnjit entries bit for bit against the plain
 //! apply, the other crates within float32 rounding). Contenders are timed in interleaved rounds
-//! (`probe::interleaved_medians`), so machine load hits them alike; the table gives median ns
-//! per forward and each entry's ratio to the floor. Every crate runs on one thread: candle
+//! of short samples (`probe::interleaved_samples`), so machine load hits them alike; the table
+//! gives median ns per forward and each entry's ratio to the floor, paired by round (the median
+//! of its per-round ratios, `probe::paired_ratios`). Every crate runs on one thread: candle
 //! through `RAYON_NUM_THREADS`/`CANDLE_NUM_THREADS` (`nnjit_bench::single_threaded`), tract with
 //! its default single-thread executor, ndarray and nalgebra through matrixmultiply without
 //! threading. Writes `bench/results/models.csv` and `bench/results/models.svg` (ratio to the
@@ -25,7 +26,7 @@ use nnjit::kernel::{best_isa, Activation, PackedDense};
 use nnjit::nn::{self, Lifted, Module, Scope, Tensor};
 use nnjit::Variables;
 use nnjit_bench::chart::{Bar, BarChart, Group, Layout, Series};
-use nnjit_bench::probe::interleaved_medians;
+use nnjit_bench::probe::{interleaved_samples, median, paired_ratios};
 use nnjit_bench::{max_rel_diff, single_threaded};
 
 /// `Dense → relu → … → Dense` with the given widths.
@@ -535,7 +536,9 @@ fn main() {
     // `--only "32→64→64→10, 1"`: the cases whose "model, batch" contains this text (a rerun of
     // one row), printed only (the CSV and chart keep the last full run).
     let only = std::env::args().skip_while(|a| a != "--only").nth(1);
-    let (sample, rounds) = if quick { (Duration::from_millis(20), 5) } else { (Duration::from_millis(60), 15) };
+    // Short samples in many rounds: a round's contenders run close together in time, so the
+    // paired ratios see the same machine.
+    let (sample, rounds) = if quick { (Duration::from_millis(5), 15) } else { (Duration::from_millis(15), 60) };
     let mut rows: Vec<Row> = Vec::new();
     for (d, widths) in [(32usize, vec![64usize, 64, 10]), (784, vec![512, 512, 10])] {
         for n in [1usize, 8, 64, 256] {
@@ -563,11 +566,13 @@ fn main() {
             let mut runs: Vec<Box<dyn FnMut() + '_>> =
                 cs.iter_mut().map(|c| Box::new(move || (c.run)(None)) as Box<dyn FnMut()>).collect();
             let mut refs: Vec<&mut dyn FnMut()> = runs.iter_mut().map(|r| &mut **r as &mut dyn FnMut()).collect();
-            let t = interleaved_medians(&mut refs, sample, rounds);
+            let samples = interleaved_samples(&mut refs, sample, rounds);
             drop(refs);
             drop(runs);
-            for ((c, &ns), &err) in cs.iter().zip(&t).zip(&errs) {
-                rows.push(Row { model: case.model(), n, name: c.name, exact: c.exact, ns, ratio: ns / t[0], err });
+            let ratios = paired_ratios(&samples);
+            for (((c, s), &ratio), &err) in cs.iter().zip(&samples).zip(&ratios).zip(&errs) {
+                let ns = median(s);
+                rows.push(Row { model: case.model(), n, name: c.name, exact: c.exact, ns, ratio, err });
             }
             eprintln!("timed {}, batch {n}", case.model());
         }
@@ -588,7 +593,7 @@ fn main() {
         let want = plain.apply(&vars, &x).expect("apply");
         assert!(same_bits(&want, &lifted.apply(&vars, &x).expect("lifted")));
         let packs = JitBlock::jit_cache().pack_count();
-        let t = interleaved_medians(
+        let samples = interleaved_samples(
             &mut [
                 &mut || {
                     black_box(plain.apply(&vars, black_box(&x)).expect("apply"));
@@ -601,14 +606,13 @@ fn main() {
             rounds,
         );
         assert_eq!(JitBlock::jit_cache().pack_count(), packs, "no repacking while timed");
+        let (t, ratio) = ([median(&samples[0]), median(&samples[1])], paired_ratios(&samples)[1]);
         println!(
-            "four identical blocks {width}-wide, batch {n}: plain {:.0} ns, lifted children {:.0} ns ({:.2}×)",
-            t[0],
-            t[1],
-            t[1] / t[0]
+            "four identical blocks {width}-wide, batch {n}: plain {:.0} ns, lifted children {:.0} ns ({ratio:.2}×)",
+            t[0], t[1]
         );
         let _ = writeln!(csv, "four blocks {width},{n},plain apply,{:.1},,", t[0]);
-        let _ = writeln!(csv, "four blocks {width},{n},lifted children,{:.1},{:.3},", t[1], t[1] / t[0]);
+        let _ = writeln!(csv, "four blocks {width},{n},lifted children,{:.1},{ratio:.3},", t[1]);
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
     for (file, text) in [("models.csv", csv), ("models.svg", svg(&rows))] {

@@ -495,12 +495,54 @@ struct LastApply {
     in_shape: SmallShape,
     /// The element count of the program's one output.
     out_len: usize,
-    /// That output's dims and row-major strides, as ndarray computed them for its shape:
-    /// cloned into each returned array (building them anew from the shape costs more than
-    /// the allocation).
-    out_layout: (ndarray::IxDyn, ndarray::IxDyn),
+    /// How each returned output array is made.
+    out: OutArray,
     /// A chain program's direct run.
     direct: Option<crate::jit::bound::Direct>,
+}
+
+/// How a repeat makes its output array (a standard-layout, owned `f32` array of the program's
+/// output shape), at less cost than building one from the shape (ndarray's shape and stride
+/// arithmetic: ~200 instructions a call, more than a small output's allocation).
+enum OutArray {
+    /// A small output: a clone of this array of zeros (one allocation and a copy of at most
+    /// [`TEMPLATE_MAX`] floats; ndarray's dims and strides are copied, not computed).
+    Template(ArrayD<f32>),
+    /// A larger one: zeros allocated fallibly, with these dims and row-major strides (as
+    /// ndarray computed them for the output's shape).
+    Layout(ndarray::IxDyn, ndarray::IxDyn),
+}
+
+/// The most elements of an output made from a kept template (4 KiB, per remembered apply;
+/// larger outputs take longer to compute than ndarray takes to build their array).
+const TEMPLATE_MAX: usize = 1024;
+
+impl OutArray {
+    /// The make of an output of `shape` (`len` elements); `None` where ndarray rejects it.
+    fn new(shape: &[usize], len: usize) -> Option<OutArray> {
+        // An array of the shape of zero-sized elements (no allocation): its layout.
+        let probe = ArrayD::from_shape_vec(ndarray::IxDyn(shape), vec![(); len]).ok()?;
+        if len <= TEMPLATE_MAX {
+            return Some(OutArray::Template(ArrayD::zeros(probe.raw_dim())));
+        }
+        let strides: Vec<usize> = probe.strides().iter().map(|&s| s as usize).collect();
+        Some(OutArray::Layout(probe.raw_dim(), ndarray::IxDyn(&strides)))
+    }
+
+    /// A new output array of zeros, of `len` elements.
+    #[inline]
+    fn make(&self, len: usize) -> Result<ArrayD<f32>> {
+        match self {
+            OutArray::Template(t) => Ok(t.clone()),
+            OutArray::Layout(dim, strides) => {
+                let y = crate::fallible::try_zeroed("lifted apply output", len)?;
+                // SAFETY: `dim` and `strides` are the row-major layout ndarray computed for the
+                // output's shape (`new`), whose element count is `len`, the length of `y`:
+                // what `from_shape_vec` would check and compute.
+                Ok(unsafe { ArrayD::from_shape_vec_unchecked(dim.clone().strides(strides.clone()), y) })
+            }
+        }
+    }
 }
 
 /// How many plain applies each thread remembers (models applied in turn).
@@ -517,14 +559,12 @@ thread_local! {
 fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
     let program = &entry.program;
     let generation = scope.frame().input.map_or(0, |v| v.generation());
-    let (out_len, out_layout) = match (program.output_metas().next(), program.output_metas().count()) {
+    let (out_len, out) = match (program.output_metas().next(), program.output_metas().count()) {
         (Some(meta), 1) if generation != 0 && program.is_pure_inference() && meta.dtype == DType::F32 => {
-            // An array of the output's shape of zero-sized elements (no allocation): its layout.
-            let Ok(probe) = ArrayD::from_shape_vec(ndarray::IxDyn(&meta.shape), vec![(); meta.len()]) else {
-                return;
-            };
-            let layout = (probe.raw_dim(), probe.strides().iter().map(|&s| s as usize).collect::<Vec<_>>());
-            (meta.len(), (layout.0, ndarray::IxDyn(&layout.1)))
+            match OutArray::new(&meta.shape, meta.len()) {
+                Some(out) => (meta.len(), out),
+                None => return,
+            }
         }
         _ => return,
     };
@@ -556,7 +596,7 @@ fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
                 binding,
                 in_shape,
                 out_len,
-                out_layout,
+                out,
                 direct,
             });
             *next = (at + 1) % LAST_APPLIES;
@@ -603,15 +643,20 @@ impl LastApply {
 
     /// The program on `xs` (of `shape`) into a new output, as `L`'s apply returns it.
     fn host<L: Lifted>(&self, xs: &[f32], shape: &[usize]) -> Result<<L::Output as Args>::Host> {
-        let mut y = crate::fallible::try_zeroed("lifted apply output", self.out_len)?;
-        self.run_into(xs, shape, &mut y)?;
-        let (dim, strides) = &self.out_layout;
-        // SAFETY: `dim` and `strides` are the row-major layout ndarray computed for the
-        // output's shape (`remember_apply`), whose element count is `out_len`, the length of
-        // `y`: what `from_shape_vec` would check and compute.
-        let array = unsafe { ArrayD::from_shape_vec_unchecked(dim.clone().strides(strides.clone()), y) };
-        let template = self.entry.output.downcast_ref::<L::Output>();
-        template.ok_or_else(|| Error::invalid("", "internal: output template"))?.host_from_array(array)
+        let mut array = self.out.make(self.out_len)?;
+        // SAFETY: `make` returns an owned array in standard layout of `out_len` elements (a
+        // clone of one, or built from a row-major layout): they are contiguous from
+        // `as_mut_ptr()`, and the slice borrows `array` mutably until the program has run.
+        let y = unsafe { std::slice::from_raw_parts_mut(array.as_mut_ptr(), self.out_len) };
+        self.run_into(xs, shape, y)?;
+        match <L::Output as Args>::single_host(array) {
+            Ok(host) => Ok(host),
+            Err(array) => {
+                let template = self.entry.output.downcast_ref::<L::Output>();
+                let template = template.ok_or_else(|| Error::invalid("", "internal: output template"))?;
+                template.host_from_arrays(&mut std::iter::once(array))
+            }
+        }
     }
 }
 
@@ -814,4 +859,31 @@ fn trace<L: Lifted>(m: &L, scope: &mut Scope<'_, '_>, x: L::Input) -> Result<(Pr
     let name = std::any::type_name::<L>().rsplit("::").next().unwrap_or("lifted").to_string();
     let program = Program::compile(name, Traced { builder, outputs })?;
     Ok((program, template))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{OutArray, TEMPLATE_MAX};
+
+    /// Both ways of making a repeat's output give a zeroed, standard-layout array of the shape
+    /// whose elements the program may write through one slice (as `LastApply::host` does).
+    #[test]
+    fn out_arrays_small_and_large() {
+        for shape in [vec![2usize, 3], vec![TEMPLATE_MAX], vec![TEMPLATE_MAX + 1], vec![3, 20, 40], vec![0, 5]] {
+            let len: usize = shape.iter().product();
+            let out = OutArray::new(&shape, len).expect("a valid shape");
+            assert_eq!(matches!(out, OutArray::Template(_)), len <= TEMPLATE_MAX, "{shape:?}");
+            for _ in 0..2 {
+                let mut a = out.make(len).unwrap();
+                assert_eq!(a.shape(), &shape[..]);
+                assert!(a.is_standard_layout() && a.iter().all(|&v| v.to_bits() == 0));
+                // SAFETY: as in `LastApply::host`: a standard-layout owned array of `len`
+                // elements, borrowed mutably by the slice only.
+                let y = unsafe { std::slice::from_raw_parts_mut(a.as_mut_ptr(), len) };
+                y.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
+                assert!(a.iter().enumerate().all(|(i, &v)| v == i as f32), "{shape:?}: row-major order");
+            }
+        }
+        assert!(OutArray::new(&[usize::MAX, 2], 0).is_none(), "ndarray rejects the shape");
+    }
 }
