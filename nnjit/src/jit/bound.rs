@@ -9,7 +9,7 @@
 //! ([`Bound::workspace`], [`Bound::run`]). The parameters are a snapshot: the bound entry holds
 //! the arrays it was bound to (shared, not copied) and packs them once; bind again for new
 //! values. A program that is a chain of Dense layers (an MLP) runs its kernels directly, on
-//! two buffers of the calling thread.
+//! two buffers on the stack (small intermediates) or of the calling thread.
 
 use std::cell::RefCell;
 use std::fmt;

@@ -74,7 +74,8 @@ struct Link {
 
 /// A program that is a straight line of packed Dense layers (an MLP) from its one input to its
 /// one output, every layer on the same rows: it runs as a tight loop of kernel calls on two
-/// buffers of the calling thread, no slot plan, nothing to dispatch.
+/// buffers (on the stack when small, else the calling thread's), no slot plan, nothing to
+/// dispatch.
 #[derive(Clone, Debug, PartialEq)]
 struct Chain {
     links: Vec<Link>,
@@ -185,7 +186,9 @@ fn through_layers<'p>(
 }
 
 /// A chain program's layers bound to their packed weights: what one thread runs for a bound
-/// MLP, without reading the program or the binding again.
+/// MLP, without reading the program or the binding again. Invariant (checked by
+/// [`ChainLayers::new`]): each layer reads `d` floats a row where the previous one writes `f`,
+/// every intermediate width is at most `widest`, and there are layers.
 #[derive(Debug)]
 pub(crate) struct ChainLayers {
     layers: Box<[(Arc<PackedDense>, Activation)]>,
@@ -193,7 +196,23 @@ pub(crate) struct ChainLayers {
     widest: usize,
 }
 
+/// Intermediate floats a chain keeps in two buffers on the stack (4 KiB each): a batch-1 or
+/// small-batch MLP then touches no thread-local buffer and no borrow flag.
+const STACK_FLOATS: usize = 1024;
+
 impl ChainLayers {
+    /// `None` unless the layers connect (each one's `d` the previous one's `f`) within `widest`.
+    fn new(layers: Box<[(Arc<PackedDense>, Activation)]>, rows: usize, widest: usize) -> Option<ChainLayers> {
+        let (last, inner) = layers.split_last()?;
+        let connected = layers.windows(2).all(|w| w[0].0.f() == w[1].0.d());
+        let fits = inner.iter().all(|(p, _)| p.f() <= widest);
+        (connected && fits && rows.checked_mul(widest.max(last.0.f())).is_some()).then_some(ChainLayers {
+            layers,
+            rows,
+            widest,
+        })
+    }
+
     /// The layers on one thread from `x` into `y` (of the program's input and output lengths).
     #[inline(always)]
     pub(crate) fn run(&self, x: &[f32], y: &mut [f32]) -> Result<()> {
@@ -205,27 +224,76 @@ impl ChainLayers {
         }
     }
 
-    /// [`run`](ChainLayers::run) for two layers or more.
+    /// [`run`](ChainLayers::run) for two layers or more: the ends checked once, the layers'
+    /// kernels called on the chain's own intermediates without checks of their own.
     #[inline(never)]
     fn run_layers(&self, x: &[f32], y: &mut [f32]) -> Result<()> {
+        let (first, last) = (&self.layers[0].0, &self.layers[self.layers.len() - 1].0);
+        if Some(x.len()) != self.rows.checked_mul(first.d()) || Some(y.len()) != self.rows.checked_mul(last.f()) {
+            return Err(Error::invalid(
+                "",
+                format!(
+                    "internal: a chain of {} rows given {} input and {} output floats",
+                    self.rows,
+                    x.len(),
+                    y.len()
+                ),
+            ));
+        }
+        let n = self.rows * self.widest; // no overflow: checked in `new`
+        if n <= STACK_FLOATS {
+            let mut a = [std::mem::MaybeUninit::<f32>::uninit(); STACK_FLOATS];
+            let mut b = [std::mem::MaybeUninit::<f32>::uninit(); STACK_FLOATS];
+            // SAFETY: `x` and `y` have the chain's input and output lengths (checked above);
+            // `a` and `b` are two distinct locals of `n` ≥ rows × any intermediate width floats
+            // (the invariant of `ChainLayers`), written before they are read.
+            unsafe { self.run_raw(x.as_ptr(), y.as_mut_ptr(), a.as_mut_ptr().cast(), b.as_mut_ptr().cast()) };
+            return Ok(());
+        }
+        with_buffers(n, |a, b| {
+            // SAFETY: as above, with this thread's two buffers of `n` floats each.
+            unsafe { self.run_raw(x.as_ptr(), y.as_mut_ptr(), a.as_mut_ptr(), b.as_mut_ptr()) };
+            Ok(())
+        })
+    }
+
+    /// Every layer in turn: from `x` through `a` and `b` alternately into `y`.
+    ///
+    /// # Safety
+    /// `x` valid for `rows × d` reads of the first layer's `d`, `y` for `rows × f` writes of
+    /// the last layer's `f`, `a` and `b` for `rows × widest` writes each; none of them overlap.
+    #[inline(always)]
+    unsafe fn run_raw(&self, x: *const f32, y: *mut f32, a: *mut f32, b: *mut f32) {
         let rows = self.rows;
-        // Two and three layers (the usual MLPs) written out: the loop costs ~25 instructions a
-        // layer more (a 32→64→64→10 MLP at batch 1: 2,842 → 2,770; its kernels alone take 2,591).
-        match &*self.layers {
-            [(p0, a0), (p1, a1)] => with_buffers(rows.saturating_mul(self.widest), |h, _| {
-                let h = &mut h[..rows * p0.f()];
-                p0.apply(x, rows, h, *a0)?;
-                p1.apply(h, rows, y, *a1)
-            }),
-            [(p0, a0), (p1, a1), (p2, a2)] => with_buffers(rows.saturating_mul(self.widest), |h0, h1| {
-                let (h0, h1) = (&mut h0[..rows * p0.f()], &mut h1[..rows * p1.f()]);
-                p0.apply(x, rows, h0, *a0)?;
-                p1.apply(h0, rows, h1, *a1)?;
-                p2.apply(h1, rows, y, *a2)
-            }),
-            layers => {
-                let layers = layers.iter().map(|(p, act)| Ok((&**p, *act)));
-                through_layers(layers, rows, self.widest, x, y, |p, x, y, act| p.apply(x, rows, y, act))
+        let relu = |act: &Activation| *act == Activation::Relu;
+        // SAFETY (every call): each layer reads the `rows × d` floats the previous one wrote
+        // (its `f` is this one's `d`, the invariant of `ChainLayers`) into a buffer it does not
+        // read, per the caller's contract. Two and three layers (the usual MLPs) are written
+        // out: the loop costs a few instructions a layer more.
+        unsafe {
+            match &*self.layers {
+                [(p0, a0), (p1, a1)] => {
+                    p0.run(x, rows, a, relu(a0));
+                    p1.run(a, rows, y, relu(a1));
+                }
+                [(p0, a0), (p1, a1), (p2, a2)] => {
+                    p0.run(x, rows, a, relu(a0));
+                    p1.run(a, rows, b, relu(a1));
+                    p2.run(b, rows, y, relu(a2));
+                }
+                layers => {
+                    let (mut src, mut dst, mut spare) = (x, a, b);
+                    let last = layers.len() - 1;
+                    for (i, (p, act)) in layers.iter().enumerate() {
+                        if i == last {
+                            p.run(src, rows, y, relu(act));
+                        } else {
+                            p.run(src, rows, dst, relu(act));
+                            src = dst;
+                            std::mem::swap(&mut dst, &mut spare);
+                        }
+                    }
+                }
             }
         }
     }
@@ -993,7 +1061,10 @@ impl Program {
         let chain = self.chain.as_ref()?;
         let layers = chain.links.iter().zip(&binding.packs).map(|(l, p)| Some((Arc::clone(p.as_ref()?), l.act)));
         let layers: Box<[_]> = layers.collect::<Option<_>>()?;
-        (layers.len() == chain.links.len()).then_some(ChainLayers { layers, rows: chain.rows, widest: chain.widest })
+        if layers.len() != chain.links.len() {
+            return None;
+        }
+        ChainLayers::new(layers, chain.rows, chain.widest)
     }
 }
 
@@ -1234,5 +1305,63 @@ impl Buf {
     /// The buffer as a tensor value.
     pub(crate) fn into_tensor_value(self, shape: &[usize]) -> Result<Value> {
         self.into_value(shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{ChainLayers, STACK_FLOATS};
+    use crate::kernel::{best_isa, Activation, PackedDense};
+
+    fn layer(d: usize, f: usize, seed: usize) -> Arc<PackedDense> {
+        let w: Vec<f32> = (0..d * f).map(|i| ((i * 7 + seed) % 11) as f32 * 0.05 - 0.25).collect();
+        let b: Vec<f32> = (0..f).map(|i| (i % 3) as f32 * 0.1 - 0.1).collect();
+        Arc::new(PackedDense::new(best_isa(), &w, Some(&b), d, f).unwrap())
+    }
+
+    /// Chains of 2 to 5 layers, with intermediates on the stack and in the thread's buffers,
+    /// give the bits of their layers applied one by one; layers that do not connect, or ends
+    /// of other lengths, are refused.
+    #[test]
+    fn chains_equal_their_layers_one_by_one() {
+        for widths in [&[3usize, 8, 2][..], &[5, 16, 16, 4], &[4, 9, 33, 7, 3], &[2, 40, 1, 6, 6, 2]] {
+            for rows in [1usize, 3, 40] {
+                let layers: Vec<(Arc<PackedDense>, Activation)> = widths
+                    .windows(2)
+                    .enumerate()
+                    .map(|(i, w)| {
+                        let act = if i + 2 < widths.len() { Activation::Relu } else { Activation::Identity };
+                        (layer(w[0], w[1], i), act)
+                    })
+                    .collect();
+                let widest = widths[1..widths.len() - 1].iter().copied().max().unwrap();
+                let x: Vec<f32> = (0..rows * widths[0]).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect();
+                let mut want = x.clone();
+                for (p, act) in &layers {
+                    let mut next = vec![0.0f32; rows * p.f()];
+                    p.apply(&want, rows, &mut next, *act).unwrap();
+                    want = next;
+                }
+                let chain = ChainLayers::new(layers.clone().into(), rows, widest).unwrap();
+                let mut y = vec![f32::NAN; want.len()];
+                chain.run(&x, &mut y).unwrap();
+                let what = format!("{widths:?}, {rows} rows ({} intermediate floats)", rows * widest);
+                assert_eq!(
+                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{what}"
+                );
+                assert!(chain.run(&x[1..], &mut y).is_err() && chain.run(&x, &mut y[1..]).is_err(), "{what}");
+            }
+        }
+        // 1 and 3 rows keep their intermediates on the stack; 40 rows of 40 do not.
+        assert!(3 * 40 <= STACK_FLOATS && 40 * 40 > STACK_FLOATS);
+        let unconnected = vec![(layer(3, 4, 0), Activation::Relu), (layer(5, 2, 1), Activation::Identity)];
+        assert!(ChainLayers::new(unconnected.into(), 1, 4).is_none());
+        let too_wide = vec![(layer(3, 8, 0), Activation::Relu), (layer(8, 2, 1), Activation::Identity)];
+        assert!(ChainLayers::new(too_wide.into(), 1, 4).is_none());
+        assert!(ChainLayers::new(Vec::new().into(), 1, 4).is_none());
     }
 }
