@@ -1357,7 +1357,7 @@ mod tests {
             }
         }
         // 1 and 3 rows keep their intermediates on the stack; 40 rows of 40 do not.
-        assert!(3 * 40 <= STACK_FLOATS && 40 * 40 > STACK_FLOATS);
+        const { assert!(3 * 40 <= STACK_FLOATS && 40 * 40 > STACK_FLOATS) };
         let unconnected = vec![(layer(3, 4, 0), Activation::Relu), (layer(5, 2, 1), Activation::Identity)];
         assert!(ChainLayers::new(unconnected.into(), 1, 4).is_none());
         let too_wide = vec![(layer(3, 8, 0), Activation::Relu), (layer(8, 2, 1), Activation::Identity)];
