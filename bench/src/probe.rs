@@ -73,7 +73,17 @@ pub fn interleaved_medians(fs: &mut [&mut dyn FnMut()], sample: Duration, rounds
 #[must_use]
 pub fn paired_ratios(samples: &[Vec<f64>]) -> Vec<f64> {
     let Some(base) = samples.first() else { return Vec::new() };
-    samples.iter().map(|s| median(&s.iter().zip(base).map(|(a, b)| a / b).collect::<Vec<_>>())).collect()
+    samples.iter().map(|s| paired_ratio(s, base)).collect()
+}
+
+/// `a`'s time relative to `b`'s, paired by round: the median of `a[r] / b[r]`.
+///
+/// ```
+/// assert_eq!(nnjit_bench::probe::paired_ratio(&[2.0, 9.0, 4.0], &[1.0, 3.0, 4.0]), 2.0);
+/// ```
+#[must_use]
+pub fn paired_ratio(a: &[f64], b: &[f64]) -> f64 {
+    median(&a.iter().zip(b).map(|(a, b)| a / b).collect::<Vec<_>>())
 }
 
 /// The median of `v` (the upper one of an even count); NaN when `v` is empty.

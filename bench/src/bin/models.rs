@@ -11,7 +11,8 @@
 //! apply, the other crates within float32 rounding). Contenders are timed in interleaved rounds
 //! of short samples (`probe::interleaved_samples`), so machine load hits them alike; the table
 //! gives median ns per forward and each entry's ratio to the floor, paired by round (the median
-//! of its per-round ratios, `probe::paired_ratios`). Every crate runs on one thread: candle
+//! of its per-round ratios, `probe::paired_ratios`), and the lifted apply against the fastest
+//! peer, paired the same way. Every crate runs on one thread: candle
 //! through `RAYON_NUM_THREADS`/`CANDLE_NUM_THREADS` (`nnjit_bench::single_threaded`), tract with
 //! its default single-thread executor, ndarray and nalgebra through matrixmultiply without
 //! threading. Writes `bench/results/models.csv` and `bench/results/models.svg` (ratio to the
@@ -26,7 +27,7 @@ use nnjit::kernel::{best_isa, Activation, PackedDense};
 use nnjit::nn::{self, Lifted, Module, Scope, Tensor};
 use nnjit::Variables;
 use nnjit_bench::chart::{Bar, BarChart, Group, Layout, Series};
-use nnjit_bench::probe::{interleaved_samples, median, paired_ratios};
+use nnjit_bench::probe::{interleaved_samples, median, paired_ratio, paired_ratios};
 use nnjit_bench::{max_rel_diff, single_threaded};
 
 /// `Dense → relu → … → Dense` with the given widths.
@@ -526,7 +527,10 @@ struct Row {
     name: &'static str,
     exact: bool,
     ns: f64,
+    /// Time relative to the floor, paired by round.
     ratio: f64,
+    /// The lifted apply's time relative to this entry's, paired by round.
+    lifted_over: f64,
     err: f64,
 }
 
@@ -570,17 +574,19 @@ fn main() {
             drop(refs);
             drop(runs);
             let ratios = paired_ratios(&samples);
+            let lifted = cs.iter().position(|c| c.name == "lifted apply").map(|i| samples[i].clone());
             for (((c, s), &ratio), &err) in cs.iter().zip(&samples).zip(&ratios).zip(&errs) {
-                let ns = median(s);
-                rows.push(Row { model: case.model(), n, name: c.name, exact: c.exact, ns, ratio, err });
+                let (ns, lifted_over) = (median(s), lifted.as_ref().map_or(f64::NAN, |l| paired_ratio(l, s)));
+                rows.push(Row { model: case.model(), n, name: c.name, exact: c.exact, ns, ratio, lifted_over, err });
             }
             eprintln!("timed {}, batch {n}", case.model());
         }
     }
     table(&rows);
-    let mut csv = String::from("model,batch,entry,ns,ratio_to_floor,max_rel_diff\n");
+    let mut csv = String::from("model,batch,entry,ns,ratio_to_floor,lifted_apply_over_entry,max_rel_diff\n");
     for r in &rows {
-        let _ = writeln!(csv, "{},{},{},{:.1},{:.3},{:.1e}", r.model, r.n, r.name, r.ns, r.ratio, r.err);
+        let (m, n, name, ns, ratio, over, err) = (&r.model, r.n, r.name, r.ns, r.ratio, r.lifted_over, r.err);
+        let _ = writeln!(csv, "{m},{n},{name},{ns:.1},{ratio:.3},{over:.3},{err:.1e}");
     }
     if only.is_some() {
         return; // a rerun of some rows: the files keep the full run
@@ -611,8 +617,8 @@ fn main() {
             "four identical blocks {width}-wide, batch {n}: plain {:.0} ns, lifted children {:.0} ns ({ratio:.2}×)",
             t[0], t[1]
         );
-        let _ = writeln!(csv, "four blocks {width},{n},plain apply,{:.1},,", t[0]);
-        let _ = writeln!(csv, "four blocks {width},{n},lifted children,{:.1},{ratio:.3},", t[1]);
+        let _ = writeln!(csv, "four blocks {width},{n},plain apply,{:.1},,,", t[0]);
+        let _ = writeln!(csv, "four blocks {width},{n},lifted children,{:.1},{ratio:.3},,", t[1]);
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
     for (file, text) in [("models.csv", csv), ("models.svg", svg(&rows))] {
@@ -655,10 +661,11 @@ fn table(rows: &[Row]) {
                 None => line.push_str(" – |"),
             }
         }
-        let lifted = ns_of("lifted apply").unwrap_or(f64::NAN);
-        match at.iter().filter(|r| !r.exact).min_by(|a, b| a.ns.total_cmp(&b.ns)) {
+        // The fastest peer by its time paired with the floor's; the lifted apply against it
+        // paired round by round.
+        match at.iter().filter(|r| !r.exact).min_by(|a, b| a.ratio.total_cmp(&b.ratio)) {
             Some(p) => {
-                let _ = write!(line, " {} {} | {:.2}× |", p.name, group(p.ns), lifted / p.ns);
+                let _ = write!(line, " {} {} | {:.2}× |", p.name, group(p.ns), p.lifted_over);
             }
             None => line.push_str(" – | – |"),
         }
