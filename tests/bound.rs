@@ -97,6 +97,28 @@ fn fixed_entries_equal_apply() {
     let mut y = [0.0f32; 7];
     br.apply_into(&xa, &mut y).unwrap();
     assert_eq!(bits(&y), bits(&want));
+    // Narrow layers (3 → 4) run their kernel inline on x86, with and without relu; one row
+    // and a batch of rows alike.
+    let x3 = [[0.5f32, -1.25, 2.0], [-3.0, 0.25, 1.0]];
+    let d3 = nn::JitDense::new(4);
+    let d3v = d3.init(nn::PRNGKey(2), x3[0]).unwrap();
+    let r3 = JitDenseRelu { features: 4 };
+    let r3v = DenseRelu { features: 4 }.init(nn::PRNGKey(3), x3[0]).unwrap();
+    let f3 = d3.bind_fixed::<3, 4>(&d3v).unwrap();
+    let fr3 = r3.bind_fixed::<3, 4>(&r3v).unwrap();
+    let b3 = d3.bind(&d3v, ndarray::arr2(&x3)).unwrap().into_fixed::<3, 4, 2>().unwrap();
+    let br3 = r3.bind(&r3v, ndarray::arr2(&x3)).unwrap().into_fixed::<3, 4, 2>().unwrap();
+    let mut clipped = false;
+    for (i, row) in x3.iter().enumerate() {
+        let want = flat(&d3.apply(&d3v, *row).unwrap());
+        assert_eq!(bits(&f3.apply(row).unwrap()), bits(&want));
+        assert_eq!(bits(&b3.apply_batch(&x3).unwrap()[i]), bits(&want));
+        let want = flat(&r3.apply(&r3v, *row).unwrap());
+        clipped |= want.contains(&0.0);
+        assert_eq!(bits(&fr3.apply(row).unwrap()), bits(&want));
+        assert_eq!(bits(&br3.apply_batch(&x3).unwrap()[i]), bits(&want));
+    }
+    assert!(clipped, "relu clipped some outputs");
 }
 
 /// `relu(Dense(x))`: a one-layer chain with relu fused into the kernel.

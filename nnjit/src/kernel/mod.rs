@@ -67,6 +67,8 @@ mod small;
 mod tests;
 
 pub use fixed::FixedDense;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use fixed::InlineDense;
 pub use isa::{best_isa, Isa};
 pub use pack::PackedDense;
 
