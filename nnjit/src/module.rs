@@ -715,7 +715,6 @@ pub trait Module {
     }
 }
 
-/// Runs `m` at the root of `frame`, checking the output for failed tensors.
 /// [`Module::apply`]'s body, for a module that overrides `apply` with a faster path for some
 /// inputs and falls back to it for the others.
 pub(crate) fn apply_plain<M: Module>(
@@ -727,6 +726,7 @@ pub(crate) fn apply_plain<M: Module>(
     run(m, &mut frame, x.feed()?)?.into_host()
 }
 
+/// Runs `m` at the root of `frame`, checking the output for failed tensors.
 pub(crate) fn run<M: Module + ?Sized>(m: &M, frame: &mut Frame<'_>, x: M::Input) -> Result<M::Output> {
     let mut scope = Scope::root(frame);
     scope.set_module(m.type_name());

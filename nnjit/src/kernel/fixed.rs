@@ -61,7 +61,7 @@ unsafe impl<const D: usize, const F: usize> Sync for FixedDense<D, F> {}
 /// The inline kernel of a [`FixedDense`] with relu after it (`RELU`) or not, taken out once by
 /// a caller that keeps the layer (a bound `Fixed` entry): an `Option` of it is tested as one
 /// pointer, and the activation is in the type, so that test is the whole dispatch of a call (a
-/// 3 → 4 layer: 0.96–1.00× the previous release's infallible entry, against 1.12–1.14× when
+/// 3 → 4 layer: 0.96–0.99× the previous release's infallible entry, against 1.12–1.14× when
 /// the layer's `Option`, its inline pointer and its activation were tested in turn).
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, Debug)]
@@ -234,16 +234,16 @@ impl<const D: usize, const F: usize> FixedDense<D, F> {
     #[inline(always)]
     pub(crate) unsafe fn write_act(&self, x: &[f32; D], y: *mut f32, act: Activation) {
         let relu = act == Activation::Relu;
+        // SAFETY (both): the kernel came from `self`, alive for this call; `y` per this
+        // function's contract.
         #[cfg(target_arch = "x86_64")]
-        if let Some(k) = self.inline_dense::<false>() {
-            // SAFETY: `k` came from `self`, alive for this call; `y` per this function's
-            // contract.
-            unsafe {
-                match relu {
-                    true => InlineDense::<D, F, true> { w: k.w }.write(x, y),
-                    false => k.write(x, y),
-                }
+        if relu {
+            if let Some(k) = self.inline_dense::<true>() {
+                unsafe { k.write(x, y) };
+                return;
             }
+        } else if let Some(k) = self.inline_dense::<false>() {
+            unsafe { k.write(x, y) };
             return;
         }
         // SAFETY: `kern` are the D → F kernels of `self.isa()` (checked available in `new`)
