@@ -38,7 +38,10 @@
 //! AVX2, 32 on NEON) goes straight to one fully inlined tile function (no driver); a row or
 //! two of large row-major weights (in [`dense`]) is computed in blocks of 4 consecutive `k`,
 //! each output's chain carried through `y` between blocks (an f32 store and reload is exact),
-//! so that the weights are read row by row. [`dense`] and [`PackedDense::apply`] run on the
+//! so that the weights are read row by row. A [`PackedDense`] of 64 Ki weights or more reads
+//! its column tiles backwards on every other call (module `sweep`), so that a model whose
+//! weights outgrow the core's L2 finds most of them still there from the call before.
+//! [`dense`] and [`PackedDense::apply`] run on the
 //! calling thread; [`parallel`] (all of the threading: the splits, the worker pool, the
 //! thread-count setting) splits a product across threads (rows or column panels of the
 //! output, never the contraction), which module applies do when [`parallel::num_threads`]
@@ -63,6 +66,7 @@ pub mod parallel;
 pub mod reference;
 mod simd;
 mod small;
+mod sweep;
 #[cfg(test)]
 mod tests;
 
@@ -187,6 +191,7 @@ impl DenseProblem<'_> {
             padded: false,
             y: y.wrapping_add(c0),
             relu: self.act == Activation::Relu,
+            rev: false,
         }
     }
 }

@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use super::isa::{self, Isa, Kernels};
 use super::simd::{DriveFn, Geometry, SmallFn};
+use super::sweep::Sweep;
 use super::{check_len, Activation};
 use crate::error::{Error, Result};
 use crate::fallible::try_with_capacity;
@@ -93,6 +94,8 @@ pub struct PackedDense {
     small: Option<&'static [SmallFn; 2]>,
     /// Lanes of the last vector (for `small`).
     rem: usize,
+    /// The order of the next pass over the column tiles (alternating for large weights).
+    sweep: Sweep,
 }
 
 impl fmt::Debug for PackedDense {
@@ -163,7 +166,8 @@ impl PackedDense {
             Some((k, rem)) => (Some(k), rem),
             None => (None, l),
         };
-        Ok(PackedDense { isa, d, f, w: wbuf, bias, ldw, wv, kernels, drive: kernels.drive, small, rem })
+        let sweep = Sweep::new(len);
+        Ok(PackedDense { isa, d, f, w: wbuf, bias, ldw, wv, kernels, drive: kernels.drive, small, rem, sweep })
     }
 
     /// Input features `D`.
@@ -283,6 +287,7 @@ impl PackedDense {
             padded: true,
             y,
             relu,
+            rev: self.sweep.next(),
         };
         // SAFETY: `drive` belongs to `self.isa`, checked available in `new`; the panels and the
         // bias were laid out for its lane count with padding, `x`/`y` per the caller.
@@ -297,16 +302,26 @@ impl PackedDense {
         (self.kernels.col_tile)(n)
     }
 
+    /// The order of this call's pass over the column tiles (`true`: last first), alternating
+    /// from call to call for large weights (see [`Sweep`]).
+    #[inline]
+    pub(crate) fn next_sweep(&self) -> bool {
+        self.sweep.next()
+    }
+
     /// Columns `cols = c0..c1` of `y = act(x·W + b)` for `n` rows, with rows of `y` `ldy`
     /// floats apart: writes `y[r·ldy + j]` for `r < n`, `j` in `c0..c1`, and nothing else.
     /// Every output is computed by the same driver and tile code as in [`run`](Self::run)
-    /// (one whole FMA chain each), so its bits are those of `apply`.
+    /// (one whole FMA chain each), so its bits are those of `apply`. `rev`: the column tiles
+    /// from the last to the first (every thread of one layer call takes the same
+    /// [`next_sweep`](Self::next_sweep), so their ranges alternate together).
     ///
     /// # Safety
     /// `c0` is a multiple of [`Isa::lanes`] and `c0 <= c1 <= F`; `x` is valid for `n·D` reads;
     /// `y + r·ldy + j` is valid for writes for every `r < n` and `j` in `c0..c1`, and these
     /// floats overlap neither `x` nor this object (nor anything another thread accesses
     /// meanwhile).
+    #[allow(clippy::too_many_arguments)] // a raw kernel entry: the product, then how to run it
     pub(crate) unsafe fn run_cols(
         &self,
         x: *const f32,
@@ -315,6 +330,7 @@ impl PackedDense {
         ldy: usize,
         cols: Range<usize>,
         relu: bool,
+        rev: bool,
     ) {
         let (c0, c1) = (cols.start, cols.end);
         let l = self.isa.lanes();
@@ -334,6 +350,7 @@ impl PackedDense {
             padded: true,
             y: y.wrapping_add(c0),
             relu,
+            rev,
         };
         // SAFETY: `kernels` are those of `self.isa`, checked available in `new`. Since c0 is
         // a multiple of L, the sub-problem's panels are whole panels of this layer: its

@@ -58,6 +58,10 @@ pub(crate) type FixedFn = unsafe fn(*const f32, *const f32, *const f32, *mut f32
 /// of a wider output can so be computed while other threads write the other columns). The
 /// stride is an argument, not a field, so that every `Geometry { .. }` literal in the crate
 /// keeps its meaning.
+///
+/// `rev` asks for the column tiles from the last to the first (see
+/// [`Sweep`](super::sweep::Sweep)). Every output is one tile's own chain whatever the order,
+/// so the bits do not depend on it; a driver without tiles may ignore it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Geometry {
     pub n: usize,
@@ -71,6 +75,7 @@ pub(crate) struct Geometry {
     pub padded: bool,
     pub y: *mut f32,
     pub relu: bool,
+    pub rev: bool,
 }
 
 impl Geometry {
@@ -94,6 +99,7 @@ impl Geometry {
                 padded: ptr::read_volatile(&self.padded),
                 y: ptr::read_volatile(&self.y),
                 relu: ptr::read_volatile(&self.relu),
+                rev: ptr::read_volatile(&self.rev),
             }
         }
     }
@@ -392,7 +398,8 @@ unsafe fn tile_scalar(t: &Tile, lanes: usize, cols: usize) {
 }
 
 /// Covers the `(n, f)` output with tiles: column tiles outside (so a tile's weights are
-/// reused from cache by every row block), row blocks inside.
+/// reused from cache by every row block), row blocks inside; the column tiles from the last
+/// to the first when `g.rev`.
 ///
 /// # Safety
 /// `g` satisfies the [`Geometry`] invariants for `S::L` lanes.
@@ -430,9 +437,11 @@ unsafe fn drive_tiles<S: Simd>(g: &Geometry, ldy: usize) {
         return;
     }
     let (nvmax, mrmax) = S::plan(g.n);
-    let mut j = 0;
-    while j < g.f {
-        let cols = (g.f - j).min(nvmax * l);
+    let tile_cols = nvmax * l;
+    let tiles = g.f.div_ceil(tile_cols);
+    for i in 0..tiles {
+        let j = if g.rev { tiles - 1 - i } else { i } * tile_cols;
+        let cols = (g.f - j).min(tile_cols);
         let nv = cols.div_ceil(l);
         let rem = cols - (nv - 1) * l;
         let st = rem != l;
@@ -471,7 +480,6 @@ unsafe fn drive_tiles<S: Simd>(g: &Geometry, ldy: usize) {
             // SAFETY: as above with rows i..n.
             unsafe { run_tile::<S>(S::tile_fn(m, nv, ld, st), &t, m, nv, ld, st) };
         }
-        j += cols;
     }
 }
 

@@ -138,7 +138,7 @@ pub(crate) unsafe fn packed_row<S: Simd, const D: usize, const F: usize>(
     y: *mut f32,
     relu: bool,
 ) {
-    let g = Geometry { n: 1, d: D, f: F, x, w, ldw: S::L, wv: D * S::L, bias, padded: true, y, relu };
+    let g = Geometry { n: 1, d: D, f: F, x, w, ldw: S::L, wv: D * S::L, bias, padded: true, y, relu, rev: false };
     // SAFETY: the caller's contract is the Geometry invariants of one padded row.
     unsafe { drive::<S>(&g) }
 }

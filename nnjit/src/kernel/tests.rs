@@ -225,6 +225,29 @@ fn larger_shapes() {
     }
 }
 
+/// Layers of 64 Ki weights or more alternate the order of their column tiles from one pass to
+/// the next (`Sweep`): passes in both orders, on one thread and split by columns, give the
+/// reference bits (several column tiles, a partial last one, specials).
+#[test]
+fn large_layers_in_both_orders() {
+    for (n, d, f, specials) in [(1, 257, 300, false), (2, 129, 600, true), (7, 66, 1000, true)] {
+        assert!(d * f >= 1 << 16);
+        let c = Case::new(n, d, f, true, Activation::Relu, specials, 5);
+        let want = c.reference();
+        for isa in Isa::all_available() {
+            let p = PackedDense::new(isa, &c.w, c.b.as_deref(), d, f).unwrap();
+            for pass in 0..2 {
+                let mut y = vec![-7.0; n * f];
+                p.apply(&c.x, n, &mut y, c.act).unwrap();
+                assert_same(&y, &want, &|| c.name(isa, &format!("PackedDense pass {pass}")));
+                let mut y = vec![-7.0; n * f];
+                parallel::apply_split(&p, &c.x, n, &mut y, c.act, parallel::Split::Columns(2)).unwrap();
+                assert_same(&y, &want, &|| c.name(isa, &format!("two column ranges, pass {pass}")));
+            }
+        }
+    }
+}
+
 /// Large unpacked weights with one or two rows take the k-blocked driver (chains carried in
 /// `y` between blocks of k): odd D and F, partial tiles, specials.
 #[test]

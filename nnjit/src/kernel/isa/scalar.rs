@@ -89,7 +89,7 @@ pub(crate) unsafe fn fixed_scalar<const D: usize, const F: usize>(
     y: *mut f32,
     relu: bool,
 ) {
-    let g = Geometry { n: 1, d: D, f: F, x, w, ldw: F, wv: 1, bias, padded: false, y, relu };
+    let g = Geometry { n: 1, d: D, f: F, x, w, ldw: F, wv: 1, bias, padded: false, y, relu, rev: false };
     // SAFETY: the caller's contract is the Geometry invariants for one row.
     unsafe { drive_scalar(&g) }
 }

@@ -259,6 +259,7 @@ pub(crate) fn apply_split(
         Split::Rows(t) => split_rows(x, n, d, y, f, t, &|xb, rows, yb| layer.apply(xb, rows, yb, act)),
         Split::Columns(t) if n > 0 && d > 0 => {
             let relu = act == Activation::Relu;
+            let rev = layer.next_sweep();
             let out = OutPtr(y.as_mut_ptr());
             split_cols(f, layer.isa().lanes(), layer.col_tile(n), t, &|c0, c1| {
                 // SAFETY: `c0` is a multiple of L (a panel boundary) and c0 < c1 <= f
@@ -267,7 +268,7 @@ pub(crate) fn apply_split(
                 // runs once, so no two threads write the same float, and `run_cols` writes only
                 // its columns; `y` is a unique borrow not otherwise used until `split_cols`
                 // returns, after every range.
-                unsafe { layer.run_cols(x.as_ptr(), n, out.get(), f, c0..c1, relu) };
+                unsafe { layer.run_cols(x.as_ptr(), n, out.get(), f, c0..c1, relu, rev) };
             });
             Ok(())
         }
@@ -767,19 +768,28 @@ mod tests {
                 let layer = PackedDense::new(isa, &w, Some(&b), d, f).unwrap();
                 let starts: Vec<usize> = (0..f).step_by(l).collect();
                 for &c0 in &starts {
-                    for c1 in [c0, (c0 + 1).min(f), (c0 + l).min(f), (c0 + 2 * l + 3).min(f), f] {
+                    let ends = [c0, (c0 + 1).min(f), (c0 + l).min(f), (c0 + 2 * l + 3).min(f), f];
+                    for (c1, rev) in ends.into_iter().flat_map(|c1| [(c1, false), (c1, true)]) {
                         let sentinel = f32::from_bits(0x7F80_1234);
                         let mut y = vec![sentinel; n * ldy];
                         // SAFETY: c0 is a multiple of L, c0 <= c1 <= f; x has n·d floats; y has
                         // n·ldy >= (n-1)·ldy + f floats; nothing else uses y.
-                        unsafe { layer.run_cols(x.as_ptr(), n, y.as_mut_ptr(), ldy, c0..c1, true) };
+                        unsafe { layer.run_cols(x.as_ptr(), n, y.as_mut_ptr(), ldy, c0..c1, true, rev) };
                         for r in 0..n {
                             for j in 0..ldy {
                                 let got = y[r * ldy + j].to_bits();
                                 if (c0..c1).contains(&j) {
-                                    assert_eq!(got, want[r * f + j].to_bits(), "{isa} n={n} {c0}..{c1}: ({r}, {j})");
+                                    assert_eq!(
+                                        got,
+                                        want[r * f + j].to_bits(),
+                                        "{isa} n={n} {c0}..{c1} rev={rev}: ({r}, {j})"
+                                    );
                                 } else {
-                                    assert_eq!(got, sentinel.to_bits(), "{isa} n={n} {c0}..{c1}: wrote ({r}, {j})");
+                                    assert_eq!(
+                                        got,
+                                        sentinel.to_bits(),
+                                        "{isa} n={n} {c0}..{c1} rev={rev}: wrote ({r}, {j})"
+                                    );
                                 }
                             }
                         }
