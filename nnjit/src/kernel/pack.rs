@@ -64,6 +64,11 @@ impl AlignedBuf {
 /// it — no allocation, no feature detection per call. Results are bit-identical to
 /// [`dense`](super::dense) and to [`reference::dense_reference`](super::reference::dense_reference).
 ///
+/// A layer of 64 Ki weights or more reads its column tiles backwards on every other call, so
+/// that a model a little larger than the core's L2 finds most of its weights still cached from
+/// the call before (the same bits either way; the direction is the only state an apply
+/// changes, and threads sharing the layer may flip it in any order).
+///
 /// ```
 /// use nnjit::kernel::{best_isa, Activation, PackedDense};
 /// // W is (D=2, F=3), row-major.
