@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use super::isa::{self, Isa, Kernels};
 use super::simd::{DriveFn, Geometry, SmallFn};
-use super::sweep::Sweep;
+use super::sweep;
 use super::{check_len, Activation};
 use crate::error::{Error, Result};
 use crate::fallible::try_with_capacity;
@@ -64,10 +64,10 @@ impl AlignedBuf {
 /// it — no allocation, no feature detection per call. Results are bit-identical to
 /// [`dense`](super::dense) and to [`reference::dense_reference`](super::reference::dense_reference).
 ///
-/// A layer of 64 Ki weights or more reads its column tiles backwards on every other call, so
-/// that a model a little larger than the core's L2 finds most of its weights still cached from
-/// the call before (the same bits either way; the direction is the only state an apply
-/// changes, and threads sharing the layer may flip it in any order).
+/// A layer of 64 Ki weights or more reads its column tiles backwards on every other call of
+/// a thread, so that a model a little larger than the core's L2 finds most of its weights
+/// still cached from the call before (the same bits either way; the direction is kept per
+/// thread, outside the layer).
 ///
 /// ```
 /// use nnjit::kernel::{best_isa, Activation, PackedDense};
@@ -99,8 +99,9 @@ pub struct PackedDense {
     small: Option<&'static [SmallFn; 2]>,
     /// Lanes of the last vector (for `small`).
     rem: usize,
-    /// The order of the next pass over the column tiles (alternating for large weights).
-    sweep: Sweep,
+    /// Whether the column tiles' order alternates from call to call (large weights; see
+    /// module `sweep`).
+    sweep: bool,
 }
 
 impl fmt::Debug for PackedDense {
@@ -171,7 +172,7 @@ impl PackedDense {
             Some((k, rem)) => (Some(k), rem),
             None => (None, l),
         };
-        let sweep = Sweep::new(len);
+        let sweep = sweep::alternates(len);
         Ok(PackedDense { isa, d, f, w: wbuf, bias, ldw, wv, kernels, drive: kernels.drive, small, rem, sweep })
     }
 
@@ -292,7 +293,7 @@ impl PackedDense {
             padded: true,
             y,
             relu,
-            rev: self.sweep.next(),
+            rev: self.next_sweep(),
         };
         // SAFETY: `drive` belongs to `self.isa`, checked available in `new`; the panels and the
         // bias were laid out for its lane count with padding, `x`/`y` per the caller.
@@ -307,18 +308,18 @@ impl PackedDense {
         (self.kernels.col_tile)(n)
     }
 
-    /// The order of this call's pass over the column tiles (`true`: last first), alternating
-    /// from call to call for large weights (see [`Sweep`]).
+    /// The order of this thread's pass over the column tiles (`true`: last first),
+    /// alternating from call to call for large weights (module `sweep`).
     #[inline]
     pub(crate) fn next_sweep(&self) -> bool {
-        self.sweep.next()
+        self.sweep && sweep::next_backwards(self.w.as_ptr() as usize)
     }
 
     /// Columns `cols = c0..c1` of `y = act(x·W + b)` for `n` rows, with rows of `y` `ldy`
     /// floats apart: writes `y[r·ldy + j]` for `r < n`, `j` in `c0..c1`, and nothing else.
     /// Every output is computed by the same driver and tile code as in [`run`](Self::run)
     /// (one whole FMA chain each), so its bits are those of `apply`. `rev`: the column tiles
-    /// from the last to the first (every thread of one layer call takes the same
+    /// from the last to the first (every thread of one layer call takes the calling thread's
     /// [`next_sweep`](Self::next_sweep), so their ranges alternate together).
     ///
     /// # Safety

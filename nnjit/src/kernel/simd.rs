@@ -59,9 +59,9 @@ pub(crate) type FixedFn = unsafe fn(*const f32, *const f32, *const f32, *mut f32
 /// stride is an argument, not a field, so that every `Geometry { .. }` literal in the crate
 /// keeps its meaning.
 ///
-/// `rev` asks for the column tiles from the last to the first (see
-/// [`Sweep`](super::sweep::Sweep)). Every output is one tile's own chain whatever the order,
-/// so the bits do not depend on it; a driver without tiles may ignore it.
+/// `rev` asks for the column tiles from the last to the first (see module `sweep`). Every
+/// output is one tile's own chain whatever the order, so the bits do not depend on it; a
+/// driver without tiles may ignore it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Geometry {
     pub n: usize,
