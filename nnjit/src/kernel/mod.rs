@@ -39,13 +39,12 @@
 //! two of large row-major weights (in [`dense`]) is computed in blocks of 4 consecutive `k`,
 //! each output's chain carried through `y` between blocks (an f32 store and reload is exact),
 //! so that the weights are read row by row. A [`PackedDense`] of 64 Ki weights or more reads
-//! its column tiles backwards on every other call (module `sweep`), so that a model whose
-//! weights outgrow the core's L2 finds most of them still there from the call before.
-//! [`dense`] and [`PackedDense::apply`] run on the
-//! calling thread; [`parallel`] (all of the threading: the splits, the worker pool, the
-//! thread-count setting) splits a product across threads (rows or column panels of the
-//! output, never the contraction), which module applies do when [`parallel::num_threads`]
-//! (`NNJIT_NUM_THREADS`) allows.
+//! its column tiles backwards on every other call of a thread (module `sweep`), so that a
+//! model whose weights outgrow the core's L2 finds most of them still there from the call
+//! before. [`dense`] and [`PackedDense::apply`] run on the calling thread; [`parallel`] (all
+//! of the threading: the splits, the worker pool, the thread-count setting) splits a product
+//! across threads (rows or column panels of the output, never the contraction), which module
+//! applies do when [`parallel::num_threads`] (`NNJIT_NUM_THREADS`) allows.
 //!
 //! ```
 //! use nnjit::kernel::{dense, best_isa, Activation, DenseProblem};
