@@ -3,19 +3,22 @@
 //! `cargo run --release -p nnjit-bench --bin report [-- --quick] [--shape NxDxF ...]`
 //!
 //! Probes the single-core FMA peak and the cache bandwidths, times every contender of
-//! `nnjit_bench::contenders` at every shape (median of several samples), prints a table with
-//! each time relative to nnjit's `PackedDense`, to the best exact lifted entry (the faster
+//! `nnjit_bench::contenders` at every shape (the median of interleaved samples), prints a
+//! table with each time relative to nnjit's `PackedDense`, to the best exact lifted entry (the faster
 //! of `PackedDense` and, where it is instantiated, `FixedDense`, named in column
 //! `best_lifted_entry`) and to the roofline bound, then a summary of the best lifted entry
 //! against the best peer library per shape, and writes `bench/results/dense.csv` and
 //! `bench/results/dense.svg`. Every row is kept; the best-lifted columns only add a view.
+//! Ratios between contenders are paired by round (the median of the per-round quotients), so
+//! that a slower phase of a shared machine hits both sides of a ratio alike; ratios to the
+//! roofline bound divide the median.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use nnjit_bench::chart::{Bar, BarChart, Group, Layout, Series};
-use nnjit_bench::probe::{interleaved_medians, Machine};
+use nnjit_bench::probe::{interleaved_samples, median, paired_ratio, Machine};
 use nnjit_bench::{contenders, is_peer, single_threaded, verify, Problem, LIFTED, OURS, SHAPES};
 
 struct Row {
@@ -26,6 +29,8 @@ struct Row {
     name: String,
     exact: bool,
     ns: f64,
+    /// Nanoseconds per forward in each round (what the paired ratios are taken from).
+    samples: Vec<f64>,
     ratio: f64,
     /// The best exact lifted entry at this shape (see the module docs).
     best_lifted: String,
@@ -87,48 +92,50 @@ fn main() {
         let mut runs: Vec<Box<dyn FnMut() + '_>> =
             cs.iter_mut().zip(&reps).map(|(c, &r)| Box::new(move || c.run_batch(r)) as Box<dyn FnMut()>).collect();
         let mut refs: Vec<&mut dyn FnMut()> = runs.iter_mut().map(|r| &mut **r as &mut dyn FnMut()).collect();
-        let medians: Vec<f64> = interleaved_medians(&mut refs, sample, samples)
+        // Per contender, nanoseconds per forward in each round.
+        let per_round: Vec<Vec<f64>> = interleaved_samples(&mut refs, sample, samples)
             .into_iter()
             .zip(&reps)
-            .map(|(ns, &r)| ns / r as f64)
+            .map(|(s, &r)| s.into_iter().map(|ns| ns / r as f64).collect())
             .collect();
         drop(refs);
         drop(runs);
-        let timed: Vec<(String, bool, f64)> =
-            cs.iter().zip(medians).map(|(c, ns)| (c.name.clone(), c.exact, ns)).collect();
-        let ours = timed.iter().find(|t| t.0 == OURS).map(|t| t.2).unwrap_or(f64::NAN);
-        let (best_name, best_ns) = timed
+        let timed: Vec<(String, bool, f64, Vec<f64>)> =
+            cs.iter().zip(per_round).map(|(c, s)| (c.name.clone(), c.exact, median(&s), s)).collect();
+        let ours = timed.iter().find(|t| t.0 == OURS).map_or(&[][..], |t| t.3.as_slice());
+        let (best_name, best_ns, best) = timed
             .iter()
             .filter(|t| LIFTED.contains(&t.0.as_str()))
             .min_by(|a, b| a.2.total_cmp(&b.2))
-            .map(|t| (t.0.clone(), t.2))
-            .unwrap_or_else(|| (OURS.to_string(), ours));
+            .map_or((OURS.to_string(), median(ours), ours), |t| (t.0.clone(), t.2, t.3.as_slice()));
         println!("    best exact lifted entry: {best_name} ({best_ns:.1} ns)");
         println!(
             "    {:<34} {:>12} {:>9} {:>12} {:>9}",
             "contender", "median ns", "/ packed", "/ best lift", "/ bound"
         );
-        for (name, exact, ns) in timed {
+        for (name, exact, ns, samples) in &timed {
+            let (ratio, ratio_best_lifted) = (paired_ratio(samples, ours), paired_ratio(samples, best));
             println!(
                 "    {:<34} {:>12.2} {:>8.2}x {:>11.2}x {:>8.2}x{}",
                 name,
                 ns,
-                ns / ours,
-                ns / best_ns,
+                ratio,
+                ratio_best_lifted,
                 ns / bound,
-                if exact { "" } else { "   (not Flax-exact)" }
+                if *exact { "" } else { "   (not Flax-exact)" }
             );
             rows.push(Row {
                 shape: p.label(),
                 n,
                 d,
                 f,
-                name,
-                exact,
-                ns,
-                ratio: ns / ours,
+                name: name.clone(),
+                exact: *exact,
+                ns: *ns,
+                samples: samples.clone(),
+                ratio,
                 best_lifted: best_name.clone(),
-                ratio_best_lifted: ns / best_ns,
+                ratio_best_lifted,
                 bound_ns: bound,
                 chain_ns: chain,
             });
@@ -170,7 +177,8 @@ fn main() {
 }
 
 /// Per shape: nnjit's `PackedDense`, the best exact lifted entry (named), the best peer
-/// library, and the best lifted entry's time relative to that peer (the goal is at most 0.9×).
+/// library, and the best lifted entry's time relative to that peer, paired by round (the goal
+/// is at most 0.9×).
 fn summary(rows: &[Row]) {
     let mut shapes: Vec<&str> = Vec::new();
     for r in rows {
@@ -191,17 +199,12 @@ fn summary(rows: &[Row]) {
             continue;
         };
         let peer = at.iter().filter(|r| is_peer(&r.name)).min_by(|a, b| a.ns.total_cmp(&b.ns));
-        let (peer_name, peer_ns) = peer.map_or(("-", f64::NAN), |p| (p.name.as_str(), p.ns));
+        let (peer_name, peer_ns, vs_peer) = peer
+            .map_or(("-", f64::NAN, f64::NAN), |p| (p.name.as_str(), p.ns, paired_ratio(&best.samples, &p.samples)));
         let short = best.name.strip_prefix("nnjit ").unwrap_or(&best.name);
         println!(
             "    {:>14} {:>12.2} {:>20} {:>12.2} {:>28} {:>12.2} {:>11.2}x",
-            shape,
-            packed,
-            short,
-            best.ns,
-            peer_name,
-            peer_ns,
-            best.ns / peer_ns
+            shape, packed, short, best.ns, peer_name, peer_ns, vs_peer
         );
     }
     println!();
