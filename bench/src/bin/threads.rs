@@ -7,10 +7,11 @@
 //!
 //! For each shape, every contender is verified (nnjit bit for bit against the reference,
 //! peers within float32 rounding), then timed `K` times (default 3) with
-//! `probe::interleaved_medians` — contenders interleaved, so a change of machine load hits
+//! `probe::interleaved_samples` — contenders interleaved, so a change of machine load hits
 //! them alike. Prints the median over the passes (and the spread), each time relative to
-//! nnjit on one thread and each 2-thread time relative to the same library on one thread,
-//! with the 1-minute load average before and after the shape; writes
+//! nnjit on one thread and each 2-thread time relative to the same library on one thread
+//! (both paired by round: the median over every round of every pass of the per-round
+//! quotient), with the 1-minute load average before and after the shape; writes
 //! `bench/results/threads.csv`.
 
 use std::fmt::Write as _;
@@ -23,7 +24,7 @@ use nnjit::kernel::reference::dense_reference;
 use nnjit::kernel::{best_isa, Activation, DenseProblem, PackedDense};
 use nnjit::nn::Module;
 use nnjit_bench::max_rel_diff;
-use nnjit_bench::probe::interleaved_medians;
+use nnjit_bench::probe::{interleaved_samples, paired_ratio};
 use nnjit_bench::Problem;
 
 /// The default shapes `(N, D, F)`: large GEMMs, then a batch-1 GEMV and a
@@ -244,7 +245,9 @@ fn main() {
 
         let load_before = loadavg();
         let (cpu0, wall0) = (cpu_seconds(), std::time::Instant::now());
+        // Per contender: each pass's median, and every round of every pass (for paired ratios).
         let mut passes: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
+        let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); cs.len()];
         for _ in 0..repeat {
             let mut units: Vec<Box<dyn FnMut() + '_>> = cs
                 .iter_mut()
@@ -256,9 +259,9 @@ fn main() {
                 })
                 .collect();
             let mut refs: Vec<&mut dyn FnMut()> = units.iter_mut().map(|u| &mut **u as &mut dyn FnMut()).collect();
-            let medians = interleaved_medians(&mut refs, sample, samples);
-            for (i, m) in medians.into_iter().enumerate() {
-                passes[i].push(m);
+            for (i, mut s) in interleaved_samples(&mut refs, sample, samples).into_iter().enumerate() {
+                rounds[i].extend_from_slice(&s);
+                passes[i].push(median(&mut s));
             }
         }
         let load_after = loadavg();
@@ -267,8 +270,8 @@ fn main() {
         let cores_used = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
 
         let meds: Vec<f64> = passes.iter().map(|v| median(&mut v.clone())).collect();
-        let find = |name: &str| cs.iter().position(|c| c.name == name).map_or(f64::NAN, |i| meds[i]);
-        let ours = find(OURS_1T);
+        let at = |name: &str| cs.iter().position(|c| c.name == name);
+        let ours = at(OURS_1T).map_or(&[][..], |i| rounds[i].as_slice());
         println!(
             "{:>14}  ({} FMAs; nnjit on 2 threads: {})   load {load_before:.2} -> {load_after:.2}, \
              cores used {cores_used:.2}",
@@ -286,8 +289,10 @@ fn main() {
         );
         for (i, c) in cs.iter().enumerate() {
             let (min, max) = passes[i].iter().fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-            let base = if c.base.is_empty() || c.threads == 1 { f64::NAN } else { find(c.base) };
-            let speedup = base / meds[i];
+            // Paired by round: a slower phase of the machine hits both sides alike.
+            let ratio = paired_ratio(&rounds[i], ours);
+            let base = at(c.base).filter(|_| c.threads > 1);
+            let speedup = base.map_or(f64::NAN, |b| paired_ratio(&rounds[b], &rounds[i]));
             println!(
                 "    {:<30} {:>3} {:>12.0} {:>9.0}..{:<9.0} {:>7.2}x {:>9}{}",
                 c.name,
@@ -295,7 +300,7 @@ fn main() {
                 meds[i],
                 min,
                 max,
-                meds[i] / ours,
+                ratio,
                 if speedup.is_nan() { "-".to_string() } else { format!("{speedup:.2}x") },
                 if c.exact { "" } else { "   (not Flax-exact)" }
             );
@@ -310,7 +315,7 @@ fn main() {
                 ns: meds[i],
                 min,
                 max,
-                ratio: meds[i] / ours,
+                ratio,
                 speedup,
                 load_before,
                 load_after,
