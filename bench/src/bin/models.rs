@@ -3,7 +3,11 @@
 //! tract-onnx), for the MLPs 32→64→64→10 and 784→512→512→10 at batches 1, 8, 64 and 256, and
 //! four identical lifted blocks inside a plain parent.
 //!
-//! `cargo run --release -p nnjit-bench --bin models [-- --quick] [--only "32→64→64→10, 1"]`
+//! `cargo run --release -p nnjit-bench --bin models [-- --quick] [--only "32→64→64→10, 1"] [--threads]`
+//!
+//! `--threads` times only the lifted 784→512→512→10 (`apply_into`) on one and on two threads
+//! (`parallel::set_num_threads`), interleaved, at batches 1, 8, 64 and 1024, and prints each
+//! batch's speed-up paired by round; both outputs are checked bit for bit first.
 //!
 //! Every contender is built from the same parameters (nnjit's `Variables`:
 //! `params/Dense_i/kernel` `(in, out)` and `params/Dense_i/bias`) and listed in [`CONTENDERS`];
@@ -88,6 +92,36 @@ impl Module for FourBlocks {
             };
         }
         Ok(h)
+    }
+}
+
+/// `--threads`: the lifted 784→512→512→10 on one and two threads (see the module docs).
+fn threads(sample: Duration, rounds: usize) {
+    for n in [1usize, 8, 64, 1024] {
+        let case = Case::new(784, &[512, 512, 10], n);
+        let mut runs: Vec<Box<dyn FnMut()>> = Vec::new();
+        for t in [1usize, 2] {
+            let (lifted, vars, x) = (JitMlp { widths: case.widths.clone() }, case.vars.clone(), case.x.clone());
+            let mut out = vec![0.0f32; case.want.len()];
+            nnjit::kernel::parallel::set_num_threads(t);
+            lifted.apply_into(&vars, &x, &mut out).expect("apply_into");
+            let same = out.iter().zip(&case.want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "batch {n} on {t} threads: not bit for bit the plain apply");
+            runs.push(Box::new(move || {
+                nnjit::kernel::parallel::set_num_threads(t);
+                lifted.apply_into(&vars, black_box(&x), &mut out).expect("apply_into");
+                black_box(&mut out);
+            }));
+        }
+        let mut refs: Vec<&mut dyn FnMut()> = runs.iter_mut().map(|r| &mut **r as &mut dyn FnMut()).collect();
+        let samples = interleaved_samples(&mut refs, sample, rounds);
+        println!(
+            "{}, batch {n}: 1 thread {:.0} ns, 2 threads {:.0} ns, speed-up {:.2}x (paired by round)",
+            case.model(),
+            median(&samples[0]),
+            median(&samples[1]),
+            paired_ratio(&samples[0], &samples[1])
+        );
     }
 }
 
@@ -543,6 +577,10 @@ fn main() {
     // Short samples in many rounds: a round's contenders run close together in time, so the
     // paired ratios see the same machine.
     let (sample, rounds) = if quick { (Duration::from_millis(5), 15) } else { (Duration::from_millis(15), 60) };
+    if std::env::args().any(|a| a == "--threads") {
+        threads(sample, rounds);
+        return;
+    }
     let mut rows: Vec<Row> = Vec::new();
     for (d, widths) in [(32usize, vec![64usize, 64, 10]), (784, vec![512, 512, 10])] {
         for n in [1usize, 8, 64, 256] {
