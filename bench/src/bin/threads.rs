@@ -24,7 +24,7 @@ use nnjit::kernel::reference::dense_reference;
 use nnjit::kernel::{best_isa, Activation, DenseProblem, PackedDense};
 use nnjit::nn::Module;
 use nnjit_bench::max_rel_diff;
-use nnjit_bench::probe::{interleaved_samples, paired_ratio};
+use nnjit_bench::probe::{interleaved_samples, median, paired_ratio};
 use nnjit_bench::Problem;
 
 /// The default shapes `(N, D, F)`: large GEMMs, then a batch-1 GEMV and a
@@ -150,11 +150,6 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 struct Row {
     shape: String,
     n: usize,
@@ -259,9 +254,9 @@ fn main() {
                 })
                 .collect();
             let mut refs: Vec<&mut dyn FnMut()> = units.iter_mut().map(|u| &mut **u as &mut dyn FnMut()).collect();
-            for (i, mut s) in interleaved_samples(&mut refs, sample, samples).into_iter().enumerate() {
-                rounds[i].extend_from_slice(&s);
-                passes[i].push(median(&mut s));
+            for (i, s) in interleaved_samples(&mut refs, sample, samples).into_iter().enumerate() {
+                passes[i].push(median(&s));
+                rounds[i].extend(s);
             }
         }
         let load_after = loadavg();
@@ -269,7 +264,7 @@ fn main() {
         // contenders) when it had two; near 1 when another process held the second core.
         let cores_used = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
 
-        let meds: Vec<f64> = passes.iter().map(|v| median(&mut v.clone())).collect();
+        let meds: Vec<f64> = passes.iter().map(|v| median(v)).collect();
         let at = |name: &str| cs.iter().position(|c| c.name == name);
         let ours = at(OURS_1T).map_or(&[][..], |i| rounds[i].as_slice());
         println!(
