@@ -62,3 +62,55 @@ fn eight_threads_share_one_lifted_model() {
     });
     assert!(model.cache_size() >= 13);
 }
+
+/// A model of its own, so no other test applies it (its cache's counts are this test's).
+#[nn::jit]
+#[derive(Debug, Clone, PartialEq)]
+struct Counted {
+    f: usize,
+}
+
+impl Module for Counted {
+    type Input = nn::Tensor;
+    type Output = nn::Tensor;
+    fn call(&self, s: &mut nn::Scope<'_, '_>, x: nn::Tensor) -> nnjit::Result<nn::Tensor> {
+        let h = nn::relu(s.call(&nn::Dense::new(self.f), x)?);
+        s.call(&nn::Dense::new(self.f), h)
+    }
+}
+
+#[test]
+fn cache_hits_are_exact_under_concurrent_repeats() {
+    const THREADS: u64 = 4;
+    const APPLIES: u64 = 500;
+    let model = JitCounted { f: 6 };
+    let x = input(2, 5, 0.5);
+    let vars = model.init(nn::PRNGKey(3), &x).unwrap();
+    let cache = JitCounted::jit_cache();
+    let before = cache.stats();
+    let counted = |s: nnjit::jit::CacheStats| (s.hits - before.hits) + (s.traces - before.traces);
+    model.apply(&vars, &x).unwrap(); // traced here, so no two threads trace it at once
+    let barrier = std::sync::Barrier::new(THREADS as usize + 1);
+    let running = std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            let (model, vars, x, barrier) = (&model, &vars, &x, &barrier);
+            s.spawn(move || {
+                for _ in 0..APPLIES {
+                    model.apply(vars, x).unwrap();
+                }
+                barrier.wait(); // counted while every thread still holds its count
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let running = cache.stats();
+        barrier.wait();
+        running
+    });
+    // Every apply is a trace or a hit: the first of each thread found the program in the cache,
+    // the rest repeated it through the thread's own count.
+    assert_eq!(counted(running), THREADS * APPLIES + 1, "while the threads ran");
+    // The threads' counts were folded into the cache's when they ended: none lost, none twice.
+    assert_eq!(counted(cache.stats()), THREADS * APPLIES + 1, "after the threads ended");
+    assert_eq!(cache.stats().traces - before.traces, 1);
+}

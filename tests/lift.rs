@@ -374,3 +374,42 @@ fn tabulate_lists_every_module_path() {
     // The lifted twin tabulates the same way.
     assert_eq!(JitMlpBnDrop::from(m).tabulate(nn::PRNGKey(0), &x).unwrap().rows()[1..], t.rows()[1..]);
 }
+
+/// One tensor returned in a `Vec`: a host value that is not the array itself.
+#[nn::jit]
+#[derive(Debug, Clone, PartialEq)]
+struct InVec {
+    f: usize,
+}
+
+impl Module for InVec {
+    type Input = Tensor;
+    type Output = Vec<Tensor>;
+    fn call(&self, s: &mut Scope<'_, '_>, x: Tensor) -> nnjit::Result<Vec<Tensor>> {
+        Ok(vec![nn::relu(s.call(&nn::Dense::new(self.f), x)?)])
+    }
+}
+
+#[test]
+fn repeated_applies_return_every_output_kind() {
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
+    let x = random_input(&mut rng, &[3, 5]);
+    let (plain, lifted) = (InVec { f: 4 }, JitInVec { f: 4 });
+    let vars = plain.init(nn::PRNGKey(5), &x).unwrap();
+    let want = plain.apply(&vars, &x).unwrap();
+    let hits = JitInVec::jit_cache().stats().hits;
+    for i in 0..3 {
+        let y = lifted.apply(&vars, &x).unwrap();
+        assert_eq!(y.len(), 1, "apply {i}");
+        assert!(same_bits(&y[0], &want[0]), "apply {i}");
+    }
+    // The later applies repeated the first (this thread's remembered program).
+    assert!(JitInVec::jit_cache().stats().hits >= hits + 2);
+    // And a single tensor, through the same repeat (JitMlp's program, returned as the array).
+    let (plain, lifted) = (Mlp { hidden: 6, out: 2 }, JitMlp { hidden: 6, out: 2 });
+    let vars = plain.init(nn::PRNGKey(6), &x).unwrap();
+    let want = plain.apply(&vars, &x).unwrap();
+    for i in 0..3 {
+        assert!(same_bits(&lifted.apply(&vars, &x).unwrap(), &want), "JitMlp apply {i}");
+    }
+}

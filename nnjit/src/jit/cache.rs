@@ -181,6 +181,45 @@ impl PackStore {
     }
 }
 
+/// The hits of one remembered apply of one thread, counted by that thread alone (a load and a
+/// store: no locked add on a line that every thread's repeats write), summed by
+/// [`JitCache::stats`] and folded into the cache's count when dropped. Exact: only the owning
+/// thread writes it.
+#[derive(Debug)]
+pub(crate) struct ThreadHits {
+    cache: &'static JitCache,
+    count: Arc<AtomicU64>,
+}
+
+impl ThreadHits {
+    /// A new count of 0, registered in `cache`.
+    pub(crate) fn new(cache: &'static JitCache) -> Self {
+        let count = Arc::new(AtomicU64::new(0));
+        cache.thread_hits.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&count));
+        ThreadHits { cache, count }
+    }
+
+    /// The cache it counts for.
+    pub(crate) fn cache(&self) -> &'static JitCache {
+        self.cache
+    }
+
+    /// Counts one hit (on the owning thread).
+    #[inline]
+    pub(crate) fn add(&self) {
+        let c = &*self.count;
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for ThreadHits {
+    fn drop(&mut self) {
+        let mut counts = self.cache.thread_hits.lock().unwrap_or_else(|e| e.into_inner());
+        self.cache.hits.fetch_add(self.count.load(Ordering::Relaxed), Ordering::Relaxed);
+        counts.retain(|c| !Arc::ptr_eq(c, &self.count));
+    }
+}
+
 /// The cache of one lifted type, like the cache of a `jax.jit`-compiled function: one
 /// [`Program`] per key (the module's fields, input shapes and dtypes, static arguments,
 /// mutable collections, RNG streams, lift options), least-recently-used eviction beyond
@@ -208,6 +247,8 @@ pub struct JitCache {
     traces: AtomicU64,
     evictions: AtomicU64,
     compares: AtomicU64,
+    /// The hit counts of remembered applies, one writer each (see [`ThreadHits`]).
+    thread_hits: Mutex<Vec<Arc<AtomicU64>>>,
     pub(crate) packs: PackStore,
 }
 
@@ -242,6 +283,7 @@ impl JitCache {
             traces: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             compares: AtomicU64::new(0),
+            thread_hits: Mutex::new(Vec::new()),
             packs: PackStore::new(),
         }
     }
@@ -306,10 +348,14 @@ impl JitCache {
     /// ```
     #[must_use]
     pub fn stats(&self) -> CacheStats {
+        // Under the lock: a count folded meanwhile is read once, in `hits` or in the list.
+        let counts = self.thread_hits.lock().unwrap_or_else(|e| e.into_inner());
+        let hits = self.hits.load(Ordering::Relaxed) + counts.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>();
+        drop(counts);
         CacheStats {
             size: self.size(),
             capacity: self.capacity(),
-            hits: self.hits.load(Ordering::Relaxed),
+            hits,
             traces: self.traces.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             compares: self.compares.load(Ordering::Relaxed),
@@ -354,12 +400,18 @@ impl JitCache {
 
     /// Marks `e` used (a hit through a per-thread shortcut).
     pub(crate) fn touch(&self, e: &Entry) {
+        self.mark_used(e);
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Marks `e` most recently used, without counting a hit.
+    #[inline]
+    pub(crate) fn mark_used(&self, e: &Entry) {
         // The most recently used entry stays so without another tick (one atomic add less on
         // a repeated call).
         if e.last_used.load(Ordering::Relaxed).wrapping_add(1) != self.tick.load(Ordering::Relaxed) {
             e.last_used.store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         }
-        self.hits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The entry with hash `h` that `matches` accepts, marking it used.

@@ -10,7 +10,7 @@ use ndarray::{ArrayD, ShapeBuilder};
 
 use crate::error::{Error, Result};
 use crate::jit::bound::{Bound, Fixed};
-use crate::jit::cache::{Entry, JitCache, KeyHasher};
+use crate::jit::cache::{Entry, JitCache, KeyHasher, ThreadHits};
 use crate::jit::program::{Binding, Program, Traced};
 use crate::module::{Args, Feed, Module, SmallShape};
 use crate::scope::{Frame, Mode, Mutable, Rngs, Scope, Tracer};
@@ -394,6 +394,10 @@ pub fn lifted_apply<L: Lifted>(
 
 /// A plain apply's repeat (see [`repeat`]) on `x` read in place, into a new output; `None`
 /// where `x` is not one contiguous array or no remembered apply matches.
+///
+/// The output array is made in this frame before the program runs, and only moved once, when
+/// the program is done: a chain of moves of a just-built array through `Result`s and
+/// closures costs more than its instructions (each move reads what the last one just wrote).
 #[inline]
 fn repeat_host<L: Lifted>(
     m: &L,
@@ -401,7 +405,18 @@ fn repeat_host<L: Lifted>(
     x: &impl Feed<L::Input>,
 ) -> Option<Result<<L::Output as Args>::Host>> {
     let (xs, shape) = x.single_contiguous()?;
-    repeat(m, variables, &shape, |last| last.host::<L>(xs, shape.dims()))
+    // Small results only through the closure: the array, or else the host value or an error,
+    // stay in these slots.
+    let mut array = None;
+    let mut other = None;
+    repeat(m, variables, &shape, |last| last.host::<L>(xs, shape.dims(), &mut array, &mut other))?;
+    if let Some(host) = other {
+        return Some(host);
+    }
+    Some(match <L::Output as Args>::single_host(array?) {
+        Ok(host) => Ok(host),
+        Err(_) => Err(Error::invalid("", "internal: a single output's host")),
+    })
 }
 
 /// The apply that is not a repeat: the program for this call's key from the cache (traced and
@@ -487,7 +502,8 @@ fn cache_id<L: Lifted>() -> usize {
 /// A top-level plain apply this thread ran: its entry and the program's binding of those
 /// variables (a snapshot of the same arrays, shared), for the generation they had.
 struct LastApply {
-    cache: usize,
+    /// The lifted type's cache, and this apply's hits in it.
+    hits: ThreadHits,
     generation: u64,
     entry: Arc<Entry>,
     binding: Binding,
@@ -590,7 +606,7 @@ fn remember_apply<L: Lifted>(entry: &Arc<Entry>, scope: &Scope<'_, '_>) {
                 ring.iter().position(|l| l.as_ref().is_some_and(|l| Arc::ptr_eq(&l.entry, entry))).unwrap_or(*next);
             let direct = crate::jit::bound::Direct::new(program, &binding);
             ring[at] = Some(LastApply {
-                cache: cache_id::<L>(),
+                hits: ThreadHits::new(L::jit_cache()),
                 generation,
                 entry: Arc::clone(entry),
                 binding,
@@ -619,13 +635,14 @@ fn repeat<L: Lifted, R>(
         // What the entry's key fixes besides these (one f32 input, nothing mutable, no RNG
         // stream) was checked when it was remembered.
         let last = kept.0.iter().flatten().find(|l| {
-            l.cache == cache_id::<L>()
+            std::ptr::eq(l.hits.cache(), L::jit_cache())
                 && l.generation == generation
                 && l.in_shape == *shape
                 && l.entry.is_live()
                 && l.entry.module.downcast_ref::<L::Original>() == Some(m.original())
         })?;
-        L::jit_cache().touch(&last.entry);
+        L::jit_cache().mark_used(&last.entry);
+        last.hits.add();
         Some(f(last))
     })
 }
@@ -641,22 +658,40 @@ impl LastApply {
         }
     }
 
-    /// The program on `xs` (of `shape`) into a new output, as `L`'s apply returns it.
-    fn host<L: Lifted>(&self, xs: &[f32], shape: &[usize]) -> Result<<L::Output as Args>::Host> {
-        let mut array = self.out.make(self.out_len)?;
+    /// The program on `xs` (of `shape`) into a new output array, made in `array`: the output
+    /// itself where `L`'s output is one tensor; else `other` gets its host value, built from
+    /// the array by the output template. An error goes to `other`.
+    #[inline]
+    fn host<L: Lifted>(
+        &self,
+        xs: &[f32],
+        shape: &[usize],
+        array: &mut Option<ArrayD<f32>>,
+        other: &mut Option<Result<<L::Output as Args>::Host>>,
+    ) {
+        let made = match self.out.make(self.out_len) {
+            Ok(made) => array.insert(made),
+            Err(e) => return *other = Some(Err(e)),
+        };
         // SAFETY: `make` returns an owned array in standard layout of `out_len` elements (a
         // clone of one, or built from a row-major layout): they are contiguous from
-        // `as_mut_ptr()`, and the slice borrows `array` mutably until the program has run.
-        let y = unsafe { std::slice::from_raw_parts_mut(array.as_mut_ptr(), self.out_len) };
-        self.run_into(xs, shape, y)?;
-        match <L::Output as Args>::single_host(array) {
-            Ok(host) => Ok(host),
-            Err(array) => {
-                let template = self.entry.output.downcast_ref::<L::Output>();
-                let template = template.ok_or_else(|| Error::invalid("", "internal: output template"))?;
-                template.host_from_arrays(&mut std::iter::once(array))
-            }
+        // `as_mut_ptr()`, and the slice borrows `made` mutably until the program has run.
+        let y = unsafe { std::slice::from_raw_parts_mut(made.as_mut_ptr(), self.out_len) };
+        if let Err(e) = self.run_into(xs, shape, y) {
+            return *other = Some(Err(e));
         }
+        if !<L::Output as Args>::is_single_tensor() {
+            *other = Some(self.host_of::<L>(array));
+        }
+    }
+
+    /// The host value of a program output that is not one tensor, from its one array.
+    #[cold]
+    fn host_of<L: Lifted>(&self, array: &mut Option<ArrayD<f32>>) -> Result<<L::Output as Args>::Host> {
+        let template = self.entry.output.downcast_ref::<L::Output>();
+        let template = template.ok_or_else(|| Error::invalid("", "internal: output template"))?;
+        let made = array.take().ok_or_else(|| Error::invalid("", "internal: output array"))?;
+        template.host_from_arrays(&mut std::iter::once(made))
     }
 }
 
