@@ -9,6 +9,7 @@
 
 pub mod chart;
 pub mod probe;
+pub mod torch;
 
 use std::hint::black_box;
 

@@ -3,11 +3,15 @@
 //! tract-onnx), for the MLPs 32→64→64→10 and 784→512→512→10 at batches 1, 8, 64 and 256, and
 //! four identical lifted blocks inside a plain parent.
 //!
-//! `cargo run --release -p nnjit-bench --bin models [-- --quick] [--only "32→64→64→10, 1"] [--threads]`
+//! `cargo run --release -p nnjit-bench --bin models [-- --quick] [--only "32→64→64→10, 1"] [--threads [--torch PYTHON]]`
 //!
 //! `--threads` times only the lifted 784→512→512→10 (`apply_into`) on one and on two threads
 //! (`parallel::set_num_threads`), interleaved, at batches 1, 8, 64 and 1024, and prints each
-//! batch's speed-up paired by round; both outputs are checked bit for bit first.
+//! batch's speed-up paired by round; both outputs are checked bit for bit first. With
+//! `--torch PYTHON` (an interpreter with `torch` and `numpy`), eager PyTorch runs the same
+//! model on one and two threads in a child process (`bench/src/torch.rs`,
+//! `bench/python/torch_mlp.py`), its output checked within float32 rounding, its samples
+//! interleaved with ours round by round.
 //!
 //! Every contender is built from the same parameters (nnjit's `Variables`:
 //! `params/Dense_i/kernel` `(in, out)` and `params/Dense_i/bias`) and listed in [`CONTENDERS`];
@@ -31,7 +35,8 @@ use nnjit::kernel::{best_isa, Activation, PackedDense};
 use nnjit::nn::{self, Lifted, Module, Scope, Tensor};
 use nnjit::Variables;
 use nnjit_bench::chart::{Bar, BarChart, Group, Layout, Series};
-use nnjit_bench::probe::{interleaved_samples, median, paired_ratio, paired_ratios};
+use nnjit_bench::probe::{calibrate, interleaved_samples, median, paired_ratio, paired_ratios, sample_ns};
+use nnjit_bench::torch::Torch;
 use nnjit_bench::{max_rel_diff, single_threaded};
 
 /// `Dense → relu → … → Dense` with the given widths.
@@ -95,12 +100,16 @@ impl Module for FourBlocks {
     }
 }
 
-/// `--threads`: the lifted 784→512→512→10 on one and two threads (see the module docs).
-fn threads(sample: Duration, rounds: usize) {
+/// `--threads`: the lifted 784→512→512→10 on one and two threads, and PyTorch's where
+/// `torch` is given (see the module docs).
+fn threads(sample: Duration, rounds: usize, mut torch: Option<Torch>) {
+    if let Some(t) = torch.as_mut() {
+        println!("PyTorch: {}", t.version().expect("PyTorch's version"));
+    }
     for n in [1usize, 8, 64, 1024] {
         let case = Case::new(784, &[512, 512, 10], n);
         let mut runs: Vec<Box<dyn FnMut()>> = Vec::new();
-        for t in [1usize, 2] {
+        for t in THREADS {
             let (lifted, vars, x) = (JitMlp { widths: case.widths.clone() }, case.vars.clone(), case.x.clone());
             let mut out = vec![0.0f32; case.want.len()];
             nnjit::kernel::parallel::set_num_threads(t);
@@ -113,16 +122,73 @@ fn threads(sample: Duration, rounds: usize) {
                 black_box(&mut out);
             }));
         }
-        let mut refs: Vec<&mut dyn FnMut()> = runs.iter_mut().map(|r| &mut **r as &mut dyn FnMut()).collect();
-        let samples = interleaved_samples(&mut refs, sample, rounds);
+        let model = case.model();
+        let Some(torch) = torch.as_mut() else {
+            let mut refs: Vec<&mut dyn FnMut()> = runs.iter_mut().map(|r| &mut **r as &mut dyn FnMut()).collect();
+            let s = interleaved_samples(&mut refs, sample, rounds);
+            println!(
+                "{model}, batch {n}: 1 thread {:.0} ns, 2 threads {:.0} ns, speed-up {:.2}x (paired by round)",
+                median(&s[0]),
+                median(&s[1]),
+                paired_ratio(&s[0], &s[1])
+            );
+            continue;
+        };
+        let layers: Vec<_> = (0..case.widths.len()).map(|i| case.layer(i)).collect();
+        let got = torch.load(&layers, &case.xs(), n, case.d).expect("PyTorch's load");
+        let err = max_rel_diff(&got, &case.want);
+        assert!(err <= TOLERANCE, "PyTorch at {model}, batch {n}: relative error {err:e}");
+        let s = interleaved_with_torch(&mut runs, torch, sample, rounds);
+        let (ours, theirs) = (&s[..2], &s[2..]);
         println!(
-            "{}, batch {n}: 1 thread {:.0} ns, 2 threads {:.0} ns, speed-up {:.2}x (paired by round)",
-            case.model(),
-            median(&samples[0]),
-            median(&samples[1]),
-            paired_ratio(&samples[0], &samples[1])
+            "{model}, batch {n}: nnjit 1 thread {:.0} ns, 2 threads {:.0} ns ({:.2}x); PyTorch 1 thread {:.0} ns, \
+             2 threads {:.0} ns ({:.2}x); nnjit / PyTorch {:.2} on 1 thread, {:.2} on 2 (paired by round; \
+             PyTorch's max relative difference {err:.1e})",
+            median(&ours[0]),
+            median(&ours[1]),
+            paired_ratio(&ours[0], &ours[1]),
+            median(&theirs[0]),
+            median(&theirs[1]),
+            paired_ratio(&theirs[0], &theirs[1]),
+            paired_ratio(&ours[0], &theirs[0]),
+            paired_ratio(&ours[1], &theirs[1]),
         );
     }
+}
+
+/// The thread counts of `--threads`.
+const THREADS: [usize; 2] = [1, 2];
+
+/// Samples of `ours` (one per thread count) and of PyTorch on each thread count, in
+/// interleaved rounds as [`interleaved_samples`]: `[ours on 1, ours on 2, PyTorch on 1, PyTorch
+/// on 2][round]`. Each timed sample follows an untimed one as long: after the other process
+/// ran, our two threads at batches 8 and 64 took several milliseconds to scale again (1.0×
+/// with only the usual eighth of a sample to warm up, 1.4–1.5× after a whole one).
+fn interleaved_with_torch(
+    ours: &mut [Box<dyn FnMut()>],
+    torch: &mut Torch,
+    sample: Duration,
+    rounds: usize,
+) -> Vec<Vec<f64>> {
+    let mut iters: Vec<u64> = ours.iter_mut().map(|f| calibrate(&mut **f, sample)).collect();
+    for t in THREADS {
+        torch.set_threads(t).expect("PyTorch's threads");
+        iters.push(torch.calibrate(sample).expect("PyTorch's calibration"));
+    }
+    let mut times = vec![Vec::with_capacity(rounds); iters.len()];
+    for _ in 0..rounds.max(1) {
+        for (i, f) in ours.iter_mut().enumerate() {
+            sample_ns(&mut **f, iters[i]);
+            times[i].push(sample_ns(&mut **f, iters[i]));
+        }
+        for (j, t) in THREADS.into_iter().enumerate() {
+            let k = ours.len() + j;
+            torch.set_threads(t).expect("PyTorch's threads");
+            torch.sample_ns(iters[k]).expect("PyTorch's sample");
+            times[k].push(torch.sample_ns(iters[k]).expect("PyTorch's sample"));
+        }
+    }
+    times
 }
 
 fn input(n: usize, d: usize) -> Array2<f32> {
@@ -578,7 +644,9 @@ fn main() {
     // paired ratios see the same machine.
     let (sample, rounds) = if quick { (Duration::from_millis(5), 15) } else { (Duration::from_millis(15), 60) };
     if std::env::args().any(|a| a == "--threads") {
-        threads(sample, rounds);
+        // `--torch PYTHON`: PyTorch too, in a child process of this interpreter.
+        let torch = std::env::args().skip_while(|a| a != "--torch").nth(1);
+        threads(sample, rounds, torch.map(|p| Torch::spawn(&p).expect("starting the Python child")));
         return;
     }
     let mut rows: Vec<Row> = Vec::new();
