@@ -437,6 +437,11 @@ unsafe fn drive_tiles<S: Simd>(g: &Geometry, ldy: usize) {
         return;
     }
     let (nvmax, mrmax) = S::plan(g.n);
+    if !g.padded && g.n >= BLOCK_MIN_N && g.f >= BLOCK_MIN_F && g.d * g.f >= KBLOCK_MIN_W && nvmax * l <= BLOCK_COLS {
+        // SAFETY: forwarded contract; the tile width fits a block.
+        unsafe { drive_copied_blocks::<S>(g, ldy) };
+        return;
+    }
     let tile_cols = nvmax * l;
     let tiles = g.f.div_ceil(tile_cols);
     for i in 0..tiles {
@@ -553,6 +558,102 @@ unsafe fn drive_kblocked<S: Simd>(g: &Geometry, ldy: usize) {
             unsafe { run_tile::<S>(last, &t, mr, last_nv, ld, st) };
         }
         k0 += kb;
+    }
+}
+
+/// Contraction rows of one block copied by [`drive_copied_blocks`].
+const BLOCK_K: usize = 128;
+
+/// The widest column tile [`drive_copied_blocks`] copies (AVX-512's: 4 vectors of 16).
+const BLOCK_COLS: usize = 64;
+
+/// Rows from which [`drive_copied_blocks`] is used: with fewer, the copy costs more than
+/// reading the weights in place (3×1024×256: 73 against 22 µs; 8×1024×1024: 465 against
+/// 520 µs, AVX-512).
+const BLOCK_MIN_N: usize = 8;
+
+/// Output columns from which [`drive_copied_blocks`] is used: rows of the weights 1 KiB apart
+/// or more, where a tile's strip crowds a few L1 sets (64×2048×96 read in place was as fast).
+const BLOCK_MIN_F: usize = 256;
+
+/// Several rows of large row-major (unpacked) weights, as [`drive_tiles`] covers them (column
+/// tiles outside, row blocks inside), but each column tile's weights are first copied, [`BLOCK_K`]
+/// rows of the contraction at a time, into a contiguous block on the stack (32 KiB), which every
+/// row block then reads; each output's chain is carried in `y` between blocks (see [`Tile`]).
+/// Read in place, a tile's weights are a strip of rows `f` floats apart: at `f` = 1024 (4 KiB)
+/// every row of the strip falls in the same few L1 sets, so each row block read them from L2
+/// again. Same tiles and chains, so the same bits.
+///
+/// # Safety
+/// As [`drive_ldy`], unpadded, with `S::plan(g.n)`'s tile width at most [`BLOCK_COLS`].
+unsafe fn drive_copied_blocks<S: Simd>(g: &Geometry, ldy: usize) {
+    let l = S::L;
+    let (nvmax, mrmax) = S::plan(g.n);
+    let tile_cols = nvmax * l;
+    let mut block = [std::mem::MaybeUninit::<f32>::uninit(); BLOCK_K * BLOCK_COLS];
+    let tiles = g.f.div_ceil(tile_cols);
+    let mr = mrmax.min(g.n);
+    for i in 0..tiles {
+        let j = if g.rev { tiles - 1 - i } else { i } * tile_cols;
+        let cols = (g.f - j).min(tile_cols);
+        let nv = cols.div_ceil(l);
+        let rem = cols - (nv - 1) * l;
+        // Partial last vectors are loaded partially (the block's lanes past `cols` are never
+        // written), and stored partially.
+        let st = rem != l;
+        let full = S::tile_fn(mr, nv, st, st);
+        let tail = g.n % mr;
+        let last = if tail == 0 { None } else { S::tile_fn(tail, nv, st, st) };
+        let mut k0 = 0;
+        while k0 < g.d {
+            let kb = BLOCK_K.min(g.d - k0);
+            for k in 0..kb {
+                // SAFETY: W[k0 + k, j..j + cols] is in bounds (k0 + k < d, j + cols <= f, rows
+                // `ldw = f` apart: the unpadded Geometry invariants); the block's row k holds
+                // `tile_cols >= cols` floats (kb <= BLOCK_K, tile_cols <= BLOCK_COLS). A plain
+                // copy: this driver has no `#[target_feature]` for the vector loads to inline.
+                unsafe {
+                    ptr::copy_nonoverlapping(
+                        g.w.add((k0 + k) * g.ldw + j),
+                        block.as_mut_ptr().add(k * tile_cols).cast::<f32>(),
+                        cols,
+                    );
+                }
+            }
+            let mut t = Tile {
+                k: kb,
+                x: g.x.wrapping_add(k0),
+                ldx: g.d,
+                w: block.as_ptr().cast::<f32>(),
+                ldw: tile_cols,
+                wv: l,
+                bias: if g.bias.is_null() { ptr::null() } else { g.bias.wrapping_add(j) },
+                y: g.y,
+                ldy,
+                rem,
+                relu: g.relu,
+                acc_in: k0 > 0,
+                epi: k0 + kb == g.d,
+            };
+            let mut r = 0;
+            while r + mr <= g.n {
+                t.x = g.x.wrapping_add(r * g.d + k0);
+                t.y = g.y.wrapping_add(r * ldy + j);
+                // SAFETY: rows r..r+mr <= n, columns j..j+cols <= f of y and the bias; the
+                // tile reads block rows 0..kb, vectors 0..nv (the last one `rem` lanes when
+                // partial): all written above; x[r.., k0..k0+kb] in bounds; y[.., j..] is read
+                // back (`acc_in`) only after the block before wrote it.
+                unsafe { run_tile::<S>(full, &t, mr, nv, st, st) };
+                r += mr;
+            }
+            if tail > 0 {
+                t.x = g.x.wrapping_add(r * g.d + k0);
+                t.y = g.y.wrapping_add(r * ldy + j);
+                // SAFETY: as above with rows r..n.
+                unsafe { run_tile::<S>(last, &t, tail, nv, st, st) };
+            }
+            k0 += kb;
+        }
     }
 }
 

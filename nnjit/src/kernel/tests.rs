@@ -264,6 +264,29 @@ fn kblocked_unpacked() {
     }
 }
 
+/// Large unpacked weights with 8 rows or more and rows of 256 floats or more: each column
+/// tile's weights are copied a block of the contraction at a time (chains carried in `y`
+/// between blocks): a partial last block of k, partial column tiles, a partial row block,
+/// specials; one thread and two (split by columns, and by rows).
+#[test]
+fn copied_blocks_unpacked() {
+    for (n, d, f, specials) in
+        [(8, 1024, 256, false), (13, 515, 517, true), (20, 300, 1001, true), (64, 129, 2050, false)]
+    {
+        assert!(n >= 8 && f >= 256 && d * f >= 1 << 18);
+        for (bias, act) in [(true, Activation::Relu), (false, Activation::Identity)] {
+            let c = Case::new(n, d, f, bias, act, specials, 6);
+            c.check();
+            let want = c.reference();
+            for isa in Isa::all_available() {
+                let mut y = vec![-7.0; n * f];
+                parallel::dense_threads(isa, &c.problem(), &mut y, 2).unwrap();
+                assert_same(&y, &want, &|| c.name(isa, "dense on two threads"));
+            }
+        }
+    }
+}
+
 /// NaN, ±inf, ±0, subnormals and overflow mixed into x, W and b.
 #[test]
 fn special_values() {
