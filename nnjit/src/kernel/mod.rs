@@ -38,10 +38,10 @@
 //! AVX2, 32 on NEON) goes straight to one fully inlined tile function (no driver); a row or
 //! two of large row-major weights (in [`dense`]) is computed in blocks of 4 consecutive `k`,
 //! each output's chain carried through `y` between blocks (an f32 store and reload is exact),
-//! so that the weights are read row by row; with 8 rows or more and rows of 256 floats or more,
-//! each column tile's weights are copied a block of 128 `k` at a time into a contiguous block on
-//! the stack, which every row block then reads (in place, a tile's strip of rows `F` floats apart
-//! crowds a few L1 sets). A [`PackedDense`] of 64 Ki weights or more reads
+//! so that the weights are read row by row; with 32 rows or more and rows of 256 floats or more
+//! (8 rows where the rows are 4 KiB apart), each column tile's weights are copied a block of 128
+//! `k` at a time into a contiguous block on the stack, which every row block then reads (in
+//! place, a tile's strip of rows `F` floats apart crowds a few L1 sets). A [`PackedDense`] of 64 Ki weights or more reads
 //! its column tiles backwards on every other call of a thread (module `sweep`), so that a
 //! model whose weights outgrow the core's L2 finds most of them still there from the call
 //! before. [`dense`] and [`PackedDense::apply`] run on the calling thread; [`parallel`] (all

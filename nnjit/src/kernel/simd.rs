@@ -437,7 +437,7 @@ unsafe fn drive_tiles<S: Simd>(g: &Geometry, ldy: usize) {
         return;
     }
     let (nvmax, mrmax) = S::plan(g.n);
-    if !g.padded && g.n >= BLOCK_MIN_N && g.f >= BLOCK_MIN_F && g.d * g.f >= KBLOCK_MIN_W && nvmax * l <= BLOCK_COLS {
+    if !g.padded && copies_pay(g.n, g.f) && g.d * g.f >= KBLOCK_MIN_W && nvmax * l <= BLOCK_COLS {
         // SAFETY: forwarded contract; the tile width fits a block.
         unsafe { drive_copied_blocks::<S>(g, ldy) };
         return;
@@ -567,14 +567,25 @@ const BLOCK_K: usize = 128;
 /// The widest column tile [`drive_copied_blocks`] copies (AVX-512's: 4 vectors of 16).
 const BLOCK_COLS: usize = 64;
 
-/// Rows from which [`drive_copied_blocks`] is used: with fewer, the copy costs more than
-/// reading the weights in place (3×1024×256: 73 against 22 µs; 8×1024×1024: 465 against
-/// 520 µs, AVX-512).
-const BLOCK_MIN_N: usize = 8;
+/// Rows from which [`drive_copied_blocks`] is used for any width from [`BLOCK_MIN_F`]: the copy
+/// of every weight, once a call, is then shared by enough row blocks (32×784×512: 0.80× the
+/// time in place; 8×784×512 was no faster, 3×1024×256 3.3× slower; AVX-512).
+const BLOCK_MIN_N: usize = 32;
+
+/// Rows from which [`drive_copied_blocks`] is used when the weights' rows are a multiple of
+/// 4 KiB apart (`f` a multiple of 1024): in place, every row of a tile's strip then falls in
+/// the same L1 set (8×1024×1024: 0.73–0.83× the time in place, 16×1024×1024 0.58–0.77×).
+const BLOCK_MIN_N_4K: usize = 8;
 
 /// Output columns from which [`drive_copied_blocks`] is used: rows of the weights 1 KiB apart
 /// or more, where a tile's strip crowds a few L1 sets (64×2048×96 read in place was as fast).
 const BLOCK_MIN_F: usize = 256;
+
+/// Whether an unpadded problem of `n` rows and `f` columns (with weights past L2) is driven
+/// by [`drive_copied_blocks`].
+pub(crate) fn copies_pay(n: usize, f: usize) -> bool {
+    f >= BLOCK_MIN_F && (n >= BLOCK_MIN_N || (n >= BLOCK_MIN_N_4K && f.is_multiple_of(1024)))
+}
 
 /// Several rows of large row-major (unpacked) weights, as [`drive_tiles`] covers them (column
 /// tiles outside, row blocks inside), but each column tile's weights are first copied, [`BLOCK_K`]

@@ -264,16 +264,20 @@ fn kblocked_unpacked() {
     }
 }
 
-/// Large unpacked weights with 8 rows or more and rows of 256 floats or more: each column
-/// tile's weights are copied a block of the contraction at a time (chains carried in `y`
-/// between blocks): a partial last block of k, partial column tiles, a partial row block,
-/// specials; one thread and two (split by columns, and by rows).
+/// Large unpacked weights with 32 rows or more and rows of 256 floats or more, or 8 rows or more
+/// and rows 4 KiB apart: each column tile's weights are copied a block of the contraction at a
+/// time (chains carried in `y` between blocks): a partial last block of k, partial column
+/// tiles, a partial row block, specials; one thread and two (split by columns, and by rows).
 #[test]
 fn copied_blocks_unpacked() {
-    for (n, d, f, specials) in
-        [(8, 1024, 256, false), (13, 515, 517, true), (20, 300, 1001, true), (64, 129, 2050, false)]
-    {
-        assert!(n >= 8 && f >= 256 && d * f >= 1 << 18);
+    for (n, d, f, specials) in [
+        (8, 300, 1024, false),
+        (13, 257, 2048, true),
+        (33, 515, 517, true),
+        (40, 300, 1001, false),
+        (64, 129, 2050, false),
+    ] {
+        assert!(simd::copies_pay(n, f) && d * f >= 1 << 18);
         for (bias, act) in [(true, Activation::Relu), (false, Activation::Identity)] {
             let c = Case::new(n, d, f, bias, act, specials, 6);
             c.check();
