@@ -445,10 +445,7 @@ unsafe fn drive_tiles<S: Simd>(g: &Geometry, ldy: usize) {
     let tile_cols = nvmax * l;
     let tiles = g.f.div_ceil(tile_cols);
     for i in 0..tiles {
-        let j = if g.rev { tiles - 1 - i } else { i } * tile_cols;
-        let cols = (g.f - j).min(tile_cols);
-        let nv = cols.div_ceil(l);
-        let rem = cols - (nv - 1) * l;
+        let (j, _, nv, rem) = column_tile(i, tiles, tile_cols, g, l);
         let st = rem != l;
         let ld = st && !g.padded;
         let mut t = Tile {
@@ -486,6 +483,17 @@ unsafe fn drive_tiles<S: Simd>(g: &Geometry, ldy: usize) {
             unsafe { run_tile::<S>(S::tile_fn(m, nv, ld, st), &t, m, nv, ld, st) };
         }
     }
+}
+
+/// Column tile `i` of the `tiles` that cover `g`'s output `tile_cols` at a time (tile
+/// `tiles - 1 - i` when `g.rev`): its first column, its width, its vectors of `l` lanes and the
+/// lanes of its last vector.
+#[inline(always)]
+fn column_tile(i: usize, tiles: usize, tile_cols: usize, g: &Geometry, l: usize) -> (usize, usize, usize, usize) {
+    let j = if g.rev { tiles - 1 - i } else { i } * tile_cols;
+    let cols = (g.f - j).min(tile_cols);
+    let nv = cols.div_ceil(l);
+    (j, cols, nv, cols - (nv - 1) * l)
 }
 
 /// Contraction block of [`drive_kblocked`].
@@ -605,10 +613,7 @@ unsafe fn drive_copied_blocks<S: Simd>(g: &Geometry, ldy: usize) {
     let tiles = g.f.div_ceil(tile_cols);
     let mr = mrmax.min(g.n);
     for i in 0..tiles {
-        let j = if g.rev { tiles - 1 - i } else { i } * tile_cols;
-        let cols = (g.f - j).min(tile_cols);
-        let nv = cols.div_ceil(l);
-        let rem = cols - (nv - 1) * l;
+        let (j, cols, nv, rem) = column_tile(i, tiles, tile_cols, g, l);
         // Partial last vectors are loaded partially (the block's lanes past `cols` are never
         // written), and stored partially.
         let st = rem != l;
