@@ -53,12 +53,6 @@ pub fn interleaved_samples(fs: &mut [&mut dyn FnMut()], sample: Duration, rounds
     times
 }
 
-/// Median nanoseconds per call of each of `fs`, sampled in interleaved rounds
-/// ([`interleaved_samples`]).
-pub fn interleaved_medians(fs: &mut [&mut dyn FnMut()], sample: Duration, rounds: usize) -> Vec<f64> {
-    interleaved_samples(fs, sample, rounds).iter().map(|v| median(v)).collect()
-}
-
 /// Each contender's time relative to contender 0, paired by round: the median over rounds of
 /// `samples[i][r] / samples[0][r]`. A slow phase that hits one round's contenders alike
 /// cancels, where a ratio of two medians would carry it whenever the two medians come from
@@ -96,12 +90,6 @@ pub fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// Median nanoseconds per call of `f`: calibrated so a sample lasts about `sample`, then
-/// `samples` samples.
-pub fn median_ns(mut f: impl FnMut(), sample: Duration, samples: usize) -> f64 {
-    interleaved_medians(&mut [&mut f], sample, samples)[0]
 }
 
 /// Data-cache sizes in bytes of one core: `[L1d, L2, L3]` (Linux sysfs; typical values
